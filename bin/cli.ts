@@ -1,0 +1,15 @@
+// The `flotilla` command: dispatches a subcommand to the module that owns it.
+const commands: Record<string, () => Promise<{ main(argv: string[]): Promise<void> }>> = {
+  'raft-kv': () => import('../raft/examples/kv/main.ts'),
+};
+
+const [cmd, ...rest] = process.argv.slice(2);
+const load = cmd ? commands[cmd] : undefined;
+if (!load) {
+  process.stderr.write(
+    `usage: flotilla <command> [options]\n\ncommands:\n${Object.keys(commands).map((c) => `  ${c}`).join('\n')}\n`,
+  );
+  process.exit(cmd ? 2 : 0);
+}
+const mod = await load();
+await mod.main(rest);

@@ -1,0 +1,37 @@
+// Brings a fresh clone to a runnable state using Node built-ins only: npm
+// packages (npm ci) and, when missing, Debian's nats-server. Runs as npm's
+// prestart/pretest hook, so `npm start` and `npm test` need no step before them.
+import { execSync, spawnSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const log = (m) => process.stderr.write(`[bootstrap] ${m}\n`);
+
+function npmInstalled() {
+  const marker = join(root, 'node_modules', '.package-lock.json');
+  if (!existsSync(marker)) return false;
+  return statSync(marker).mtimeMs >= statSync(join(root, 'package-lock.json')).mtimeMs - 1000;
+}
+
+if (!npmInstalled()) {
+  log('installing npm packages (npm ci)');
+  execSync('npm ci --no-audit --no-fund', { cwd: root, stdio: 'inherit' });
+}
+
+function has(cmd) {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+const aptPackages = [['nats-server', 'nats-server']];
+const missing = aptPackages.filter(([cmd]) => !has(cmd)).map(([, pkg]) => pkg);
+if (missing.length) {
+  if (process.getuid && process.getuid() === 0 && has('apt-get')) {
+    log(`installing Debian packages: ${missing.join(' ')}`);
+    execSync('apt-get update -qq', { stdio: 'inherit' });
+    execSync(`DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${missing.join(' ')}`, { stdio: 'inherit' });
+  } else {
+    log(`missing: ${missing.join(' ')}. Run: sudo apt-get install -y ${missing.join(' ')}`);
+  }
+}
