@@ -12,4 +12,9 @@ if (!load) {
   process.exit(cmd ? 2 : 0);
 }
 const mod = await load();
-await mod.main(rest);
+try {
+  await mod.main(rest);
+} catch (e) {
+  process.stderr.write(`flotilla ${cmd}: ${(e as Error).message}\n`);
+  process.exit(1);
+}

@@ -1,0 +1,568 @@
+// The node driver: wires the pure core to durable storage, the TCP transport
+// and a ticker, and gives the application a promise-based API: propose (from
+// any member), linearizable reads (ReadIndex), membership changes, leadership
+// transfer, and events for committed entries and role changes.
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { pack, unpack } from 'msgpackr';
+import pino, { type Logger } from 'pino';
+import { decodeConfChange, decodeProposal, encodeProposal } from './codec.ts';
+import { RaftCore, type RaftStatus, sendableBeforePersist } from './core.ts';
+import { RaftStorage } from './storage.ts';
+import { TcpTransport } from './transport.ts';
+import {
+  type ConfChange, ConfChangeType, type ConfState, type Entry, EntryType, type InitialState, type Message,
+  type NodeId, RaftError, type Ready, Role, type Snapshot,
+} from './types.ts';
+
+/** The replicated application. apply() runs for every committed entry, in order, on every member. */
+export interface StateMachine {
+  apply(entry: { index: number; term: number; data: Uint8Array }): unknown;
+  /** The state as of the last applied entry. */
+  snapshot(): Uint8Array;
+  restore(data: Uint8Array, index: number): void;
+}
+
+export interface RaftNodeOptions {
+  id: NodeId;
+  /** Founding members' peer addresses (id → host:port), this member included. */
+  peers: Map<NodeId, string>;
+  /** host:port this member's transport listens on; defaults to its entry in peers. */
+  listen?: string;
+  dataDir: string;
+  stateMachine: StateMachine;
+  logger?: Logger;
+  /** Joining an existing cluster: start with no membership and wait for the leader. */
+  join?: boolean;
+  tickMs?: number;
+  electionTick?: number;
+  heartbeatTick?: number;
+  /** Take a snapshot and compact the log every this many applied entries. */
+  snapshotEntries?: number;
+  /** Default deadline of propose/read calls. */
+  requestTimeoutMs?: number;
+  /** Extra core settings (tests). */
+  core?: Partial<ConstructorParameters<typeof RaftCore>[0]>;
+}
+
+export interface CommittedEvent {
+  index: number;
+  term: number;
+  type: EntryType;
+  data: Uint8Array;
+  result: unknown;
+}
+
+interface Waiter {
+  resolve: (v: { index: number; result: unknown }) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+  index?: number;
+}
+
+interface ReadBatch {
+  ctx: Uint8Array;
+  waiters: { resolve: (index: number) => void; reject: (e: Error) => void; deadline: number }[];
+  index?: number;
+  issuedAt: number;
+}
+
+/** Driver-level snapshot wrapping the application's: the peer address book travels with it. */
+interface SnapshotEnvelope {
+  peers: Record<NodeId, string>;
+  app: Uint8Array;
+}
+
+export class RaftNode extends EventEmitter {
+  readonly id: NodeId;
+  private core!: RaftCore;
+  private storage!: RaftStorage;
+  private transport!: TcpTransport;
+  private readonly log: Logger;
+  private readonly sm: StateMachine;
+  private readonly peers: Map<NodeId, string>;
+  private readonly origin: string;
+  private seq = 0;
+  private waiters = new Map<number, Waiter>();
+  /** Leader-local proposals by log index: lets a lost proposal fail fast. */
+  private byIndex = new Map<number, number>();
+  private confWaiters = new Map<number, Waiter>();
+  private reads: ReadBatch[] = [];
+  private nextReads: ReadBatch['waiters'] = [];
+  private readSeq = 0;
+  private applied = 0;
+  private snapshotIndex = 0;
+  private ticker?: NodeJS.Timeout;
+  private processing = false;
+  private scheduled = false;
+  private stopped = false;
+  private fatal?: Error;
+  private readonly opts: Required<Pick<RaftNodeOptions, 'tickMs' | 'snapshotEntries' | 'requestTimeoutMs'>>;
+  private lastRole: Role = Role.Follower;
+  private lastLeader: NodeId = '';
+
+  private constructor(opts: RaftNodeOptions) {
+    super();
+    this.id = opts.id;
+    this.sm = opts.stateMachine;
+    this.peers = new Map(opts.peers);
+    this.log = (opts.logger ?? pino({ name: 'raft' })).child({ raft: opts.id });
+    this.origin = `${opts.id}/${randomBytes(6).toString('hex')}`;
+    this.opts = {
+      tickMs: opts.tickMs ?? 25,
+      snapshotEntries: opts.snapshotEntries ?? 10_000,
+      requestTimeoutMs: opts.requestTimeoutMs ?? 5_000,
+    };
+  }
+
+  static async start(opts: RaftNodeOptions): Promise<RaftNode> {
+    const node = new RaftNode(opts);
+    await node.init(opts);
+    return node;
+  }
+
+  private async init(opts: RaftNodeOptions): Promise<void> {
+    this.storage = await RaftStorage.open(opts.dataDir, { logger: this.log });
+    const loaded = await this.storage.load();
+    if (this.storage.lastRecovery.truncated) {
+      this.log.warn(this.storage.lastRecovery, 'truncated a torn tail of the raft log');
+    }
+    let snapshot: Snapshot | undefined;
+    if (loaded.snapshot) {
+      const env = unpack(loaded.snapshot.data) as SnapshotEnvelope;
+      for (const [id, addr] of Object.entries(env.peers)) this.peers.set(id, addr);
+      this.sm.restore(env.app, loaded.snapshot.meta.index);
+      this.applied = this.snapshotIndex = loaded.snapshot.meta.index;
+      snapshot = loaded.snapshot;
+    }
+    // Addresses of members added after the founding: replay them from the log.
+    for (const e of loaded.entries) if (e.type === EntryType.ConfChange) this.notePeer(decodeConfChange(e.data));
+    const conf: ConfState = { voters: opts.join ? [] : [...opts.peers.keys()], learners: [] };
+    const init: InitialState = {
+      hardState: loaded.hardState, conf, snapshot, entries: loaded.entries, applied: this.applied,
+    };
+    this.core = new RaftCore(
+      {
+        id: opts.id,
+        electionTick: opts.electionTick ?? 10,
+        heartbeatTick: opts.heartbeatTick ?? 2,
+        random: Math.random,
+        ...opts.core,
+      },
+      init,
+    );
+    const listen = opts.listen ?? this.peers.get(opts.id);
+    if (!listen) throw new Error(`raft: no listen address for member ${opts.id}`);
+    const others = new Map([...this.peers].filter(([id]) => id !== this.id));
+    this.transport = new TcpTransport({
+      id: opts.id, listen, peers: others, logger: this.log,
+      onMessage: (m: Message) => this.onMessage(m),
+    });
+    await this.transport.start();
+    this.ticker = setInterval(() => {
+      this.core.tick();
+      this.kick();
+    }, this.opts.tickMs);
+    this.kick();
+  }
+
+  // ---------------------------------------------------------------- API
+
+  /** Replicates `payload`; resolves with its index and the state machine's result once applied here. */
+  propose(payload: Uint8Array, timeoutMs = this.opts.requestTimeoutMs): Promise<{ index: number; result: unknown }> {
+    this.checkRunning();
+    const seq = ++this.seq;
+    const data = encodeProposal({ origin: this.origin, seq, payload });
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.dropWaiter(seq);
+        reject(new RaftError('timeout', 'raft: proposal not applied in time (its outcome is unknown)', this.core.leader));
+      }, timeoutMs);
+      const w: Waiter = { resolve, reject, timer };
+      this.waiters.set(seq, w);
+      this.submit(seq, data);
+    });
+  }
+
+  /** Hands a proposal to the core; during an election it retries each tick until the caller's deadline. */
+  private submit(seq: number, data: Uint8Array): void {
+    const w = this.waiters.get(seq);
+    if (!w || this.stopped) return;
+    try {
+      const r = this.core.propose(data);
+      if (r) {
+        w.index = r.index;
+        this.byIndex.set(r.index, seq);
+      }
+      this.kick();
+    } catch (e) {
+      if (e instanceof RaftError && (e.code === 'dropped' || e.code === 'transfer-in-progress')) {
+        setTimeout(() => this.submit(seq, data), this.opts.tickMs);
+        return;
+      }
+      this.failWaiter(seq, e as Error);
+    }
+  }
+
+  /**
+   * Waits until this member's state reflects every write acknowledged before
+   * the call (ReadIndex). Concurrent calls share one round trip.
+   */
+  readIndex(timeoutMs = this.opts.requestTimeoutMs): Promise<number> {
+    this.checkRunning();
+    return new Promise((resolve, reject) => {
+      this.nextReads.push({ resolve, reject, deadline: Date.now() + timeoutMs });
+      this.issueReads();
+    });
+  }
+
+  async addMember(id: NodeId, peerAddr: string, opts: { learner?: boolean } = {}): Promise<number> {
+    const context = new TextEncoder().encode(peerAddr);
+    return this.changeConf({ type: opts.learner ? ConfChangeType.AddLearner : ConfChangeType.AddNode, nodeId: id, context });
+  }
+
+  async promoteMember(id: NodeId): Promise<number> {
+    const addr = this.peers.get(id);
+    if (!addr) throw new RaftError('dropped', `raft: unknown member ${id}`);
+    return this.changeConf({ type: ConfChangeType.AddNode, nodeId: id, context: new TextEncoder().encode(addr) });
+  }
+
+  async removeMember(id: NodeId): Promise<number> {
+    return this.changeConf({ type: ConfChangeType.RemoveNode, nodeId: id, context: new Uint8Array(0) });
+  }
+
+  /** Asks the leader (this member) to hand leadership to `to`; resolves when `to` leads. */
+  async transferLeadership(to: NodeId, timeoutMs = this.opts.requestTimeoutMs): Promise<void> {
+    this.checkRunning();
+    this.core.transferLeader(to);
+    this.kick();
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (this.core.leader === to) return;
+      await new Promise((r) => setTimeout(r, this.opts.tickMs));
+    }
+    throw new RaftError('timeout', `raft: leadership did not move to ${to} in time`, this.core.leader);
+  }
+
+  status(): RaftStatus & { members: { id: NodeId; peer: string; voter: boolean }[] } {
+    const s = this.core.status();
+    const members = [
+      ...s.conf.voters.map((id) => ({ id, peer: this.peers.get(id) ?? '', voter: true })),
+      ...s.conf.learners.map((id) => ({ id, peer: this.peers.get(id) ?? '', voter: false })),
+    ];
+    return { ...s, applied: this.applied, members };
+  }
+
+  get leader(): NodeId {
+    return this.core.leader;
+  }
+
+  get role(): Role {
+    return this.core.role;
+  }
+
+  get appliedIndex(): number {
+    return this.applied;
+  }
+
+  peerAddress(id: NodeId): string | undefined {
+    return this.peers.get(id);
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.ticker) clearInterval(this.ticker);
+    const err = new RaftError('stopped', 'raft: node stopped');
+    this.failAll(err);
+    await this.transport?.stop();
+    while (this.processing) await new Promise((r) => setTimeout(r, 5));
+    await this.storage?.close();
+  }
+
+  // ---------------------------------------------------------------- loop
+
+  private onMessage(m: Message): void {
+    if (this.stopped) return;
+    this.core.step(m);
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.scheduled || this.stopped) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.process();
+    });
+  }
+
+  private async process(): Promise<void> {
+    if (this.processing || this.stopped) return;
+    this.processing = true;
+    try {
+      while (!this.stopped && this.core.hasReady()) {
+        const rd = this.core.ready();
+        await this.handleReady(rd);
+        this.core.advance(rd);
+        this.afterAdvance();
+      }
+    } catch (e) {
+      this.die(e as Error);
+    } finally {
+      this.processing = false;
+    }
+  }
+
+  private async handleReady(rd: Ready): Promise<void> {
+    const leader = this.core.role === Role.Leader;
+    let later = rd.messages;
+    if (leader) {
+      // A leader replicates while it writes its own log (Raft thesis 10.2.1).
+      const now = rd.messages.filter(sendableBeforePersist);
+      if (now.length === rd.messages.length) later = [];
+      else later = rd.messages.filter((m) => !sendableBeforePersist(m));
+      this.transport.send(now);
+    }
+    if (rd.hardState || rd.entries.length || rd.snapshot) {
+      await this.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot });
+    }
+    if (later.length) this.transport.send(later);
+    if (rd.softState) this.onSoftState();
+    if (rd.snapshot) this.applySnapshot(rd.snapshot);
+    for (const e of rd.committedEntries) this.applyEntry(e);
+    for (const rs of rd.readStates) this.onReadState(rs.context, rs.index);
+  }
+
+  private afterAdvance(): void {
+    this.resolveReads();
+    if (this.applied - this.snapshotIndex >= this.opts.snapshotEntries && this.core.log.applied === this.applied) {
+      this.takeSnapshot();
+    }
+  }
+
+  private takeSnapshot(): void {
+    const index = this.applied;
+    const env: SnapshotEnvelope = { peers: Object.fromEntries(this.peers), app: this.sm.snapshot() };
+    const data = pack(env);
+    this.core.compact(index, data);
+    this.snapshotIndex = index;
+    const meta = { index, term: this.core.log.snapTerm, conf: this.core.confState() };
+    this.storage.compact({ meta, data }).catch((e) => this.die(e));
+    this.log.info({ index, bytes: data.length }, 'snapshot taken, log compacted');
+  }
+
+  private applySnapshot(s: Snapshot): void {
+    const env = unpack(s.data) as SnapshotEnvelope;
+    for (const [id, addr] of Object.entries(env.peers)) this.notePeerAddr(id, addr);
+    this.sm.restore(env.app, s.meta.index);
+    this.applied = this.snapshotIndex = s.meta.index;
+    this.log.info({ index: s.meta.index }, 'restored state from a snapshot sent by the leader');
+    // Local proposals at or below the snapshot are unknowable now.
+    for (const [index, seq] of this.byIndex) {
+      if (index <= s.meta.index) this.failWaiter(seq, new RaftError('dropped', 'raft: outcome unknown (replaced by a snapshot)'));
+    }
+  }
+
+  private applyEntry(e: Entry): void {
+    if (e.index <= this.applied) return;
+    this.applied = e.index;
+    let result: unknown;
+    let mine: number | undefined;
+    if (e.type === EntryType.ConfChange) {
+      const cc = decodeConfChange(e.data);
+      this.notePeer(cc);
+      const w = this.confWaiters.get(e.index);
+      if (w) {
+        this.confWaiters.delete(e.index);
+        clearTimeout(w.timer);
+        w.resolve({ index: e.index, result: cc });
+      }
+      if (cc.type === ConfChangeType.RemoveNode && cc.nodeId === this.id) {
+        this.log.warn({ index: e.index }, 'this member was removed from the cluster');
+        this.emit('removed');
+      }
+      this.emit('committed', { index: e.index, term: e.term, type: e.type, data: e.data, result: cc } satisfies CommittedEvent);
+      return;
+    }
+    if (e.data.length === 0) {
+      this.emit('committed', { index: e.index, term: e.term, type: e.type, data: e.data, result: undefined });
+      return; // a new leader's no-op
+    }
+    const p = decodeProposal(e.data);
+    result = this.sm.apply({ index: e.index, term: e.term, data: p.payload });
+    if (p.origin === this.origin) mine = p.seq;
+    const expected = this.byIndex.get(e.index);
+    if (expected !== undefined) {
+      this.byIndex.delete(e.index);
+      if (expected !== mine) this.failWaiter(expected, new RaftError('dropped', 'raft: proposal lost in a leader change; retry'));
+    }
+    if (mine !== undefined) {
+      const w = this.waiters.get(mine);
+      if (w) {
+        this.dropWaiter(mine);
+        w.resolve({ index: e.index, result });
+      }
+    }
+    this.emit('committed', { index: e.index, term: e.term, type: e.type, data: p.payload, result } satisfies CommittedEvent);
+  }
+
+  private onSoftState(): void {
+    const role = this.core.role;
+    const leader = this.core.leader;
+    if (role !== this.lastRole || leader !== this.lastLeader) {
+      this.log.info({ role, leader, term: this.core.term }, 'raft role changed');
+      this.lastRole = role;
+      this.lastLeader = leader;
+      this.emit('role', { role, leader, term: this.core.term });
+    }
+    if (role !== Role.Leader) {
+      // Proposals appended while leader may be truncated by the new leader: they
+      // fail fast when another entry is applied at their index (applyEntry).
+      for (const [, w] of this.confWaiters) {
+        clearTimeout(w.timer);
+        w.reject(new RaftError('dropped', 'raft: leadership lost before the conf change applied'));
+      }
+      this.confWaiters.clear();
+    }
+    if (leader) this.issueReads();
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  private issueReads(): void {
+    if (!this.nextReads.length || this.stopped) return;
+    if (this.reads.some((b) => b.index === undefined)) return; // one round trip in flight at a time
+    const ctx = Buffer.alloc(12);
+    ctx.writeUInt32BE(++this.readSeq, 0);
+    randomBytes(8).copy(ctx, 4);
+    const batch: ReadBatch = { ctx, waiters: this.nextReads, issuedAt: Date.now() };
+    this.nextReads = [];
+    try {
+      this.core.readIndex(ctx);
+    } catch {
+      // No leader yet: keep waiting (until each read's deadline) and retry on a role change or tick.
+      this.nextReads = batch.waiters.concat(this.nextReads);
+      this.expireReads();
+      setTimeout(() => this.issueReads(), this.opts.tickMs * 2).unref();
+      return;
+    }
+    this.reads.push(batch);
+    this.kick();
+    // Lost messages: if no answer comes, retry this batch with a fresh context.
+    setTimeout(() => {
+      if (batch.index !== undefined || this.stopped) return;
+      const i = this.reads.indexOf(batch);
+      if (i < 0) return;
+      this.reads.splice(i, 1);
+      this.nextReads = batch.waiters.concat(this.nextReads);
+      this.expireReads();
+      this.issueReads();
+    }, Math.max(200, this.opts.tickMs * 8)).unref();
+  }
+
+  private expireReads(): void {
+    const now = Date.now();
+    const keep: ReadBatch['waiters'] = [];
+    for (const w of this.nextReads) {
+      if (w.deadline <= now) w.reject(new RaftError('timeout', 'raft: linearizable read timed out (no leader?)', this.core.leader));
+      else keep.push(w);
+    }
+    this.nextReads = keep;
+  }
+
+  private onReadState(ctx: Uint8Array, index: number): void {
+    const b = this.reads.find((r) => Buffer.compare(Buffer.from(r.ctx), Buffer.from(ctx)) === 0);
+    if (b) b.index = index;
+    this.resolveReads();
+    this.issueReads();
+  }
+
+  private resolveReads(): void {
+    if (!this.reads.length) return;
+    const keep: ReadBatch[] = [];
+    for (const b of this.reads) {
+      if (b.index !== undefined && b.index <= this.applied) {
+        for (const w of b.waiters) w.resolve(b.index);
+      } else keep.push(b);
+    }
+    this.reads = keep;
+  }
+
+  // ---------------------------------------------------------------- membership
+
+  private async changeConf(cc: ConfChange, timeoutMs = this.opts.requestTimeoutMs): Promise<number> {
+    this.checkRunning();
+    const { index } = this.core.proposeConfChange(cc);
+    this.kick();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.confWaiters.delete(index);
+        reject(new RaftError('timeout', 'raft: conf change not applied in time (its outcome is unknown)'));
+      }, timeoutMs);
+      this.confWaiters.set(index, { resolve: (v) => resolve(v.index), reject, timer });
+    });
+  }
+
+  private notePeer(cc: ConfChange): void {
+    if (cc.type === ConfChangeType.RemoveNode) {
+      if (cc.nodeId !== this.id) {
+        this.peers.delete(cc.nodeId);
+        this.transport?.removePeer(cc.nodeId);
+      }
+      return;
+    }
+    if (cc.context.length) this.notePeerAddr(cc.nodeId, new TextDecoder().decode(cc.context));
+  }
+
+  private notePeerAddr(id: NodeId, addr: string): void {
+    if (!addr) return;
+    this.peers.set(id, addr);
+    if (id !== this.id) this.transport?.setPeer(id, addr);
+  }
+
+  // ---------------------------------------------------------------- errors
+
+  private checkRunning(): void {
+    if (this.fatal) throw this.fatal;
+    if (this.stopped) throw new RaftError('stopped', 'raft: node stopped');
+  }
+
+  private dropWaiter(seq: number): void {
+    const w = this.waiters.get(seq);
+    if (!w) return;
+    clearTimeout(w.timer);
+    this.waiters.delete(seq);
+    if (w.index !== undefined) this.byIndex.delete(w.index);
+  }
+
+  private failWaiter(seq: number, err: Error): void {
+    const w = this.waiters.get(seq);
+    if (!w) return;
+    this.dropWaiter(seq);
+    w.reject(err);
+  }
+
+  private failAll(err: Error): void {
+    for (const seq of [...this.waiters.keys()]) this.failWaiter(seq, err);
+    for (const [, w] of this.confWaiters) {
+      clearTimeout(w.timer);
+      w.reject(err);
+    }
+    this.confWaiters.clear();
+    for (const b of this.reads) for (const w of b.waiters) w.reject(err);
+    for (const w of this.nextReads) w.reject(err);
+    this.reads = [];
+    this.nextReads = [];
+  }
+
+  /** A storage failure or a broken invariant: stop taking part rather than risk safety. */
+  private die(e: Error): void {
+    if (this.fatal) return;
+    this.fatal = e;
+    this.log.fatal({ err: e }, 'raft node failed; stopping');
+    this.failAll(e);
+    this.emit('fatal', e);
+    void this.stop();
+  }
+}

@@ -1,0 +1,29 @@
+// Parsing of peer lists and addresses given on command lines.
+import type { NodeId } from './types.ts';
+
+/** "1=127.0.0.1:7001,2=127.0.0.1:7002" → Map { '1' => '127.0.0.1:7001', ... } */
+export function parsePeers(spec: string): Map<NodeId, string> {
+  const peers = new Map<NodeId, string>();
+  for (const part of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw new Error(`bad peer "${part}": expected ID=HOST:PORT`);
+    const id = part.slice(0, eq);
+    const addr = part.slice(eq + 1);
+    splitHostPort(addr);
+    if (peers.has(id)) throw new Error(`peer ${id} is listed twice`);
+    peers.set(id, addr);
+  }
+  if (!peers.size) throw new Error('no peers given');
+  return peers;
+}
+
+/** "127.0.0.1:7001" → ['127.0.0.1', 7001]; throws a clear error otherwise. */
+export function splitHostPort(addr: string): [string, number] {
+  const i = addr.lastIndexOf(':');
+  const host = addr.slice(0, i).replace(/^\[|\]$/g, '');
+  const port = Number(addr.slice(i + 1));
+  if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new Error(`bad address "${addr}": expected HOST:PORT`);
+  }
+  return [host, port];
+}

@@ -1,0 +1,492 @@
+// Peer transport: Raft messages over plain TCP.
+//
+// Wire format: a stream of frames, each [u32 BE length][protobuf Message]
+// (see proto/raft.proto). Each member opens ONE outbound connection per peer
+// and only writes to it; it only reads from the connections peers open to
+// it. So there is no request/response pairing and no handshake: every
+// message names its sender in `from`.
+//
+// Delivery is best effort by design. Raft tolerates loss, duplication and
+// reordering across reconnects, and retransmits on its own (heartbeats,
+// App retries, vote retries); what it cannot tolerate is a transport that
+// blocks the node or grows without bound. So send() never blocks or throws,
+// and a message that cannot be written soon (peer down, socket backed up) is
+// dropped and counted, not buffered indefinitely.
+import net from 'node:net';
+import { pino, type Logger } from 'pino';
+import { decodeMessage, encodeMessage } from './codec.ts';
+import { MessageType, type Message, type NodeId } from './types.ts';
+
+export interface TransportOptions {
+  id: NodeId;
+  /** host:port to listen on; port 0 picks a free port (see `address`). */
+  listen: string;
+  /** Peer id -> host:port. Copied; change it later with setPeer/removePeer. */
+  peers: Map<NodeId, string>;
+  /** Called once per received message, synchronously, in arrival order per connection. */
+  onMessage: (m: Message) => void;
+  logger?: Logger;
+  /** Largest frame accepted or sent. Default 64 MiB. */
+  maxFrameBytes?: number;
+  /**
+   * Bytes allowed to wait per peer: queued while a connection is being
+   * established, or unsent in the socket once connected. Default 4 MiB.
+   * One send() larger than this still goes out if nothing else is waiting.
+   */
+  maxQueueBytes?: number;
+}
+
+export interface TransportStats {
+  /** Messages handed to a connected socket. */
+  sent: number;
+  /** Messages delivered to onMessage. */
+  received: number;
+  /** Inbound frames that did not decode, carried a local-only type, or had an oversized length. */
+  badFrames: number;
+  /** Outbound messages dropped: unknown peer, peer unreachable, queue full, too large. */
+  dropped: number;
+  /** Connection attempts after a failed or closed one. */
+  reconnects: number;
+  /** Inbound messages addressed to another member (e.g. a stale address); dropped. */
+  misrouted: number;
+}
+
+const DEFAULT_MAX_FRAME = 64 * 1024 * 1024;
+const DEFAULT_MAX_QUEUE = 4 * 1024 * 1024;
+const BACKOFF_MIN_MS = 20;
+const BACKOFF_MAX_MS = 1000;
+/** A connection that lived this long counts as healthy: the next failure restarts the backoff. */
+const HEALTHY_AFTER_MS = 1000;
+/** Give up on a connect that neither succeeds nor fails (e.g. packets silently dropped). */
+const CONNECT_TIMEOUT_MS = 5000;
+/** A socket that has not drained for this long while we drop messages for it is presumed dead. */
+const STALL_TIMEOUT_MS = 5000;
+const KEEPALIVE_MS = 5000;
+
+/** Splits "host:port" or "[v6]:port". */
+export function parseHostPort(addr: string): { host: string; port: number } {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(addr) ?? /^([^:]*):(\d+)$/.exec(addr);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || !(port >= 0 && port <= 65535)) throw new Error(`invalid address "${addr}" (expected host:port)`);
+  return { host: m[1] || '127.0.0.1', port };
+}
+
+function formatHostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+export class TcpTransport {
+  readonly id: NodeId;
+  readonly stats: TransportStats = { sent: 0, received: 0, badFrames: 0, dropped: 0, reconnects: 0, misrouted: 0 };
+
+  private readonly listenAddr: string;
+  private readonly onMessage: (m: Message) => void;
+  private readonly log: Logger;
+  private readonly maxFrameBytes: number;
+  /** What the per-peer connections share with the transport. */
+  private readonly ctx: PeerContext;
+  private readonly peers = new Map<NodeId, Peer>();
+  private readonly inbound = new Set<net.Socket>();
+  private server?: net.Server;
+  private bound?: string;
+  private stopped = false;
+
+  constructor(opts: TransportOptions) {
+    this.id = opts.id;
+    this.listenAddr = opts.listen;
+    this.onMessage = opts.onMessage;
+    this.log = (opts.logger ?? pino({ name: 'raft-transport', level: 'warn' }, pino.destination(2)))
+      .child({ member: opts.id });
+    this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME;
+    this.ctx = { stats: this.stats, log: this.log, maxQueueBytes: opts.maxQueueBytes ?? DEFAULT_MAX_QUEUE };
+    for (const [id, addr] of opts.peers) this.setPeer(id, addr);
+  }
+
+  /** The address actually listened on (host:port), once start() resolved. */
+  get address(): string {
+    if (!this.bound) throw new Error('transport not started');
+    return this.bound;
+  }
+
+  async start(): Promise<void> {
+    if (this.server) throw new Error('transport already started');
+    const { host, port } = parseHostPort(this.listenAddr);
+    const server = net.createServer((socket) => this.accept(socket));
+    this.server = server;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => resolve());
+      });
+    } catch (e) {
+      this.server = undefined;
+      throw new Error(`raft transport cannot listen on ${this.listenAddr}: ${(e as Error).message}`, { cause: e });
+    }
+    server.on('error', (e) => this.log.error({ err: e }, 'raft transport server error'));
+    const a = server.address() as net.AddressInfo;
+    this.bound = formatHostPort(a.address, a.port);
+  }
+
+  /** Sends best effort; synchronous and never throws. Messages to one peer go out in order. */
+  send(msgs: Message[]): void {
+    if (this.stopped) {
+      this.stats.dropped += msgs.length;
+      return;
+    }
+    // Group per destination so each peer gets one write per call.
+    let byPeer: Map<Peer, Uint8Array[]> | undefined;
+    for (const m of msgs) {
+      const peer = this.peers.get(m.to);
+      if (!peer) {
+        this.stats.dropped++;
+        this.log.debug({ to: m.to, type: MessageType[m.type] }, 'dropping message to unknown peer');
+        continue;
+      }
+      let body: Uint8Array;
+      try {
+        body = encodeMessage(m);
+      } catch (e) {
+        this.stats.dropped++;
+        this.log.error({ err: e, to: m.to, type: MessageType[m.type] }, 'cannot encode raft message; dropped');
+        continue;
+      }
+      if (body.length > this.maxFrameBytes) {
+        this.stats.dropped++;
+        this.log.warn({ to: m.to, bytes: body.length, max: this.maxFrameBytes }, 'raft message larger than maxFrameBytes; dropped');
+        continue;
+      }
+      const header = Buffer.allocUnsafe(4);
+      header.writeUInt32BE(body.length, 0);
+      byPeer ??= new Map();
+      let parts = byPeer.get(peer);
+      if (!parts) byPeer.set(peer, (parts = []));
+      parts.push(header, body);
+    }
+    if (!byPeer) return;
+    for (const [peer, parts] of byPeer) {
+      try {
+        peer.write(Buffer.concat(parts), parts.length / 2);
+      } catch (e) {
+        // Should not happen; send() must not throw into the Raft loop.
+        this.stats.dropped += parts.length / 2;
+        this.log.error({ err: e, to: peer.id }, 'raft transport write failed');
+      }
+    }
+  }
+
+  /** Adds a peer or changes its address (the old connection is closed). */
+  setPeer(id: NodeId, addr: string): void {
+    parseHostPort(addr); // validate now, not on first send
+    if (this.stopped) return;
+    const old = this.peers.get(id);
+    if (old?.addr === addr) return;
+    old?.close();
+    this.peers.set(id, new Peer(this.ctx, id, addr));
+  }
+
+  removePeer(id: NodeId): void {
+    this.peers.get(id)?.close();
+    this.peers.delete(id);
+  }
+
+  /** Closes the listener, all connections and timers. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const peer of this.peers.values()) peer.close();
+    this.peers.clear();
+    for (const s of this.inbound) s.destroy();
+    this.inbound.clear();
+    const server = this.server;
+    if (server?.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  private accept(socket: net.Socket): void {
+    if (this.stopped) {
+      socket.destroy();
+      return;
+    }
+    this.inbound.add(socket);
+    const remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    const reader = new FrameReader(this.maxFrameBytes);
+    let badLogged = 0;
+    socket.setKeepAlive(true, KEEPALIVE_MS);
+    socket.on('data', (chunk: Buffer) => {
+      if (this.stopped) return;
+      reader.push(chunk);
+      for (;;) {
+        let frame: Buffer | undefined;
+        try {
+          frame = reader.next();
+        } catch (e) {
+          // An absurd length: either not our protocol or a desynchronised
+          // stream. Nothing after it can be trusted; drop this connection.
+          this.stats.badFrames++;
+          this.log.warn({ remote, err: (e as Error).message }, 'closing raft connection: oversized frame');
+          socket.destroy();
+          return;
+        }
+        if (!frame) return;
+        this.deliver(frame, remote, () => badLogged++ % 100 === 0);
+      }
+    });
+    socket.on('error', (e) => this.log.debug({ remote, err: e.message }, 'inbound raft connection error'));
+    socket.on('close', () => this.inbound.delete(socket));
+  }
+
+  private deliver(frame: Buffer, remote: string, shouldLog: () => boolean): void {
+    let m: Message;
+    try {
+      m = decodeMessage(frame);
+      if (m.type === MessageType.Hup || m.type === MessageType.Beat) {
+        // Local-only types would let anyone who can connect trigger an
+        // election or heartbeat round; they never travel between members.
+        throw new Error(`local-only message type ${MessageType[m.type]} on the wire`);
+      }
+    } catch (e) {
+      // A frame boundary was intact (the length was sane), so the stream is
+      // still in sync: drop this frame and keep the connection.
+      this.stats.badFrames++;
+      if (shouldLog()) this.log.warn({ remote, bytes: frame.length, err: (e as Error).message }, 'dropping bad raft frame');
+      return;
+    }
+    if (m.to !== this.id) {
+      this.stats.misrouted++;
+      if (shouldLog()) this.log.warn({ remote, from: m.from, to: m.to }, 'dropping raft message addressed to another member');
+      return;
+    }
+    this.stats.received++;
+    try {
+      this.onMessage(m);
+    } catch (e) {
+      this.log.error({ err: e, from: m.from, type: MessageType[m.type] }, 'raft onMessage handler threw');
+    }
+  }
+}
+
+/**
+ * Incremental frame parser. Keeps received chunks in a list and copies each
+ * byte at most once (only frames that straddle chunks are copied), so many
+ * small frames per chunk and one huge frame over many chunks are both linear.
+ */
+export class FrameReader {
+  private chunks: Buffer[] = [];
+  /** Read offset into chunks[0]. */
+  private head = 0;
+  /** Unread bytes across all chunks. */
+  private size = 0;
+  /** Length of the frame being read, or -1 while waiting for its header. */
+  private need = -1;
+
+  constructor(private readonly maxFrameBytes: number) {}
+
+  push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.size += chunk.length;
+  }
+
+  /** The next complete frame body, or undefined; throws if a length exceeds maxFrameBytes. */
+  next(): Buffer | undefined {
+    if (this.need < 0) {
+      if (this.size < 4) return undefined;
+      const len = this.take(4).readUInt32BE(0);
+      if (len > this.maxFrameBytes) throw new Error(`frame length ${len} exceeds ${this.maxFrameBytes}`);
+      this.need = len;
+    }
+    if (this.size < this.need) return undefined;
+    const frame = this.take(this.need);
+    this.need = -1;
+    return frame;
+  }
+
+  private take(n: number): Buffer {
+    const first = this.chunks[0]!;
+    if (n === 0) return Buffer.alloc(0);
+    if (first.length - this.head >= n) {
+      // Fast path: inside one chunk, no copy.
+      const out = first.subarray(this.head, this.head + n);
+      this.advance(n);
+      return out;
+    }
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    while (filled < n) {
+      const c = this.chunks[0]!;
+      const k = Math.min(n - filled, c.length - this.head);
+      c.copy(out, filled, this.head, this.head + k);
+      filled += k;
+      this.advance(k);
+    }
+    return out;
+  }
+
+  private advance(n: number): void {
+    this.size -= n;
+    this.head += n;
+    if (this.head === this.chunks[0]!.length) {
+      this.chunks.shift();
+      this.head = 0;
+    }
+  }
+}
+
+type PeerState = 'idle' | 'connecting' | 'connected' | 'backoff' | 'closed';
+
+interface PeerContext {
+  stats: TransportStats;
+  log: Logger;
+  maxQueueBytes: number;
+}
+
+/** The outbound side for one peer: a single lazily (re)connected socket. */
+class Peer {
+  private state: PeerState = 'idle';
+  private socket?: net.Socket;
+  private timer?: NodeJS.Timeout;
+  /** Writes waiting for the connection being established. */
+  private queue: Buffer[] = [];
+  private queueMsgs = 0;
+  private queueBytes = 0;
+  private attempts = 0;
+  private everConnected = false;
+  private connectedAt = 0;
+  /** Messages were dropped during backoff: reconnect as soon as the timer allows. */
+  private wanted = false;
+  /** When we started dropping because the connected socket did not drain. */
+  private stalledSince = 0;
+
+  constructor(private readonly t: PeerContext, readonly id: NodeId, readonly addr: string) {}
+
+  write(buf: Buffer, msgs: number): void {
+    const stats = this.t.stats;
+    switch (this.state) {
+      case 'connected': {
+        const socket = this.socket!;
+        const pending = socket.writableLength;
+        if (pending > 0 && pending + buf.length > this.t.maxQueueBytes) {
+          // The peer (or the network) is not keeping up. Buffering more
+          // would only delay fresher messages; Raft will resend. (A write
+          // bigger than the budget still goes out when nothing is pending.)
+          stats.dropped += msgs;
+          const now = Date.now();
+          if (!this.stalledSince) this.stalledSince = now;
+          else if (now - this.stalledSince > STALL_TIMEOUT_MS) {
+            this.t.log.warn({ peer: this.id, addr: this.addr }, 'raft connection stalled; reconnecting');
+            socket.destroy();
+          }
+          return;
+        }
+        socket.write(buf);
+        stats.sent += msgs;
+        return;
+      }
+      case 'idle':
+        this.connect();
+        this.enqueue(buf, msgs);
+        return;
+      case 'connecting':
+        this.enqueue(buf, msgs);
+        return;
+      case 'backoff':
+        stats.dropped += msgs;
+        this.wanted = true;
+        return;
+      case 'closed':
+        stats.dropped += msgs;
+        return;
+    }
+  }
+
+  /** Holds a write until the connection being established is up (bounded). */
+  private enqueue(buf: Buffer, msgs: number): void {
+    if (this.queueBytes > 0 && this.queueBytes + buf.length > this.t.maxQueueBytes) {
+      this.t.stats.dropped += msgs;
+      return;
+    }
+    this.queue.push(buf);
+    this.queueBytes += buf.length;
+    this.queueMsgs += msgs;
+  }
+
+  private connect(): void {
+    if (this.everConnected || this.attempts > 0) this.t.stats.reconnects++;
+    this.state = 'connecting';
+    this.wanted = false;
+    const { host, port } = parseHostPort(this.addr);
+    const socket = net.connect({ host, port, noDelay: true, keepAlive: true, keepAliveInitialDelay: KEEPALIVE_MS });
+    this.socket = socket;
+    socket.setTimeout(CONNECT_TIMEOUT_MS, () => socket.destroy(new Error('connect timeout')));
+    socket.once('connect', () => {
+      if (this.socket !== socket) return;
+      socket.setTimeout(0);
+      this.state = 'connected';
+      this.everConnected = true;
+      this.connectedAt = Date.now();
+      this.stalledSince = 0;
+      this.t.log.debug({ peer: this.id, addr: this.addr }, 'raft connection up');
+      if (this.queue.length) {
+        // One writev for everything that waited.
+        socket.cork();
+        for (const b of this.queue) socket.write(b);
+        socket.uncork();
+        this.t.stats.sent += this.queueMsgs;
+      }
+      this.clearQueue();
+    });
+    socket.on('drain', () => { this.stalledSince = 0; });
+    // Peers never write to this connection; reading keeps us informed of
+    // their FIN/RST promptly and discards anything unexpected.
+    socket.resume();
+    socket.on('error', (e) => {
+      if (this.socket === socket) this.t.log.debug({ peer: this.id, addr: this.addr, err: e.message }, 'raft connection error');
+    });
+    socket.on('close', () => {
+      if (this.socket !== socket) return;
+      this.socket = undefined;
+      this.disconnected();
+    });
+  }
+
+  private disconnected(): void {
+    if (this.state === 'closed') return;
+    if (this.queueMsgs) {
+      this.t.stats.dropped += this.queueMsgs;
+      this.clearQueue();
+    }
+    if (this.connectedAt && Date.now() - this.connectedAt > HEALTHY_AFTER_MS) this.attempts = 0;
+    this.connectedAt = 0;
+    // Exponential backoff with jitter (so members restarting together do not
+    // reconnect in lockstep): 20 ms, 40 ms, ... capped at 1 s, each * [0.5, 1).
+    const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.attempts);
+    const delay = ceiling * (0.5 + Math.random() / 2);
+    this.attempts++;
+    this.state = 'backoff';
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (this.state !== 'backoff') return;
+      this.state = 'idle';
+      // Reconnect only if someone wanted to talk meanwhile; otherwise the
+      // next send() will (lazy connect).
+      if (this.wanted) this.connect();
+    }, delay);
+  }
+
+  private clearQueue(): void {
+    this.queue = [];
+    this.queueBytes = 0;
+    this.queueMsgs = 0;
+  }
+
+  close(): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.t.stats.dropped += this.queueMsgs;
+    this.clearQueue();
+    const s = this.socket;
+    this.socket = undefined;
+    s?.destroy();
+  }
+}

@@ -1,0 +1,111 @@
+// A cluster of real `flotilla raft-kv` processes on loopback, for tests and benchmarks.
+import { join } from 'node:path';
+import { request } from 'undici';
+import { type Proc, freePorts, startFlotilla, tempDir, waitFor } from './procs.ts';
+
+export interface KvMember {
+  id: string;
+  peer: string;
+  http: string;
+  dataDir: string;
+  proc?: Proc;
+}
+
+export interface KvStatus {
+  id: string;
+  role: string;
+  term: number;
+  leader: string;
+  commitIndex: number;
+  appliedIndex: number;
+}
+
+export class KvCluster {
+  readonly dir: string;
+  members: KvMember[] = [];
+
+  private constructor(dir: string, private extraArgs: string[]) {
+    this.dir = dir;
+  }
+
+  static async start(n: number, opts: { args?: string[] } = {}): Promise<KvCluster> {
+    const c = new KvCluster(tempDir('kv'), opts.args ?? []);
+    const ports = await freePorts(n * 2);
+    for (let i = 0; i < n; i++) {
+      const id = String(i + 1);
+      c.members.push({
+        id, peer: `127.0.0.1:${ports[i * 2]}`, http: `127.0.0.1:${ports[i * 2 + 1]}`, dataDir: join(c.dir, `m${id}`),
+      });
+    }
+    for (const m of c.members) c.startMember(m.id);
+    await c.waitForLeader();
+    return c;
+  }
+
+  member(id: string): KvMember {
+    const m = this.members.find((x) => x.id === id);
+    if (!m) throw new Error(`no member ${id}`);
+    return m;
+  }
+
+  startMember(id: string): Proc {
+    const m = this.member(id);
+    const peers = this.members.map((x) => `${x.id}=${x.peer}`).join(',');
+    m.proc = startFlotilla(
+      ['raft-kv', '--id', id, '--peers', peers, '--http', m.http, '--data', m.dataDir, ...this.extraArgs],
+      { logFile: join(this.dir, `m${id}.log`) },
+    );
+    return m.proc;
+  }
+
+  async kill(id: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    await this.member(id).proc?.kill(signal);
+  }
+
+  async status(id: string): Promise<KvStatus | undefined> {
+    try {
+      const r = await request(`http://${this.member(id).http}/status`, { headersTimeout: 1000, bodyTimeout: 1000 });
+      if (r.statusCode !== 200) {
+        await r.body.dump();
+        return undefined;
+      }
+      return (await r.body.json()) as KvStatus;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Waits until a live member reports itself leader; returns its id. */
+  async waitForLeader(exclude: string[] = [], timeoutMs = 20_000): Promise<string> {
+    return waitFor('a raft-kv leader', async () => {
+      for (const m of this.members) {
+        if (exclude.includes(m.id) || !m.proc || m.proc.child.exitCode !== null) continue;
+        const s = await this.status(m.id);
+        if (s?.role === 'leader') return m.id;
+      }
+      return undefined;
+    }, timeoutMs);
+  }
+
+  async put(id: string, key: string, value: string, timeoutMs = 5000): Promise<number> {
+    const r = await request(`http://${this.member(id).http}/kv/${encodeURIComponent(key)}`, {
+      method: 'PUT', body: value, headersTimeout: timeoutMs, bodyTimeout: timeoutMs,
+    });
+    const body = await r.body.text();
+    if (r.statusCode !== 200) throw new Error(`PUT ${key} via ${id}: ${r.statusCode} ${body}`);
+    return (JSON.parse(body) as { index: number }).index;
+  }
+
+  async get(id: string, key: string, opts: { stale?: boolean } = {}): Promise<string | undefined> {
+    const q = opts.stale ? '?stale=1' : '';
+    const r = await request(`http://${this.member(id).http}/kv/${encodeURIComponent(key)}${q}`, { headersTimeout: 5000 });
+    const body = await r.body.text();
+    if (r.statusCode === 404) return undefined;
+    if (r.statusCode !== 200) throw new Error(`GET ${key} via ${id}: ${r.statusCode} ${body}`);
+    return body;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.members.map((m) => m.proc?.kill('SIGKILL')));
+  }
+}
