@@ -57,7 +57,10 @@ interface Waiter {
   resolve: (v: { index: number; result: unknown }) => void;
   reject: (e: Error) => void;
   timer: NodeJS.Timeout;
+  /** Log index, for proposals appended by this member as leader. */
   index?: number;
+  /** The leader a follower forwarded the proposal to. */
+  forwardedTo?: NodeId;
 }
 
 interface ReadBatch {
@@ -109,7 +112,7 @@ export class RaftNode extends EventEmitter {
     this.log = (opts.logger ?? pino({ name: 'raft' })).child({ raft: opts.id });
     this.origin = `${opts.id}/${randomBytes(6).toString('hex')}`;
     this.opts = {
-      tickMs: opts.tickMs ?? 25,
+      tickMs: opts.tickMs ?? 20,
       snapshotEntries: opts.snapshotEntries ?? 10_000,
       requestTimeoutMs: opts.requestTimeoutMs ?? 5_000,
     };
@@ -193,6 +196,8 @@ export class RaftNode extends EventEmitter {
       if (r) {
         w.index = r.index;
         this.byIndex.set(r.index, seq);
+      } else {
+        w.forwardedTo = this.core.leader;
       }
       this.kick();
     } catch (e) {
@@ -415,6 +420,14 @@ export class RaftNode extends EventEmitter {
       this.lastRole = role;
       this.lastLeader = leader;
       this.emit('role', { role, leader, term: this.core.term });
+    }
+    // Proposals forwarded to a leader that is gone are in limbo: answer them
+    // now (outcome unknown) so that clients retry against the new leader
+    // instead of waiting out their deadline.
+    for (const [seq, w] of this.waiters) {
+      if (w.forwardedTo !== undefined && w.forwardedTo !== leader) {
+        this.failWaiter(seq, new RaftError('dropped', `raft: leader ${w.forwardedTo} lost; the proposal's outcome is unknown`, leader));
+      }
     }
     if (role !== Role.Leader) {
       // Proposals appended while leader may be truncated by the new leader: they

@@ -2,7 +2,7 @@
 // packages (npm ci) and, when missing, Debian's nats-server. Runs as npm's
 // prestart/pretest hook, so `npm start` and `npm test` need no step before them.
 import { execSync, spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -18,6 +18,17 @@ function npmInstalled() {
 if (!npmInstalled()) {
   log('installing npm packages (npm ci)');
   execSync('npm ci --no-audit --no-fund', { cwd: root, stdio: 'inherit' });
+}
+
+// tap compiles its plugin set at install time; ours (no ts-node plugin, which
+// crashes on the native TypeScript 7 compiler) must be built before the first
+// run, or that run loads the default set.
+const tapConfig = JSON.stringify(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).tap ?? {});
+const tapMarker = join(root, 'node_modules', '.flotilla-tap-build');
+if (!existsSync(tapMarker) || readFileSync(tapMarker, 'utf8') !== tapConfig) {
+  log('building tap plugins');
+  execSync('npx tap build', { cwd: root, stdio: 'inherit' });
+  writeFileSync(tapMarker, tapConfig);
 }
 
 function has(cmd) {

@@ -1,0 +1,55 @@
+// A closed-loop load generator: `concurrency` workers each send one request
+// at a time for a fixed duration; latencies go into a sorted sample.
+import { Pool } from 'undici';
+
+export interface LoadResult {
+  ops: number;
+  errors: number;
+  seconds: number;
+  throughput: number;
+  p50: number;
+  p99: number;
+}
+
+export interface Target {
+  origin: string;
+  /** Sends one request through the pool; resolves when it succeeded, rejects otherwise. */
+  send(pool: Pool, worker: number, i: number): Promise<void>;
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (!sorted.length) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+export async function runLoad(targets: Target[], concurrency: number, durationMs: number, warmupMs = 1000): Promise<LoadResult> {
+  const pools = targets.map((t) => new Pool(t.origin, { connections: Math.ceil(concurrency / targets.length) + 1, pipelining: 1 }));
+  const lat: number[] = [];
+  let errors = 0;
+  let measuring = false;
+  let stop = false;
+  const workers = Array.from({ length: concurrency }, async (_, w) => {
+    const ti = w % targets.length;
+    let i = 0;
+    while (!stop) {
+      const t0 = performance.now();
+      try {
+        await targets[ti].send(pools[ti], w, i++);
+        if (measuring) lat.push(performance.now() - t0);
+      } catch {
+        if (measuring) errors++;
+      }
+    }
+  });
+  await new Promise((r) => setTimeout(r, warmupMs));
+  measuring = true;
+  const start = performance.now();
+  await new Promise((r) => setTimeout(r, durationMs));
+  measuring = false;
+  const seconds = (performance.now() - start) / 1000;
+  stop = true;
+  await Promise.all(workers);
+  await Promise.all(pools.map((p) => p.close()));
+  lat.sort((a, b) => a - b);
+  return { ops: lat.length, errors, seconds, throughput: lat.length / seconds, p50: percentile(lat, 50), p99: percentile(lat, 99) };
+}
