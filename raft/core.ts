@@ -230,6 +230,20 @@ export class RaftCore {
     this.handleTransferLeader(to);
   }
 
+  /**
+   * The transport lost its connection from `id`. If that is our leader it has
+   * probably died: stop honouring its lease and campaign after a short random
+   * delay rather than a whole election timeout. Safe whatever the cause (Raft's
+   * safety never depends on timing); if the leader is in fact alive, the other
+   * members' leases refuse our pre-vote and its next heartbeat restores order.
+   */
+  peerUnreachable(id: NodeId): void {
+    if (this.role !== Role.Follower || id !== this.leader || !this.promotable()) return;
+    this.leader = '';
+    const delay = 1 + Math.floor(this.cfg.random() * 3);
+    this.electionElapsed = Math.max(this.electionElapsed, this.randomizedElectionTimeout - delay);
+  }
+
   step(m: Message): void {
     if (m.to !== this.id && m.to !== '') return;
     if (m.term === 0) {

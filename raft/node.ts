@@ -160,6 +160,11 @@ export class RaftNode extends EventEmitter {
     this.transport = new TcpTransport({
       id: opts.id, listen, peers: others, logger: this.log,
       onMessage: (m: Message) => this.onMessage(m),
+      onPeerDisconnected: (id: NodeId) => {
+        if (this.stopped) return;
+        this.core.peerUnreachable(id);
+        this.kick();
+      },
     });
     await this.transport.start();
     this.ticker = setInterval(() => {
@@ -330,7 +335,12 @@ export class RaftNode extends EventEmitter {
       this.transport.send(now);
     }
     if (rd.hardState || rd.entries.length || rd.snapshot) {
-      await this.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot });
+      const saved = this.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, sync: rd.mustSync });
+      // Only the commit index moved: nothing below depends on it being on disk
+      // (it is relearned from the leader after a crash), and storage keeps
+      // writes in order, so apply without waiting for the write.
+      if (rd.mustSync) await saved;
+      else saved.catch((e) => this.die(e as Error));
     }
     if (later.length) this.transport.send(later);
     if (rd.softState) this.onSoftState();

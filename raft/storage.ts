@@ -144,6 +144,12 @@ export interface SaveRequest {
   hardState?: HardState;
   entries: Entry[];
   snapshot?: Snapshot;
+  /**
+   * fsync before resolving (default true). Ready.mustSync is false when only
+   * the commit index moved: losing that in a crash is harmless (it is learned
+   * again from the leader), so it need not cost a disk flush.
+   */
+  sync?: boolean;
 }
 
 type BatchOp = { type: 'put'; key: Uint8Array; value: Uint8Array } | { type: 'del'; key: Uint8Array };
@@ -416,7 +422,7 @@ export class RaftStorage {
 
     if (ops.length === 0) return;
     try {
-      await this.db.batch(ops, { sync: true });
+      await this.db.batch(ops, { sync: rd.sync !== false || rd.entries.length > 0 || rd.snapshot !== undefined });
     } catch (e) {
       this.failed = new Error(`raft log write failed in ${this.dir}: ${(e as Error).message}; ` +
         'the member must restart', { cause: e });

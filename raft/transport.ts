@@ -25,6 +25,8 @@ export interface TransportOptions {
   peers: Map<NodeId, string>;
   /** Called once per received message, synchronously, in arrival order per connection. */
   onMessage: (m: Message) => void;
+  /** An inbound connection that carried messages from `id` closed (the peer may have died). */
+  onPeerDisconnected?: (id: NodeId) => void;
   logger?: Logger;
   /** Largest frame accepted or sent. Default 64 MiB. */
   maxFrameBytes?: number;
@@ -81,6 +83,7 @@ export class TcpTransport {
 
   private readonly listenAddr: string;
   private readonly onMessage: (m: Message) => void;
+  private readonly onPeerDisconnected?: (id: NodeId) => void;
   private readonly log: Logger;
   private readonly maxFrameBytes: number;
   /** What the per-peer connections share with the transport. */
@@ -95,6 +98,7 @@ export class TcpTransport {
     this.id = opts.id;
     this.listenAddr = opts.listen;
     this.onMessage = opts.onMessage;
+    this.onPeerDisconnected = opts.onPeerDisconnected;
     this.log = (opts.logger ?? pino({ name: 'raft-transport', level: 'warn' }, pino.destination(2)))
       .child({ member: opts.id });
     this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME;
@@ -210,6 +214,8 @@ export class TcpTransport {
     const remote = `${socket.remoteAddress}:${socket.remotePort}`;
     const reader = new FrameReader(this.maxFrameBytes);
     let badLogged = 0;
+    /** Who sends on this connection (peers connect out to us to send). */
+    let peer: NodeId | undefined;
     socket.setKeepAlive(true, KEEPALIVE_MS);
     socket.on('data', (chunk: Buffer) => {
       if (this.stopped) return;
@@ -227,14 +233,19 @@ export class TcpTransport {
           return;
         }
         if (!frame) return;
-        this.deliver(frame, remote, () => badLogged++ % 100 === 0);
+        const from = this.deliver(frame, remote, () => badLogged++ % 100 === 0);
+        if (from !== undefined) peer = from;
       }
     });
     socket.on('error', (e) => this.log.debug({ remote, err: e.message }, 'inbound raft connection error'));
-    socket.on('close', () => this.inbound.delete(socket));
+    socket.on('close', () => {
+      this.inbound.delete(socket);
+      if (peer !== undefined && !this.stopped) this.onPeerDisconnected?.(peer);
+    });
   }
 
-  private deliver(frame: Buffer, remote: string, shouldLog: () => boolean): void {
+  /** Decodes and hands one frame on; returns the sender of a good frame. */
+  private deliver(frame: Buffer, remote: string, shouldLog: () => boolean): NodeId | undefined {
     let m: Message;
     try {
       m = decodeMessage(frame);
@@ -261,6 +272,7 @@ export class TcpTransport {
     } catch (e) {
       this.log.error({ err: e, from: m.from, type: MessageType[m.type] }, 'raft onMessage handler threw');
     }
+    return m.from;
   }
 }
 
