@@ -53,3 +53,40 @@ export async function runLoad(targets: Target[], concurrency: number, durationMs
   lat.sort((a, b) => a - b);
   return { ops: lat.length, errors, seconds, throughput: lat.length / seconds, p50: percentile(lat, 50), p99: percentile(lat, 99) };
 }
+
+/**
+ * An open-loop load at a fixed rate: requests start on schedule whatever the
+ * latency (so a slow server shows up as latency, not as a lower rate).
+ */
+export async function runRate(targets: Target[], ratePerSec: number, durationMs: number, maxInFlight = 2000): Promise<LoadResult & { offered: number; skipped: number }> {
+  const pools = targets.map((t) => new Pool(t.origin, { connections: 64, pipelining: 1 }));
+  const lat: number[] = [];
+  let errors = 0;
+  let skipped = 0;
+  let inFlight = 0;
+  const pending: Promise<void>[] = [];
+  const start = performance.now();
+  let i = 0;
+  while (performance.now() - start < durationMs) {
+    const due = start + (i * 1000) / ratePerSec;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    const n = i++;
+    if (inFlight >= maxInFlight) {
+      skipped++;
+      continue;
+    }
+    const ti = n % targets.length;
+    inFlight++;
+    const t0 = performance.now();
+    pending.push(targets[ti].send(pools[ti], 0, n).then(
+      () => { lat.push(performance.now() - t0); },
+      () => { errors++; },
+    ).finally(() => { inFlight--; }));
+  }
+  await Promise.all(pending);
+  const seconds = (performance.now() - start) / 1000;
+  await Promise.all(pools.map((p) => p.close()));
+  lat.sort((a, b) => a - b);
+  return { ops: lat.length, errors, seconds, throughput: lat.length / seconds, p50: percentile(lat, 50), p99: percentile(lat, 99), offered: i, skipped };
+}

@@ -1,6 +1,8 @@
 // The `flotilla` command: dispatches a subcommand to the module that owns it.
 const commands: Record<string, () => Promise<{ main(argv: string[]): Promise<void> }>> = {
   'raft-kv': () => import('../raft/examples/kv/main.ts'),
+  server: () => import('../apiserver/main.ts'),
+  up: () => import('./up.ts'),
 };
 
 const [cmd, ...rest] = process.argv.slice(2);

@@ -35,7 +35,9 @@ function has(cmd) {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 }
 
-const aptPackages = [['nats-server', 'nats-server']];
+// [command, Debian package]: nats-server for the event stream, kubectl for
+// the compatibility tests (Debian's kubernetes-client).
+const aptPackages = [['nats-server', 'nats-server'], ['kubectl', 'kubernetes-client']];
 const missing = aptPackages.filter(([cmd]) => !has(cmd)).map(([, pkg]) => pkg);
 if (missing.length) {
   if (process.getuid && process.getuid() === 0 && has('apt-get')) {

@@ -1,0 +1,77 @@
+// The write commands the API server proposes to Raft. Each is decided at
+// apply time from the log alone (AlreadyExists, NotFound, Conflict), so every
+// member reaches the same decision. Encoded with msgpackr: opaque payloads
+// inside the Raft entry envelope of proto/raft.proto.
+import { pack, unpack } from 'msgpackr';
+
+/** What the user asked for, recorded for the audit stream. */
+export type AuditVerb =
+  | 'create' | 'update' | 'patch' | 'apply' | 'delete' | 'deletecollection'
+  | 'update-status' | 'patch-status' | 'bind' | 'scale' | 'system';
+
+export interface Precondition {
+  /** The object's resourceVersion must equal this. */
+  rv?: number;
+  uid?: string;
+}
+
+interface CommandBase {
+  /** Resource key: "<group>/<plural>", group '' for core ("/pods", "apps/deployments"). */
+  res: string;
+  ns: string;
+  name: string;
+  user: string;
+  verb: AuditVerb;
+  /** Proposer's wall clock (RFC 3339, seconds): creation and deletion timestamps come from it. */
+  ts: string;
+}
+
+export interface CreateCommand extends CommandBase {
+  op: 'create';
+  /** The complete object (validated, defaulted, uid and creationTimestamp set) as JSON. */
+  obj: string;
+}
+
+export interface UpdateCommand extends CommandBase {
+  op: 'update';
+  /** The complete new object as JSON. */
+  obj: string;
+  pre: Precondition;
+}
+
+export interface DeleteCommand extends CommandBase {
+  op: 'delete';
+  pre: Precondition;
+  /** Seconds until a graceful delete completes; 0 = now. Objects with finalizers are only marked. */
+  grace: number;
+  /** Remove even if graceful (the node agent's final delete). */
+  force?: boolean;
+}
+
+/**
+ * The event publisher's watermark: every event up to `published` is on the
+ * NATS stream. Replicated so that every member (and every snapshot) keeps the
+ * events still to publish, whoever leads next.
+ */
+export interface MarkCommand extends CommandBase {
+  op: 'mark';
+  published: number;
+}
+
+export type Command = CreateCommand | UpdateCommand | DeleteCommand | MarkCommand;
+
+export function encodeCommand(c: Command): Uint8Array {
+  return pack(c);
+}
+
+export function decodeCommand(b: Uint8Array): Command {
+  const c = unpack(b) as Command;
+  if (!c || typeof c !== 'object' || typeof c.res !== 'string' || !['create', 'update', 'delete', 'mark'].includes(c.op)) {
+    throw new Error('not an API command');
+  }
+  return c;
+}
+
+export function resourceKey(group: string, plural: string): string {
+  return `${group}/${plural}`;
+}

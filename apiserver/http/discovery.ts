@@ -1,0 +1,89 @@
+// Discovery documents (/api, /apis, /apis/GROUP, every group version's
+// APIResourceList) and /version, derived from the kind registry.
+import { createHash } from 'node:crypto';
+import { KINDS } from '../kinds/index.ts';
+import type { KindDef } from '../schema/types.ts';
+
+export const KUBE_VERSION = { major: '1', minor: '31', gitVersion: 'v1.31.0+flotilla.0.1.0' };
+
+const FULL_VERBS = ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'];
+
+export function versionInfo(): Record<string, string> {
+  return {
+    ...KUBE_VERSION,
+    gitCommit: 'flotilla',
+    gitTreeState: 'clean',
+    buildDate: '2026-11-25T00:00:00Z',
+    goVersion: `node${process.versions.node}`,
+    compiler: 'tsx',
+    platform: `${process.platform}/${process.arch}`,
+  };
+}
+
+function groupVersions(): Map<string, string[]> {
+  const gv = new Map<string, string[]>();
+  for (const k of KINDS) {
+    if (!k.group) continue;
+    const vs = gv.get(k.group) ?? [];
+    if (!vs.includes(k.version)) vs.push(k.version);
+    gv.set(k.group, vs);
+  }
+  return gv;
+}
+
+export function apiVersions(serverAddress: string): Record<string, unknown> {
+  return { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress }] };
+}
+
+function apiGroup(name: string, versions: string[]): Record<string, unknown> {
+  const vs = versions.map((v) => ({ groupVersion: `${name}/${v}`, version: v }));
+  return { name, versions: vs, preferredVersion: vs[0] };
+}
+
+export function apiGroupList(): Record<string, unknown> {
+  return { kind: 'APIGroupList', apiVersion: 'v1', groups: [...groupVersions()].map(([g, vs]) => apiGroup(g, vs)) };
+}
+
+export function apiGroupDoc(group: string): Record<string, unknown> | undefined {
+  const vs = groupVersions().get(group);
+  return vs ? { kind: 'APIGroup', apiVersion: 'v1', ...apiGroup(group, vs) } : undefined;
+}
+
+function storageVersionHash(k: KindDef): string {
+  return createHash('sha256').update(`${k.group}/${k.version}/${k.kind}`).digest('base64').slice(0, 11);
+}
+
+export function resourceList(group: string, version: string): Record<string, unknown> | undefined {
+  const kinds = KINDS.filter((k) => k.group === group && k.version === version);
+  if (!kinds.length) return undefined;
+  const resources: Record<string, unknown>[] = [];
+  for (const k of kinds) {
+    if (k.kind === 'Binding') {
+      resources.push({ name: 'bindings', singularName: 'binding', namespaced: true, kind: 'Binding', verbs: ['create'] });
+      continue;
+    }
+    resources.push({
+      name: k.plural, singularName: k.singular, namespaced: k.namespaced, kind: k.kind, verbs: FULL_VERBS,
+      ...(k.shortNames.length ? { shortNames: k.shortNames } : {}),
+      ...(k.categories.length ? { categories: k.categories } : {}),
+      storageVersionHash: storageVersionHash(k),
+    });
+    for (const sub of k.subresources) {
+      switch (sub) {
+        case 'status':
+          resources.push({ name: `${k.plural}/status`, singularName: '', namespaced: k.namespaced, kind: k.kind, verbs: ['get', 'patch', 'update'] });
+          break;
+        case 'scale':
+          resources.push({ name: `${k.plural}/scale`, singularName: '', namespaced: k.namespaced, group: 'autoscaling', version: 'v1', kind: 'Scale', verbs: ['get', 'patch', 'update'] });
+          break;
+        case 'binding':
+          resources.push({ name: `${k.plural}/binding`, singularName: '', namespaced: k.namespaced, kind: 'Binding', verbs: ['create'] });
+          break;
+        case 'log':
+          resources.push({ name: `${k.plural}/log`, singularName: '', namespaced: k.namespaced, kind: k.kind, verbs: ['get'] });
+          break;
+      }
+    }
+  }
+  return { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: group ? `${group}/${version}` : version, resources };
+}

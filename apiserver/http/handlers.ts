@@ -1,0 +1,419 @@
+// The verbs on resources: get, list, create, update, patch, delete,
+// deletecollection, and the status, scale and binding subresources.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { resourceKey } from '../command.ts';
+import { ApiError, errors } from '../errors.ts';
+import { applyJsonPatch } from '../patch/json-patch.ts';
+import { applyMergePatch } from '../patch/json-merge.ts';
+import { applyStrategicMergePatch } from '../patch/strategic-merge.ts';
+import { conflictStatus, serverSideApply, updateManagedFieldsForUpdate } from '../patch/apply.ts';
+import { PatchError } from '../patch/errors.ts';
+import { labelSelectorToString } from '../selectors.ts';
+import { type Consistency, type Registry, nowRfc3339 } from '../registry.ts';
+import type { KindDef, KubeObject } from '../schema/types.ts';
+import type { StoredObject } from '../store.ts';
+import {
+  type FieldValidation, apiVersionOf, decodeObject, defaultAndValidate, fieldValidationOf, prepareForCreate, prepareForUpdate,
+} from './admission.ts';
+import type { ResourceRequest } from './info.ts';
+import { decodeBody, mediaType, readBody, sendJson, statusSuccess } from './io.ts';
+import { type ListOptions, listOptionsOf, selectObjects } from './list.ts';
+import { tableFor, wantsTable } from './table.ts';
+
+export interface RequestContext {
+  req: IncomingMessage;
+  res: ServerResponse;
+  query: URLSearchParams;
+  user: string;
+  warnings: string[];
+  timeoutMs: number;
+}
+
+const PATCH_TYPES = new Set([
+  'application/json-patch+json', 'application/merge-patch+json', 'application/strategic-merge-patch+json', 'application/apply-patch+yaml',
+]);
+
+export class Handlers {
+  constructor(private readonly reg: Registry) {}
+
+  async handle(r: ResourceRequest, ctx: RequestContext): Promise<void> {
+    switch (r.verb) {
+      case 'get':
+        return this.get(r, ctx);
+      case 'list':
+        return this.list(r, ctx);
+      case 'create':
+        return r.subresource === 'binding' ? this.bind(r, ctx) : this.create(r, ctx);
+      case 'update':
+        return this.update(r, ctx);
+      case 'patch':
+        return this.patch(r, ctx);
+      case 'delete':
+        return this.delete(r, ctx);
+      case 'deletecollection':
+        return this.deleteCollection(r, ctx);
+      default:
+        throw errors.methodNotAllowed();
+    }
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  consistencyOf(q: URLSearchParams): Consistency {
+    const rv = q.get('resourceVersion');
+    if (rv === null || rv === '') return { kind: 'linearizable' };
+    if (rv === '0') return { kind: 'any' };
+    const n = Number(rv);
+    if (!Number.isInteger(n) || n < 0) throw errors.badRequest(`invalid resourceVersion "${rv}"`);
+    return { kind: 'notOlderThan', rv: n };
+  }
+
+  private async get(r: ResourceRequest, ctx: RequestContext): Promise<void> {
+    if (r.subresource === 'log') throw this.logUnavailable(r);
+    await this.reg.sync(this.consistencyOf(ctx.query), ctx.timeoutMs);
+    const obj = this.reg.get(r.kind, r.namespace, r.name);
+    if (r.subresource === 'scale') return sendJson(ctx.res, 200, scaleOf(r.kind, JSON.parse(obj.json)), ctx.req);
+    this.respondObject(r, ctx, 200, obj);
+  }
+
+  private async list(r: ResourceRequest, ctx: RequestContext): Promise<void> {
+    const opts = listOptionsOf(ctx.query);
+    const revision = opts.continue
+      ? opts.continue.rv
+      : await this.reg.sync(this.consistencyOf(ctx.query), ctx.timeoutMs);
+    const page = selectObjects(this.reg.store, r.kind, r.namespace, opts, revision);
+    if (wantsTable(ctx.req)) {
+      const objs = page.items.map((o) => JSON.parse(o.json) as KubeObject);
+      const table = tableFor(r.kind, objs, ctx.query, { resourceVersion: String(revision), continue: page.continueToken, remainingItemCount: page.remaining });
+      return sendJson(ctx.res, 200, table, ctx.req);
+    }
+    const meta: Record<string, unknown> = { resourceVersion: String(revision) };
+    if (page.continueToken) meta.continue = page.continueToken;
+    if (page.remaining !== undefined) meta.remainingItemCount = page.remaining;
+    const head = `{"kind":"${r.kind.listKind}","apiVersion":"${apiVersionOf(r.kind)}","metadata":${JSON.stringify(meta)},"items":[`;
+    // The stored JSON goes out as it is: no parse and re-serialize per item.
+    const body = `${head}${page.items.map((o) => o.json).join(',')}]}`;
+    sendJson(ctx.res, 200, body, ctx.req);
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  private async create(r: ResourceRequest, ctx: RequestContext): Promise<void> {
+    if (r.subresource) throw errors.methodNotAllowed();
+    const fv = fieldValidationOf(ctx.query);
+    const obj = decodeObject(r.kind, await this.body(ctx), fv, ctx.warnings);
+    prepareForCreate(r.kind, r, obj);
+    defaultAndValidate(r.kind, obj);
+    await this.admitNamespace(r, obj);
+    const manager = fieldManagerOf(ctx);
+    updateManagedFieldsForUpdate(undefined, obj, manager, nowRfc3339(), apiVersionOf(r.kind), { schema: r.kind.schema });
+    if (isDryRun(ctx.query)) return sendJson(ctx.res, 201, obj, ctx.req);
+    const stored = await this.reg.create(r.kind, r.kind.namespaced ? String(obj.metadata!.namespace) : '', obj, this.wctx(ctx, 'create'));
+    this.respondObject(r, ctx, 201, stored);
+  }
+
+  private async update(r: ResourceRequest, ctx: RequestContext): Promise<void> {
+    const fv = fieldValidationOf(ctx.query);
+    const body = await this.body(ctx);
+    if (r.subresource === 'scale') return this.updateScale(r, ctx, body);
+    const next = decodeObject(r.kind, body, fv, ctx.warnings);
+    const clientRv = rvOf(next);
+    const manager = fieldManagerOf(ctx);
+    const stored = await this.reg.update(r.kind, r.namespace, r.name, (cur) => {
+      const out = prepareForUpdate(r.kind, r, structuredClone(next), cur);
+      defaultAndValidate(r.kind, out, cur);
+      updateManagedFieldsForUpdate(cur, out, manager, nowRfc3339(), apiVersionOf(r.kind), { schema: r.kind.schema, subresource: r.subresource || undefined });
+      return out;
+    }, this.wctx(ctx, r.subresource === 'status' ? 'update-status' : 'update'), clientRv);
+    this.respondObject(r, ctx, 200, stored);
+  }
+
+  private async patch(r: ResourceRequest, ctx: RequestContext): Promise<void> {
+    const type = mediaType(ctx.req);
+    if (!PATCH_TYPES.has(type)) throw errors.unsupportedMediaType(type);
+    const patch = decodeBody(await readBody(ctx.req), type);
+    const fv = fieldValidationOf(ctx.query);
+    const isApply = type === 'application/apply-patch+yaml';
+    const manager = ctx.query.get('fieldManager') ?? '';
+    if (isApply && !manager) {
+      throw errors.invalid('meta.k8s.io', 'PatchOptions', '', [{ reason: 'FieldValueRequired', field: 'fieldManager', message: 'Required value: is required for apply patch' }]);
+    }
+    const force = ctx.query.get('force') === 'true';
+    if (!isApply && ctx.query.get('force')) throw errors.badRequest('force may only be set for apply patches');
+
+    if (r.subresource === 'scale') {
+      const cur = scaleOf(r.kind, JSON.parse(this.reg.get(r.kind, r.namespace, r.name).json));
+      const next = patchWith(type, cur, patch, undefined);
+      return this.updateScale(r, ctx, next);
+    }
+    const verb = r.subresource === 'status' ? 'patch-status' : isApply ? 'apply' : 'patch';
+    const apply = async (cur: KubeObject | undefined): Promise<KubeObject> => {
+      if (isApply) {
+        const applied = decodeObject(r.kind, structuredClone(patch), fv, ctx.warnings, { requireKind: true });
+        // Status is ignored when applied to the main resource, as in Kubernetes.
+        if (!r.subresource && r.kind.hasStatus) delete applied.status;
+        const out = serverSideApply(cur, applied, {
+          manager, force, schema: r.kind.schema, apiVersion: apiVersionOf(r.kind), now: nowRfc3339(), kind: r.kind.kind, subresource: r.subresource || undefined,
+        });
+        if (out.conflicts?.length) {
+          const st = conflictStatus(out.conflicts) as { message: string; details?: { causes?: { message: string; field?: string; type?: string }[] } };
+          throw new ApiError(409, 'Conflict', st.message, { name: r.name, group: r.group, kind: r.kind.plural, causes: st.details?.causes });
+        }
+        return out.object as KubeObject;
+      }
+      const patched = patchWith(type, cur!, patch, r.kind);
+      return decodeObject(r.kind, patched, fv, ctx.warnings);
+    };
+
+    if (isApply && !this.reg.store.get(resourceKey(r.kind.group, r.kind.plural), r.namespace, r.name)) {
+      // Apply creates what does not exist yet.
+      const obj = await apply(undefined);
+      obj.metadata = { ...(obj.metadata ?? {}), name: r.name };
+      prepareForCreate(r.kind, r, obj);
+      defaultAndValidate(r.kind, obj);
+      await this.admitNamespace(r, obj);
+      if (isDryRun(ctx.query)) return sendJson(ctx.res, 201, obj, ctx.req);
+      try {
+        const stored = await this.reg.create(r.kind, r.namespace, obj, this.wctx(ctx, 'apply'));
+        return this.respondObject(r, ctx, 201, stored);
+      } catch (e) {
+        if (!(e instanceof ApiError && e.reason === 'AlreadyExists')) throw e;
+        // Lost a race with another creator: apply onto what is there now.
+      }
+    }
+    // A resourceVersion in a merge patch is a precondition, as in Kubernetes.
+    const patchMeta = !Array.isArray(patch) && patch && typeof patch === 'object' ? (patch as KubeObject).metadata : undefined;
+    const clientRv = patchMeta?.resourceVersion ? rvOf({ metadata: patchMeta }) : undefined;
+    const stored = await this.reg.update(r.kind, r.namespace, r.name, async (cur) => {
+      const patched = await apply(cur);
+      const out = prepareForUpdate(r.kind, r, patched, cur);
+      defaultAndValidate(r.kind, out, cur);
+      if (!isApply) updateManagedFieldsForUpdate(cur, out, manager || fieldManagerOf(ctx), nowRfc3339(), apiVersionOf(r.kind), { schema: r.kind.schema, subresource: r.subresource || undefined });
+      return out;
+    }, this.wctx(ctx, verb), clientRv);
+    this.respondObject(r, ctx, 200, stored);
+  }
+
+  private async updateScale(r: ResourceRequest, ctx: RequestContext, body: unknown): Promise<void> {
+    const scale = body as { spec?: { replicas?: unknown }; metadata?: { resourceVersion?: string } };
+    const replicas = scale?.spec?.replicas;
+    if (!Number.isInteger(replicas) || (replicas as number) < 0) {
+      throw errors.invalid('autoscaling', 'Scale', r.name, [{ reason: 'FieldValueInvalid', field: 'spec.replicas', message: `Invalid value: ${JSON.stringify(replicas)}: must be greater than or equal to 0` }]);
+    }
+    const path = r.kind.scale!.specReplicasPath.replace(/^\./, '').split('.');
+    const clientRv = scale.metadata?.resourceVersion ? Number(scale.metadata.resourceVersion) : undefined;
+    const stored = await this.reg.update(r.kind, r.namespace, r.name, (cur) => {
+      const out = structuredClone(cur);
+      setPath(out, path, replicas);
+      const next = prepareForUpdate(r.kind, { ...r, subresource: '' }, out, cur);
+      defaultAndValidate(r.kind, next, cur);
+      return next;
+    }, this.wctx(ctx, 'scale'), clientRv);
+    sendJson(ctx.res, 200, scaleOf(r.kind, JSON.parse(stored.json)), ctx.req);
+  }
+
+  /** POST pods/NAME/binding: the scheduler assigns a node. */
+  private async bind(r: ResourceRequest, ctx: RequestContext): Promise<void> {
+    const b = (await this.body(ctx)) as { target?: { kind?: string; name?: string }; metadata?: { name?: string } };
+    const node = b?.target?.name;
+    if (!node || (b.target?.kind && b.target.kind !== 'Node')) {
+      throw errors.invalid('', 'Binding', r.name, [{ reason: 'FieldValueRequired', field: 'target.name', message: 'Required value: a target node name is required' }]);
+    }
+    await this.reg.update(r.kind, r.namespace, r.name, (cur) => {
+      const spec = (cur.spec ?? {}) as Record<string, unknown>;
+      if (spec.nodeName) throw errors.conflict('', 'pods', r.name, `pod ${r.name} is already assigned to node "${String(spec.nodeName)}"`);
+      if (cur.metadata?.deletionTimestamp) throw errors.conflict('', 'pods', r.name, 'pod is being deleted, cannot be assigned to a host');
+      spec.nodeName = node;
+      cur.spec = spec;
+      const st = (cur.status ?? {}) as Record<string, unknown>;
+      const conds = ((st.conditions as Record<string, unknown>[]) ?? []).filter((c) => c.type !== 'PodScheduled');
+      conds.push({ type: 'PodScheduled', status: 'True', lastProbeTime: null, lastTransitionTime: nowRfc3339() });
+      cur.status = { ...st, conditions: conds };
+      return cur;
+    }, this.wctx(ctx, 'bind'));
+    sendJson(ctx.res, 201, statusSuccess(), ctx.req);
+  }
+
+  private async delete(r: ResourceRequest, ctx: RequestContext): Promise<void> {
+    const opts = await this.deleteOptions(ctx);
+    const cur = this.reg.get(r.kind, r.namespace, r.name);
+    const grace = this.graceFor(r.kind, JSON.parse(cur.json) as KubeObject, opts.grace);
+    if (isDryRun(ctx.query)) return this.respondObject(r, ctx, 200, cur);
+    const { object, deleted } = await this.reg.delete(r.kind, r.namespace, r.name, { ...opts, grace, force: opts.grace === 0 }, this.wctx(ctx, 'delete'));
+    this.respondObject(r, ctx, deleted ? 200 : 202, object);
+  }
+
+  private async deleteCollection(r: ResourceRequest, ctx: RequestContext): Promise<void> {
+    const opts = await this.deleteOptions(ctx);
+    const listOpts = listOptionsOf(ctx.query);
+    const revision = await this.reg.sync({ kind: 'linearizable' }, ctx.timeoutMs);
+    const { items } = selectObjects(this.reg.store, r.kind, r.namespace, { ...listOpts, limit: 0, continue: undefined }, revision);
+    const out: string[] = [];
+    for (const o of items) {
+      const obj = JSON.parse(o.json) as KubeObject;
+      const ns = String(obj.metadata?.namespace ?? '');
+      const name = String(obj.metadata?.name ?? '');
+      try {
+        const { object } = await this.reg.delete(r.kind, ns, name, { grace: this.graceFor(r.kind, obj, opts.grace), force: opts.grace === 0 }, this.wctx(ctx, 'deletecollection'));
+        out.push(object.json);
+      } catch (e) {
+        if (!(e instanceof ApiError && e.reason === 'NotFound')) throw e;
+      }
+    }
+    sendJson(ctx.res, 200, `{"kind":"${r.kind.listKind}","apiVersion":"${apiVersionOf(r.kind)}","metadata":{"resourceVersion":"${this.reg.store.revision}"},"items":[${out.join(',')}]}`, ctx.req);
+  }
+
+  private async deleteOptions(ctx: RequestContext): Promise<{ grace?: number; rv?: number; uid?: string }> {
+    let body: Record<string, unknown> = {};
+    const raw = await readBody(ctx.req);
+    if (raw.length && raw.toString().trim()) {
+      const d = decodeBody(raw, mediaType(ctx.req));
+      if (!d || typeof d !== 'object') throw errors.badRequest('DeleteOptions must be an object');
+      body = d as Record<string, unknown>;
+    }
+    const q = ctx.query.get('gracePeriodSeconds');
+    const graceRaw = q !== null ? Number(q) : body.gracePeriodSeconds;
+    if (graceRaw !== undefined && (!Number.isInteger(graceRaw) || (graceRaw as number) < 0)) {
+      throw errors.badRequest(`gracePeriodSeconds must be a non-negative integer (got ${JSON.stringify(graceRaw)})`);
+    }
+    const pre = (body.preconditions ?? {}) as { resourceVersion?: string; uid?: string };
+    return {
+      grace: graceRaw as number | undefined,
+      rv: pre.resourceVersion ? Number(pre.resourceVersion) : undefined,
+      uid: pre.uid,
+    };
+  }
+
+  /** Pods on a node end gracefully (the node agent confirms); everything else goes at once. */
+  private graceFor(kind: KindDef, obj: KubeObject, requested: number | undefined): number {
+    if (kind.kind !== 'Pod') return 0;
+    const spec = (obj.spec ?? {}) as { nodeName?: string; terminationGracePeriodSeconds?: number };
+    const phase = (obj.status as { phase?: string } | undefined)?.phase;
+    if (!spec.nodeName || phase === 'Succeeded' || phase === 'Failed') return 0;
+    return requested ?? spec.terminationGracePeriodSeconds ?? 30;
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  private async admitNamespace(r: ResourceRequest, obj: KubeObject): Promise<void> {
+    if (!r.kind.namespaced) return;
+    const ns = String(obj.metadata!.namespace);
+    const nsObj = this.reg.store.get('/namespaces', '', ns);
+    if (!nsObj) throw errors.notFound('', 'namespaces', ns);
+    if ((JSON.parse(nsObj.json) as KubeObject).metadata?.deletionTimestamp) {
+      throw errors.forbidden(`${r.kind.plural} "${String(obj.metadata!.name)}" is forbidden: unable to create new content in namespace ${ns} because it is being terminated`);
+    }
+  }
+
+  private logUnavailable(r: ResourceRequest): ApiError {
+    return new ApiError(503, 'ServiceUnavailable', `logs of pod "${r.name}" are served by the node agent running it; no node agent serves this pod`, { retryAfterSeconds: 5 });
+  }
+
+  private async body(ctx: RequestContext): Promise<unknown> {
+    return decodeBody(await readBody(ctx.req), mediaType(ctx.req));
+  }
+
+  private wctx(ctx: RequestContext, verb: Parameters<Registry['create']>[3]['verb']) {
+    return { user: ctx.user, verb, timeoutMs: ctx.timeoutMs };
+  }
+
+  private respondObject(r: ResourceRequest, ctx: RequestContext, code: number, obj: StoredObject): void {
+    if (ctx.warnings.length) {
+      ctx.res.setHeader('warning', ctx.warnings.map((w) => `299 - ${JSON.stringify(w)}`));
+    }
+    if (wantsTable(ctx.req)) {
+      return sendJson(ctx.res, code, tableFor(r.kind, [JSON.parse(obj.json)], ctx.query, { resourceVersion: String(obj.rv) }), ctx.req);
+    }
+    sendJson(ctx.res, code, obj.json, ctx.req);
+  }
+}
+
+function isDryRun(q: URLSearchParams): boolean {
+  return q.getAll('dryRun').includes('All');
+}
+
+function fieldManagerOf(ctx: RequestContext): string {
+  const m = ctx.query.get('fieldManager');
+  if (m) return m;
+  const ua = String(ctx.req.headers['user-agent'] ?? 'unknown');
+  return ua.split('/')[0] || 'unknown';
+}
+
+function rvOf(o: KubeObject): number | undefined {
+  const rv = o.metadata?.resourceVersion;
+  if (rv === undefined || rv === '') return undefined;
+  const n = Number(rv);
+  if (!Number.isInteger(n) || n < 0) throw errors.badRequest(`invalid resourceVersion "${String(rv)}"`);
+  return n;
+}
+
+function patchWith(type: string, cur: object, patch: unknown, kind: KindDef | undefined): object {
+  try {
+    switch (type) {
+      case 'application/json-patch+json':
+        if (!Array.isArray(patch)) throw errors.badRequest('a JSON patch must be an array of operations');
+        return applyJsonPatch(cur, patch) as object;
+      case 'application/merge-patch+json':
+        return applyMergePatch(cur, patch) as object;
+      case 'application/strategic-merge-patch+json':
+        if (!kind) return applyMergePatch(cur, patch) as object;
+        return applyStrategicMergePatch(cur, patch as object, kind.schema) as object;
+      default:
+        throw errors.unsupportedMediaType(type);
+    }
+  } catch (e) {
+    throw asApiError(e);
+  }
+}
+
+/** Patch library errors keep their code; JSON patch failures read as Kubernetes words them. */
+function asApiError(e: unknown): ApiError {
+  if (e instanceof ApiError) return e;
+  if (e instanceof PatchError) {
+    if (e.code === 422) {
+      return new ApiError(422, 'Invalid', 'the server rejected our request due to an error in our request', { causes: [{ reason: 'FieldValueInvalid', message: e.message }] });
+    }
+    return new ApiError(e.code, e.reason, e.message);
+  }
+  return new ApiError(422, 'Invalid', `the patch could not be applied: ${(e as Error).message}`);
+}
+
+function getPath(o: unknown, path: string): unknown {
+  let cur = o as Record<string, unknown> | undefined;
+  for (const p of path.replace(/^\./, '').split('.')) {
+    if (!cur || typeof cur !== 'object') return undefined;
+    cur = cur[p] as Record<string, unknown> | undefined;
+  }
+  return cur;
+}
+
+function setPath(o: Record<string, unknown>, path: string[], v: unknown): void {
+  let cur = o;
+  for (const p of path.slice(0, -1)) cur = (cur[p] ??= {}) as Record<string, unknown>;
+  cur[path[path.length - 1]] = v;
+}
+
+/** Scale's status.selector: the selector in its string form. */
+function scaleSelector(obj: KubeObject, path: string | undefined): string | undefined {
+  const v = path ? getPath(obj, path) : undefined;
+  if (typeof v === 'string') return v;
+  const sel = (obj.spec as { selector?: unknown } | undefined)?.selector;
+  return sel && typeof sel === 'object' ? labelSelectorToString(sel as never) : undefined;
+}
+
+/** The autoscaling/v1 Scale view of a scalable object. */
+export function scaleOf(kind: KindDef, obj: KubeObject): Record<string, unknown> {
+  const s = kind.scale!;
+  const m = obj.metadata ?? {};
+  return {
+    kind: 'Scale', apiVersion: 'autoscaling/v1',
+    metadata: { name: m.name, namespace: m.namespace, uid: m.uid, resourceVersion: m.resourceVersion, creationTimestamp: m.creationTimestamp },
+    spec: { replicas: Number(getPath(obj, s.specReplicasPath) ?? 0) },
+    status: {
+      replicas: Number(getPath(obj, s.statusReplicasPath) ?? 0),
+      ...(scaleSelector(obj, s.labelSelectorPath) !== undefined ? { selector: scaleSelector(obj, s.labelSelectorPath) } : {}),
+    },
+  };
+}
+
+export type { FieldValidation, ListOptions };

@@ -1,0 +1,90 @@
+// Request bodies in (size-limited, JSON or YAML) and responses out (JSON,
+// YAML, Kubernetes Status on errors).
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import YAML from 'yaml';
+import { ApiError, errors } from '../errors.ts';
+
+/** Kubernetes' limit on request bodies. */
+export const MAX_BODY_BYTES = 3 * 1024 * 1024;
+
+export async function readBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > limit) {
+    req.resume();
+    throw errors.tooLarge(limit);
+  }
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of req as AsyncIterable<Buffer>) {
+    n += c.length;
+    if (n > limit) {
+      req.resume();
+      throw errors.tooLarge(limit);
+    }
+    chunks.push(c);
+  }
+  return Buffer.concat(chunks);
+}
+
+export function mediaType(req: IncomingMessage): string {
+  return (req.headers['content-type'] ?? 'application/json').split(';')[0].trim().toLowerCase();
+}
+
+/** Decodes a body as JSON or YAML by content type; a decoding failure is a 400 that names the problem. */
+export function decodeBody(body: Buffer, type: string): unknown {
+  const text = body.toString('utf8');
+  if (!text.trim()) throw errors.badRequest('the request body is empty');
+  const yaml = type === 'application/yaml' || type === 'application/apply-patch+yaml' || type === 'text/yaml';
+  try {
+    if (!yaml) return JSON.parse(text);
+  } catch (e) {
+    throw errors.badRequest(`the body of the request could not be decoded as JSON: ${(e as Error).message}`);
+  }
+  const docs = YAML.parseAllDocuments(text, { uniqueKeys: true });
+  if (docs.length !== 1) throw errors.badRequest(`the body must hold exactly one YAML document (found ${docs.length})`);
+  const doc = docs[0];
+  if (doc.errors.length) throw errors.badRequest(`the body of the request could not be decoded as YAML: ${doc.errors[0].message}`);
+  return doc.toJS({ maxAliasCount: 100 });
+}
+
+export function wantsYaml(req: IncomingMessage): boolean {
+  const a = req.headers.accept ?? '';
+  return /application\/yaml/.test(a) && !/application\/json/.test(a);
+}
+
+/** 406 unless the client accepts something we can write. */
+export function checkAcceptable(req: IncomingMessage): void {
+  const a = req.headers.accept;
+  if (!a) return;
+  if (/application\/json|application\/yaml|\*\/\*|application\/\*|text\/plain/.test(a)) return;
+  throw errors.notAcceptable(`only the following media types are accepted: application/json, application/yaml (got "${a}")`);
+}
+
+export function sendJson(res: ServerResponse, code: number, body: unknown, req?: IncomingMessage): void {
+  if (req && wantsYaml(req)) {
+    const text = YAML.stringify(typeof body === 'string' ? JSON.parse(body) : body);
+    res.writeHead(code, { 'content-type': 'application/yaml', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+    return;
+  }
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  res.writeHead(code, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+export function sendError(res: ServerResponse, e: unknown): void {
+  const err = e instanceof ApiError ? e : errors.internal((e as Error)?.message ?? String(e));
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (err.details?.retryAfterSeconds) headers['retry-after'] = String(err.details.retryAfterSeconds);
+  const text = JSON.stringify(err.toStatus());
+  res.writeHead(err.code, { ...headers, 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+export function statusSuccess(details?: Record<string, unknown>): Record<string, unknown> {
+  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', ...(details ? { details } : {}) };
+}

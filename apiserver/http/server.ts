@@ -1,0 +1,249 @@
+// The HTTP front of a Flotilla server: the request pipeline (authentication →
+// authorization → routing → handler), discovery, OpenAPI, health, metrics and
+// cluster status. Any member serves any request: writes go through Raft (a
+// follower's proposals are forwarded to the leader), reads are linearizable
+// through ReadIndex unless resourceVersion=0 asks for local state.
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import type { Logger } from 'pino';
+import client from 'prom-client';
+import { request } from 'undici';
+import type { RaftNode } from '../../raft/node.ts';
+import { Role } from '../../raft/types.ts';
+import { ApiError, errors } from '../errors.ts';
+import type { Registry } from '../registry.ts';
+import { openApiV2, openApiV3Document, openApiV3Index } from '../schema/openapi.ts';
+import { apiGroupDoc, apiGroupList, apiVersions, resourceList, versionInfo } from './discovery.ts';
+import { Handlers, type RequestContext } from './handlers.ts';
+import { parseResourcePath } from './info.ts';
+import { checkAcceptable, readBody, sendError, sendJson } from './io.ts';
+import { WatchHub } from './watch.ts';
+
+export interface Identity {
+  user: string;
+  groups: string[];
+}
+
+export interface MemberInfo {
+  id: string;
+  peer: string;
+  api: string;
+  voter: boolean;
+}
+
+export interface ApiServerOptions {
+  node: RaftNode;
+  registry: Registry;
+  logger: Logger;
+  metrics: client.Registry;
+  /** This member's API URL (http://host:port). */
+  apiUrl: string;
+  /** API URLs of the members, as published in the store. */
+  memberApis: () => Map<string, string>;
+  /** Membership changes (POST/DELETE /cluster/members), run on the leader. */
+  addMember: (id: string, peer: string) => Promise<unknown>;
+  removeMember: (id: string) => Promise<unknown>;
+  defaultTimeoutMs?: number;
+}
+
+export class ApiHttpServer {
+  readonly server: Server;
+  private readonly handlers: Handlers;
+  readonly watches: WatchHub;
+  private ready = false;
+  private readyCheck?: NodeJS.Timeout;
+  private readonly requests: client.Counter<string>;
+  private readonly latency: client.Histogram<string>;
+
+  constructor(private readonly o: ApiServerOptions) {
+    this.handlers = new Handlers(o.registry);
+    this.watches = new WatchHub(o.registry);
+    this.server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => void this.handle(req, res));
+    this.requests = new client.Counter({
+      name: 'apiserver_request_total', help: 'API requests by verb, resource and HTTP code', labelNames: ['verb', 'resource', 'code'], registers: [o.metrics],
+    });
+    this.latency = new client.Histogram({
+      name: 'apiserver_request_duration_seconds', help: 'API request latency (watches excluded)', labelNames: ['verb'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [o.metrics],
+    });
+    const hub = this.watches;
+    new client.Gauge({ name: 'apiserver_watchers', help: 'Open watch streams', registers: [o.metrics], collect() { this.set(hub.active); } });
+    const store = o.registry.store;
+    new client.Gauge({ name: 'apiserver_storage_objects', help: 'Objects in the store', registers: [o.metrics], collect() { this.set(store.objectCount); } });
+    new client.Gauge({ name: 'apiserver_store_revision', help: 'Last applied store revision', registers: [o.metrics], collect() { this.set(store.revision); } });
+    const node = o.node;
+    new client.Gauge({ name: 'raft_term', help: 'Current Raft term', registers: [o.metrics], collect() { this.set(node.status().term); } });
+    new client.Gauge({ name: 'raft_commit_index', help: 'Raft commit index', registers: [o.metrics], collect() { this.set(node.status().commit); } });
+    new client.Gauge({ name: 'raft_applied_index', help: 'Raft applied index', registers: [o.metrics], collect() { this.set(node.appliedIndex); } });
+    new client.Gauge({ name: 'raft_is_leader', help: '1 on the Raft leader', registers: [o.metrics], collect() { this.set(node.role === Role.Leader ? 1 : 0); } });
+  }
+
+  async listen(host: string, port: number): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => resolve());
+    });
+    this.watchReadiness();
+  }
+
+  async close(): Promise<void> {
+    if (this.readyCheck) clearTimeout(this.readyCheck);
+    this.server.closeAllConnections?.();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+
+  /** Ready once there is a leader and this member has applied everything committed when it became ready. */
+  private watchReadiness(): void {
+    const check = async () => {
+      if (this.ready) return;
+      try {
+        if (this.o.node.leader) {
+          await this.o.node.readIndex(2000);
+          this.ready = true;
+          this.o.logger.info({ revision: this.o.registry.store.revision }, 'API server ready');
+          return;
+        }
+      } catch {
+        /* not yet */
+      }
+      this.readyCheck = setTimeout(check, 100);
+    };
+    void check();
+  }
+
+  private authenticate(_req: IncomingMessage): Identity {
+    // Authentication arrives in a later issue; until then every caller is anonymous.
+    return { user: 'system:anonymous', groups: ['system:unauthenticated'] };
+  }
+
+  private authorize(_who: Identity, _verb: string, _resource: string): void {
+    // Authorization (RBAC) arrives in a later issue: everything is allowed.
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now();
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    let verb = req.method ?? 'GET';
+    let resource = '';
+    res.on('finish', () => {
+      this.requests.inc({ verb, resource, code: String(res.statusCode) });
+      if (verb !== 'watch') this.latency.observe({ verb }, (performance.now() - started) / 1000);
+    });
+    try {
+      const who = this.authenticate(req);
+      const timeoutMs = parseTimeout(url.searchParams.get('timeout')) ?? this.o.defaultTimeoutMs ?? 10_000;
+      const r = parseResourcePath(req.method ?? 'GET', url.pathname, url.searchParams);
+      if (r) {
+        verb = r.verb;
+        resource = r.subresource ? `${r.kind.plural}/${r.subresource}` : r.kind.plural;
+        this.authorize(who, r.verb, resource);
+        checkAcceptable(req);
+        const ctx: RequestContext = { req, res, query: url.searchParams, user: who.user, warnings: [], timeoutMs };
+        if (r.verb === 'watch') return await this.watches.serve(r, ctx);
+        return await this.handlers.handle(r, ctx);
+      }
+      return await this.handleOther(req, res, url);
+    } catch (e) {
+      if (!(e instanceof ApiError)) this.o.logger.error({ err: e, url: req.url, method: req.method }, 'request failed');
+      sendError(res, e);
+    }
+  }
+
+  private async handleOther(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const p = url.pathname.replace(/\/+$/, '') || '/';
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      switch (p) {
+        case '/healthz':
+        case '/livez':
+          return text(res, 200, 'ok');
+        case '/readyz':
+          return this.ready ? text(res, 200, 'ok') : text(res, 503, 'not ready: waiting for a leader and for this member to catch up');
+        case '/metrics':
+          return text(res, 200, await this.o.metrics.metrics(), this.o.metrics.contentType);
+        case '/version':
+          return sendJson(res, 200, versionInfo());
+        case '/api':
+          return sendJson(res, 200, apiVersions(url.host));
+        case '/apis':
+          return sendJson(res, 200, apiGroupList());
+        case '/openapi/v2':
+          return sendJson(res, 200, openApiV2());
+        case '/openapi/v3':
+          return sendJson(res, 200, openApiV3Index());
+        case '/cluster/status':
+          return sendJson(res, 200, this.clusterStatus());
+      }
+      if (p.startsWith('/openapi/v3/')) {
+        const doc = openApiV3Document(p.slice('/openapi/v3/'.length));
+        if (doc) return sendJson(res, 200, doc);
+        throw new ApiError(404, 'NotFound', `no OpenAPI document for ${p}`);
+      }
+      const parts = p.split('/').filter(Boolean);
+      if (parts[0] === 'api' && parts.length === 2) {
+        const doc = resourceList('', parts[1]);
+        if (doc) return sendJson(res, 200, doc);
+      }
+      if (parts[0] === 'apis' && parts.length === 2) {
+        const doc = apiGroupDoc(parts[1]);
+        if (doc) return sendJson(res, 200, doc);
+      }
+      if (parts[0] === 'apis' && parts.length === 3) {
+        const doc = resourceList(parts[1], parts[2]);
+        if (doc) return sendJson(res, 200, doc);
+      }
+    }
+    if (p === '/cluster/members' && req.method === 'POST') return this.memberChange(req, res, 'add');
+    if (p.startsWith('/cluster/members/') && req.method === 'DELETE') return this.memberChange(req, res, 'remove', decodeURIComponent(p.slice(17)));
+    throw new ApiError(404, 'NotFound', `the server could not find the requested resource (${req.method} ${p})`);
+  }
+
+  clusterStatus(): Record<string, unknown> {
+    const s = this.o.node.status();
+    const apis = this.o.memberApis();
+    return {
+      id: s.id, role: s.role, term: s.term, leader: s.leader, commitIndex: s.commit, appliedIndex: s.applied,
+      revision: this.o.registry.store.revision,
+      members: s.members.map((m) => ({ id: m.id, peer: m.peer, api: apis.get(m.id) ?? '', voter: m.voter })),
+    };
+  }
+
+  /** Membership changes run on the leader; a follower forwards the request to it. */
+  private async memberChange(req: IncomingMessage, res: ServerResponse, op: 'add' | 'remove', id?: string): Promise<void> {
+    const body = op === 'add' ? (JSON.parse((await readBody(req)).toString() || '{}') as { id?: string; peer?: string }) : {};
+    const node = this.o.node;
+    if (node.role !== Role.Leader) {
+      const leaderApi = this.o.memberApis().get(node.leader);
+      if (!leaderApi) throw errors.unavailable('no leader (or its API address is not known yet); retry', 1);
+      const path = op === 'add' ? '/cluster/members' : `/cluster/members/${encodeURIComponent(id!)}`;
+      const r = await request(`${leaderApi}${path}`, { method: op === 'add' ? 'POST' : 'DELETE', body: op === 'add' ? JSON.stringify(body) : undefined, headersTimeout: 30_000, bodyTimeout: 30_000 });
+      res.writeHead(r.statusCode, { 'content-type': 'application/json' });
+      res.end(await r.body.text());
+      return;
+    }
+    try {
+      if (op === 'add') {
+        if (!body.id || !body.peer) throw errors.badRequest('id and peer are required');
+        await this.o.addMember(body.id, body.peer);
+      } else {
+        await this.o.removeMember(id!);
+      }
+    } catch (e) {
+      if (e instanceof ApiError) throw e;
+      throw errors.unavailable(`membership change failed: ${(e as Error).message}`, 1);
+    }
+    sendJson(res, 200, this.clusterStatus());
+  }
+}
+
+function parseTimeout(v: string | null): number | undefined {
+  if (!v) return undefined;
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(v);
+  if (!m) throw errors.badRequest(`invalid timeout "${v}"`);
+  const n = Number(m[1]);
+  const unit = m[2] ?? 's';
+  return n * (unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'm' ? 60_000 : 3_600_000);
+}
+
+function text(res: ServerResponse, code: number, body: string, type = 'text/plain; charset=utf-8'): void {
+  res.writeHead(code, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}

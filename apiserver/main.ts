@@ -1,0 +1,168 @@
+// `flotilla server`: one Raft member and a full API server.
+//
+//   flotilla server --id s1 --peers s1=127.0.0.1:7201,s2=…,s3=… --api 127.0.0.1:7101 --data DIR [--join]
+import { parseArgs } from 'node:util';
+import pino from 'pino';
+import client from 'prom-client';
+import { RaftNode } from '../raft/node.ts';
+import { parsePeers, splitHostPort } from '../raft/peers.ts';
+import { Role } from '../raft/types.ts';
+import { ApiError } from './errors.ts';
+import { ApiHttpServer } from './http/server.ts';
+import { kindByResource } from './kinds/index.ts';
+import { Registry } from './registry.ts';
+import { ObjectStore } from './store.ts';
+
+const SYSTEM_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube-node-lease'];
+const IDENTITY_PREFIX = 'flotilla-apiserver-';
+const API_ANNOTATION = 'flotilla.dev/api-url';
+const PEER_ANNOTATION = 'flotilla.dev/peer';
+
+export async function main(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      id: { type: 'string' },
+      peers: { type: 'string' },
+      api: { type: 'string' },
+      data: { type: 'string' },
+      join: { type: 'boolean', default: false },
+      'tick-ms': { type: 'string' },
+      'election-ticks': { type: 'string' },
+      'snapshot-entries': { type: 'string' },
+      'watch-history-events': { type: 'string' },
+      'watch-history-seconds': { type: 'string' },
+      'request-timeout': { type: 'string' },
+    },
+    strict: true,
+  });
+  if (!values.id || !values.peers || !values.api || !values.data) {
+    throw new Error('usage: flotilla server --id ID --peers ID=HOST:PORT,... --api HOST:PORT --data DIR [--join]');
+  }
+  const log = pino({ name: 'flotilla-server', base: { server: values.id } });
+  const peers = parsePeers(values.peers);
+  if (!peers.has(values.id)) throw new Error(`--peers must include this member (${values.id})`);
+  const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+
+  const store = new ObjectStore({
+    minEvents: num(values['watch-history-events']),
+    minAgeMs: values['watch-history-seconds'] ? Number(values['watch-history-seconds']) * 1000 : undefined,
+  });
+  const node = await RaftNode.start({
+    id: values.id,
+    peers,
+    dataDir: values.data,
+    stateMachine: store,
+    logger: log,
+    join: values.join,
+    tickMs: num(values['tick-ms']),
+    electionTick: num(values['election-ticks']),
+    snapshotEntries: num(values['snapshot-entries']),
+  });
+  const registry = new Registry(node, store);
+  const metrics = new client.Registry();
+  client.collectDefaultMetrics({ register: metrics });
+  const [host, port] = splitHostPort(values.api);
+  const apiUrl = `http://${values.api}`;
+
+  const memberApis = () => {
+    const m = new Map<string, string>();
+    for (const { obj } of store.list('coordination.k8s.io/leases', 'kube-system')) {
+      const o = JSON.parse(obj.json) as { metadata: { name: string; annotations?: Record<string, string> } };
+      if (!o.metadata.name.startsWith(IDENTITY_PREFIX)) continue;
+      const url = o.metadata.annotations?.[API_ANNOTATION];
+      if (url) m.set(o.metadata.name.slice(IDENTITY_PREFIX.length), url);
+    }
+    m.set(values.id!, apiUrl);
+    return m;
+  };
+
+  const http = new ApiHttpServer({
+    node, registry, logger: log, metrics, apiUrl, memberApis,
+    defaultTimeoutMs: num(values['request-timeout']),
+    addMember: async (id, peer) => {
+      // A new member first follows as a learner; it becomes a voter once it has caught up.
+      await node.addMember(id, peer, { learner: true });
+      const deadline = Date.now() + 60_000;
+      for (;;) {
+        const pr = node.status().progress?.[id];
+        if (pr && pr.match >= node.status().commit - 10) break;
+        if (Date.now() > deadline) throw new Error(`member ${id} did not catch up within 60 s; it stays a learner`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await node.promoteMember(id);
+    },
+    removeMember: (id) => node.removeMember(id),
+  });
+  await http.listen(host, port);
+  log.info({ api: apiUrl, peer: peers.get(values.id), data: values.data }, 'flotilla server started');
+
+  const system = { user: 'system:apiserver', verb: 'system' as const, timeoutMs: 5000 };
+  node.on('role', ({ role }: { role: Role }) => {
+    if (role === Role.Leader) void ensureNamespaces(registry, log, system);
+  });
+  void publishIdentity(registry, values.id, apiUrl, peers.get(values.id)!, log, system);
+
+  node.on('fatal', () => process.exit(1));
+  node.on('removed', () => log.warn('this server was removed from the cluster; it keeps serving reads until stopped'));
+  const shutdown = async () => {
+    await http.close().catch(() => {});
+    await node.stop();
+    process.exit(0);
+  };
+  process.on('SIGINT', shutdown);
+  process.on('SIGTERM', shutdown);
+}
+
+async function retrying(what: string, log: pino.Logger, fn: () => Promise<void>): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await fn();
+      return;
+    } catch (e) {
+      if (e instanceof ApiError && e.reason === 'AlreadyExists') return;
+      if (attempt % 20 === 19) log.warn({ err: (e as Error).message }, `still trying: ${what}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
+/** The leader makes sure the namespaces every cluster has exist. */
+async function ensureNamespaces(registry: Registry, log: pino.Logger, ctx: Parameters<Registry['create']>[3]): Promise<void> {
+  const kind = kindByResource('', 'v1', 'namespaces')!;
+  for (const name of SYSTEM_NAMESPACES) {
+    await retrying(`create namespace ${name}`, log, async () => {
+      if (registry.store.get('/namespaces', '', name)) return;
+      const obj = { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { 'kubernetes.io/metadata.name': name } }, spec: {}, status: { phase: 'Active' } };
+      kind.default(obj);
+      await registry.create(kind, '', obj, ctx);
+    });
+  }
+}
+
+/** Each server records its API address in a Lease so that the others can list and reach it. */
+async function publishIdentity(registry: Registry, id: string, apiUrl: string, peer: string, log: pino.Logger, ctx: Parameters<Registry['create']>[3]): Promise<void> {
+  const kind = kindByResource('coordination.k8s.io', 'v1', 'leases')!;
+  const name = `${IDENTITY_PREFIX}${id}`;
+  const annotations = { [API_ANNOTATION]: apiUrl, [PEER_ANNOTATION]: peer };
+  await retrying('publish this server\'s API address', log, async () => {
+    if (!registry.node.leader) throw new Error('no leader yet');
+    if (!registry.store.get('/namespaces', '', 'kube-system')) throw new Error('kube-system does not exist yet');
+    const cur = registry.store.get('coordination.k8s.io/leases', 'kube-system', name);
+    if (cur) {
+      const o = JSON.parse(cur.json) as { metadata: { annotations?: Record<string, string> } };
+      if (o.metadata.annotations?.[API_ANNOTATION] === apiUrl && o.metadata.annotations?.[PEER_ANNOTATION] === peer) return;
+      await registry.update(kind, 'kube-system', name, (obj) => {
+        obj.metadata = { ...obj.metadata, annotations: { ...(obj.metadata?.annotations ?? {}), ...annotations } };
+        return obj;
+      }, ctx);
+      return;
+    }
+    const obj = {
+      apiVersion: 'coordination.k8s.io/v1', kind: 'Lease',
+      metadata: { name, namespace: 'kube-system', labels: { 'apiserver.kubernetes.io/identity': 'flotilla' }, annotations },
+      spec: { holderIdentity: id },
+    };
+    await registry.create(kind, 'kube-system', obj, ctx);
+  });
+}

@@ -1,0 +1,145 @@
+// The storage layer under the HTTP handlers: reads at the requested
+// consistency, and writes proposed through Raft (from any member; a follower's
+// proposals are forwarded to the leader). Updates follow Kubernetes'
+// GuaranteedUpdate: read, mutate, write with the read resourceVersion as a
+// precondition, retry on conflict unless the client gave its own.
+import { randomUUID } from 'node:crypto';
+import type { RaftNode } from '../raft/node.ts';
+import { RaftError } from '../raft/types.ts';
+import { type AuditVerb, type Command, encodeCommand, resourceKey } from './command.ts';
+import { ApiError, errors } from './errors.ts';
+import type { KindDef, KubeObject } from './schema/types.ts';
+import type { ApplyResult, ObjectStore, StoredObject } from './store.ts';
+
+export type Consistency = { kind: 'linearizable' } | { kind: 'any' } | { kind: 'notOlderThan'; rv: number };
+
+export interface WriteContext {
+  user: string;
+  verb: AuditVerb;
+  timeoutMs: number;
+}
+
+/** Changes `cur` into the object to store; throws ApiError to refuse. Called again after a conflict. */
+export type Mutation = (cur: KubeObject) => KubeObject | Promise<KubeObject>;
+
+const MAX_RETRIES = 16;
+
+export function nowRfc3339(): string {
+  return new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+export class Registry {
+  constructor(
+    readonly node: RaftNode,
+    readonly store: ObjectStore,
+  ) {}
+
+  /** Waits until local state satisfies the consistency asked for; returns the revision to report. */
+  async sync(c: Consistency, timeoutMs: number): Promise<number> {
+    if (c.kind === 'linearizable') {
+      await this.raft(() => this.node.readIndex(timeoutMs));
+    } else if (c.kind === 'notOlderThan' && c.rv > this.store.revision) {
+      if (c.rv > this.node.status().commit + 1_000_000) {
+        throw errors.timeout(`Too large resource version: ${c.rv}, current: ${this.store.revision}`, 1);
+      }
+      const deadline = Date.now() + Math.min(timeoutMs, 3000);
+      while (this.store.revision < c.rv) {
+        if (Date.now() > deadline) {
+          throw new ApiError(504, 'Timeout', `Too large resource version: ${c.rv}, current: ${this.store.revision}`, {
+            causes: [{ reason: 'ResourceVersionTooLarge', message: 'Too large resource version' }], retryAfterSeconds: 1,
+          });
+        }
+        await this.raft(() => this.node.readIndex(timeoutMs));
+        if (this.store.revision < c.rv) await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    return this.store.revision;
+  }
+
+  get(kind: KindDef, ns: string, name: string): StoredObject {
+    const o = this.store.get(resourceKey(kind.group, kind.plural), ns, name);
+    if (!o) throw errors.notFound(kind.group, kind.plural, name);
+    return o;
+  }
+
+  async create(kind: KindDef, ns: string, obj: KubeObject, ctx: WriteContext): Promise<StoredObject> {
+    const meta = (obj.metadata ??= {});
+    meta.uid = randomUUID();
+    meta.creationTimestamp = nowRfc3339();
+    meta.generation = 1;
+    if (ns) meta.namespace = ns;
+    delete meta.resourceVersion;
+    delete meta.deletionTimestamp;
+    delete meta.deletionGracePeriodSeconds;
+    const cmd: Command = {
+      op: 'create', res: resourceKey(kind.group, kind.plural), ns, name: meta.name!, obj: JSON.stringify(obj),
+      user: ctx.user, verb: ctx.verb, ts: meta.creationTimestamp,
+    };
+    return this.propose(cmd, ctx.timeoutMs);
+  }
+
+  /**
+   * Read-mutate-write. `clientRv`, when the client sent a resourceVersion,
+   * makes a conflict the client's to resolve; otherwise conflicts are retried
+   * against fresh state.
+   */
+  async update(kind: KindDef, ns: string, name: string, mutate: Mutation, ctx: WriteContext, clientRv?: number): Promise<StoredObject> {
+    const res = resourceKey(kind.group, kind.plural);
+    for (let attempt = 0; ; attempt++) {
+      const cur = this.store.get(res, ns, name);
+      if (!cur) throw errors.notFound(kind.group, kind.plural, name);
+      const curObj = JSON.parse(cur.json) as KubeObject;
+      const next = await mutate(curObj);
+      const cmd: Command = {
+        op: 'update', res, ns, name, obj: JSON.stringify(next), pre: { rv: clientRv ?? cur.rv },
+        user: ctx.user, verb: ctx.verb, ts: nowRfc3339(),
+      };
+      try {
+        return await this.propose(cmd, ctx.timeoutMs);
+      } catch (e) {
+        if (clientRv === undefined && e instanceof ApiError && e.reason === 'Conflict' && attempt < MAX_RETRIES) continue;
+        throw e;
+      }
+    }
+  }
+
+  async delete(kind: KindDef, ns: string, name: string, opts: { grace: number; rv?: number; uid?: string; force?: boolean }, ctx: WriteContext): Promise<{ object: StoredObject; deleted: boolean }> {
+    const cmd: Command = {
+      op: 'delete', res: resourceKey(kind.group, kind.plural), ns, name, pre: { rv: opts.rv, uid: opts.uid }, grace: opts.grace,
+      force: opts.force, user: ctx.user, verb: ctx.verb, ts: nowRfc3339(),
+    };
+    const r = await this.proposeRaw(cmd, ctx.timeoutMs);
+    return { object: r.object, deleted: !!r.deleted };
+  }
+
+  private async propose(cmd: Command, timeoutMs: number): Promise<StoredObject> {
+    return (await this.proposeRaw(cmd, timeoutMs)).object;
+  }
+
+  private async proposeRaw(cmd: Command, timeoutMs: number): Promise<Extract<ApplyResult, { ok: true }>> {
+    const { result } = await this.raft(() => this.node.propose(encodeCommand(cmd), timeoutMs));
+    const r = result as ApplyResult;
+    if (!r.ok) throw r.error;
+    return r;
+  }
+
+  /** Maps Raft's errors to API errors: the client learns to retry, never a wrong answer. */
+  private async raft<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (e instanceof RaftError) {
+        switch (e.code) {
+          case 'timeout':
+            // Typically an election: the client should retry shortly (the outcome of a write is unknown).
+            throw errors.unavailable(`the request did not complete in time; it may or may not have taken effect (${e.message})`, 1);
+          case 'too-large':
+            throw errors.tooLarge(0);
+          default:
+            throw errors.unavailable(`the cluster cannot serve this request right now: ${e.message}`, 1);
+        }
+      }
+      throw e;
+    }
+  }
+}

@@ -1,0 +1,381 @@
+// The replicated object store: the Raft state machine of the API server.
+// Objects are kept as their JSON text (compact, and a LIST can be written out
+// without re-serializing), keyed by resource, namespace and name. Every
+// decision that depends on state is made here, at apply time, from the log
+// alone, so that all members agree. A bounded history of changes serves
+// watches from a resourceVersion and paginated lists at a fixed revision.
+import { EventEmitter } from 'node:events';
+import { pack, unpack } from 'msgpackr';
+import type { StateMachine } from '../raft/node.ts';
+import { type AuditVerb, type Command, decodeCommand } from './command.ts';
+import { ApiError, errors } from './errors.ts';
+
+export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
+
+export interface StoredObject {
+  /** The whole object as JSON, resourceVersion included. */
+  json: string;
+  rv: number;
+  uid: string;
+  labels?: Record<string, string>;
+}
+
+export interface StoreEvent {
+  index: number;
+  term: number;
+  type: WatchEventType;
+  res: string;
+  ns: string;
+  name: string;
+  uid: string;
+  /** The object after the change; for DELETED its last state. */
+  json: string;
+  labels?: Record<string, string>;
+  /** The object before the change (undefined when created). */
+  prev?: StoredObject;
+  user: string;
+  verb: AuditVerb;
+  ts: string;
+  /** Monotonic local time the event was applied (watch-history retention). */
+  at: number;
+}
+
+export type ApplyResult = { ok: true; object: StoredObject; event?: StoreEvent; deleted?: boolean } | { ok: false; error: ApiError };
+
+export interface HistoryLimits {
+  /** Keep at least this many events... */
+  minEvents: number;
+  /** ...and at least this much time. */
+  minAgeMs: number;
+  /** Hard cap regardless of age. */
+  maxEvents: number;
+}
+
+const SEP = '\u0000';
+
+function objKey(ns: string, name: string): string {
+  return ns ? `${ns}/${name}` : name;
+}
+
+function splitRes(res: string): { group: string; plural: string } {
+  const i = res.indexOf('/');
+  return { group: res.slice(0, i), plural: res.slice(i + 1) };
+}
+
+interface Meta {
+  resourceVersion?: string;
+  deletionTimestamp?: string;
+  deletionGracePeriodSeconds?: number;
+  finalizers?: string[];
+  labels?: Record<string, string>;
+  uid?: string;
+}
+
+export class ObjectStore extends EventEmitter implements StateMachine {
+  /** res → "ns/name" → object. */
+  private readonly data = new Map<string, Map<string, StoredObject>>();
+  /** Index of the last applied API command (the store's revision). */
+  revision = 0;
+  private count = 0;
+  private history: StoreEvent[] = [];
+  private historyHead = 0;
+  /** Watches and paged lists can start from any revision >= this. */
+  private historyFloor = 0;
+  private readonly limits: HistoryLimits;
+  /**
+   * Events not yet on the NATS stream (index > publishedIndex), in order. Part
+   * of the replicated state: snapshots carry them, so compacting the log never
+   * loses an event still to publish.
+   */
+  private outbox: StoreEvent[] = [];
+  private outboxHead = 0;
+  /** Replicated watermark: events up to here are on the stream. */
+  publishedIndex = 0;
+  /** Keep the outbox only when an event stream is configured. */
+  keepOutbox = false;
+
+  constructor(limits: Partial<HistoryLimits> = {}) {
+    super();
+    this.setMaxListeners(0);
+    this.limits = { minEvents: 100_000, minAgeMs: 5 * 60_000, maxEvents: 1_000_000, ...limits };
+  }
+
+  get objectCount(): number {
+    return this.count;
+  }
+
+  get oldestWatchableRevision(): number {
+    return this.historyFloor;
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  get(res: string, ns: string, name: string): StoredObject | undefined {
+    return this.data.get(res)?.get(objKey(ns, name));
+  }
+
+  /** Current objects of a resource (one namespace or all), sorted by namespace/name like etcd keys. */
+  list(res: string, ns: string | undefined): { key: string; obj: StoredObject }[] {
+    const m = this.data.get(res);
+    if (!m) return [];
+    const out: { key: string; obj: StoredObject }[] = [];
+    if (ns) {
+      const prefix = `${ns}/`;
+      for (const [k, o] of m) if (k.startsWith(prefix)) out.push({ key: k, obj: o });
+    } else {
+      for (const [k, o] of m) out.push({ key: k, obj: o });
+    }
+    out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return out;
+  }
+
+  /**
+   * Objects as they were at `revision` (for the pages after the first of a
+   * paginated list): current state with every change after `revision` undone
+   * from the history. Throws 410 Gone when the history no longer reaches back.
+   */
+  listAt(res: string, ns: string | undefined, revision: number): { key: string; obj: StoredObject }[] {
+    if (revision >= this.revision) return this.list(res, ns);
+    if (revision < this.historyFloor) {
+      throw errors.gone(`The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.`);
+    }
+    const m = new Map<string, StoredObject>();
+    for (const { key, obj } of this.list(res, ns)) m.set(key, obj);
+    const undone = new Set<string>();
+    for (let i = this.historyHead; i < this.history.length; i++) {
+      const e = this.history[i];
+      if (e.index <= revision || e.res !== res || (ns && e.ns !== ns)) continue;
+      const k = objKey(e.ns, e.name);
+      if (undone.has(k)) continue; // the earliest change after `revision` holds the state at it
+      undone.add(k);
+      if (e.prev) m.set(k, e.prev);
+      else m.delete(k);
+    }
+    return [...m].map(([key, obj]) => ({ key, obj })).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  /** History events after `revision` (for a watch). Throws 410 Gone when they are no longer all kept. */
+  eventsSince(revision: number): StoreEvent[] {
+    if (revision < this.historyFloor) {
+      throw errors.gone(`too old resource version: ${revision} (${this.historyFloor})`);
+    }
+    const out: StoreEvent[] = [];
+    // Events are in index order: binary search for the first one after `revision`.
+    let lo = this.historyHead;
+    let hi = this.history.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.history[mid].index <= revision) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < this.history.length; i++) out.push(this.history[i]);
+    return out;
+  }
+
+  // ---------------------------------------------------------------- apply
+
+  apply(entry: { index: number; term: number; data: Uint8Array }): ApplyResult {
+    let cmd: Command;
+    try {
+      cmd = decodeCommand(entry.data);
+    } catch (e) {
+      // A corrupt or foreign entry: every member sees the same bytes and skips it alike.
+      return { ok: false, error: errors.badRequest(`undecodable command at index ${entry.index}: ${(e as Error).message}`) };
+    }
+    if (cmd.op === 'mark') {
+      this.markPublished(cmd.published);
+      return { ok: true, object: { json: '', rv: 0, uid: '' } };
+    }
+    this.revision = entry.index;
+    const r = this.applyCommand(cmd, entry.index, entry.term);
+    if (r.ok && r.event) {
+      this.record(r.event);
+      if (this.keepOutbox) this.outbox.push(r.event);
+      this.emit('event', r.event);
+    }
+    return r;
+  }
+
+  /** Events after `index` still waiting to be published (from the outbox). */
+  unpublishedSince(index: number, max = Infinity): StoreEvent[] {
+    const out: StoreEvent[] = [];
+    let lo = this.outboxHead;
+    let hi = this.outbox.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.outbox[mid].index <= index) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < this.outbox.length && out.length < max; i++) out.push(this.outbox[i]);
+    return out;
+  }
+
+  /** How many outbox events come after `index`, and the oldest of them. */
+  pendingAfter(index: number): { count: number; oldest?: StoreEvent } {
+    let lo = this.outboxHead;
+    let hi = this.outbox.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.outbox[mid].index <= index) lo = mid + 1;
+      else hi = mid;
+    }
+    return { count: this.outbox.length - lo, oldest: this.outbox[lo] };
+  }
+
+  /** The oldest event the outbox still holds (0 when empty). */
+  get outboxFloor(): number {
+    return this.outboxHead < this.outbox.length ? this.outbox[this.outboxHead].index : 0;
+  }
+
+  get outboxSize(): number {
+    return this.outbox.length - this.outboxHead;
+  }
+
+  private markPublished(published: number): void {
+    if (published <= this.publishedIndex) return;
+    this.publishedIndex = published;
+    while (this.outboxHead < this.outbox.length && this.outbox[this.outboxHead].index <= published) {
+      this.outbox[this.outboxHead++] = undefined as unknown as StoreEvent;
+    }
+    if (this.outboxHead > 1024 && this.outboxHead * 2 > this.outbox.length) {
+      this.outbox = this.outbox.slice(this.outboxHead);
+      this.outboxHead = 0;
+    }
+  }
+
+  private applyCommand(cmd: Exclude<Command, { op: 'mark' }>, index: number, term: number): ApplyResult {
+    const { group, plural } = splitRes(cmd.res);
+    let m = this.data.get(cmd.res);
+    const key = objKey(cmd.ns, cmd.name);
+    const cur = m?.get(key);
+    const event = (type: WatchEventType, obj: StoredObject, prev?: StoredObject): StoreEvent => ({
+      index, term, type, res: cmd.res, ns: cmd.ns, name: cmd.name, uid: obj.uid, json: obj.json, labels: obj.labels, prev,
+      user: cmd.user, verb: cmd.verb, ts: cmd.ts, at: performance.now(),
+    });
+
+    switch (cmd.op) {
+      case 'create': {
+        if (cur) return { ok: false, error: errors.alreadyExists(group, plural, cmd.name) };
+        const obj = this.stamp(JSON.parse(cmd.obj), index);
+        if (!m) this.data.set(cmd.res, (m = new Map()));
+        m.set(key, obj);
+        this.count++;
+        return { ok: true, object: obj, event: event('ADDED', obj) };
+      }
+      case 'update': {
+        if (!cur) return { ok: false, error: errors.notFound(group, plural, cmd.name) };
+        const pre = this.checkPrecondition(cmd.pre, cur, group, plural, cmd.name);
+        if (pre) return { ok: false, error: pre };
+        const parsed = JSON.parse(cmd.obj) as { metadata?: Meta };
+        const meta = parsed.metadata ?? {};
+        if (meta.deletionTimestamp && !(meta.finalizers && meta.finalizers.length)) {
+          // The last finalizer of an object being deleted is gone: delete it now.
+          const obj = this.stamp(parsed, index);
+          m!.delete(key);
+          this.count--;
+          return { ok: true, object: obj, event: event('DELETED', obj, cur), deleted: true };
+        }
+        const obj = this.stamp(parsed, index);
+        m!.set(key, obj);
+        return { ok: true, object: obj, event: event('MODIFIED', obj, cur) };
+      }
+      case 'delete': {
+        if (!cur) return { ok: false, error: errors.notFound(group, plural, cmd.name) };
+        const pre = this.checkPrecondition(cmd.pre, cur, group, plural, cmd.name);
+        if (pre) return { ok: false, error: pre };
+        const parsed = JSON.parse(cur.json) as { metadata?: Meta };
+        const meta = (parsed.metadata ??= {});
+        const hasFinalizers = !!(meta.finalizers && meta.finalizers.length);
+        const graceful = !cmd.force && cmd.grace > 0;
+        if (hasFinalizers || graceful) {
+          if (meta.deletionTimestamp && (hasFinalizers || (meta.deletionGracePeriodSeconds ?? 0) <= cmd.grace)) {
+            return { ok: true, object: cur }; // already being deleted: nothing changes
+          }
+          const grace = hasFinalizers && !graceful ? 0 : cmd.grace;
+          meta.deletionTimestamp = addSeconds(cmd.ts, grace);
+          meta.deletionGracePeriodSeconds = grace;
+          const obj = this.stamp(parsed, index);
+          m!.set(key, obj);
+          return { ok: true, object: obj, event: event('MODIFIED', obj, cur) };
+        }
+        const obj = this.stamp(parsed, index);
+        m!.delete(key);
+        this.count--;
+        return { ok: true, object: obj, event: event('DELETED', obj, cur), deleted: true };
+      }
+    }
+  }
+
+  private checkPrecondition(pre: { rv?: number; uid?: string }, cur: StoredObject, group: string, plural: string, name: string): ApiError | undefined {
+    if (pre.uid && pre.uid !== cur.uid) {
+      return errors.conflict(group, plural, name, `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${cur.uid}`);
+    }
+    if (pre.rv !== undefined && pre.rv !== cur.rv) return errors.conflict(group, plural, name);
+    return undefined;
+  }
+
+  private stamp(obj: { metadata?: Meta }, index: number): StoredObject {
+    const meta = (obj.metadata ??= {});
+    meta.resourceVersion = String(index);
+    return { json: JSON.stringify(obj), rv: index, uid: meta.uid ?? '', labels: meta.labels };
+  }
+
+  private record(e: StoreEvent): void {
+    this.history.push(e);
+    const { minEvents, minAgeMs, maxEvents } = this.limits;
+    const now = e.at;
+    while (this.history.length - this.historyHead > minEvents) {
+      const oldest = this.history[this.historyHead];
+      if (now - oldest.at < minAgeMs && this.history.length - this.historyHead <= maxEvents) break;
+      this.historyFloor = oldest.index;
+      this.history[this.historyHead++] = undefined as unknown as StoreEvent;
+    }
+    if (this.historyHead > 4096 && this.historyHead * 2 > this.history.length) {
+      this.history = this.history.slice(this.historyHead);
+      this.historyHead = 0;
+    }
+  }
+
+  // ---------------------------------------------------------------- snapshots
+
+  snapshot(): Uint8Array {
+    const rows: [string, string, string][] = [];
+    for (const [res, m] of this.data) for (const [k, o] of m) rows.push([res, k, o.json]);
+    const outbox = this.outbox.slice(this.outboxHead).map((e) => [e.index, e.term, e.type, e.res, e.ns, e.name, e.uid, e.json, e.user, e.verb, e.ts]);
+    return pack({ revision: this.revision, rows, publishedIndex: this.publishedIndex, outbox });
+  }
+
+  restore(data: Uint8Array, index: number): void {
+    const s = unpack(data) as {
+      revision: number; rows: [string, string, string][]; publishedIndex?: number;
+      outbox?: [number, number, WatchEventType, string, string, string, string, string, string, AuditVerb, string][];
+    };
+    this.data.clear();
+    this.count = 0;
+    for (const [res, k, json] of s.rows) {
+      let m = this.data.get(res);
+      if (!m) this.data.set(res, (m = new Map()));
+      const meta = (JSON.parse(json) as { metadata?: Meta }).metadata ?? {};
+      m.set(k, { json, rv: Number(meta.resourceVersion ?? 0), uid: meta.uid ?? '', labels: meta.labels });
+      this.count++;
+    }
+    this.revision = s.revision;
+    this.publishedIndex = s.publishedIndex ?? 0;
+    this.outbox = (s.outbox ?? []).map(([index, term, type, res, ns, name, uid, json, user, verb, ts]) => ({
+      index, term, type, res, ns, name, uid, json, user, verb, ts, at: performance.now(),
+    }));
+    this.outboxHead = 0;
+    // Changes before the snapshot are not in our history any more.
+    this.history = [];
+    this.historyHead = 0;
+    this.historyFloor = Math.max(index, s.revision);
+    this.emit('restored', index);
+  }
+}
+
+function addSeconds(rfc3339: string, s: number): string {
+  const t = Date.parse(rfc3339);
+  return new Date((Number.isFinite(t) ? t : 0) + s * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+export { SEP };

@@ -1,0 +1,140 @@
+// `flotilla up`: a local cluster of separate processes, the README's start
+// command. Writes <dir>/cluster.json and <dir>/kubeconfig (usable by kubectl
+// as it is), prints where everything is, and stops everything on
+// SIGINT/SIGTERM. Data survives a restart of `up` on the same dir: ports are
+// fixed by --base-port so the members find each other again.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { request } from 'undici';
+
+const BIN = resolve(fileURLToPath(new URL('./flotilla.js', import.meta.url)));
+
+interface ClusterFile {
+  servers: { id: string; api: string; peer: string; pid: number }[];
+  nats: string;
+  kubeconfig: string;
+  controllers: { pid: number }[];
+  schedulers: { pid: number }[];
+  agents: { name: string; pid: number }[];
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      servers: { type: 'string', default: '3' },
+      dir: { type: 'string', default: '.flotilla' },
+      'base-port': { type: 'string', default: '7100' },
+    },
+    strict: true,
+  });
+  const n = Number(values.servers);
+  if (!Number.isInteger(n) || n < 1 || n > 7) throw new Error('--servers must be between 1 and 7');
+  const base = Number(values['base-port']);
+  if (!Number.isInteger(base) || base < 1024 || base > 65000) throw new Error('--base-port must be between 1024 and 65000');
+  const dir = resolve(values.dir);
+  mkdirSync(join(dir, 'logs'), { recursive: true });
+  const lockFile = join(dir, 'up.pid');
+  if (existsSync(lockFile)) {
+    const pid = Number(readFileSync(lockFile, 'utf8'));
+    if (pid && isAlive(pid)) throw new Error(`a cluster is already running from ${dir} (pid ${pid}); stop it first`);
+  }
+  writeFileSync(lockFile, String(process.pid));
+
+  const members = Array.from({ length: n }, (_, i) => ({
+    id: `s${i + 1}`, api: `127.0.0.1:${base + 1 + i}`, peer: `127.0.0.1:${base + 101 + i}`,
+  }));
+  const peers = members.map((m) => `${m.id}=${m.peer}`).join(',');
+  const children: ChildProcess[] = [];
+  let stopping = false;
+  const spawnLogged = (name: string, args: string[]) => {
+    const out = createWriteStream(join(dir, 'logs', `${name}.log`), { flags: 'a' });
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.pipe(out);
+    child.stderr!.pipe(out);
+    child.on('exit', (code, sig) => {
+      if (!stopping) process.stderr.write(`flotilla up: ${name} exited (${sig ?? code}); see ${join(dir, 'logs', `${name}.log`)}\n`);
+    });
+    children.push(child);
+    return child;
+  };
+
+  const servers = members.map((m) => {
+    const child = spawnLogged(m.id, ['server', '--id', m.id, '--peers', peers, '--api', m.api, '--data', join(dir, 'data', m.id)]);
+    return { ...m, pid: child.pid! };
+  });
+
+  const kubeconfig = join(dir, 'kubeconfig');
+  writeFileSync(kubeconfig, [
+    'apiVersion: v1', 'kind: Config', 'current-context: flotilla', 'preferences: {}',
+    'clusters:', '- name: flotilla', '  cluster:', `    server: http://${members[0].api}`,
+    // Plain HTTP on loopback; client libraries (e.g. @kubernetes/client-node) refuse http:// without it.
+    '    insecure-skip-tls-verify: true',
+    'contexts:', '- name: flotilla', '  context:', '    cluster: flotilla', '    user: flotilla', '    namespace: default',
+    'users:', '- name: flotilla', '  user: {}', '',
+  ].join('\n'));
+  const cluster: ClusterFile = {
+    servers, nats: '', kubeconfig, controllers: [], schedulers: [], agents: [],
+  };
+  writeFileSync(join(dir, 'cluster.json'), `${JSON.stringify(cluster, null, 2)}\n`);
+
+  const stop = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write('flotilla up: stopping\n');
+    for (const c of children) c.kill('SIGTERM');
+    const deadline = Date.now() + 5000;
+    while (children.some((c) => c.exitCode === null && c.signalCode === null) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    try {
+      writeFileSync(lockFile, '');
+    } catch {
+      /* dir gone */
+    }
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void stop(0));
+  process.on('SIGTERM', () => void stop(0));
+
+  // Wait until every server is ready, then say where everything is.
+  const deadline = Date.now() + 60_000;
+  for (const m of members) {
+    for (;;) {
+      try {
+        const r = await request(`http://${m.api}/readyz`, { headersTimeout: 1000 });
+        await r.body.dump();
+        if (r.statusCode === 200) break;
+      } catch {
+        /* starting */
+      }
+      if (Date.now() > deadline) {
+        process.stderr.write(`flotilla up: server ${m.id} did not become ready in 60 s; see ${join(dir, 'logs', `${m.id}.log`)}\n`);
+        return stop(1);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  process.stdout.write([
+    `Flotilla is up: ${n} servers (data in ${join(dir, 'data')}, logs in ${join(dir, 'logs')})`,
+    ...servers.map((s) => `  server ${s.id}: API http://${s.api}  peer ${s.peer}  pid ${s.pid}`),
+    `  cluster file: ${join(dir, 'cluster.json')}`,
+    `  kubectl:      KUBECONFIG=${kubeconfig} kubectl get namespaces`,
+    `  flotilla:     npx flotilla get namespaces      (reads ${join(values.dir, 'cluster.json')})`,
+    'Press Ctrl-C to stop.',
+    '',
+  ].join('\n'));
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
