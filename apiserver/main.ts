@@ -10,6 +10,7 @@ import { Role } from '../raft/types.ts';
 import { ApiError } from './errors.ts';
 import { ApiHttpServer } from './http/server.ts';
 import { kindByResource } from './kinds/index.ts';
+import { EventPublisher } from './publisher.ts';
 import { Registry } from './registry.ts';
 import { ObjectStore } from './store.ts';
 
@@ -33,6 +34,10 @@ export async function main(argv: string[]): Promise<void> {
       'watch-history-events': { type: 'string' },
       'watch-history-seconds': { type: 'string' },
       'request-timeout': { type: 'string' },
+      nats: { type: 'string' },
+      'events-max-age': { type: 'string', default: '168h' },
+      'events-max-bytes': { type: 'string', default: String(8 * 1024 ** 3) },
+      'events-duplicate-window': { type: 'string', default: '10m' },
     },
     strict: true,
   });
@@ -62,6 +67,14 @@ export async function main(argv: string[]): Promise<void> {
   const registry = new Registry(node, store);
   const metrics = new client.Registry();
   client.collectDefaultMetrics({ register: metrics });
+  const publisher = values.nats
+    ? new EventPublisher(node, store, {
+      servers: values.nats.split(',').map((u) => u.trim()).filter(Boolean),
+      maxAgeMs: parseDuration(values['events-max-age']!, '--events-max-age'),
+      maxBytes: Number(values['events-max-bytes']),
+      duplicateWindowMs: parseDuration(values['events-duplicate-window']!, '--events-duplicate-window'),
+    }, log.child({ component: 'publisher' }), metrics)
+    : undefined;
   const [host, port] = splitHostPort(values.api);
   const apiUrl = `http://${values.api}`;
 
@@ -79,6 +92,7 @@ export async function main(argv: string[]): Promise<void> {
 
   const http = new ApiHttpServer({
     node, registry, logger: log, metrics, apiUrl, memberApis,
+    events: publisher ? () => publisher.status() : undefined,
     defaultTimeoutMs: num(values['request-timeout']),
     addMember: async (id, peer) => {
       // A new member first follows as a learner; it becomes a voter once it has caught up.
@@ -107,6 +121,7 @@ export async function main(argv: string[]): Promise<void> {
   node.on('removed', () => log.warn('this server was removed from the cluster; it keeps serving reads until stopped'));
   const shutdown = async () => {
     await http.close().catch(() => {});
+    await publisher?.stop();
     await node.stop();
     process.exit(0);
   };
@@ -165,4 +180,12 @@ async function publishIdentity(registry: Registry, id: string, apiUrl: string, p
     };
     await registry.create(kind, 'kube-system', obj, ctx);
   });
+}
+
+/** "10m", "168h", "30s", "500ms" → milliseconds. */
+function parseDuration(v: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(v.trim());
+  if (!m) throw new Error(`${flag}: expected a duration like 30s, 10m, 168h (got "${v}")`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
+  return Number(m[1]) * unit;
 }

@@ -56,6 +56,21 @@ export class Registry {
     return this.store.revision;
   }
 
+  /**
+   * The object as this member has it, or - when it is missing here - as the
+   * cluster has it: a write acknowledged by another member may not be applied
+   * here yet, and a write must never miss an earlier acknowledged one. (A
+   * stale object that does exist needs no such wait: the resourceVersion
+   * precondition of the write catches it at apply time.)
+   */
+  async lookup(kind: KindDef, ns: string, name: string, timeoutMs: number): Promise<StoredObject | undefined> {
+    const res = resourceKey(kind.group, kind.plural);
+    const o = this.store.get(res, ns, name);
+    if (o) return o;
+    await this.sync({ kind: 'linearizable' }, timeoutMs);
+    return this.store.get(res, ns, name);
+  }
+
   get(kind: KindDef, ns: string, name: string): StoredObject {
     const o = this.store.get(resourceKey(kind.group, kind.plural), ns, name);
     if (!o) throw errors.notFound(kind.group, kind.plural, name);
@@ -86,7 +101,7 @@ export class Registry {
   async update(kind: KindDef, ns: string, name: string, mutate: Mutation, ctx: WriteContext, clientRv?: number): Promise<StoredObject> {
     const res = resourceKey(kind.group, kind.plural);
     for (let attempt = 0; ; attempt++) {
-      const cur = this.store.get(res, ns, name);
+      const cur = attempt === 0 ? await this.lookup(kind, ns, name, ctx.timeoutMs) : this.store.get(res, ns, name);
       if (!cur) throw errors.notFound(kind.group, kind.plural, name);
       const curObj = JSON.parse(cur.json) as KubeObject;
       const next = await mutate(curObj);

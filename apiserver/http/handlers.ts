@@ -1,7 +1,7 @@
 // The verbs on resources: get, list, create, update, patch, delete,
 // deletecollection, and the status, scale and binding subresources.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { resourceKey } from '../command.ts';
+import { kindByResource } from '../kinds/index.ts';
 import { ApiError, errors } from '../errors.ts';
 import { applyJsonPatch } from '../patch/json-patch.ts';
 import { applyMergePatch } from '../patch/json-merge.ts';
@@ -28,6 +28,8 @@ export interface RequestContext {
   warnings: string[];
   timeoutMs: number;
 }
+
+const NAMESPACE_KIND = kindByResource('', 'v1', 'namespaces')!;
 
 const PATCH_TYPES = new Set([
   'application/json-patch+json', 'application/merge-patch+json', 'application/strategic-merge-patch+json', 'application/apply-patch+yaml',
@@ -142,7 +144,9 @@ export class Handlers {
     if (!isApply && ctx.query.get('force')) throw errors.badRequest('force may only be set for apply patches');
 
     if (r.subresource === 'scale') {
-      const cur = scaleOf(r.kind, JSON.parse(this.reg.get(r.kind, r.namespace, r.name).json));
+      const found = await this.reg.lookup(r.kind, r.namespace, r.name, ctx.timeoutMs);
+      if (!found) throw errors.notFound(r.group, r.kind.plural, r.name);
+      const cur = scaleOf(r.kind, JSON.parse(found.json));
       const next = patchWith(type, cur, patch, undefined);
       return this.updateScale(r, ctx, next);
     }
@@ -165,7 +169,7 @@ export class Handlers {
       return decodeObject(r.kind, patched, fv, ctx.warnings);
     };
 
-    if (isApply && !this.reg.store.get(resourceKey(r.kind.group, r.kind.plural), r.namespace, r.name)) {
+    if (isApply && !(await this.reg.lookup(r.kind, r.namespace, r.name, ctx.timeoutMs))) {
       // Apply creates what does not exist yet.
       const obj = await apply(undefined);
       obj.metadata = { ...(obj.metadata ?? {}), name: r.name };
@@ -236,7 +240,8 @@ export class Handlers {
 
   private async delete(r: ResourceRequest, ctx: RequestContext): Promise<void> {
     const opts = await this.deleteOptions(ctx);
-    const cur = this.reg.get(r.kind, r.namespace, r.name);
+    const cur = await this.reg.lookup(r.kind, r.namespace, r.name, ctx.timeoutMs);
+    if (!cur) throw errors.notFound(r.group, r.kind.plural, r.name);
     const grace = this.graceFor(r.kind, JSON.parse(cur.json) as KubeObject, opts.grace);
     if (isDryRun(ctx.query)) return this.respondObject(r, ctx, 200, cur);
     const { object, deleted } = await this.reg.delete(r.kind, r.namespace, r.name, { ...opts, grace, force: opts.grace === 0 }, this.wctx(ctx, 'delete'));
@@ -298,7 +303,7 @@ export class Handlers {
   private async admitNamespace(r: ResourceRequest, obj: KubeObject): Promise<void> {
     if (!r.kind.namespaced) return;
     const ns = String(obj.metadata!.namespace);
-    const nsObj = this.reg.store.get('/namespaces', '', ns);
+    const nsObj = await this.reg.lookup(NAMESPACE_KIND, '', ns, 10_000);
     if (!nsObj) throw errors.notFound('', 'namespaces', ns);
     if ((JSON.parse(nsObj.json) as KubeObject).metadata?.deletionTimestamp) {
       throw errors.forbidden(`${r.kind.plural} "${String(obj.metadata!.name)}" is forbidden: unable to create new content in namespace ${ns} because it is being terminated`);

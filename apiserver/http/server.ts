@@ -43,6 +43,8 @@ export interface ApiServerOptions {
   addMember: (id: string, peer: string) => Promise<unknown>;
   removeMember: (id: string) => Promise<unknown>;
   defaultTimeoutMs?: number;
+  /** The event publisher's state, when the server publishes to NATS. */
+  events?: () => Record<string, unknown>;
 }
 
 export class ApiHttpServer {
@@ -202,6 +204,7 @@ export class ApiHttpServer {
     return {
       id: s.id, role: s.role, term: s.term, leader: s.leader, commitIndex: s.commit, appliedIndex: s.applied,
       revision: this.o.registry.store.revision,
+      ...(this.o.events ? { events: this.o.events() } : {}),
       members: s.members.map((m) => ({ id: m.id, peer: m.peer, api: apis.get(m.id) ?? '', voter: m.voter })),
     };
   }

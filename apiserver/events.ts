@@ -1,0 +1,82 @@
+// The audit/event record published for every committed write: encoding per
+// proto/events.proto and the subject it is published on.
+import { fileURLToPath } from 'node:url';
+import protobuf from 'protobufjs';
+
+export const STREAM = 'EVENTS';
+export const SUBJECT_PREFIX = 'events';
+
+export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
+
+export interface ApiEvent {
+  index: number;
+  term: number;
+  type: EventType;
+  group: string;
+  version: string;
+  kind: string;
+  resource: string;
+  namespace: string;
+  name: string;
+  uid: string;
+  /** The object as JSON text. */
+  object: string;
+  user: string;
+  verb: string;
+  timestamp: string;
+}
+
+const root = protobuf.loadSync(fileURLToPath(new URL('../proto/events.proto', import.meta.url)));
+const EventT = root.lookupType('flotilla.events.Event');
+const TYPES: EventType[] = ['ADDED', 'MODIFIED', 'DELETED'];
+
+export class EventDecodeError extends Error {}
+
+export function encodeEvent(e: ApiEvent): Uint8Array {
+  return EventT.encode({ ...e, type: TYPES.indexOf(e.type), object: Buffer.from(e.object) }).finish();
+}
+
+export function decodeEvent(b: Uint8Array): ApiEvent {
+  let m: Record<string, unknown>;
+  try {
+    m = EventT.decode(b) as unknown as Record<string, unknown>;
+  } catch (e) {
+    throw new EventDecodeError(`not an Event: ${(e as Error).message}`);
+  }
+  const num = (v: unknown) => (typeof v === 'number' ? v : v && typeof v === 'object' ? Number(String(v)) : 0);
+  const type = TYPES[num(m.type)];
+  if (!type) throw new EventDecodeError(`unknown event type ${String(m.type)}`);
+  const index = num(m.index);
+  if (!index) throw new EventDecodeError('event without an index');
+  return {
+    index, term: num(m.term), type,
+    group: String(m.group ?? ''), version: String(m.version ?? ''), kind: String(m.kind ?? ''), resource: String(m.resource ?? ''),
+    namespace: String(m.namespace ?? ''), name: String(m.name ?? ''), uid: String(m.uid ?? ''),
+    object: Buffer.from((m.object as Uint8Array) ?? new Uint8Array()).toString('utf8'),
+    user: String(m.user ?? ''), verb: String(m.verb ?? ''), timestamp: String(m.timestamp ?? ''),
+  };
+}
+
+/**
+ * A subject token for a namespace or name. Subjects split on '.', and '*'
+ * and '>' are wildcards, so those characters (legal in DNS subdomain names)
+ * are percent-encoded, as is '%' itself.
+ */
+export function subjectToken(s: string): string {
+  return s.replace(/[%.*>\s]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
+}
+
+export function decodeSubjectToken(s: string): string {
+  return s.replace(/%([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+}
+
+/** events.<group or core>.<plural>.<namespace or _cluster>.<name> */
+export function subjectFor(group: string, resource: string, namespace: string, name: string): string {
+  return `${SUBJECT_PREFIX}.${group ? subjectToken(group) : 'core'}.${resource}.${namespace ? subjectToken(namespace) : '_cluster'}.${subjectToken(name)}`;
+}
+
+/** A filter subject for a kind (plural) and optional namespace. */
+export function filterSubject(group: string | undefined, resource: string | undefined, namespace: string | undefined): string {
+  const g = group === undefined ? '*' : group ? subjectToken(group) : 'core';
+  return `${SUBJECT_PREFIX}.${g}.${resource ?? '*'}.${namespace === undefined ? '*' : namespace ? subjectToken(namespace) : '_cluster'}.*`;
+}

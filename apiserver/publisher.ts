@@ -1,0 +1,248 @@
+// The leader's event publisher: every committed API write, exactly once and
+// in Raft index order, onto the JetStream stream EVENTS.
+//
+// Exactly once and in order through failovers and NATS outages rests on
+// JetStream's own fencing, not on our bookkeeping:
+// - each message carries Nats-Msg-Id = its Raft index (deduplication), and
+// - Nats-Expected-Last-Msg-Id = the index of the event before it, so a
+//   message is stored only directly after its predecessor. A deposed leader
+//   still publishing, or a publish racing a resync, is rejected instead of
+//   being interleaved; the publisher then reads the stream's last message and
+//   resumes after it.
+// Publishes are pipelined (a window of acks in flight): one round trip per
+// event does not cap throughput. Events still to publish live in the store's
+// replicated outbox (see ObjectStore), trimmed by a replicated watermark the
+// leader proposes, so a new leader, a restart or a log compaction never
+// loses one.
+import { type JetStreamClient, type JetStreamManager, type NatsConnection, StorageType, connect, nanos } from 'nats';
+import type { Logger } from 'pino';
+import client from 'prom-client';
+import type { RaftNode } from '../raft/node.ts';
+import { Role } from '../raft/types.ts';
+import { encodeCommand } from './command.ts';
+import { type ApiEvent, STREAM, SUBJECT_PREFIX, encodeEvent, subjectFor } from './events.ts';
+import { KINDS } from './kinds/index.ts';
+import type { ObjectStore, StoreEvent } from './store.ts';
+
+export interface PublisherOptions {
+  servers: string[];
+  /** Stream limits. */
+  maxAgeMs: number;
+  maxBytes: number;
+  duplicateWindowMs: number;
+  /** Acks in flight at once. */
+  window?: number;
+}
+
+const MARK_EVERY_MS = 500;
+
+export class EventPublisher {
+  private nc?: NatsConnection;
+  private js?: JetStreamClient;
+  private jsm?: JetStreamManager;
+  private running = false;
+  private stopped = false;
+  /** Index of the last event known to be on the stream (-1: unknown, resync). */
+  lastPublished = -1;
+  private lastMarked = 0;
+  private wake?: () => void;
+  private readonly published: client.Counter;
+  private readonly errorsTotal: client.Counter;
+
+  constructor(
+    private readonly node: RaftNode,
+    private readonly store: ObjectStore,
+    private readonly o: PublisherOptions,
+    private readonly log: Logger,
+    metrics: client.Registry,
+  ) {
+    store.keepOutbox = true;
+    this.published = new client.Counter({ name: 'flotilla_events_published_total', help: 'Events published to the EVENTS stream by this server', registers: [metrics] });
+    this.errorsTotal = new client.Counter({ name: 'flotilla_events_publish_errors_total', help: 'Failed or rejected publishes (each followed by a resync)', registers: [metrics] });
+    const self = this;
+    new client.Gauge({
+      name: 'flotilla_events_publish_lag', help: 'Committed writes not yet on the event stream', registers: [metrics],
+      collect() { this.set(self.lag().events); },
+    });
+    new client.Gauge({
+      name: 'flotilla_events_publish_lag_seconds', help: 'Age of the oldest committed write not yet on the event stream', registers: [metrics],
+      collect() { this.set(self.lag().seconds); },
+    });
+    new client.Gauge({
+      name: 'flotilla_events_last_published_index', help: 'Raft index of the last event on the stream, as known here', registers: [metrics],
+      collect() { this.set(self.knownPublished()); },
+    });
+    store.on('event', () => this.wake?.());
+    node.on('role', ({ role }: { role: Role }) => {
+      if (role === Role.Leader) void this.run();
+    });
+  }
+
+  /** What this member knows to be published: live on the leader, the replicated watermark elsewhere. */
+  knownPublished(): number {
+    return Math.max(this.lastPublished, this.store.publishedIndex);
+  }
+
+  lag(): { events: number; seconds: number } {
+    const { count, oldest } = this.store.pendingAfter(this.knownPublished());
+    return { events: count, seconds: oldest ? (performance.now() - oldest.at) / 1000 : 0 };
+  }
+
+  status(): Record<string, unknown> {
+    const l = this.lag();
+    return { servers: this.o.servers, connected: !!this.nc && !this.nc.isClosed(), lastPublishedIndex: this.knownPublished(), lagEvents: l.events, lagSeconds: Number(l.seconds.toFixed(3)) };
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    await this.nc?.close().catch(() => {});
+  }
+
+  private async connectNats(): Promise<void> {
+    if (this.nc && !this.nc.isClosed()) return;
+    this.nc = await connect({
+      servers: this.o.servers, name: `flotilla-publisher-${this.node.id}`,
+      reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 250, waitOnFirstConnect: true, timeout: 2000,
+    });
+    this.jsm = await this.nc.jetstreamManager();
+    this.js = this.nc.jetstream({ timeout: 5000 });
+    const config = {
+      name: STREAM, subjects: [`${SUBJECT_PREFIX}.>`], storage: StorageType.File,
+      num_replicas: Math.min(3, this.o.servers.length),
+      duplicate_window: nanos(this.o.duplicateWindowMs), max_age: nanos(this.o.maxAgeMs), max_bytes: this.o.maxBytes,
+    };
+    try {
+      const info = await this.jsm.streams.info(STREAM);
+      const c = info.config;
+      if (c.max_age !== config.max_age || c.max_bytes !== config.max_bytes || c.duplicate_window !== config.duplicate_window) {
+        await this.jsm.streams.update(STREAM, { ...c, max_age: config.max_age, max_bytes: config.max_bytes, duplicate_window: config.duplicate_window });
+      }
+    } catch (e) {
+      if (!/stream not found/i.test((e as Error).message)) throw e;
+      await this.jsm.streams.add(config);
+      this.log.info({ replicas: config.num_replicas }, 'created JetStream stream EVENTS');
+    }
+  }
+
+  /** The Raft index of the stream's last message (0 for an empty stream). */
+  private async streamLastIndex(): Promise<number> {
+    const info = await this.jsm!.streams.info(STREAM);
+    if (!info.state.last_seq || info.state.messages === 0) return 0;
+    const m = await this.jsm!.streams.getMessage(STREAM, { seq: info.state.last_seq });
+    const id = Number(m.header.get('Nats-Msg-Id'));
+    if (!Number.isInteger(id) || id <= 0) throw new Error(`the last message of stream ${STREAM} (seq ${info.state.last_seq}) has no Raft index in Nats-Msg-Id`);
+    return id;
+  }
+
+  private toEvent(e: StoreEvent): ApiEvent {
+    const slash = e.res.indexOf('/');
+    const group = e.res.slice(0, slash);
+    const resource = e.res.slice(slash + 1);
+    const kind = KINDS.find((k) => k.group === group && k.plural === resource);
+    return {
+      index: e.index, term: e.term, type: e.type, group, version: kind?.version ?? '', kind: kind?.kind ?? '', resource,
+      namespace: e.ns, name: e.name, uid: e.uid, object: e.json, user: e.user, verb: e.verb, timestamp: e.ts,
+    };
+  }
+
+  /** The leader's loop: resync, publish pipelined, repeat; ends when leadership is lost. */
+  private async run(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    let backoff = 50;
+    this.lastPublished = -1;
+    try {
+      while (!this.stopped && this.node.role === Role.Leader) {
+        try {
+          await this.connectNats();
+          if (this.lastPublished < 0) {
+            this.lastPublished = await this.streamLastIndex();
+            const floor = this.store.outboxFloor;
+            if (floor && this.lastPublished < floor - 1 && this.lastPublished < this.store.publishedIndex) {
+              this.log.error({ streamLast: this.lastPublished, outboxFloor: floor }, 'the event stream lost messages that were already published; continuing after them');
+            }
+            this.log.info({ lastPublished: this.lastPublished }, 'event publisher resynchronised with the stream');
+          }
+          const batch = this.store.unpublishedSince(this.lastPublished, 4096);
+          if (!batch.length) {
+            await this.maybeMark();
+            await this.idle();
+            continue;
+          }
+          await this.publishBatch(batch);
+          backoff = 50;
+          await this.maybeMark();
+        } catch (e) {
+          this.errorsTotal.inc();
+          this.log.warn({ err: (e as Error).message, lastPublished: this.lastPublished }, 'event publishing failed; resynchronising');
+          this.lastPublished = -1;
+          await new Promise((r) => setTimeout(r, backoff));
+          backoff = Math.min(2000, backoff * 2);
+        }
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async publishBatch(batch: StoreEvent[]): Promise<void> {
+    const window = this.o.window ?? 256;
+    let prev = this.lastPublished;
+    let inflight: Promise<unknown>[] = [];
+    let failure: Error | undefined;
+    for (const e of batch) {
+      if (failure || this.node.role !== Role.Leader) break;
+      const expect = prev > 0 ? { lastMsgID: String(prev) } : { lastSequence: 0 };
+      const subject = subjectFor(e.res.slice(0, e.res.indexOf('/')), e.res.slice(e.res.indexOf('/') + 1), e.ns, e.name);
+      const p = this.js!.publish(subject, encodeEvent(this.toEvent(e)), { msgID: String(e.index), expect }).then(
+        () => {
+          if (!failure && e.index > this.lastPublished) {
+            this.lastPublished = e.index;
+            this.published.inc();
+          }
+        },
+        (err: Error) => {
+          failure ??= err;
+        },
+      );
+      inflight.push(p);
+      prev = e.index;
+      if (inflight.length >= window) {
+        await inflight[0];
+        inflight = inflight.slice(1);
+      }
+    }
+    await Promise.all(inflight);
+    if (failure) throw failure;
+  }
+
+  /** Proposes the replicated watermark so that every member can trim its outbox. */
+  private async maybeMark(): Promise<void> {
+    if (this.lastPublished <= this.lastMarked || performance.now() - this.markedAt < MARK_EVERY_MS) return;
+    const published = this.lastPublished;
+    this.markedAt = performance.now();
+    try {
+      await this.node.propose(encodeCommand({ op: 'mark', published, res: '', ns: '', name: '', user: 'system:publisher', verb: 'system', ts: '' }), 5000);
+      this.lastMarked = published;
+    } catch {
+      /* retried next round */
+    }
+  }
+
+  private markedAt = 0;
+
+  private idle(): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(done, MARK_EVERY_MS);
+      function done() {
+        clearTimeout(t);
+        resolve();
+      }
+      this.wake = () => {
+        this.wake = undefined;
+        done();
+      };
+    });
+  }
+}
