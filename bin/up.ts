@@ -1,9 +1,9 @@
 // `flotilla up`: a local cluster of separate processes, the README's start
-// command. Writes <dir>/cluster.json and <dir>/kubeconfig (usable by kubectl
+// command: nats-server -js (or three, --nats-cluster) and the servers. Writes <dir>/cluster.json and <dir>/kubeconfig (usable by kubectl
 // as it is), prints where everything is, and stops everything on
 // SIGINT/SIGTERM. Data survives a restart of `up` on the same dir: ports are
 // fixed by --base-port so the members find each other again.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,6 +28,7 @@ export async function main(argv: string[]): Promise<void> {
       servers: { type: 'string', default: '3' },
       dir: { type: 'string', default: '.flotilla' },
       'base-port': { type: 'string', default: '7100' },
+      'nats-cluster': { type: 'boolean', default: false },
     },
     strict: true,
   });
@@ -50,9 +51,11 @@ export async function main(argv: string[]): Promise<void> {
   const peers = members.map((m) => `${m.id}=${m.peer}`).join(',');
   const children: ChildProcess[] = [];
   let stopping = false;
-  const spawnLogged = (name: string, args: string[]) => {
+  const spawnLogged = (name: string, args: string[], command?: string) => {
     const out = createWriteStream(join(dir, 'logs', `${name}.log`), { flags: 'a' });
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = command
+      ? spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.pipe(out);
     child.stderr!.pipe(out);
     child.on('exit', (code, sig) => {
@@ -62,8 +65,25 @@ export async function main(argv: string[]): Promise<void> {
     return child;
   };
 
+  // NATS JetStream for the event stream: one server, or three with R3 streams.
+  const natsBin = findNatsServer();
+  const natsCount = values['nats-cluster'] ? 3 : 1;
+  const nats = Array.from({ length: natsCount }, (_, i) => ({
+    name: `nats${i + 1}`, port: base + 201 + i, clusterPort: base + 211 + i, store: join(dir, 'data', `nats${i + 1}`),
+  }));
+  for (const n of nats) {
+    const conf = join(dir, `${n.name}.conf`);
+    const routes = nats.filter((x) => x !== n).map((x) => `nats-route://127.0.0.1:${x.clusterPort}`);
+    writeFileSync(conf, [
+      `server_name: ${n.name}`, `listen: 127.0.0.1:${n.port}`, `jetstream { store_dir: "${n.store}" }`,
+      ...(natsCount > 1 ? [`cluster { name: flotilla, listen: 127.0.0.1:${n.clusterPort}, routes: [${routes.join(', ')}] }`] : []), '',
+    ].join('\n'));
+    spawnLogged(n.name, ['-c', conf], natsBin);
+  }
+  const natsUrl = nats.map((n) => `nats://127.0.0.1:${n.port}`).join(',');
+
   const servers = members.map((m) => {
-    const child = spawnLogged(m.id, ['server', '--id', m.id, '--peers', peers, '--api', m.api, '--data', join(dir, 'data', m.id)]);
+    const child = spawnLogged(m.id, ['server', '--id', m.id, '--peers', peers, '--api', m.api, '--data', join(dir, 'data', m.id), '--nats', natsUrl]);
     return { ...m, pid: child.pid! };
   });
 
@@ -77,7 +97,7 @@ export async function main(argv: string[]): Promise<void> {
     'users:', '- name: flotilla', '  user: {}', '',
   ].join('\n'));
   const cluster: ClusterFile = {
-    servers, nats: '', kubeconfig, controllers: [], schedulers: [], agents: [],
+    servers, nats: natsUrl, kubeconfig, controllers: [], schedulers: [], agents: [],
   };
   writeFileSync(join(dir, 'cluster.json'), `${JSON.stringify(cluster, null, 2)}\n`);
 
@@ -122,12 +142,26 @@ export async function main(argv: string[]): Promise<void> {
   process.stdout.write([
     `Flotilla is up: ${n} servers (data in ${join(dir, 'data')}, logs in ${join(dir, 'logs')})`,
     ...servers.map((s) => `  server ${s.id}: API http://${s.api}  peer ${s.peer}  pid ${s.pid}`),
+    `  NATS:         ${natsUrl} (stream EVENTS; npx flotilla events --follow)`,
     `  cluster file: ${join(dir, 'cluster.json')}`,
     `  kubectl:      KUBECONFIG=${kubeconfig} kubectl get namespaces`,
     `  flotilla:     npx flotilla get namespaces      (reads ${join(values.dir, 'cluster.json')})`,
     'Press Ctrl-C to stop.',
     '',
   ].join('\n'));
+}
+
+/** nats-server from Debian's package; installed when missing and we are root, else an exact instruction. */
+function findNatsServer(): string {
+  const has = () => spawnSync('sh', ['-c', 'command -v nats-server'], { encoding: 'utf8' }).stdout.trim();
+  let path = has();
+  if (!path && process.getuid?.() === 0) {
+    process.stderr.write('flotilla up: installing Debian\'s nats-server\n');
+    spawnSync('sh', ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server'], { stdio: 'inherit' });
+    path = has();
+  }
+  if (!path) throw new Error('nats-server is not installed; run: sudo apt-get install -y nats-server');
+  return path;
 }
 
 function isAlive(pid: number): boolean {
