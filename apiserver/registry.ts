@@ -79,7 +79,7 @@ export class Registry {
 
   async create(kind: KindDef, ns: string, obj: KubeObject, ctx: WriteContext): Promise<StoredObject> {
     const meta = (obj.metadata ??= {});
-    meta.uid = randomUUID();
+    meta.uid ??= randomUUID();
     meta.creationTimestamp = nowRfc3339();
     meta.generation = 1;
     if (ns) meta.namespace = ns;

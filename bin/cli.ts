@@ -3,6 +3,12 @@ const commands: Record<string, () => Promise<{ main(argv: string[]): Promise<voi
   'raft-kv': () => import('../raft/examples/kv/main.ts'),
   server: () => import('../apiserver/main.ts'),
   up: () => import('./up.ts'),
+  // Client verbs (bin/commands/): talk to a cluster over its HTTP API.
+  apply: () => import('./commands/apply.ts'),
+  get: () => import('./commands/get.ts'),
+  delete: () => import('./commands/delete.ts'),
+  scale: () => import('./commands/scale.ts'),
+  cluster: () => import('./commands/cluster.ts'),
 };
 
 const [cmd, ...rest] = process.argv.slice(2);

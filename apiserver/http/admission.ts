@@ -1,7 +1,9 @@
 // Decoding, validation and defaulting of request objects, and the rules that
 // carry system-owned fields across an update, as Kubernetes' registry
 // strategies do (PrepareForCreate/PrepareForUpdate, Validate, Canonicalize).
+import { randomUUID } from 'node:crypto';
 import { errors, ApiError } from '../errors.ts';
+import { prepareForUpdate as kindPrepareForUpdate } from '../kinds/index.ts';
 import { validateSchema } from '../schema/validate.ts';
 import type { Cause, KindDef, KubeObject } from '../schema/types.ts';
 import type { ResourceRequest } from './info.ts';
@@ -94,6 +96,8 @@ export function prepareForCreate(kind: KindDef, req: ResourceRequest, obj: KubeO
   if (!meta.name) {
     throw errors.invalid(kind.group, kind.kind, '', [{ reason: 'FieldValueRequired', field: 'metadata.name', message: 'Required value: name or generateName is required' }]);
   }
+  // Before defaulting: some defaults derive from the uid (a Job's selector).
+  meta.uid = randomUUID();
   if (kind.hasStatus && kind.kind !== 'Pod' && kind.kind !== 'Node' && kind.kind !== 'PersistentVolume' && kind.kind !== 'PersistentVolumeClaim') {
     // Controllers own status: a create starts with an empty one.
     obj.status = {};
@@ -118,6 +122,8 @@ export function prepareForUpdate(kind: KindDef, req: ResourceRequest, next: Kube
     out.metadata = { ...curMeta };
   } else {
     out = next;
+    // Kind-specific carry-over (e.g. a Service keeps its allocated clusterIP when the update omits it).
+    kindPrepareForUpdate(kind, out, cur);
     const meta = (out.metadata ??= {});
     if (meta.name !== undefined && meta.name !== curMeta.name) {
       throw errors.badRequest(`the name of the object (${String(meta.name)}) does not match the name on the URL (${String(curMeta.name)})`);

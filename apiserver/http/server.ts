@@ -217,7 +217,13 @@ export class ApiHttpServer {
       const leaderApi = this.o.memberApis().get(node.leader);
       if (!leaderApi) throw errors.unavailable('no leader (or its API address is not known yet); retry', 1);
       const path = op === 'add' ? '/cluster/members' : `/cluster/members/${encodeURIComponent(id!)}`;
-      const r = await request(`${leaderApi}${path}`, { method: op === 'add' ? 'POST' : 'DELETE', body: op === 'add' ? JSON.stringify(body) : undefined, headersTimeout: 30_000, bodyTimeout: 30_000 });
+      // Longer than the leader's own wait for a new member to catch up (60 s).
+      let r;
+      try {
+        r = await request(`${leaderApi}${path}`, { method: op === 'add' ? 'POST' : 'DELETE', body: op === 'add' ? JSON.stringify(body) : undefined, headersTimeout: 90_000, bodyTimeout: 90_000 });
+      } catch (e) {
+        throw errors.unavailable(`could not reach the leader (${node.leader}) at ${leaderApi}: ${(e as Error).message}`, 1);
+      }
       res.writeHead(r.statusCode, { 'content-type': 'application/json' });
       res.end(await r.body.text());
       return;

@@ -16,13 +16,15 @@ function tableApiVersion(req?: IncomingMessage): string {
 export function tableFor(kind: KindDef, objs: KubeObject[], q: URLSearchParams, listMeta: Record<string, unknown>, req?: IncomingMessage): Record<string, unknown> {
   const now = Date.now();
   const includeObject = q.get('includeObject') ?? 'Metadata';
+  // Kinds that place the name themselves (Events, as in Kubernetes) get no leading Name column.
+  const ownName = kind.columns.some((c) => c.format === 'name');
   const columnDefinitions = [
-    { name: 'Name', type: 'string', format: 'name', description: 'Name must be unique within a namespace.', priority: 0 },
+    ...(ownName ? [] : [{ name: 'Name', type: 'string', format: 'name', description: 'Name must be unique within a namespace.', priority: 0 }]),
     ...kind.columns.map((c) => ({ name: c.name, type: c.type === 'date' ? 'string' : c.type, format: c.format ?? (c.type === 'date' ? 'date' : ''), description: c.description, priority: c.priority })),
   ];
   const rows = objs.map((o) => {
     const row: Record<string, unknown> = {
-      cells: [o.metadata?.name ?? '', ...kind.columns.map((c) => c.cell(o, now))],
+      cells: [...(ownName ? [] : [o.metadata?.name ?? '']), ...kind.columns.map((c) => c.cell(o, now))],
     };
     if (includeObject === 'Object') row.object = o;
     else if (includeObject !== 'None') {

@@ -70,6 +70,14 @@ function workload(s: Omit<KindSpec, 'group' | 'version' | 'categories'>): KindDe
 
 const workloadCondition = (name: string, times: string[]) => conditions(conditionOf(A(name), times));
 
+/** A strategy stanza: `type` (RollingUpdate or `other`) and its rollingUpdate parameters. */
+const strategy = (name: string, other: string, rolling: string, params: Record<string, Schema>) => obj({
+  type: oneOf(other, 'RollingUpdate'),
+  rollingUpdate: obj(params, { name: A(rolling) }),
+}, { name: A(name) });
+
+const surge = () => ({ maxUnavailable: intOrString(), maxSurge: intOrString() });
+
 /** Status fields of the replicated workloads (Deployment, ReplicaSet, StatefulSet). */
 const replicaStatus = (name: string, fields: Record<string, Schema>, conditionTimes = ['lastTransitionTime']) => obj({
   observedGeneration: int64(),
@@ -90,10 +98,7 @@ export const deployment = workload({
       replicas: int({ description: 'Number of desired pods. Defaults to 1.' }),
       selector: LabelSelector,
       template: PodTemplateSpec,
-      strategy: obj({
-        type: oneOf('Recreate', 'RollingUpdate'),
-        rollingUpdate: obj({ maxUnavailable: intOrString(), maxSurge: intOrString() }, { name: A('RollingUpdateDeployment') }),
-      }, { name: A('DeploymentStrategy') }),
+      strategy: strategy('DeploymentStrategy', 'Recreate', 'RollingUpdateDeployment', surge()),
       minReadySeconds: int(),
       revisionHistoryLimit: int(),
       paused: bool(),
@@ -179,10 +184,7 @@ export const statefulSet = workload({
       volumeClaimTemplates: atomic(persistentVolumeClaim.schema),
       serviceName: str(),
       podManagementPolicy: oneOf('OrderedReady', 'Parallel'),
-      updateStrategy: obj({
-        type: oneOf('OnDelete', 'RollingUpdate'),
-        rollingUpdate: obj({ partition: int(), maxUnavailable: intOrString() }, { name: A('RollingUpdateStatefulSetStrategy') }),
-      }, { name: A('StatefulSetUpdateStrategy') }),
+      updateStrategy: strategy('StatefulSetUpdateStrategy', 'OnDelete', 'RollingUpdateStatefulSetStrategy', { partition: int(), maxUnavailable: intOrString() }),
       revisionHistoryLimit: int(),
       minReadySeconds: int(),
       persistentVolumeClaimRetentionPolicy: obj({ whenDeleted: str(), whenScaled: str() },
@@ -238,10 +240,7 @@ export const daemonSet = workload({
     spec: obj({
       selector: LabelSelector,
       template: PodTemplateSpec,
-      updateStrategy: obj({
-        type: oneOf('OnDelete', 'RollingUpdate'),
-        rollingUpdate: obj({ maxUnavailable: intOrString(), maxSurge: intOrString() }, { name: A('RollingUpdateDaemonSet') }),
-      }, { name: A('DaemonSetUpdateStrategy') }),
+      updateStrategy: strategy('DaemonSetUpdateStrategy', 'OnDelete', 'RollingUpdateDaemonSet', surge()),
       minReadySeconds: int(),
       revisionHistoryLimit: int(),
     }, { name: A('DaemonSetSpec'), required: ['selector', 'template'] }),

@@ -3,9 +3,9 @@
 // and table-column helpers (kubectl's printers).
 
 import { kindSchema } from '../schema/meta.ts';
-import type { Cause, Column, KindDef, KubeObject, ObjectSchema, Schema } from '../schema/types.ts';
+import type { Cause, Column, KindDef, ObjectSchema, Schema } from '../schema/types.ts';
 import {
-  child, duplicate, forbidden, immutable, index, invalid, invalidEach, isDNS1123Label, isDNS1123Subdomain,
+  child, forbidden, immutable, index, invalid, invalidEach, isDNS1123Label, isDNS1123Subdomain,
   isQualifiedName, isValidLabelValue, maskTrailingDash, notSupported, parseQuantity, required,
 } from '../schema/validate.ts';
 
@@ -238,24 +238,28 @@ export function positive(v: unknown, path: string): Cause[] {
   return typeof v === 'number' && v <= 0 ? [invalid(path, v, 'must be greater than 0')] : [];
 }
 
-/** Duplicate values of `key` among the entries of a list. */
-export function uniqueBy(items: unknown, key: string, path: string, seen = new Set<unknown>()): Cause[] {
-  const out: Cause[] = [];
-  for (const [x, i] of entries(items)) {
-    const v = x[key];
-    if (v === undefined || v === '') continue;
-    if (seen.has(v)) out.push(duplicate(child(index(path, i), key), v));
-    seen.add(v);
-  }
-  return out;
-}
-
 /** A NotSupported cause when `v` is set and not one of `values`. */
 export function oneOfValues(v: unknown, values: readonly string[], path: string): Cause[] {
   return v !== undefined && v !== null && !values.includes(String(v)) ? [notSupported(path, v, values)] : [];
 }
 
 // ---- label selectors ------------------------------------------------------------------
+
+/**
+ * The values rules of a selector requirement for the set-based operators: In
+ * and NotIn need values, Exists and DoesNotExist take none. Undefined for other
+ * operators (the caller's own: Gt/Lt for node selectors, invalid for labels).
+ */
+export function requirementValues(r: Obj, path: string): Cause[] | undefined {
+  const values = list(r.values);
+  switch (r.operator) {
+    case 'In': case 'NotIn':
+      return values.length ? [] : [required(child(path, 'values'), "must be specified when `operator` is 'In' or 'NotIn'")];
+    case 'Exists': case 'DoesNotExist':
+      return values.length ? [forbidden(child(path, 'values'), "may not be specified when `operator` is 'Exists' or 'DoesNotExist'")] : [];
+  }
+  return undefined;
+}
 
 /** ValidateLabelSelector (metav1): operators, values, keys and matchLabels. */
 export function validateLabelSelector(sel: unknown, path: string): Cause[] {
@@ -265,16 +269,7 @@ export function validateLabelSelector(sel: unknown, path: string): Cause[] {
   for (const [r, i] of entries(s.matchExpressions)) {
     const p = index(child(path, 'matchExpressions'), i);
     const values = list(r.values);
-    switch (r.operator) {
-      case 'In': case 'NotIn':
-        if (!values.length) out.push(required(child(p, 'values'), "must be specified when `operator` is 'In' or 'NotIn'"));
-        break;
-      case 'Exists': case 'DoesNotExist':
-        if (values.length) out.push(forbidden(child(p, 'values'), "may not be specified when `operator` is 'Exists' or 'DoesNotExist'"));
-        break;
-      default:
-        out.push(invalid(child(p, 'operator'), r.operator ?? '', 'not a valid selector operator'));
-    }
+    out.push(...(requirementValues(r, p) ?? [invalid(child(p, 'operator'), r.operator ?? '', 'not a valid selector operator')]));
     out.push(...invalidEach(child(p, 'key'), r.key ?? '', isQualifiedName(String(r.key ?? ''))));
     values.forEach((v, j) => {
       if (typeof v === 'string') out.push(...invalidEach(index(child(p, 'values'), j), v, isValidLabelValue(v)));

@@ -6,12 +6,12 @@ import {
 import { Condition, LocalObjectReference, ObjectReference, conditionOf, conditions, kindSchema } from '../schema/meta.ts';
 import type { Cause, KindDef } from '../schema/types.ts';
 import {
-  base64Error, child, duplicate, forbidden, immutable, index, invalid, invalidEach, isConfigMapKey, isDNS1035Label,
-  isDNS1123Label, isDNS1123Subdomain, isQualifiedName, isValidIP, isValidPortName, isValidPortNum, notSupported, required,
+  child, duplicate, forbidden, immutable, index, invalid, invalidEach, isConfigMapKey, isDNS1035Label,
+  isDNS1123Label, isDNS1123Subdomain, isQualifiedName, isValidIP, isValidPortNum, notSupported, required,
 } from '../schema/validate.ts';
 import {
-  type Obj, ageColumn, column, deepEqual, defaults, defineKind, dflt, ensure, entries, formatLabels, immutableFields, intColumn, isObj,
-  list, oneOfValues, quantityValue, rec, since, uniqueBy, validateLabelSelector, validateLabels,
+  type Obj, ageColumn, column, deepEqual, defaults, defineKind, dflt, ensure, entries, formatLabels, immutableFields,
+  list, quantityValue, rec, since, validateLabelSelector, validateLabels,
 } from './common.ts';
 import {
   HostPathVolumeSource, NFSVolumeSource, NodeSelector, PersistentVolumeClaimSpec, PodSpec, PodStatus, Protocol, ResourceList,
@@ -400,11 +400,7 @@ export const secret = defineKind({
     }
   },
   validate(s, old) {
-    const { causes: out, size } = validateDataKeys(s.data, 'data');
-    for (const [k, v] of Object.entries(rec(s.data) ?? {})) {
-      const e = typeof v === 'string' ? base64Error(v) : '';
-      if (e) out.push(invalid(index('data', k), v, e));
-    }
+    const { causes: out, size } = validateDataKeys(s.data, 'data'); // base64 values: the schema (format byte)
     if (size * 0.75 > MAX_DATA_SIZE) out.push(tooBig('data'));
     const data = rec(s.data) ?? {};
     for (const anyOf of SECRET_TYPE_KEYS[s.type] ?? []) {

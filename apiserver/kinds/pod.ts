@@ -3,17 +3,17 @@
 // pod update rules, QoS class and kubectl's pod STATUS column.
 
 import {
-  CORE, any, atomic, bool, bytes, int, int64, intOrString, listMap, map, obj, oneOf, quantity, str, strMap, strings, time,
+  CORE, any, atomic, bool, int, int64, intOrString, listMap, map, obj, oneOf, quantity, str, strMap, strings, time,
 } from '../schema/dsl.ts';
 import { LabelSelector, LocalObjectReference, ObjectMeta, TypedLocalObjectReference, conditionOf, conditions } from '../schema/meta.ts';
-import type { Cause, ObjectSchema, Schema } from '../schema/types.ts';
+import type { Cause, Schema } from '../schema/types.ts';
 import {
   child, duplicate, forbidden, index, invalid, invalidEach, isConfigMapKey, isDNS1123Label, isDNS1123Subdomain,
-  isEnvVarName, isQualifiedName, isValidPortName, isValidPortNum, notFound, notSupported, required, inclusiveRangeError,
+  isEnvVarName, isQualifiedName, isValidPortName, isValidPortNum, notFound, required, inclusiveRangeError,
 } from '../schema/validate.ts';
 import {
-  type Obj, deepEqual, defaults, dflt, ensure, entries, get, isObj, list, nonNegative, oneOfValues, quantityValue, rec,
-  selectorEmpty, selectorMatches, since, uniqueBy, validateLabelSelector, validateLabels, validateAnnotations,
+  type Obj, deepEqual, defaults, dflt, ensure, entries, get, isObj, list, nonNegative, oneOfValues, quantityValue, rec, requirementValues,
+  selectorEmpty, selectorMatches, since, validateLabelSelector, validateLabels, validateAnnotations,
 } from './common.ts';
 
 const C = CORE;
@@ -685,18 +685,9 @@ function validateVolumes(volumes: unknown, path: string): { causes: Cause[]; nam
 
 /** ValidateNodeSelectorRequirement (core): In/NotIn need values, Exists/DoesNotExist none, Gt/Lt exactly one. */
 function validateNodeSelectorRequirement(r: Obj, path: string): Cause[] {
-  const out: Cause[] = [];
-  const values = list(r.values);
-  switch (r.operator) {
-    case 'In': case 'NotIn':
-      if (!values.length) out.push(required(child(path, 'values'), "must be specified when `operator` is 'In' or 'NotIn'"));
-      break;
-    case 'Exists': case 'DoesNotExist':
-      if (values.length) out.push(forbidden(child(path, 'values'), "may not be specified when `operator` is 'Exists' or 'DoesNotExist'"));
-      break;
-    case 'Gt': case 'Lt':
-      if (values.length !== 1) out.push(required(child(path, 'values'), "must be specified single value when `operator` is 'Lt' or 'Gt'"));
-      break;
+  const out = requirementValues(r, path) ?? [];
+  if ((r.operator === 'Gt' || r.operator === 'Lt') && list(r.values).length !== 1) {
+    out.push(required(child(path, 'values'), "must be specified single value when `operator` is 'Lt' or 'Gt'"));
   }
   if (r.key) out.push(...invalidEach(child(path, 'key'), r.key, isQualifiedName(String(r.key))));
   return out;

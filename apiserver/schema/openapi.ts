@@ -378,36 +378,19 @@ function paths(c: Converter, kinds: KindDef[]): Json {
 
 const sortKeys = (o: Record<string, Json>) => Object.fromEntries(Object.keys(o).sort().map((k) => [k, o[k]]));
 
-function buildV3(group: string, version: string, kinds: KindDef[]): Json {
-  const c = new Converter(3);
+const BEARER = { BearerToken: { type: 'apiKey', in: 'header', name: 'authorization', description: 'Bearer Token authentication' } };
+
+/** A v3 document of one group-version's kinds, or the v2 document of all kinds. */
+function build(v: Version, kinds: KindDef[]): Json {
+  const c = new Converter(v);
   for (const k of kinds) defineKind(c, k);
   defineSupport(c, kinds);
   const p = paths(c, kinds);
-  return {
-    openapi: '3.0.0',
-    info: { ...OPENAPI_INFO },
-    paths: p,
-    components: {
-      schemas: sortKeys(c.defs),
-      securitySchemes: { BearerToken: { type: 'apiKey', in: 'header', name: 'authorization', description: 'Bearer Token authentication' } },
-    },
-    security: [{ BearerToken: [] }],
-  };
-}
-
-function buildV2(): Json {
-  const c = new Converter(2);
-  for (const k of KINDS) defineKind(c, k);
-  defineSupport(c, KINDS);
-  const p = paths(c, KINDS);
-  return {
-    swagger: '2.0',
-    info: { ...OPENAPI_INFO },
-    paths: p,
-    definitions: sortKeys(c.defs),
-    securityDefinitions: { BearerToken: { type: 'apiKey', in: 'header', name: 'authorization', description: 'Bearer Token authentication' } },
-    security: [{ BearerToken: [] }],
-  };
+  const defs = sortKeys(c.defs);
+  const security = [{ BearerToken: [] }];
+  return v === 3
+    ? { openapi: '3.0.0', info: { ...OPENAPI_INFO }, paths: p, components: { schemas: defs, securitySchemes: BEARER }, security }
+    : { swagger: '2.0', info: { ...OPENAPI_INFO }, paths: p, definitions: defs, securityDefinitions: BEARER, security };
 }
 
 // ---- public API ---------------------------------------------------------------------------
@@ -424,7 +407,7 @@ function v3(): Map<string, { doc: Json; hash: string }> {
   if (!v3Docs) {
     v3Docs = new Map();
     for (const gv of groupVersions()) {
-      const doc = buildV3(gv.group, gv.version, gv.kinds);
+      const doc = build(3, gv.kinds);
       v3Docs.set(gvPath(gv.group, gv.version), { doc, hash: documentHash(doc) });
     }
   }
@@ -452,7 +435,7 @@ export function openApiV3Hash(path: string): string | undefined {
 
 /** The body of GET /openapi/v2 (swagger 2.0, JSON). */
 export function openApiV2(): Json {
-  v2Doc ??= buildV2();
+  v2Doc ??= build(2, KINDS);
   return v2Doc;
 }
 

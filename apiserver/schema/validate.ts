@@ -272,7 +272,7 @@ export function parseQuantity(q: string | number): number {
   if (!m) throw new Error(QUANTITY_FORMAT_ERROR);
   const n = Number(m[1]);
   const suffix = m[2] ?? '';
-  if (suffix.length > 1 && /^[eE]/.test(suffix)) return Number(`${m[1]}e${suffix.slice(1)}`);
+  if (/^[eE][+-]?[0-9]+$/.test(suffix)) return Number(`${m[1]}e${suffix.slice(1)}`);
   const v = n * SUFFIX[suffix];
   // Avoid binary noise on decimal suffixes: 100m → 0.1, not 0.1000000000000000055.
   return suffix === '' || suffix.endsWith('i') ? v : Number(v.toPrecision(15));
