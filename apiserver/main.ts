@@ -35,6 +35,7 @@ export async function main(argv: string[]): Promise<void> {
       'watch-history-seconds': { type: 'string' },
       'request-timeout': { type: 'string' },
       nats: { type: 'string' },
+      'unsafe-stale-reads': { type: 'boolean', default: false },
       'events-max-age': { type: 'string', default: '168h' },
       'events-max-bytes': { type: 'string', default: String(8 * 1024 ** 3) },
       'events-duplicate-window': { type: 'string', default: '10m' },
@@ -64,7 +65,7 @@ export async function main(argv: string[]): Promise<void> {
     electionTick: num(values['election-ticks']),
     snapshotEntries: num(values['snapshot-entries']),
   });
-  const registry = new Registry(node, store);
+  const registry = new Registry(node, store, unsafeFlag(values['unsafe-stale-reads']!, 'stale-reads', log));
   const metrics = new client.Registry();
   client.collectDefaultMetrics({ register: metrics });
   const publisher = values.nats
@@ -188,4 +189,18 @@ function parseDuration(v: string, flag: string): number {
   if (!m) throw new Error(`${flag}: expected a duration like 30s, 10m, 168h (got "${v}")`);
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
   return Number(m[1]) * unit;
+}
+
+/**
+ * Debug flags that break safety on purpose (for the chaos suite's own test)
+ * are refused unless FLOTILLA_UNSAFE names them: nobody turns one on by accident.
+ */
+function unsafeFlag(on: boolean, name: string, log: pino.Logger): boolean {
+  if (!on) return false;
+  const allowed = (process.env.FLOTILLA_UNSAFE ?? '').split(',').map((s) => s.trim());
+  if (!allowed.includes(name)) {
+    throw new Error(`--unsafe-${name} breaks linearizability and is for testing the chaos checker only; set FLOTILLA_UNSAFE=${name} to allow it`);
+  }
+  log.warn(`UNSAFE: --unsafe-${name} is on: this server gives wrong answers on purpose`);
+  return true;
 }

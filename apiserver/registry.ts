@@ -32,12 +32,18 @@ export class Registry {
   constructor(
     readonly node: RaftNode,
     readonly store: ObjectStore,
+    /**
+     * DEBUG ONLY, breaks linearizability on purpose: serve "linearizable"
+     * reads from local state without ReadIndex. Exists so that the chaos
+     * suite can show that its checker catches the bug.
+     */
+    private readonly unsafeStaleReads = false,
   ) {}
 
   /** Waits until local state satisfies the consistency asked for; returns the revision to report. */
   async sync(c: Consistency, timeoutMs: number): Promise<number> {
     if (c.kind === 'linearizable') {
-      await this.raft(() => this.node.readIndex(timeoutMs));
+      if (!this.unsafeStaleReads) await this.raft(() => this.node.readIndex(timeoutMs));
     } else if (c.kind === 'notOlderThan' && c.rv > this.store.revision) {
       if (c.rv > this.node.status().commit + 1_000_000) {
         throw errors.timeout(`Too large resource version: ${c.rv}, current: ${this.store.revision}`, 1);

@@ -3,7 +3,7 @@
 // any member), linearizable reads (ReadIndex), membership changes, leadership
 // transfer, and events for committed entries and role changes.
 import { EventEmitter } from 'node:events';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { pack, unpack } from 'msgpackr';
 import pino, { type Logger } from 'pino';
 import { decodeConfChange, decodeProposal, encodeProposal } from './codec.ts';
@@ -74,7 +74,12 @@ interface ReadBatch {
 interface SnapshotEnvelope {
   peers: Record<NodeId, string>;
   app: Uint8Array;
+  /** The applied-log hash chain at the snapshot's index. */
+  hash?: string;
 }
+
+/** How many recent (index, hash) pairs of the applied-log hash chain are kept for comparison. */
+const HASH_RING = 1 << 16;
 
 export class RaftNode extends EventEmitter {
   readonly id: NodeId;
@@ -101,6 +106,15 @@ export class RaftNode extends EventEmitter {
   private stopped = false;
   private fatal?: Error;
   private readonly opts: Required<Pick<RaftNodeOptions, 'tickMs' | 'snapshotEntries' | 'requestTimeoutMs'>>;
+  /** Members whose address the command line gave: a snapshot or conf change never moves them. */
+  private readonly fixedPeers: Set<NodeId>;
+  /**
+   * A hash chain over every applied entry (index, term, type, data): two
+   * members with the same hash at an index applied identical logs up to it.
+   */
+  private appliedHash = '';
+  private readonly hashRing = new Array<string>(HASH_RING);
+  private readonly hashIndex = new Float64Array(HASH_RING);
   private lastRole: Role = Role.Follower;
   private lastLeader: NodeId = '';
 
@@ -109,6 +123,7 @@ export class RaftNode extends EventEmitter {
     this.id = opts.id;
     this.sm = opts.stateMachine;
     this.peers = new Map(opts.peers);
+    this.fixedPeers = new Set(opts.peers.keys());
     this.log = (opts.logger ?? pino({ name: 'raft' })).child({ raft: opts.id });
     this.origin = `${opts.id}/${randomBytes(6).toString('hex')}`;
     this.opts = {
@@ -133,8 +148,9 @@ export class RaftNode extends EventEmitter {
     let snapshot: Snapshot | undefined;
     if (loaded.snapshot) {
       const env = unpack(loaded.snapshot.data) as SnapshotEnvelope;
-      for (const [id, addr] of Object.entries(env.peers)) this.peers.set(id, addr);
+      for (const [id, addr] of Object.entries(env.peers)) if (!this.fixedPeers.has(id)) this.peers.set(id, addr);
       this.sm.restore(env.app, loaded.snapshot.meta.index);
+      this.appliedHash = env.hash ?? '';
       this.applied = this.snapshotIndex = loaded.snapshot.meta.index;
       snapshot = loaded.snapshot;
     }
@@ -358,7 +374,7 @@ export class RaftNode extends EventEmitter {
 
   private takeSnapshot(): void {
     const index = this.applied;
-    const env: SnapshotEnvelope = { peers: Object.fromEntries(this.peers), app: this.sm.snapshot() };
+    const env: SnapshotEnvelope = { peers: Object.fromEntries(this.peers), app: this.sm.snapshot(), hash: this.appliedHash };
     const data = pack(env);
     this.core.compact(index, data);
     this.snapshotIndex = index;
@@ -372,6 +388,8 @@ export class RaftNode extends EventEmitter {
     for (const [id, addr] of Object.entries(env.peers)) this.notePeerAddr(id, addr);
     this.sm.restore(env.app, s.meta.index);
     this.applied = this.snapshotIndex = s.meta.index;
+    this.appliedHash = env.hash ?? '';
+    this.recordHash(s.meta.index);
     this.log.info({ index: s.meta.index }, 'restored state from a snapshot sent by the leader');
     // Local proposals at or below the snapshot are unknowable now.
     for (const [index, seq] of this.byIndex) {
@@ -382,6 +400,9 @@ export class RaftNode extends EventEmitter {
   private applyEntry(e: Entry): void {
     if (e.index <= this.applied) return;
     this.applied = e.index;
+    this.appliedHash = createHash('sha1')
+      .update(`${this.appliedHash}:${e.index}:${e.term}:${e.type}:`).update(e.data).digest('base64');
+    this.recordHash(e.index);
     let result: unknown;
     let mine: number | undefined;
     if (e.type === EntryType.ConfChange) {
@@ -538,8 +559,20 @@ export class RaftNode extends EventEmitter {
     if (cc.context.length) this.notePeerAddr(cc.nodeId, new TextDecoder().decode(cc.context));
   }
 
+  private recordHash(index: number): void {
+    const slot = index % HASH_RING;
+    this.hashRing[slot] = this.appliedHash;
+    this.hashIndex[slot] = index;
+  }
+
+  /** The applied-log hash chain at `index`, if this member applied it recently (and not via a snapshot past it). */
+  appliedHashAt(index: number): string | undefined {
+    const slot = index % HASH_RING;
+    return this.hashIndex[slot] === index ? this.hashRing[slot] : undefined;
+  }
+
   private notePeerAddr(id: NodeId, addr: string): void {
-    if (!addr) return;
+    if (!addr || (this.fixedPeers.has(id) && this.peers.has(id))) return;
     this.peers.set(id, addr);
     if (id !== this.id) this.transport?.setPeer(id, addr);
   }

@@ -174,6 +174,13 @@ export class ApiHttpServer {
         case '/cluster/status':
           return sendJson(res, 200, this.clusterStatus());
       }
+      if (p === '/debug/raft/hash') {
+        // Chaos checks compare members' applied logs through this hash chain.
+        const index = Number(url.searchParams.get('index'));
+        const hash = Number.isInteger(index) ? this.o.node.appliedHashAt(index) : undefined;
+        if (!hash) throw new ApiError(404, 'NotFound', `no applied-log hash for index ${url.searchParams.get('index')} on this member`);
+        return sendJson(res, 200, { index, hash, appliedIndex: this.o.node.appliedIndex });
+      }
       if (p.startsWith('/openapi/v3/')) {
         const doc = openApiV3Document(p.slice('/openapi/v3/'.length));
         if (doc) return sendJson(res, 200, doc);

@@ -29,18 +29,32 @@ export class FlotillaCluster {
   members: ServerMember[] = [];
   readonly dir: string;
 
+  /** Per-member --peers (the chaos suite routes each link through its own proxy). */
+  peersFor?: (id: string) => string;
+
   private constructor(dir: string, private readonly args: string[]) {
     this.dir = dir;
   }
 
-  static async start(n = 3, opts: { args?: string[]; dir?: string } = {}): Promise<FlotillaCluster> {
+  /** Members' ids and addresses, before anything starts (to set up proxies). */
+  static async plan(n = 3, opts: { args?: string[]; dir?: string } = {}): Promise<FlotillaCluster> {
     const c = new FlotillaCluster(opts.dir ?? tempDir('cluster'), opts.args ?? []);
     const ports = await freePorts(n * 2);
     for (let i = 0; i < n; i++) c.members.push(c.memberAt(`s${i + 1}`, ports[i * 2], ports[i * 2 + 1]));
+    return c;
+  }
+
+  static async start(n = 3, opts: { args?: string[]; dir?: string } = {}): Promise<FlotillaCluster> {
+    const c = await FlotillaCluster.plan(n, opts);
+    await c.startAll();
+    return c;
+  }
+
+  async startAll(): Promise<void> {
+    const c = this;
     for (const m of c.members) c.startMember(m.id);
     await c.waitReady();
     c.writeKubeconfig();
-    return c;
   }
 
   private memberAt(id: string, peerPort: number, apiPort: number): ServerMember {
@@ -67,7 +81,7 @@ export class FlotillaCluster {
   startMember(id: string, extra: string[] = []): Proc {
     const m = this.member(id);
     // Like etcd's --initial-cluster: a joining member is told where the others are.
-    const peers = this.members.map((x) => `${x.id}=${x.peer}`).join(',');
+    const peers = this.peersFor?.(id) ?? this.members.map((x) => `${x.id}=${x.peer}`).join(',');
     m.proc = startFlotilla(
       ['server', '--id', id, '--peers', peers, '--api', m.api, '--data', m.dataDir, ...this.args, ...m.extraArgs, ...extra],
       { logFile: join(this.dir, `${id}.log`) },
