@@ -1,0 +1,172 @@
+// Nemeses: the faults a chaos run injects, scheduled from the run's seed.
+// Each records what it did and when; faults that take the leader away are
+// marked `failover` so the report can show each one's write unavailability.
+import { request } from 'undici';
+import type { ChaosCluster } from './cluster.ts';
+import type { Rng } from './rng.ts';
+
+export interface FaultRecord {
+  /** ms since the start of the run. */
+  at: number;
+  kind: string;
+  detail: string;
+  failover?: boolean;
+}
+
+export interface NemesisContext {
+  cluster: ChaosCluster;
+  rng: Rng;
+  now: () => number;
+  record: (f: Omit<FaultRecord, 'at'>) => void;
+  running: () => boolean;
+}
+
+type Nemesis = (ctx: NemesisContext) => Promise<void>;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function shuffle<T>(xs: T[], rng: Rng): T[] {
+  const out = [...xs];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}
+
+async function leaderOrUndefined(ctx: NemesisContext): Promise<string | undefined> {
+  try {
+    return await ctx.cluster.servers.leader();
+  } catch {
+    return undefined;
+  }
+}
+
+async function killAndRestart(ctx: NemesisContext, id: string, failover: boolean, what: string): Promise<void> {
+  const s = ctx.cluster.servers;
+  ctx.record({ kind: 'kill', detail: `${what} ${id} (SIGKILL)`, failover });
+  await s.kill(id);
+  await sleep(ctx.rng.range(500, 2500));
+  s.startMember(id);
+  ctx.record({ kind: 'restart', detail: id });
+  await s.waitReady([id], 60_000).catch(() => {});
+}
+
+const leaderKill: Nemesis = async (ctx) => {
+  const leader = await leaderOrUndefined(ctx);
+  if (leader) await killAndRestart(ctx, leader, true, 'leader');
+};
+
+const randomKill: Nemesis = async (ctx) => {
+  const id = ctx.cluster.ids[ctx.rng.int(ctx.cluster.ids.length)];
+  const leader = await leaderOrUndefined(ctx);
+  await killAndRestart(ctx, id, id === leader, id === leader ? 'member (the leader)' : 'member');
+};
+
+const pause: Nemesis = async (ctx) => {
+  const leader = await leaderOrUndefined(ctx);
+  if (!leader) return;
+  const proc = ctx.cluster.servers.member(leader).proc!;
+  // Longer than the election timeout: a long GC pause.
+  const ms = ctx.rng.range(1000, 3000);
+  ctx.record({ kind: 'pause', detail: `SIGSTOP leader ${leader} for ${ms} ms`, failover: true });
+  proc.child.kill('SIGSTOP');
+  await sleep(ms);
+  proc.child.kill('SIGCONT');
+  ctx.record({ kind: 'resume', detail: `SIGCONT ${leader}` });
+};
+
+const partition: Nemesis = async (ctx) => {
+  const ids = ctx.cluster.ids;
+  const leader = await leaderOrUndefined(ctx);
+  const kind = ctx.rng.int(3);
+  const ms = ctx.rng.range(1500, 4000);
+  if (kind === 0 && leader) {
+    ctx.cluster.partition([[leader], ids.filter((i) => i !== leader)]);
+    ctx.record({ kind: 'partition', detail: `leader ${leader} isolated for ${ms} ms`, failover: true });
+  } else if (kind === 1 || !leader) {
+    const shuffled = shuffle(ids, ctx.rng);
+    const minority = shuffled.slice(0, Math.floor((ids.length - 1) / 2));
+    ctx.cluster.partition([minority, shuffled.slice(minority.length)]);
+    ctx.record({ kind: 'partition', detail: `minority [${minority.join(',')}] | majority for ${ms} ms`, failover: leader !== undefined && minority.includes(leader) });
+  } else {
+    // A bridge: two members cannot see each other, the third sees both.
+    const [a, b] = shuffle(ids, ctx.rng);
+    ctx.cluster.cutPairs([[a, b]]);
+    ctx.record({ kind: 'partition', detail: `bridge: ${a} x ${b} for ${ms} ms`, failover: a === leader || b === leader });
+  }
+  await sleep(ms);
+  ctx.cluster.heal();
+  ctx.record({ kind: 'heal', detail: 'all links restored' });
+};
+
+const natsRestart: Nemesis = async (ctx) => {
+  const m = ctx.cluster.nats.members[ctx.rng.int(ctx.cluster.nats.members.length)];
+  ctx.record({ kind: 'nats-kill', detail: `nats-server ${m.name} (SIGKILL)` });
+  await ctx.cluster.nats.kill(m.name);
+  await sleep(ctx.rng.range(1000, 3000));
+  ctx.cluster.nats.startMember(m.name);
+  await ctx.cluster.nats.waitUp([m.name]);
+  ctx.record({ kind: 'nats-restart', detail: m.name });
+};
+
+let extraMember = 0;
+const membership: Nemesis = async (ctx) => {
+  const s = ctx.cluster.servers;
+  const id = `x${++extraMember}`;
+  const m = await s.addServer(id);
+  ctx.record({ kind: 'member-add', detail: `${id} joins (learner, then voter)` });
+  const post = async (method: 'POST' | 'DELETE', path: string, body?: unknown) => {
+    for (let i = 0; i < 20 && ctx.running(); i++) {
+      const url = s.members.filter((x) => !x.id.startsWith('x'))[ctx.rng.int(3)].url;
+      try {
+        const r = await request(`${url}${path}`, { method, body: body ? JSON.stringify(body) : undefined, headersTimeout: 90_000, bodyTimeout: 90_000 });
+        await r.body.dump();
+        if (r.statusCode === 200) return true;
+      } catch {
+        /* retry */
+      }
+      await sleep(500);
+    }
+    return false;
+  };
+  const added = await post('POST', '/cluster/members', { id, peer: m.peer });
+  await sleep(ctx.rng.range(1000, 3000));
+  if (added) {
+    const removed = await post('DELETE', `/cluster/members/${id}`);
+    ctx.record({ kind: 'member-remove', detail: `${id} ${removed ? 'removed' : 'could not be removed'}` });
+    if (!removed) return;
+  }
+  await s.kill(id);
+  s.members = s.members.filter((x) => x.id !== id);
+};
+
+export const NEMESES: Record<string, Nemesis> = {
+  'leader-kill': leaderKill,
+  'random-kill': randomKill,
+  pause,
+  partition,
+  'nats-restart': natsRestart,
+  membership,
+};
+
+export const SCENARIOS: Record<string, string[]> = {
+  'leader-kill': ['leader-kill'],
+  partition: ['partition'],
+  pause: ['pause'],
+  'nats-restart': ['nats-restart'],
+  membership: ['membership'],
+  mixed: ['leader-kill', 'random-kill', 'pause', 'partition', 'nats-restart', 'membership'],
+};
+
+/** Runs the scenario's nemeses one at a time with quiet gaps, until `running()` is false. */
+export async function runNemesis(scenario: string, ctx: NemesisContext): Promise<void> {
+  const names = SCENARIOS[scenario];
+  if (!names) throw new Error(`unknown scenario "${scenario}"; known: ${Object.keys(SCENARIOS).join(', ')}`);
+  await sleep(ctx.rng.range(500, 1500));
+  while (ctx.running()) {
+    const name = names[ctx.rng.int(names.length)];
+    await NEMESES[name](ctx);
+    await sleep(ctx.rng.range(1000, 2500));
+  }
+}
