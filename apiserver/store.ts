@@ -159,17 +159,7 @@ export class ObjectStore extends EventEmitter implements StateMachine {
     if (revision < this.historyFloor) {
       throw errors.gone(`too old resource version: ${revision} (${this.historyFloor})`);
     }
-    const out: StoreEvent[] = [];
-    // Events are in index order: binary search for the first one after `revision`.
-    let lo = this.historyHead;
-    let hi = this.history.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (this.history[mid].index <= revision) lo = mid + 1;
-      else hi = mid;
-    }
-    for (let i = lo; i < this.history.length; i++) out.push(this.history[i]);
-    return out;
+    return this.history.slice(firstAfter(this.history, this.historyHead, revision));
   }
 
   // ---------------------------------------------------------------- apply
@@ -198,27 +188,13 @@ export class ObjectStore extends EventEmitter implements StateMachine {
 
   /** Events after `index` still waiting to be published (from the outbox). */
   unpublishedSince(index: number, max = Infinity): StoreEvent[] {
-    const out: StoreEvent[] = [];
-    let lo = this.outboxHead;
-    let hi = this.outbox.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (this.outbox[mid].index <= index) lo = mid + 1;
-      else hi = mid;
-    }
-    for (let i = lo; i < this.outbox.length && out.length < max; i++) out.push(this.outbox[i]);
-    return out;
+    const lo = firstAfter(this.outbox, this.outboxHead, index);
+    return this.outbox.slice(lo, Math.min(this.outbox.length, lo + max));
   }
 
   /** How many outbox events come after `index`, and the oldest of them. */
   pendingAfter(index: number): { count: number; oldest?: StoreEvent } {
-    let lo = this.outboxHead;
-    let hi = this.outbox.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (this.outbox[mid].index <= index) lo = mid + 1;
-      else hi = mid;
-    }
+    const lo = firstAfter(this.outbox, this.outboxHead, index);
     return { count: this.outbox.length - lo, oldest: this.outbox[lo] };
   }
 
@@ -371,6 +347,18 @@ export class ObjectStore extends EventEmitter implements StateMachine {
     this.historyFloor = Math.max(index, s.revision);
     this.emit('restored', index);
   }
+}
+
+/** Position of the first event after `index` in an index-ordered array (from `head`). */
+function firstAfter(events: StoreEvent[], head: number, index: number): number {
+  let lo = head;
+  let hi = events.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (events[mid].index <= index) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 function addSeconds(rfc3339: string, s: number): string {

@@ -5,6 +5,7 @@ import { type Section, writeSection } from './report.ts';
 const benches: Record<string, () => Promise<Section>> = {
   raft: async () => (await import('./raft.ts')).benchRaft(),
   api: async () => (await import('./api.ts')).benchApi(),
+  events: async () => (await import('./events.ts')).benchEvents(),
 };
 
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));

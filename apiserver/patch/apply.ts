@@ -51,8 +51,8 @@
 import type { ArraySchema, KubeObject, ManagedFieldsEntry, Schema } from '../schema/types.ts';
 import { PatchError } from './errors.ts';
 import { jsonEqual } from './json-patch.ts';
+import { isObject, has, put, clone, type JsonObject } from './json.ts';
 
-type JsonObject = Record<string, unknown>;
 type Sch = Schema | undefined;
 
 export const LAST_APPLIED_ANNOTATION = 'kubectl.kubernetes.io/last-applied-configuration';
@@ -62,28 +62,9 @@ export const BEFORE_FIRST_APPLY_MANAGER = 'before-first-apply';
 // ---------------------------------------------------------------------------
 // small helpers
 
-function isObject(v: unknown): v is JsonObject {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
-function has(o: JsonObject, k: string): boolean {
-  return Object.prototype.hasOwnProperty.call(o, k);
-}
 
-function put(o: JsonObject, k: string, v: unknown): void {
-  if (k === '__proto__') Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
-  else o[k] = v;
-}
 
-function clone<T>(v: T): T {
-  if (Array.isArray(v)) return v.map(clone) as T;
-  if (isObject(v)) {
-    const out: JsonObject = {};
-    for (const k of Object.keys(v)) if (v[k] !== undefined) put(out, k, clone(v[k]));
-    return out as T;
-  }
-  return v;
-}
 
 /** JSON with object keys sorted, so equal values always serialise alike. */
 function canonicalJson(v: unknown): string {

@@ -12,28 +12,11 @@
 //
 // Arrays are values like any other: a patch array replaces the target array.
 // Neither argument is mutated; the result shares no structure with them.
+import { isObject, put, clone, type JsonObject } from './json.ts';
 
-type JsonObject = Record<string, unknown>;
 
-function isObject(v: unknown): v is JsonObject {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
-/** Own-property assignment that is safe for a "__proto__" key coming from JSON. */
-function put(o: JsonObject, k: string, v: unknown): void {
-  if (k === '__proto__') Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
-  else o[k] = v;
-}
 
-function clone(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(clone);
-  if (isObject(v)) {
-    const out: JsonObject = {};
-    for (const k of Object.keys(v)) put(out, k, clone(v[k]));
-    return out;
-  }
-  return v;
-}
 
 /** Apply an RFC 7386 merge patch to `target` and return the result. */
 export function applyMergePatch(target: unknown, patch: unknown): unknown {

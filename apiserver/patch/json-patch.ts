@@ -18,6 +18,7 @@
 // operations, 422 when an operation is malformed or does not apply.
 
 import { PatchError } from './errors.ts';
+import { isObject, has, put, clone, type JsonObject } from './json.ts';
 
 export interface JsonPatchOperation {
   op: 'add' | 'remove' | 'replace' | 'move' | 'copy' | 'test';
@@ -29,30 +30,10 @@ export interface JsonPatchOperation {
 /** Kubernetes' limit on the number of operations in one JSON patch. */
 export const MAX_JSON_PATCH_OPERATIONS = 10000;
 
-type JsonObject = Record<string, unknown>;
 
-function isObject(v: unknown): v is JsonObject {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
-function has(o: JsonObject, k: string): boolean {
-  return Object.prototype.hasOwnProperty.call(o, k);
-}
 
-function put(o: JsonObject, k: string, v: unknown): void {
-  if (k === '__proto__') Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
-  else o[k] = v;
-}
 
-function clone(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(clone);
-  if (isObject(v)) {
-    const out: JsonObject = {};
-    for (const k of Object.keys(v)) put(out, k, clone(v[k]));
-    return out;
-  }
-  return v;
-}
 
 /** Structural equality of JSON values (object key order is irrelevant). */
 export function jsonEqual(a: unknown, b: unknown): boolean {

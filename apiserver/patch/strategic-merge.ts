@@ -37,8 +37,8 @@
 import type { ArraySchema, Schema } from '../schema/types.ts';
 import { PatchError } from './errors.ts';
 import { jsonEqual } from './json-patch.ts';
+import { isObject, has, put, clone, type JsonObject } from './json.ts';
 
-type JsonObject = Record<string, unknown>;
 type Sch = Schema | undefined;
 
 const DIRECTIVE = '$patch';
@@ -53,28 +53,9 @@ const ERR_PRIMITIVE_LIST = 'invalid patch format of primitive list';
 // ---------------------------------------------------------------------------
 // helpers
 
-function isObject(v: unknown): v is JsonObject {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
-function has(o: JsonObject, k: string): boolean {
-  return Object.prototype.hasOwnProperty.call(o, k);
-}
 
-function put(o: JsonObject, k: string, v: unknown): void {
-  if (k === '__proto__') Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
-  else o[k] = v;
-}
 
-function clone<T>(v: T): T {
-  if (Array.isArray(v)) return v.map(clone) as T;
-  if (isObject(v)) {
-    const out: JsonObject = {};
-    for (const k of Object.keys(v)) put(out, k, clone(v[k]));
-    return out as T;
-  }
-  return v;
-}
 
 /** Go's %v-ish rendering of a value, for error messages. */
 function show(v: unknown): string {
