@@ -141,7 +141,9 @@ t.test('API server cluster', async (t) => {
       }
       cont = r.body.metadata.continue ?? '';
       pages++;
-      await sleep(30);
+      // Let at least one round of writes land between two pages.
+      const before = churn;
+      await waitFor('a round of writes', () => churn > before, 20_000, 5);
     } while (cont);
     stop = true;
     await writer;
