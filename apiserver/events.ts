@@ -5,6 +5,8 @@ import protobuf from 'protobufjs';
 
 export const STREAM = 'EVENTS';
 export const SUBJECT_PREFIX = 'events';
+/** Header: the Raft index of the event stored just before this one (consumers detect removed messages with it). */
+export const PREV_INDEX_HEADER = 'Flotilla-Prev-Index';
 
 export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
 

@@ -4,23 +4,24 @@
 // Exactly once and in order through failovers and NATS outages rests on
 // JetStream's own fencing, not on our bookkeeping:
 // - each message carries Nats-Msg-Id = its Raft index (deduplication), and
-// - Nats-Expected-Last-Msg-Id = the index of the event before it, so a
+// - Nats-Expected-Last-Sequence = the stream sequence it must follow, so a
 //   message is stored only directly after its predecessor. A deposed leader
 //   still publishing, or a publish racing a resync, is rejected instead of
 //   being interleaved; the publisher then reads the stream's last message and
-//   resumes after it.
+//   resumes after it. (Sequence rather than Nats-Expected-Last-Msg-Id: the
+//   last msg-id is not restored when nats-server 2.9 restarts.)
 // Publishes are pipelined (a window of acks in flight): one round trip per
 // event does not cap throughput. Events still to publish live in the store's
 // replicated outbox (see ObjectStore), trimmed by a replicated watermark the
 // leader proposes, so a new leader, a restart or a log compaction never
 // loses one.
-import { type JetStreamClient, type JetStreamManager, type NatsConnection, StorageType, connect, nanos } from 'nats';
+import { type JetStreamClient, type JetStreamManager, type NatsConnection, StorageType, connect, headers, nanos } from 'nats';
 import type { Logger } from 'pino';
 import client from 'prom-client';
 import type { RaftNode } from '../raft/node.ts';
 import { Role } from '../raft/types.ts';
 import { encodeCommand } from './command.ts';
-import { type ApiEvent, STREAM, SUBJECT_PREFIX, encodeEvent, subjectFor } from './events.ts';
+import { type ApiEvent, PREV_INDEX_HEADER, STREAM, SUBJECT_PREFIX, decodeEvent, encodeEvent, subjectFor } from './events.ts';
 import { KINDS } from './kinds/index.ts';
 import type { ObjectStore, StoreEvent } from './store.ts';
 
@@ -44,6 +45,8 @@ export class EventPublisher {
   private stopped = false;
   /** Index of the last event known to be on the stream (-1: unknown, resync). */
   lastPublished = -1;
+  /** The stream's last sequence as of our last successful publish (the fence for the next one). */
+  private lastSeq = 0;
   private lastMarked = 0;
   private wake?: () => void;
   private readonly published: client.Counter;
@@ -125,14 +128,38 @@ export class EventPublisher {
     }
   }
 
-  /** The Raft index of the stream's last message (0 for an empty stream). */
-  private async streamLastIndex(): Promise<number> {
+  /**
+   * Where the stream stands: its last sequence, and the Raft index of the
+   * last event of ours on it (0 when there is none). Messages that are not
+   * ours (no numeric Nats-Msg-Id, a payload that is not that Event, or an
+   * index this member has not even applied) are stepped over, so a stray
+   * publish to events.> can neither stall the publisher nor make it skip
+   * events.
+   */
+  private async streamPosition(): Promise<{ lastSeq: number; lastIndex: number }> {
     const info = await this.jsm!.streams.info(STREAM);
-    if (!info.state.last_seq || info.state.messages === 0) return 0;
-    const m = await this.jsm!.streams.getMessage(STREAM, { seq: info.state.last_seq });
-    const id = Number(m.header.get('Nats-Msg-Id'));
-    if (!Number.isInteger(id) || id <= 0) throw new Error(`the last message of stream ${STREAM} (seq ${info.state.last_seq}) has no Raft index in Nats-Msg-Id`);
-    return id;
+    const lastSeq = info.state.last_seq;
+    if (!info.state.messages) return { lastSeq, lastIndex: this.store.publishedIndex };
+    const first = info.state.first_seq;
+    for (let seq = lastSeq; seq >= first && seq > lastSeq - 1000; seq--) {
+      let m;
+      try {
+        m = await this.jsm!.streams.getMessage(STREAM, { seq });
+      } catch {
+        continue; // removed meanwhile
+      }
+      const id = Number(m.header?.get('Nats-Msg-Id'));
+      if (!Number.isInteger(id) || id <= 0 || id > this.store.revision) continue;
+      try {
+        if (decodeEvent(m.data).index !== id) continue;
+      } catch {
+        continue;
+      }
+      return { lastSeq, lastIndex: id };
+    }
+    // No event of ours among the last messages: go by the replicated watermark.
+    this.log.warn({ lastSeq }, 'no Flotilla event among the last messages of the stream; resuming after the replicated watermark');
+    return { lastSeq, lastIndex: this.store.publishedIndex };
   }
 
   private toEvent(e: StoreEvent): ApiEvent {
@@ -157,7 +184,9 @@ export class EventPublisher {
         try {
           await this.connectNats();
           if (this.lastPublished < 0) {
-            this.lastPublished = await this.streamLastIndex();
+            const pos = await this.streamPosition();
+            this.lastPublished = pos.lastIndex;
+            this.lastSeq = pos.lastSeq;
             const floor = this.store.outboxFloor;
             if (floor && this.lastPublished < floor - 1 && this.lastPublished < this.store.publishedIndex) {
               this.log.error({ streamLast: this.lastPublished, outboxFloor: floor }, 'the event stream lost messages that were already published; continuing after them');
@@ -188,17 +217,32 @@ export class EventPublisher {
 
   private async publishBatch(batch: StoreEvent[]): Promise<void> {
     const window = this.o.window ?? 256;
-    let prev = this.lastPublished;
+    // Fencing by stream sequence: message k of this batch is stored only if
+    // the stream's last sequence is exactly the one before it, so nothing
+    // can be interleaved (a deposed leader's publish is refused).
+    let expectSeq = this.lastSeq;
+    let prevIndex = this.lastPublished;
     let inflight: Promise<unknown>[] = [];
     let failure: Error | undefined;
     for (const e of batch) {
       if (failure || this.node.role !== Role.Leader) break;
-      const expect = prev > 0 ? { lastMsgID: String(prev) } : { lastSequence: 0 };
+      const expect = { lastSequence: expectSeq++ };
       const subject = subjectFor(e.res.slice(0, e.res.indexOf('/')), e.res.slice(e.res.indexOf('/') + 1), e.ns, e.name);
-      const p = this.js!.publish(subject, encodeEvent(this.toEvent(e)), { msgID: String(e.index), expect }).then(
-        () => {
+      // Consumers' gap checks read the index of the event stored before this one.
+      const h = headers();
+      h.set(PREV_INDEX_HEADER, String(prevIndex));
+      prevIndex = e.index;
+      const p = this.js!.publish(subject, encodeEvent(this.toEvent(e)), { msgID: String(e.index), expect, headers: h }).then(
+        (ack) => {
+          if (ack.duplicate) {
+            // Already stored (a retry within the duplicate window): the
+            // sequence did not move, so the fences after it are off; resync.
+            failure ??= new Error(`event ${e.index} was already on the stream`);
+            return;
+          }
           if (!failure && e.index > this.lastPublished) {
             this.lastPublished = e.index;
+            this.lastSeq = ack.seq;
             this.published.inc();
           }
         },
@@ -207,7 +251,6 @@ export class EventPublisher {
         },
       );
       inflight.push(p);
-      prev = e.index;
       if (inflight.length >= window) {
         await inflight[0];
         inflight = inflight.slice(1);

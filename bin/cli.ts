@@ -9,6 +9,7 @@ const commands: Record<string, () => Promise<{ main(argv: string[]): Promise<voi
   delete: () => import('./commands/delete.ts'),
   scale: () => import('./commands/scale.ts'),
   cluster: () => import('./commands/cluster.ts'),
+  events: () => import('./commands/events.ts'),
 };
 
 const [cmd, ...rest] = process.argv.slice(2);

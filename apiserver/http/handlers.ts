@@ -80,8 +80,9 @@ export class Handlers {
 
   private async list(r: ResourceRequest, ctx: RequestContext): Promise<void> {
     const opts = listOptionsOf(ctx.query);
+    // A later page is served at the first page's revision: this member must have applied at least that far.
     const revision = opts.continue
-      ? opts.continue.rv
+      ? (await this.reg.sync({ kind: 'notOlderThan', rv: opts.continue.rv }, ctx.timeoutMs), opts.continue.rv)
       : await this.reg.sync(this.consistencyOf(ctx.query), ctx.timeoutMs);
     const page = selectObjects(this.reg.store, r.kind, r.namespace, opts, revision);
     if (wantsTable(ctx.req)) {

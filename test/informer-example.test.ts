@@ -1,0 +1,75 @@
+// The example controller (examples/controller/) as users run it: a separate
+// process against three servers and nats-server, converging each namespace's
+// "summary" ConfigMap as ConfigMaps come and go.
+import { join } from 'node:path';
+import t from 'tap';
+import { ApiClient, ApiClientError, resourcePath } from '../agents/client/api.ts';
+import type { ConfigMap } from '../agents/informer/index.ts';
+import { kindByName } from '../apiserver/kinds/index.ts';
+import { FlotillaCluster } from './support/flotilla-cluster.ts';
+import { NatsServers } from './support/nats.ts';
+import { ROOT, startProcess, waitFor } from './support/procs.ts';
+
+const CM = kindByName('configmaps')!;
+
+t.test('configmap-summary example controller', async (t) => {
+  const nats = await NatsServers.start(1);
+  t.teardown(() => nats.stop());
+  const cluster = await FlotillaCluster.start(3, { args: ['--nats', nats.url] });
+  t.teardown(() => cluster.stop());
+  const c = new ApiClient(cluster.urls);
+  t.teardown(() => c.close());
+  await c.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop' } });
+  // Existing before the controller starts: picked up by its initial LIST.
+  await c.create(resourcePath(CM, 'default'), { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'early' } });
+  const ctl = startProcess(process.execPath, [
+    `--import=${import.meta.resolve('tsx')}`, join(ROOT, 'examples', 'controller', 'main.ts'),
+    '--server', cluster.urls.join(','), '--nats', nats.url, '--workers', '3',
+  ], { logFile: join(cluster.dir, 'controller.log') });
+  t.teardown(() => ctl.kill('SIGKILL'));
+
+  const summary = async (ns: string) => {
+    try {
+      return await c.get<ConfigMap>(`${resourcePath(CM, ns)}/summary`);
+    } catch (e) {
+      if (e instanceof ApiClientError && e.code === 404) return undefined;
+      throw e;
+    }
+  };
+  const expect = (ns: string, names: string[] | undefined) => waitFor(`summary of ${ns} = ${names?.join(',') ?? '(none)'}`, async () => {
+    const s = await summary(ns);
+    if (!names) return s === undefined;
+    return s?.data?.names === names.join(',') && s.data?.count === String(names.length);
+  }, 15_000, 100);
+
+  await expect('default', ['early']);
+  t.pass('the summary of an existing ConfigMap is created');
+  const created = [];
+  for (let i = 0; i < 12; i++) created.push(c.create(resourcePath(CM, i % 2 ? 'shop' : 'default'), { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `cm-${String(i).padStart(2, '0')}` } }));
+  await Promise.all(created);
+  await expect('default', ['cm-00', 'cm-02', 'cm-04', 'cm-06', 'cm-08', 'cm-10', 'early']);
+  await expect('shop', ['cm-01', 'cm-03', 'cm-05', 'cm-07', 'cm-09', 'cm-11']);
+  t.pass('summaries follow a burst of creates in two namespaces');
+  const s = await summary('shop');
+  t.equal(s?.metadata.labels?.['app.kubernetes.io/managed-by'], 'configmap-summary');
+
+  // Someone edits the summary by hand: the controller puts it back.
+  await c.patch(`${resourcePath(CM, 'shop')}/summary`, { data: { count: '99' } }, 'application/merge-patch+json');
+  await expect('shop', ['cm-01', 'cm-03', 'cm-05', 'cm-07', 'cm-09', 'cm-11']);
+  t.pass('a hand edit of the summary is reverted');
+
+  await Promise.all(['cm-01', 'cm-03', 'cm-05', 'cm-07', 'cm-09', 'cm-11'].map((n) => c.delete(`${resourcePath(CM, 'shop')}/${n}`)));
+  await expect('shop', undefined);
+  t.pass('the summary goes when the namespace has no ConfigMap left');
+
+  // A ConfigMap named "summary" that the controller does not own is left alone.
+  await c.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'mine' } });
+  await c.create(resourcePath(CM, 'mine'), { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'summary' }, data: { mine: 'yes' } });
+  await c.create(resourcePath(CM, 'mine'), { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'other' } });
+  await expect('default', ['cm-00', 'cm-02', 'cm-04', 'cm-06', 'cm-08', 'cm-10', 'early']);
+  await new Promise((r) => setTimeout(r, 500));
+  t.same((await summary('mine'))?.data, { mine: 'yes' }, 'someone else\'s "summary" is not clobbered');
+
+  ctl.child.kill('SIGTERM');
+  t.equal(await ctl.exited, 0, 'stops cleanly on SIGTERM');
+});
