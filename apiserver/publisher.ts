@@ -195,13 +195,13 @@ export class EventPublisher {
           }
           const batch = this.store.unpublishedSince(this.lastPublished, 4096);
           if (!batch.length) {
-            await this.maybeMark();
+            void this.maybeMark(); // off the publish path: a Raft round trip must not delay events
             await this.idle();
             continue;
           }
           await this.publishBatch(batch);
           backoff = 50;
-          await this.maybeMark();
+          void this.maybeMark(); // off the publish path: a Raft round trip must not delay events
         } catch (e) {
           this.errorsTotal.inc();
           this.log.warn({ err: (e as Error).message, lastPublished: this.lastPublished }, 'event publishing failed; resynchronising');
@@ -262,7 +262,8 @@ export class EventPublisher {
 
   /** Proposes the replicated watermark so that every member can trim its outbox. */
   private async maybeMark(): Promise<void> {
-    if (this.lastPublished <= this.lastMarked || performance.now() - this.markedAt < MARK_EVERY_MS) return;
+    if (this.marking || this.lastPublished <= this.lastMarked || performance.now() - this.markedAt < MARK_EVERY_MS) return;
+    this.marking = true;
     const published = this.lastPublished;
     this.markedAt = performance.now();
     try {
@@ -270,10 +271,13 @@ export class EventPublisher {
       this.lastMarked = published;
     } catch {
       /* retried next round */
+    } finally {
+      this.marking = false;
     }
   }
 
   private markedAt = 0;
+  private marking = false;
 
   private idle(): Promise<void> {
     return new Promise((resolve) => {
