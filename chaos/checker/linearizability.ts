@@ -4,27 +4,39 @@
 //  - Wing & Gong's search: operations become call and return events sorted by
 //    time in a doubly linked list; the search repeatedly picks an operation
 //    whose call precedes the first remaining return, applies it to the
-//    sequential model, lifts its two events out of the list, and backtracks
-//    when the first remaining event is a return (that operation had to take
-//    effect before it returned, and nothing allowed it to);
+//    sequential model, lifts its two events out of the list (and puts them
+//    back when it backtracks: removal keeps the removed node's links, so
+//    undoing in reverse order is O(1)), and backtracks when the first
+//    remaining event is a return (that operation had to take effect before it
+//    returned, and nothing allowed it to);
 //  - Lowe's memoization: a configuration (set of linearized operations, model
 //    state) already explored is not explored again; the set is a bitset
-//    (Uint32Array) hashed incrementally (Zobrist), so a step costs O(1) plus a
-//    hash lookup;
+//    (Uint32Array, stored trimmed of its all-ones prefix) with an incremental
+//    Zobrist hash, so a step costs O(1) plus a hash-map lookup;
 //  - P-compositionality: the model may partition the history (for a
 //    key-value store: per key) and every partition is checked on its own;
 //  - operations whose outcome is unknown (a timeout, a 503 after the request
 //    was sent) have `return: Infinity`: they may take effect at any point
 //    after their call, or never. The search treats them as optional: it tries
-//    them only after the completed operations that could come next (so a
-//    timed-out request is assumed to have taken effect only where something
-//    requires it), and it is done once every completed operation is
-//    linearized. A configuration that has applied a superset of the optional
-//    operations of an already explored configuration with the same completed
-//    operations and the same state is dominated by it (everything possible
-//    from the former is possible from the latter) and is not explored again,
-//    which keeps histories with many timeouts tractable; so does trying only
-//    the earliest of optional operations the model declares interchangeable.
+//    them only after the completed operations that could come next, and it is
+//    done once every completed operation is linearized.
+//
+// Beyond Porcupine, the search prunes without losing linearizations (each
+// rule keeps, for any configuration from which the history can be completed,
+// at least one way to complete it):
+//
+//  - a configuration that has applied a superset of the optional operations
+//    of an explored configuration with the same completed operations and an
+//    equal state is dominated by it and not explored;
+//  - an optional operation that, right after another optional one, leads to
+//    the state it would lead to without it is not tried there (the sibling
+//    that skips the first one covers it); of optional operations the model
+//    declares interchangeable, only the earliest-called unused one is tried;
+//  - an operation the model declares read-only (a read) is linearized as soon
+//    as the model accepts it, without trying alternatives;
+//  - with Model.requires/produces, a configuration is abandoned as soon as a
+//    pending completed operation requires a state that nothing left can
+//    produce (a read of a value already overwritten, when values are unique).
 //
 // Ties: an operation that returns at the same instant another is invoked is
 // treated as concurrent with it (clocks with millisecond resolution cannot
@@ -42,7 +54,8 @@ export interface Operation<I, O> {
   /**
    * Response time, monotonic milliseconds, >= call. Infinity when the outcome
    * is unknown: the operation may then take effect at any point after its
-   * call, or never, and the model must accept its output in any state.
+   * call, or never. Its output must describe that (e.g. { unknown: true }),
+   * and the model accept it wherever the operation could have taken effect.
    */
   return: number;
 }
@@ -84,6 +97,29 @@ export interface Model<S, I, O> {
    * trying every permutation of them.
    */
   interchangeKey?(input: I, output: O): string | undefined;
+  /**
+   * Whether the operation leaves the state unchanged (step returns an equal
+   * state) in every state that accepts it: a read, a failed conditional
+   * write. The search then linearizes such an operation as soon as the model
+   * accepts it, without trying alternatives, as moving it earlier cannot
+   * invalidate a linearization.
+   */
+  readOnly?(input: I, output: O): boolean;
+  /**
+   * With `produces` and `hash`: when the model accepts the operation only in
+   * states of one hash (a read of 'a': the state 'a'), that hash.
+   */
+  requires?(input: I, output: O): string | undefined;
+  /**
+   * With `requires` and `hash`: the hash of the state the operation leaves
+   * when it changes the state (a write of 'a': 'a'), or undefined when it
+   * never changes it. The model promises that whenever step(s, …) returns a
+   * state s2 with hash(s2) !== hash(s), produces(…) === hash(s2). The search
+   * then abandons a configuration as soon as a pending completed operation
+   * requires a state that is not the current one and that no operation left
+   * produces, instead of when that operation's return comes up.
+   */
+  produces?(input: I, output: O): string | undefined;
 }
 
 export type CheckResult =
@@ -96,13 +132,21 @@ export type CheckResult =
       explanation: string;
       /** The longest linearizable prefix the search found in that partition, in linearization order. */
       longestPrefix: Operation<any, any>[];
-      /** The operations that could come next after that prefix, none of which the model allows. */
+      /**
+       * The completed operations that could come next after that prefix, none
+       * of which can: the model refuses each, or accepting it would leave a
+       * pending operation impossible.
+       */
       stuckAt: Operation<any, any>[];
     }
   | { ok: 'unknown'; reason: string };
 
 export interface CheckOptions {
-  /** Give up after this long and return { ok: 'unknown' } (a violation found before is still returned). */
+  /**
+   * Give up after this long and return { ok: 'unknown' }. Partitions are
+   * checked smallest first, and a violation found before the deadline is
+   * returned.
+   */
   timeoutMs?: number;
   /** Filled in with the effort the check took. */
   stats?: CheckStats;
@@ -145,7 +189,11 @@ export function checkOperations<S, I, O>(
   }
   const start = performance.now();
   const deadline = opts.timeoutMs === undefined ? Infinity : start + Math.max(0, opts.timeoutMs);
-  const partitions = (model.partition ? model.partition(history.slice()) : [history.slice()]).filter((p) => p.length > 0);
+  // Smallest partitions first: with a timeout, as many as possible get checked.
+  const partitions = (model.partition ? model.partition(history.slice()) : [history.slice()])
+    .map((ops, index) => ({ ops, index }))
+    .filter((p) => p.ops.length > 0)
+    .sort((a, b) => a.ops.length - b.ops.length);
   const stats: CheckStats = opts.stats ?? {
     partitions: 0,
     largestPartition: 0,
@@ -154,15 +202,22 @@ export function checkOperations<S, I, O>(
     backtracks: 0,
     elapsedMs: 0,
   };
-  Object.assign(stats, { partitions: partitions.length, largestPartition: 0, steps: 0, configurations: 0, backtracks: 0 });
-  for (const p of partitions) if (p.length > stats.largestPartition) stats.largestPartition = p.length;
+  Object.assign(stats, {
+    partitions: partitions.length,
+    largestPartition: 0,
+    steps: 0,
+    configurations: 0,
+    backtracks: 0,
+    elapsedMs: 0,
+  });
+  for (const p of partitions) if (p.ops.length > stats.largestPartition) stats.largestPartition = p.ops.length;
 
   for (let i = 0; i < partitions.length; i++) {
-    const ops = partitions[i];
+    const { ops, index } = partitions[i];
     const outcome = searchPartition(model, ops, deadline, stats);
     stats.elapsedMs = performance.now() - start;
     if (outcome.kind === 'ok') continue;
-    const name = model.partitionName ? model.partitionName(ops) : String(i);
+    const name = model.partitionName ? model.partitionName(ops) : String(index);
     if (outcome.kind === 'timeout') {
       const elapsed = Math.round(performance.now() - start);
       return {
@@ -170,11 +225,12 @@ export function checkOperations<S, I, O>(
         reason:
           `timed out after ${elapsed} ms (timeoutMs ${opts.timeoutMs}) while checking ` +
           `${model.partitionNoun ?? 'partition'} ${name} (${ops.length} operations); ` +
-          `${i} of ${partitions.length} partitions verified, none found not linearizable`,
+          `${i} of ${partitions.length} partitions verified (the smallest), none found not linearizable`,
       };
     }
     return explainViolation(model, ops, name, outcome, t0);
   }
+  stats.elapsedMs = performance.now() - start;
   return { ok: true };
 }
 
@@ -195,10 +251,14 @@ type SearchOutcome =
 
 const MAX_POS = 0x7fffffff;
 const NIL = -1;
+/** Stack frames: a completed operation chosen among others, one forced (read-only), an optional one. */
 const FRAME_MAIN = 0;
-const FRAME_OPTIONAL = 1;
-const PHASE_MAIN = 0;
-const PHASE_OPTIONAL = 1;
+const FRAME_FORCED = 1;
+const FRAME_OPTIONAL = 2;
+const PHASE_READ_ONLY = 0;
+const PHASE_MAIN = 1;
+const PHASE_OPTIONAL = 2;
+const PHASE_BACKTRACK = 3;
 /** Loop iterations between two looks at the clock. */
 const CLOCK_EVERY = 1024;
 
@@ -313,6 +373,19 @@ function searchPartition<S, I, O>(
     }
   }
 
+  // Read-only completed operations.
+  const readOnly = new Uint8Array(nf);
+  let anyReadOnly = false;
+  if (model.readOnly) {
+    for (let f = 0; f < nf; f++) {
+      const op = ops[fOps[f]];
+      if (model.readOnly(op.input, op.output)) {
+        readOnly[f] = 1;
+        anyReadOnly = true;
+      }
+    }
+  }
+
   // Interchangeable optional operations: class ids, ranks by call within the
   // class, and how many of each class are applied (always the first ones).
   const uClass = new Int32Array(nu).fill(NIL);
@@ -398,16 +471,67 @@ function searchPartition<S, I, O>(
     return list;
   };
 
+  // Doomed configurations: state keys (hashes) that pending completed
+  // operations require, how many of those are left, and how many operations
+  // left can produce them.
+  const hashState = model.hash;
+  const keyIds = new Map<string, number>();
+  const opRequires = new Int32Array(n).fill(NIL);
+  const opProduces = new Int32Array(n).fill(NIL);
+  let requirersLeft = new Int32Array(0);
+  let producersLeft = new Int32Array(0);
+  let doom = false;
+  if (hashState && model.requires && model.produces) {
+    for (let i = 0; i < n; i++) {
+      if (finiteOf[i] === NIL) continue;
+      const req = model.requires(ops[i].input, ops[i].output);
+      if (req === undefined) continue;
+      let id = keyIds.get(req);
+      if (id === undefined) keyIds.set(req, (id = keyIds.size));
+      opRequires[i] = id;
+    }
+    if (keyIds.size > 0) {
+      doom = true;
+      requirersLeft = new Int32Array(keyIds.size);
+      producersLeft = new Int32Array(keyIds.size);
+      for (let i = 0; i < n; i++) {
+        if (opRequires[i] !== NIL) requirersLeft[opRequires[i]]++;
+        const prod: string | undefined = model.produces(ops[i].input, ops[i].output);
+        const id = prod === undefined ? undefined : keyIds.get(prod);
+        if (id !== undefined) {
+          opProduces[i] = id;
+          producersLeft[id]++;
+        }
+      }
+    }
+  }
+  /** Key id of a state hash, NIL when no operation requires it. */
+  const keyOf = (h: string): number => keyIds.get(h) ?? NIL;
+  const doomedKey = (k: number, stateKey: number): boolean =>
+    k !== NIL && k !== stateKey && producersLeft[k] === 0 && requirersLeft[k] > 0;
+  /** Counts operation i as linearized; true if that, with the state key after it, dooms the configuration. */
+  const take = (i: number, fromKey: number, toKey: number): boolean => {
+    const req = opRequires[i];
+    const prod = opProduces[i];
+    if (req !== NIL) requirersLeft[req]--;
+    if (prod !== NIL) producersLeft[prod]--;
+    return doomedKey(fromKey, toKey) || doomedKey(prod, toKey);
+  };
+  const untake = (i: number): void => {
+    if (opRequires[i] !== NIL) requirersLeft[opRequires[i]]++;
+    if (opProduces[i] !== NIL) producersLeft[opProduces[i]]++;
+  };
+
   // Memoization cache.
   const cache = new Map<number, CacheEntry<S>>();
-  const hashState = model.hash;
   /**
    * Records the current configuration (linearized sets as they are now, with
-   * `state`); false when it, or a configuration dominating it, was explored.
+   * `state` of hash `h`); false when it, or a configuration dominating it,
+   * was explored.
    */
-  const visit = (state: S): boolean => {
+  const visit = (state: S, h: string): boolean => {
     let sh = 0;
-    if (hashState) sh = fnv1a(hashState(state));
+    if (hashState) sh = fnv1a(h);
     const key = ((h1 ^ sh) >>> 0) * 2097152 + ((h2 ^ Math.imul(sh, 0x9e3779b1)) >>> 11);
     const head = cache.get(key) ?? null;
     for (let c = head; c !== null; c = c.next) {
@@ -471,10 +595,21 @@ function searchPartition<S, I, O>(
   };
 
   let state = model.init(ops);
-  visit(state);
+  const initHash = hashState ? hashState(state) : '';
+  let curKey = doom ? keyOf(initHash) : NIL;
+  const stKey = new Int32Array(n); // state key before the frame's operation
+  if (doom) {
+    for (let k = 0; k < keyIds.size; k++) {
+      if (doomedKey(k, curKey)) return done({ kind: 'fail', prefix: [], callPos, retPos });
+    }
+  }
+  visit(state, initHash);
 
+  // A configuration is explored in up to three passes over what can come
+  // next: read-only operations (the first the model accepts is forced), then
+  // the other completed operations in call order, then the optional ones.
+  let phase = anyReadOnly ? PHASE_READ_ONLY : PHASE_MAIN;
   let cur = next[0];
-  let phase = PHASE_MAIN;
   let u = NIL;
   let barrier = 0;
   let tick = 0;
@@ -483,66 +618,98 @@ function searchPartition<S, I, O>(
       tick = 0;
       if (performance.now() > deadline) return done({ kind: 'timeout' });
     }
-    if (phase === PHASE_MAIN) {
+
+    if (phase === PHASE_READ_ONLY || phase === PHASE_MAIN) {
       const match = entMatch[cur];
-      if (match !== NIL) {
-        // A call: try to linearize its operation here.
-        const f = entFinite[cur];
-        const op = ops[fOps[f]];
-        const r = model.step(state, op.input, op.output);
-        steps++;
-        if (r.ok) {
-          setFinite(f);
-          if (visit(r.state)) {
-            stKind[depth] = FRAME_MAIN;
-            stEntry[depth] = cur;
-            stOp[depth] = fOps[f];
-            stState[depth] = state;
-            depth++;
-            state = r.state;
-            // Lift the call and its return out of the list.
-            next[prev[cur]] = next[cur];
-            prev[next[cur]] = prev[cur];
-            next[prev[match]] = next[match];
-            if (next[match] !== NIL) prev[next[match]] = prev[match];
-            finiteDone++;
-            if (finiteDone === nf) return done({ kind: 'ok' });
-            if (finiteDone > bestFinite) {
-              for (let j = lowWater; j < depth; j++) best[j] = stOp[j];
-              bestDepth = depth;
-              bestFinite = finiteDone;
-              lowWater = depth;
-            }
-            cur = next[0];
-            continue;
-          }
-          clearFinite(f);
+      if (match === NIL) {
+        // A return: every completed operation that can come next was tried.
+        if (phase === PHASE_READ_ONLY) {
+          phase = PHASE_MAIN;
+          cur = next[0];
+        } else {
+          barrier = entPos[cur];
+          phase = PHASE_OPTIONAL;
+          u = uNext[0];
         }
+        continue;
+      }
+      const f = entFinite[cur];
+      if ((readOnly[f] === 1) !== (phase === PHASE_READ_ONLY)) {
+        // Read-only operations are tried (and failed) in the first pass only.
         cur = next[cur];
         continue;
       }
-      // A return: the operations called before it have been tried; now the
-      // optional ones called before it.
-      barrier = entPos[cur];
-      phase = PHASE_OPTIONAL;
-      u = uNext[0];
+      const i = fOps[f];
+      const op = ops[i];
+      const r = model.step(state, op.input, op.output);
+      steps++;
+      if (!r.ok) {
+        cur = next[cur];
+        continue;
+      }
+      const h = hashState ? hashState(r.state) : '';
+      const newKey = doom ? keyOf(h) : NIL;
+      let fresh = false;
+      if (!doom || !take(i, curKey, newKey)) {
+        setFinite(f);
+        fresh = visit(r.state, h);
+        if (!fresh) clearFinite(f);
+      }
+      if (!fresh) {
+        if (doom) untake(i);
+        // A forced operation that leads nowhere new: this configuration is a dead end.
+        if (phase === PHASE_READ_ONLY) phase = PHASE_BACKTRACK;
+        else cur = next[cur];
+        continue;
+      }
+      stKind[depth] = phase === PHASE_READ_ONLY ? FRAME_FORCED : FRAME_MAIN;
+      stEntry[depth] = cur;
+      stOp[depth] = i;
+      stState[depth] = state;
+      stKey[depth] = curKey;
+      depth++;
+      state = r.state;
+      curKey = newKey;
+      // Lift the call and its return out of the list.
+      next[prev[cur]] = next[cur];
+      prev[next[cur]] = prev[cur];
+      next[prev[match]] = next[match];
+      if (next[match] !== NIL) prev[next[match]] = prev[match];
+      finiteDone++;
+      if (finiteDone === nf) return done({ kind: 'ok' });
+      if (finiteDone > bestFinite) {
+        for (let j = lowWater; j < depth; j++) best[j] = stOp[j];
+        bestDepth = depth;
+        bestFinite = finiteDone;
+        lowWater = depth;
+      }
+      cur = next[0];
+      phase = anyReadOnly ? PHASE_READ_ONLY : PHASE_MAIN;
       continue;
     }
 
-    if (u !== NIL && uEntCall[u] < barrier) {
+    if (phase === PHASE_OPTIONAL) {
+      if (u === NIL || uEntCall[u] >= barrier) {
+        phase = PHASE_BACKTRACK;
+        continue;
+      }
       const k = uEntOp[u];
       const cls = uClass[k];
       if (cls !== NIL && uRank[k] !== classUsed[cls]) {
-        // An earlier-called operation of its class is unused: that one stands in.
+        // An earlier-called unused operation of its class stands in for it.
         u = uNext[u];
         continue;
       }
       const op = ops[uOps[k]];
       const r = model.step(state, op.input, op.output);
       steps++;
-      if (r.ok && depth > 0 && stKind[depth - 1] === FRAME_OPTIONAL && (cls === NIL || cls !== uClass[unkOf[stOp[depth - 1]]])) {
+      if (!r.ok) {
+        u = uNext[u];
+        continue;
+      }
+      if (depth > 0 && stKind[depth - 1] === FRAME_OPTIONAL && (cls === NIL || cls !== uClass[unkOf[stOp[depth - 1]]])) {
         // The previous operation was optional too: if this one leads to the
-        // same state without it, the configuration is dominated by the
+        // same state without it, this configuration is dominated by the
         // sibling that skips the previous one (tried from the parent).
         const r0 = model.step(stState[depth - 1] as S, op.input, op.output);
         steps++;
@@ -551,50 +718,55 @@ function searchPartition<S, I, O>(
           continue;
         }
       }
-      if (r.ok) {
+      const i = uOps[k];
+      const h = hashState ? hashState(r.state) : '';
+      const newKey = doom ? keyOf(h) : NIL;
+      let fresh = false;
+      if (!doom || !take(i, curKey, newKey)) {
         uBits[k >>> 5] |= 1 << (k & 31);
         uCount++;
-        if (visit(r.state)) {
-          stKind[depth] = FRAME_OPTIONAL;
-          stEntry[depth] = u;
-          stOp[depth] = uOps[k];
-          stBarrier[depth] = barrier;
-          stState[depth] = state;
-          depth++;
-          state = r.state;
-          if (cls !== NIL) classUsed[cls]++;
-          uNext[uPrev[u]] = uNext[u];
-          if (uNext[u] !== NIL) uPrev[uNext[u]] = uPrev[u];
-          cur = next[0];
-          phase = PHASE_MAIN;
-          continue;
+        fresh = visit(r.state, h);
+        if (!fresh) {
+          uBits[k >>> 5] &= ~(1 << (k & 31));
+          uCount--;
         }
-        uBits[k >>> 5] &= ~(1 << (k & 31));
-        uCount--;
       }
-      u = uNext[u];
+      if (!fresh) {
+        if (doom) untake(i);
+        u = uNext[u];
+        continue;
+      }
+      stKind[depth] = FRAME_OPTIONAL;
+      stEntry[depth] = u;
+      stOp[depth] = i;
+      stBarrier[depth] = barrier;
+      stState[depth] = state;
+      stKey[depth] = curKey;
+      depth++;
+      state = r.state;
+      curKey = newKey;
+      if (cls !== NIL) classUsed[cls]++;
+      uNext[uPrev[u]] = uNext[u];
+      if (uNext[u] !== NIL) uPrev[uNext[u]] = uPrev[u];
+      cur = next[0];
+      phase = anyReadOnly ? PHASE_READ_ONLY : PHASE_MAIN;
       continue;
     }
 
-    // Nothing can come next: backtrack.
+    // PHASE_BACKTRACK: nothing (more) can come next here; undo the last step.
     if (depth === 0) break;
     backtracks++;
     depth--;
     if (depth < lowWater) lowWater = depth;
     state = stState[depth] as S;
     stState[depth] = undefined;
+    if (doom) {
+      untake(stOp[depth]);
+      curKey = stKey[depth];
+    }
     const entry = stEntry[depth];
-    if (stKind[depth] === FRAME_MAIN) {
-      const match = entMatch[entry];
-      next[prev[match]] = match;
-      if (next[match] !== NIL) prev[next[match]] = match;
-      next[prev[entry]] = entry;
-      prev[next[entry]] = entry;
-      clearFinite(entFinite[entry]);
-      finiteDone--;
-      cur = next[entry];
-      phase = PHASE_MAIN;
-    } else {
+    const kind = stKind[depth];
+    if (kind === FRAME_OPTIONAL) {
       uNext[uPrev[entry]] = entry;
       if (uNext[entry] !== NIL) uPrev[uNext[entry]] = entry;
       const k = uEntOp[entry];
@@ -604,7 +776,20 @@ function searchPartition<S, I, O>(
       u = uNext[entry];
       barrier = stBarrier[depth];
       phase = PHASE_OPTIONAL;
+      continue;
     }
+    const match = entMatch[entry];
+    next[prev[match]] = match;
+    if (next[match] !== NIL) prev[next[match]] = match;
+    next[prev[entry]] = entry;
+    prev[next[entry]] = entry;
+    clearFinite(entFinite[entry]);
+    finiteDone--;
+    if (kind === FRAME_MAIN) {
+      cur = next[entry];
+      phase = PHASE_MAIN;
+    }
+    // A forced operation failed: so does the configuration before it (stay in PHASE_BACKTRACK).
   }
   return done({ kind: 'fail', prefix: Array.from(best.subarray(0, bestDepth)), callPos, retPos });
 }
@@ -664,25 +849,27 @@ function explainViolation<S, I, O>(
   for (let i = 0; i < ops.length; i++) if (!done[i] && callPos[i] < barrier) candidates.push(i);
   candidates.sort((a, b) => callPos[a] - callPos[b]);
 
-  const stuck: number[] = [];
-  const reasons: string[] = [];
-  const deadEnds: string[] = [];
-  for (const i of candidates) {
-    const op = ops[i];
-    const r = model.step(state, op.input, op.output);
-    if (r.ok) {
-      // Only possible for an operation whose outcome is unknown: the search
-      // records the prefix when it first gets that far, so a completed
-      // operation that could come next would have made it longer.
-      deadEnds.push(`${describeOp(op)} (→ ${model.describeState(r.state)})`);
-      continue;
+  // Doomed configurations (see Model.produces): a pending completed operation
+  // requires a state that is not the current one and that nothing left produces.
+  const { hash, requires, produces } = model;
+  const doomCheck = hash && requires && produces;
+  /** A pending completed operation that can never take effect once `taken` is linearized too, in `after`. */
+  const doomedBy = (after: S, taken: number): number | undefined => {
+    if (!doomCheck) return undefined;
+    const now = hash(after);
+    const producible = new Set<string>();
+    for (let i = 0; i < ops.length; i++) {
+      if (done[i] || i === taken) continue;
+      const p = produces(ops[i].input, ops[i].output);
+      if (p !== undefined) producible.add(p);
     }
-    stuck.push(i);
-    const why = model.explainStep
-      ? model.explainStep(state, op.input, op.output)
-      : `is not possible in state ${model.describeState(state)}`;
-    reasons.push(`${describeOp(op)} ${why}`);
-  }
+    for (let i = 0; i < ops.length; i++) {
+      if (done[i] || i === taken || ops[i].return === Infinity) continue;
+      const r = requires(ops[i].input, ops[i].output);
+      if (r !== undefined && r !== now && !producible.has(r)) return i;
+    }
+    return undefined;
+  };
 
   const noun = model.partitionNoun ?? 'partition';
   let text = `${noun} ${name}: `;
@@ -694,11 +881,59 @@ function explainViolation<S, I, O>(
     if (hidden > 0) shown.unshift(`… ${hidden} earlier operation${hidden === 1 ? '' : 's'}`);
     text += `after [${shown.join(', ')}] the state is ${model.describeState(state)} and`;
   }
-  text += ` no operation can come next: ${listAtMost(reasons, STUCK_SHOWN, '; ')}`;
-  if (deadEnds.length > 0) {
-    text +=
-      `; operations with an unknown outcome could take effect here (${listAtMost(deadEnds, DEAD_ENDS_SHOWN, '; ')}), ` +
-      `but no completed operation can follow them either`;
+
+  const stuck: number[] = [];
+  const doomedNow = doomedBy(state, -1);
+  if (doomedNow !== undefined) {
+    // Only at the start: the search never enters such a configuration.
+    stuck.push(doomedNow);
+    text += ` ${describeOp(ops[doomedNow])} can never take effect: no operation produces the state it requires`;
+  } else {
+    const reasons: string[] = [];
+    const deadEnds: string[] = [];
+    /** Victim → the completed operations that would make it impossible. */
+    const dooming = new Map<number, string[]>();
+    for (const i of candidates) {
+      const op = ops[i];
+      const r = model.step(state, op.input, op.output);
+      if (!r.ok) {
+        stuck.push(i);
+        const why = model.explainStep
+          ? model.explainStep(state, op.input, op.output)
+          : `is not possible in state ${model.describeState(state)}`;
+        reasons.push(`${describeOp(op)} ${why}`);
+        continue;
+      }
+      const victim = doomedBy(r.state, i);
+      if (victim !== undefined) {
+        // An unknown-outcome operation that would do this is simply never
+        // applied here; a completed one cannot come next.
+        if (op.return === Infinity) continue;
+        stuck.push(i);
+        const list = dooming.get(victim);
+        const what = `${describeOp(op)} (→ ${model.describeState(r.state)})`;
+        if (list) list.push(what);
+        else dooming.set(victim, [what]);
+        continue;
+      }
+      // Only an operation whose outcome is unknown: the search records the
+      // prefix when it first gets that far, so a completed operation that
+      // could come next would have made it longer. Say nothing of no-ops.
+      if (model.equal(r.state, state)) continue;
+      deadEnds.push(`${describeOp(op)} (→ ${model.describeState(r.state)})`);
+    }
+    for (const [victim, list] of dooming) {
+      reasons.push(
+        `${listAtMost(list, STUCK_SHOWN, ', ')} ${list.length === 1 ? 'is' : 'are each'} possible, but then ` +
+          `${describeOp(ops[victim])} could never take effect (no operation left produces the state it requires)`,
+      );
+    }
+    text += ` no operation can come next: ${listAtMost(reasons, STUCK_SHOWN, '; ')}`;
+    if (deadEnds.length > 0) {
+      text +=
+        `; operations with an unknown outcome could take effect here (${listAtMost(deadEnds, DEAD_ENDS_SHOWN, '; ')}), ` +
+        `but no completed operation can follow them either`;
+    }
   }
   text += `. Longest linearizable prefix: ${prefix.length} of the ${ops.length} operations on this ${noun}.`;
 

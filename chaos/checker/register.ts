@@ -18,6 +18,10 @@
 // as the search may also leave it out, the model accepts it in any state and
 // applies it only when state === from.
 //
+// Usage: checkRegisterHistory(history, { initial, timeoutMs }) prepares the
+// recorded history (prepareHistory) and checks it (checkOperations with
+// registerModel).
+//
 // prepareHistory marks writes (and cas) whose value no operation ever reads
 // or compares against (`unobserved: true`); the model then writes the
 // placeholder UNOBSERVED instead of the value. No step can tell those values
@@ -60,6 +64,10 @@ function badOutput(input: RegisterInput, output: RegisterOutput): TypeError {
  * for any value that no operation reads or compares against.
  */
 export const UNOBSERVED = '\u0000unobserved';
+
+function hashValue(v: RegisterValue): string {
+  return v === null ? '\u0000' : `=${v}`;
+}
 
 /** `'a'`, `absent` for null. */
 export function formatValue(v: RegisterValue): string {
@@ -113,7 +121,17 @@ export function registerModel(initial: RegisterInitial = {}): Model<RegisterValu
       }
     },
     equal: (a, b) => a === b,
-    hash: (s) => (s === null ? '\u0000' : `=${s}`),
+    hash: hashValue,
+    requires(input, output) {
+      if (input.op === 'read') return 'value' in output ? hashValue(output.value) : undefined;
+      if (input.op === 'cas' && 'ok' in output && output.ok) return hashValue(input.from);
+      return undefined;
+    },
+    produces(input, output) {
+      if (input.op === 'read' || ('ok' in output && !output.ok)) return undefined;
+      if (input.unobserved) return hashValue(UNOBSERVED);
+      return hashValue(input.op === 'write' ? input.value : input.to);
+    },
     describe(input, output) {
       const unknown = isUnknown(output) ? ' (outcome unknown)' : '';
       switch (input.op) {
@@ -136,14 +154,18 @@ export function registerModel(initial: RegisterInitial = {}): Model<RegisterValu
       if (input.op === 'cas' && 'ok' in output) {
         return output.ok
           ? `requires ${formatValue(input.from)} but ${now}`
-          : `failed, which requires a state other than ${formatValue(input.from)}, but ${now}`;
+          : `requires a state other than ${formatValue(input.from)} (it failed) but ${now}`;
       }
       return `is not possible when ${now}`;
+    },
+    readOnly(input, output) {
+      if (input.op === 'read') return true;
+      return input.op === 'cas' && 'ok' in output && !output.ok;
     },
     interchangeKey(input, output) {
       if (!isUnknown(output)) return undefined;
       if (input.op === 'write' && input.unobserved) return 'write';
-      if (input.op === 'cas' && input.unobserved) return `cas ${input.from === null ? 'null' : `'${input.from}`}`;
+      if (input.op === 'cas' && input.unobserved) return `cas ${JSON.stringify(input.from)}`;
       return undefined;
     },
   };
@@ -183,12 +205,22 @@ export interface PrepareOptions {
  * Returns new operation objects where it changes them; the input is not modified.
  */
 export function prepareHistory(history: readonly RegisterOp[], opts: PrepareOptions = {}): RegisterOp[] {
+  return prepare(history, opts, new Map());
+}
+
+/** prepareHistory, recording in `origin` the recorded operation each new one stands for. */
+function prepare(history: readonly RegisterOp[], opts: PrepareOptions, origin: Map<RegisterOp, RegisterOp>): RegisterOp[] {
+  const derive = (from: RegisterOp, changes: Partial<RegisterOp>): RegisterOp => {
+    const op = { ...from, ...changes };
+    origin.set(op, origin.get(from) ?? from);
+    return op;
+  };
   const out: RegisterOp[] = [];
   for (const op of history) {
     const unknown = isUnknown(op.output);
     if (op.input.op === 'read' && unknown) continue;
     if (op.input.op === 'write' && 'ok' in op.output && !op.output.ok) continue;
-    out.push(unknown && op.return !== Infinity ? { ...op, return: Infinity } : op);
+    out.push(unknown && op.return !== Infinity ? derive(op, { return: Infinity }) : op);
   }
   if (opts.simplify === false) return out;
 
@@ -250,14 +282,14 @@ export function prepareHistory(history: readonly RegisterOp[], opts: PrepareOpti
     if (!f.tested.has(value) && !f.tested.has(UNOBSERVED)) {
       // Nobody looks at this value.
       if (op.return === Infinity && f.lastFailedCas < op.call) continue;
-      result.push({ ...op, input: { ...input, unobserved: true } });
+      result.push(derive(op, { input: { ...input, unobserved: true } }));
       continue;
     }
     if (op.return === Infinity) {
       const bound = f.observedBy.get(value);
       const initialValue = Object.hasOwn(initial, input.key) ? initial[input.key] : null;
       if (bound !== undefined && bound >= op.call && f.writers.get(value) === 1 && initialValue !== value) {
-        result.push({ ...op, return: bound });
+        result.push(derive(op, { return: bound }));
         continue;
       }
     }
@@ -268,7 +300,15 @@ export function prepareHistory(history: readonly RegisterOp[], opts: PrepareOpti
 
 export interface RegisterCheckOptions extends CheckOptions, PrepareOptions {}
 
-/** prepareHistory, then checkOperations with registerModel(initial). */
+/**
+ * prepareHistory, then checkOperations with registerModel(initial). The
+ * operations of a violation (longestPrefix, stuckAt) are the recorded ones
+ * from `history`, not their prepared copies.
+ */
 export function checkRegisterHistory(history: readonly RegisterOp[], opts: RegisterCheckOptions = {}): CheckResult {
-  return checkOperations(registerModel(opts.initial), prepareHistory(history, opts), opts);
+  const origin = new Map<RegisterOp, RegisterOp>();
+  const result = checkOperations(registerModel(opts.initial), prepare(history, opts, origin), opts);
+  if (result.ok !== false) return result;
+  const recorded = (op: RegisterOp): RegisterOp => origin.get(op) ?? op;
+  return { ...result, longestPrefix: result.longestPrefix.map(recorded), stuckAt: result.stuckAt.map(recorded) };
 }
