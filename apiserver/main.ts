@@ -63,7 +63,9 @@ export async function main(argv: string[]): Promise<void> {
     join: values.join,
     tickMs: num(values['tick-ms']),
     electionTick: num(values['election-ticks']),
-    snapshotEntries: num(values['snapshot-entries']),
+    // The object store snapshots more often than the library default: it bounds
+    // the log kept in memory, and restart replays less.
+    snapshotEntries: num(values['snapshot-entries']) ?? 10_000,
   });
   const registry = new Registry(node, store, unsafeFlag(values['unsafe-stale-reads']!, 'stale-reads', log));
   const metrics = new client.Registry();

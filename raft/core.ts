@@ -87,6 +87,14 @@ export class RaftCore {
   /** A leader accepts no conf change until it has applied this index. */
   private pendingConfIndex = 0;
   private uncommittedSize = 0;
+  /**
+   * Batching: a leader appends proposals at once but replicates them when the
+   * driver next asks for a Ready, so every proposal of one event-loop turn
+   * travels in one App per follower; a follower likewise forwards its
+   * proposals to the leader in one Prop.
+   */
+  private appendPending = false;
+  private forwardBuf: Entry[] = [];
 
   // ReadIndex bookkeeping (leader): requests waiting for a heartbeat quorum, in order.
   private readQueue: ReadRequest[] = [];
@@ -318,6 +326,7 @@ export class RaftCore {
 
   hasReady(): boolean {
     if (this.readyOutstanding) return false;
+    if (this.appendPending || this.forwardBuf.length) return true;
     const soft = this.softState();
     if (soft.leader !== this.prevSoft.leader || soft.role !== this.prevSoft.role) return true;
     const hs = this.hardState();
@@ -333,6 +342,7 @@ export class RaftCore {
 
   ready(): Ready {
     if (this.readyOutstanding) throw new Error('raft: ready() called again before advance()');
+    this.flushProposals();
     this.readyOutstanding = true;
     const rd: Ready = {
       entries: this.log.unstableEntries(),
@@ -384,6 +394,28 @@ export class RaftCore {
       // The leader's own log counts toward a quorum only once it is on disk.
       const self = this.progress.get(this.id);
       if (self && self.maybeUpdate(this.log.stable) && this.maybeCommit()) this.bcastAppend();
+    }
+  }
+
+  private flushProposals(): void {
+    if (this.appendPending) {
+      this.appendPending = false;
+      if (this.role === Role.Leader) {
+        for (const id of this.progress.keys()) {
+          if (id === this.id) continue;
+          while (this.sendAppend(id, false)) { /* until the window is full or nothing is left */ }
+        }
+      }
+    }
+    if (this.forwardBuf.length) {
+      const ents = this.forwardBuf;
+      this.forwardBuf = [];
+      if (this.leader && this.leader !== this.id) {
+        const m = this.msg(MessageType.Prop, this.leader);
+        m.entries = ents;
+        this.send(m);
+      }
+      // No leader any more: dropped; the proposers learn of the leader change and fail them.
     }
   }
 
@@ -446,6 +478,10 @@ export class RaftCore {
     this.pendingReads = [];
     this.uncommittedSize = 0;
     this.progress.clear();
+    // Proposals meant for a leader that is gone are dropped, not re-sent to
+    // the next one: their proposers are told the outcome is unknown.
+    this.forwardBuf = [];
+    this.appendPending = false;
   }
 
   private becomeFollower(term: number, leader: NodeId): void {
@@ -554,7 +590,7 @@ export class RaftCore {
         if (this.leadTransferee || !m.entries.length) return;
         try {
           this.appendEntries(m.entries.map((e) => ({ ...e, type: EntryType.Normal })));
-          this.bcastAppend();
+          this.appendPending = true;
         } catch {
           // Too large for the uncommitted budget: the proposer times out and retries.
         }
@@ -618,11 +654,7 @@ export class RaftCore {
   private stepFollower(m: Message): void {
     switch (m.type) {
       case MessageType.Prop:
-        if (this.leader) {
-          m.to = this.leader;
-          m.term = 0;
-          this.send(m);
-        }
+        if (this.leader) for (const e of m.entries) this.forwardBuf.push(e);
         return;
       case MessageType.App:
         this.electionElapsed = 0;
@@ -666,16 +698,13 @@ export class RaftCore {
         throw new RaftError('transfer-in-progress', `raft: leadership is being transferred to ${this.leadTransferee}`);
       }
       this.appendEntries([{ term: this.term, index: 0, type, data }]);
-      this.bcastAppend();
+      this.appendPending = true;
       const last = this.log.lastIndex();
       return { index: last, term: this.term };
     }
     if (type !== EntryType.Normal) throw new RaftError('not-leader', 'raft: not the leader', this.leader);
     if (!this.leader) throw new RaftError('dropped', 'raft: no leader (election in progress)');
-    const m = this.msg(MessageType.Prop, this.leader);
-    m.term = 0;
-    m.entries = [{ term: 0, index: 0, type, data }];
-    this.send(m);
+    this.forwardBuf.push({ term: 0, index: 0, type, data });
     return null;
   }
 

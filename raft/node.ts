@@ -128,7 +128,9 @@ export class RaftNode extends EventEmitter {
     this.origin = `${opts.id}/${randomBytes(6).toString('hex')}`;
     this.opts = {
       tickMs: opts.tickMs ?? 20,
-      snapshotEntries: opts.snapshotEntries ?? 10_000,
+      // etcd's default snapshot-count: a snapshot of a large state machine is
+      // not free (serialize, write), so not too often.
+      snapshotEntries: opts.snapshotEntries ?? 100_000,
       requestTimeoutMs: opts.requestTimeoutMs ?? 5_000,
     };
   }
