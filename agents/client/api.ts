@@ -19,6 +19,7 @@
 import { StringDecoder } from 'node:string_decoder';
 import { Agent, type Dispatcher, request } from 'undici';
 import type { KindDef, KubeObject } from '../../apiserver/schema/types.ts';
+import { apiVersionOf } from '../../apiserver/kinds/index.ts';
 
 export type QueryValue = string | number | boolean | null | undefined | readonly string[];
 export type Query = Record<string, QueryValue>;
@@ -292,10 +293,7 @@ export function resourcePath(
   return p;
 }
 
-/** The apiVersion of a kind ("v1", "apps/v1"). */
-export function apiVersionOf(kind: Pick<KindDef, 'group' | 'version'>): string {
-  return kind.group ? `${kind.group}/${kind.version}` : kind.version;
-}
+export { apiVersionOf };
 
 /** The answer of GET /cluster/status. */
 export interface ClusterStatus {

@@ -3,7 +3,7 @@
 // strategies do (PrepareForCreate/PrepareForUpdate, Validate, Canonicalize).
 import { randomUUID } from 'node:crypto';
 import { errors, ApiError } from '../errors.ts';
-import { prepareForUpdate as kindPrepareForUpdate } from '../kinds/index.ts';
+import { apiVersionOf, prepareForUpdate as kindPrepareForUpdate } from '../kinds/index.ts';
 import { validateSchema } from '../schema/validate.ts';
 import type { Cause, KindDef, KubeObject } from '../schema/types.ts';
 import type { ResourceRequest } from './info.ts';
@@ -17,9 +17,7 @@ export function fieldValidationOf(q: URLSearchParams): FieldValidation {
   throw errors.badRequest(`fieldValidation must be one of Strict, Warn, Ignore (got "${v}")`);
 }
 
-export function apiVersionOf(kind: KindDef): string {
-  return kind.group ? `${kind.group}/${kind.version}` : kind.version;
-}
+export { apiVersionOf };
 
 /**
  * Checks that `body` is an object of `kind` (apiVersion and kind as the path

@@ -3,6 +3,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
+import type { ClusterStatus } from '../../agents/client/api.ts';
 import { type Proc, freePorts, startFlotilla, tempDir, waitFor } from './procs.ts';
 
 export interface ServerMember {
@@ -15,15 +16,7 @@ export interface ServerMember {
   extraArgs: string[];
 }
 
-export interface ClusterStatus {
-  id: string;
-  role: string;
-  term: number;
-  leader: string;
-  commitIndex: number;
-  appliedIndex: number;
-  members: { id: string; peer: string; api: string; voter: boolean }[];
-}
+export type { ClusterStatus };
 
 export class FlotillaCluster {
   members: ServerMember[] = [];
