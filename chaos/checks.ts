@@ -119,8 +119,23 @@ async function historyValues(url: string, fromRv: number): Promise<Map<number, s
   return out;
 }
 
-/** Every message of the EVENTS stream, in stream order. */
+/**
+ * Every message of the EVENTS stream, in stream order. Retried: after a NATS
+ * server rejoins, the JetStream API can time out while the NATS cluster
+ * re-elects its meta leader.
+ */
 export async function readStream(natsUrls: string[]): Promise<StreamEvent[]> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await readStreamOnce(natsUrls);
+    } catch (e) {
+      if (attempt >= 10 || /Nats-Msg-Id does not match/.test((e as Error).message)) throw e;
+      await sleep(1000);
+    }
+  }
+}
+
+async function readStreamOnce(natsUrls: string[]): Promise<StreamEvent[]> {
   const nc = await connect({ servers: natsUrls });
   try {
     const jsm = await nc.jetstreamManager();

@@ -99,7 +99,7 @@ async function checkStream(t: Pick<typeof tap, 'ok' | 'same' | 'equal'>, c: Flot
       const s = (await r.body.json()) as { events?: { lagEvents: number; lastPublishedIndex: number }; revision: number };
       return s.events && s.events.lagEvents === 0 && s.events.lastPublishedIndex >= s.revision - 0;
     }, 60_000, 200);
-    const stream = await readStream(nc);
+    const stream = await waitFor('the whole stream read', () => readStream(nc), 60_000, 500);
     const indexes = stream.map((m) => m.index);
     let ordered = true;
     for (let i = 1; i < indexes.length; i++) if (indexes[i] <= indexes[i - 1]) ordered = false;
@@ -171,7 +171,9 @@ t.test('a 3-server NATS cluster (R3 stream) loses a server during the writes', a
   });
   t.ok(acked.length > WRITES * 0.95, `${acked.length} acknowledged`);
   const nc = await connect({ servers: nats.urls });
-  const info = await (await nc.jetstreamManager()).streams.info(STREAM);
+  // A restarted server rejoining can make the JetStream API time out while
+  // the NATS cluster re-elects its meta leader: ask until it answers.
+  const info = await waitFor('stream info from the NATS cluster', async () => (await nc.jetstreamManager()).streams.info(STREAM), 60_000, 500);
   t.equal(info.config.num_replicas, 3, 'the stream has 3 replicas');
   await nc.close();
   await checkStream(t, c, nats, acked, 's1');
