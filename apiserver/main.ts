@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import client from 'prom-client';
 import { RaftNode } from '../raft/node.ts';
-import { parsePeers, splitHostPort } from '../raft/peers.ts';
+import { RAFT_MEMBER_OPTIONS, parsePeers, splitHostPort } from '../raft/peers.ts';
 import { Role } from '../raft/types.ts';
 import { ApiError } from './errors.ts';
 import { ApiHttpServer } from './http/server.ts';
@@ -23,14 +23,8 @@ export async function main(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      id: { type: 'string' },
-      peers: { type: 'string' },
+      ...RAFT_MEMBER_OPTIONS,
       api: { type: 'string' },
-      data: { type: 'string' },
-      join: { type: 'boolean', default: false },
-      'tick-ms': { type: 'string' },
-      'election-ticks': { type: 'string' },
-      'snapshot-entries': { type: 'string' },
       'watch-history-events': { type: 'string' },
       'watch-history-seconds': { type: 'string' },
       'request-timeout': { type: 'string' },

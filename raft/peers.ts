@@ -27,3 +27,14 @@ export function splitHostPort(addr: string): [string, number] {
   }
   return [host, port];
 }
+
+/** Command-line options every process that runs a Raft member takes (node:util parseArgs). */
+export const RAFT_MEMBER_OPTIONS = {
+  id: { type: 'string' },
+  peers: { type: 'string' },
+  data: { type: 'string' },
+  join: { type: 'boolean', default: false },
+  'tick-ms': { type: 'string' },
+  'election-ticks': { type: 'string' },
+  'snapshot-entries': { type: 'string' },
+} as const;

@@ -15,7 +15,7 @@ import pino from 'pino';
 import client from 'prom-client';
 import { RaftNode, type StateMachine } from '../../node.ts';
 import { RaftError, Role } from '../../types.ts';
-import { parsePeers, splitHostPort } from '../../peers.ts';
+import { RAFT_MEMBER_OPTIONS, parsePeers, splitHostPort } from '../../peers.ts';
 
 const MAX_VALUE_BYTES = 1 << 20;
 
@@ -48,13 +48,8 @@ export async function main(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      id: { type: 'string' },
-      peers: { type: 'string' },
+      ...RAFT_MEMBER_OPTIONS,
       http: { type: 'string' },
-      data: { type: 'string' },
-      join: { type: 'boolean', default: false },
-      'tick-ms': { type: 'string' },
-      'snapshot-entries': { type: 'string' },
     },
     strict: true,
   });
@@ -74,6 +69,7 @@ export async function main(argv: string[]): Promise<void> {
     logger: log,
     join: values.join,
     tickMs: values['tick-ms'] ? Number(values['tick-ms']) : undefined,
+    electionTick: values['election-ticks'] ? Number(values['election-ticks']) : undefined,
     snapshotEntries: values['snapshot-entries'] ? Number(values['snapshot-entries']) : undefined,
   });
   const server = createKvServer(node, sm, log);
