@@ -46,7 +46,8 @@ export class ChaosCluster {
     servers.peersFor = (id) => servers.members
       .map((m) => `${m.id}=${m.id === id ? m.peer : links.get(`${id}->${m.id}`)?.address ?? m.peer}`)
       .join(',');
-    await servers.startAll();
+    // Generous: on a loaded 2-core machine (CI runs two test files at once) a first election can be slow.
+    await servers.startAll(90_000);
     return new ChaosCluster(servers, nats, links);
   }
 

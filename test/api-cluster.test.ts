@@ -216,8 +216,12 @@ t.test('membership: a fourth server catches up by snapshot, then a founding memb
     t.equal(g.body.data.n, '90');
     const rm = await call(u2, 'DELETE', '/cluster/members/s3');
     t.equal(rm.status, 200, 'remove-member through a follower or the leader');
-    const st = await c.status('s4');
-    t.same(st?.members.map((m) => m.id).sort(), ['s1', 's2', 's4']);
+    // The removal is applied on the leader when the call returns; s4 applies it a moment later.
+    const members = await waitFor('s4 to apply the removal', async () => {
+      const ids = (await c.status('s4'))?.members.map((m) => m.id).sort().join(',');
+      return ids === 's1,s2,s4' ? ids : undefined;
+    }, 10_000);
+    t.equal(members, 's1,s2,s4');
     await c.kill('s3');
     const w = await call(s4.url, 'POST', '/api/v1/namespaces/default/configmaps', cm('after-membership'));
     t.equal(w.status, 201, 'the cluster keeps taking writes');

@@ -43,10 +43,10 @@ export class FlotillaCluster {
     return c;
   }
 
-  async startAll(): Promise<void> {
+  async startAll(readyTimeoutMs = 30_000): Promise<void> {
     const c = this;
     for (const m of c.members) c.startMember(m.id);
-    await c.waitReady();
+    await c.waitReady(undefined, readyTimeoutMs);
     c.writeKubeconfig();
   }
 
