@@ -17,6 +17,8 @@ export interface WriteContext {
   user: string;
   verb: AuditVerb;
   timeoutMs: number;
+  /** Server-side dry run (dryRun=All): everything up to the write, which is skipped. */
+  dryRun?: boolean;
 }
 
 /** Changes `cur` into the object to store; throws ApiError to refuse. Called again after a conflict. */
@@ -111,6 +113,12 @@ export class Registry {
       if (!cur) throw errors.notFound(kind.group, kind.plural, name);
       const curObj = JSON.parse(cur.json) as KubeObject;
       const next = await mutate(curObj);
+      if (ctx.dryRun) {
+        // Everything but the write: the answer is what would be stored (at the current resourceVersion).
+        if (clientRv !== undefined && clientRv !== cur.rv) throw errors.conflict(kind.group, kind.plural, name);
+        next.metadata = { ...(next.metadata ?? {}), resourceVersion: String(cur.rv) };
+        return { json: JSON.stringify(next), rv: cur.rv, uid: cur.uid, labels: next.metadata.labels as Record<string, string> | undefined };
+      }
       const cmd: Command = {
         op: 'update', res, ns, name, obj: JSON.stringify(next), pre: { rv: clientRv ?? cur.rv },
         user: ctx.user, verb: ctx.verb, ts: nowRfc3339(),

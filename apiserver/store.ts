@@ -251,6 +251,9 @@ export class ObjectStore extends EventEmitter implements StateMachine {
           this.count--;
           return { ok: true, object: obj, event: event('DELETED', obj, cur), deleted: true };
         }
+        // A write that changes nothing is answered with the stored object: same
+        // resourceVersion, no event (as Kubernetes skips the etcd write).
+        if (sameObject(parsed, JSON.parse(cur.json))) return { ok: true, object: cur };
         const obj = this.stamp(parsed, index);
         m!.set(key, obj);
         return { ok: true, object: obj, event: event('MODIFIED', obj, cur) };
@@ -359,6 +362,35 @@ function firstAfter(events: StoreEvent[], head: number, index: number): number {
     else hi = mid;
   }
   return lo;
+}
+
+/**
+ * Whether an update leaves the object as stored: equal ignoring
+ * resourceVersion and the timestamps of managedFields entries (Kubernetes
+ * resets those when nothing else changed), and ignoring key order.
+ */
+function sameObject(next: { metadata?: Meta }, cur: { metadata?: Meta }): boolean {
+  const norm = (o: { metadata?: Meta }) => {
+    const meta = { ...(o.metadata ?? {}) } as Meta & { managedFields?: { time?: string }[] };
+    delete meta.resourceVersion;
+    if (Array.isArray(meta.managedFields)) meta.managedFields = meta.managedFields.map(({ time: _t, ...rest }) => rest);
+    return { ...o, metadata: meta };
+  };
+  return deepEqual(norm(next), norm(cur));
+}
+
+function deepEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const bb = b as unknown[];
+    return a.length === bb.length && a.every((x, i) => deepEqual(x, bb[i]));
+  }
+  const ka = Object.keys(a).filter((k) => (a as Record<string, unknown>)[k] !== undefined);
+  const kb = Object.keys(b).filter((k) => (b as Record<string, unknown>)[k] !== undefined);
+  if (ka.length !== kb.length) return false;
+  return ka.every((k) => Object.prototype.hasOwnProperty.call(b, k) && deepEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
 }
 
 function addSeconds(rfc3339: string, s: number): string {

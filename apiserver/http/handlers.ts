@@ -15,9 +15,10 @@ import type { StoredObject } from '../store.ts';
 import {
   type FieldValidation, apiVersionOf, decodeObject, defaultAndValidate, fieldValidationOf, prepareForCreate, prepareForUpdate,
 } from './admission.ts';
-import type { ResourceRequest } from './info.ts';
+import { CONNECT_SUBRESOURCES, type ResourceRequest } from './info.ts';
 import { decodeBody, mediaType, readBody, sendJson, statusSuccess } from './io.ts';
 import { type ListOptions, listOptionsOf, selectObjects } from './list.ts';
+import { queryBool } from './query.ts';
 import { tableFor, wantsTable } from './table.ts';
 
 export interface RequestContext {
@@ -39,6 +40,7 @@ export class Handlers {
   constructor(private readonly reg: Registry) {}
 
   async handle(r: ResourceRequest, ctx: RequestContext): Promise<void> {
+    if (CONNECT_SUBRESOURCES.has(r.subresource)) return this.connect(r, ctx);
     switch (r.verb) {
       case 'get':
         return this.get(r, ctx);
@@ -141,8 +143,8 @@ export class Handlers {
     if (isApply && !manager) {
       throw errors.invalid('meta.k8s.io', 'PatchOptions', '', [{ reason: 'FieldValueRequired', field: 'fieldManager', message: 'Required value: is required for apply patch' }]);
     }
-    const force = ctx.query.get('force') === 'true';
-    if (!isApply && ctx.query.get('force')) throw errors.badRequest('force may only be set for apply patches');
+    const force = queryBool(ctx.query, 'force');
+    if (!isApply && force) throw errors.badRequest('force may only be set for apply patches');
 
     if (r.subresource === 'scale') {
       const found = await this.reg.lookup(r.kind, r.namespace, r.name, ctx.timeoutMs);
@@ -244,8 +246,8 @@ export class Handlers {
     const cur = await this.reg.lookup(r.kind, r.namespace, r.name, ctx.timeoutMs);
     if (!cur) throw errors.notFound(r.group, r.kind.plural, r.name);
     const grace = this.graceFor(r.kind, JSON.parse(cur.json) as KubeObject, opts.grace);
-    if (isDryRun(ctx.query)) return this.respondObject(r, ctx, 200, cur);
-    const { object, deleted } = await this.reg.delete(r.kind, r.namespace, r.name, { ...opts, grace, force: opts.grace === 0 }, this.wctx(ctx, 'delete'));
+    if (opts.dryRun) return this.respondObject(r, ctx, 200, cur);
+    const { object, deleted } = await this.reg.delete(r.kind, r.namespace, r.name, { rv: opts.rv, uid: opts.uid, grace, force: opts.grace === 0 }, this.wctx(ctx, 'delete'));
     this.respondObject(r, ctx, deleted ? 200 : 202, object);
   }
 
@@ -255,7 +257,8 @@ export class Handlers {
     const revision = await this.reg.sync({ kind: 'linearizable' }, ctx.timeoutMs);
     const { items } = selectObjects(this.reg.store, r.kind, r.namespace, { ...listOpts, limit: 0, continue: undefined }, revision);
     const out: string[] = [];
-    for (const o of items) {
+    if (opts.dryRun) out.push(...items.map((o) => o.json));
+    for (const o of opts.dryRun ? [] : items) {
       const obj = JSON.parse(o.json) as KubeObject;
       const ns = String(obj.metadata?.namespace ?? '');
       const name = String(obj.metadata?.name ?? '');
@@ -269,7 +272,7 @@ export class Handlers {
     sendJson(ctx.res, 200, `{"kind":"${r.kind.listKind}","apiVersion":"${apiVersionOf(r.kind)}","metadata":{"resourceVersion":"${this.reg.store.revision}"},"items":[${out.join(',')}]}`, ctx.req);
   }
 
-  private async deleteOptions(ctx: RequestContext): Promise<{ grace?: number; rv?: number; uid?: string }> {
+  private async deleteOptions(ctx: RequestContext): Promise<{ grace?: number; rv?: number; uid?: string; dryRun: boolean }> {
     let body: Record<string, unknown> = {};
     const raw = await readBody(ctx.req);
     if (raw.length && raw.toString().trim()) {
@@ -283,10 +286,16 @@ export class Handlers {
       throw errors.badRequest(`gracePeriodSeconds must be a non-negative integer (got ${JSON.stringify(graceRaw)})`);
     }
     const pre = (body.preconditions ?? {}) as { resourceVersion?: string; uid?: string };
+    // DeleteOptions carry dryRun in the body (kubectl sends it there) or the query.
+    const bodyDry = body.dryRun;
+    if (bodyDry !== undefined && !(Array.isArray(bodyDry) && bodyDry.every((x) => typeof x === 'string'))) throw errors.badRequest('dryRun must be a list of strings');
+    const dry = new URLSearchParams(ctx.query);
+    for (const x of (bodyDry as string[] | undefined) ?? []) dry.append('dryRun', x);
     return {
       grace: graceRaw as number | undefined,
       rv: pre.resourceVersion ? Number(pre.resourceVersion) : undefined,
       uid: pre.uid,
+      dryRun: isDryRun(dry),
     };
   }
 
@@ -311,6 +320,14 @@ export class Handlers {
     }
   }
 
+  /** pods/exec, pods/attach, pods/portforward: streamed by the node agent, which does not serve them yet. */
+  private async connect(r: ResourceRequest, ctx: RequestContext): Promise<void> {
+    if (ctx.req.method !== 'GET' && ctx.req.method !== 'POST') throw errors.methodNotAllowed();
+    if (!(await this.reg.lookup(r.kind, r.namespace, r.name, ctx.timeoutMs))) throw errors.notFound(r.group, r.kind.plural, r.name);
+    const what = { exec: 'exec into', attach: 'attach to', portforward: 'port forwarding to' }[r.subresource];
+    throw new ApiError(503, 'ServiceUnavailable', `${what} pod "${r.name}" is served by the node agent running it; no node agent serves ${r.subresource} yet`, { retryAfterSeconds: 5 });
+  }
+
   private logUnavailable(r: ResourceRequest): ApiError {
     return new ApiError(503, 'ServiceUnavailable', `logs of pod "${r.name}" are served by the node agent running it; no node agent serves this pod`, { retryAfterSeconds: 5 });
   }
@@ -320,7 +337,7 @@ export class Handlers {
   }
 
   private wctx(ctx: RequestContext, verb: Parameters<Registry['create']>[3]['verb']) {
-    return { user: ctx.user, verb, timeoutMs: ctx.timeoutMs };
+    return { user: ctx.user, verb, timeoutMs: ctx.timeoutMs, dryRun: isDryRun(ctx.query) };
   }
 
   private respondObject(r: ResourceRequest, ctx: RequestContext, code: number, obj: StoredObject): void {
@@ -334,8 +351,15 @@ export class Handlers {
   }
 }
 
+/** dryRun=All (the only value Kubernetes knows; anything else is refused). */
 function isDryRun(q: URLSearchParams): boolean {
-  return q.getAll('dryRun').includes('All');
+  const v = q.getAll('dryRun');
+  for (const x of v) {
+    if (x !== 'All') {
+      throw errors.invalid('meta.k8s.io', 'UpdateOptions', '', [{ reason: 'FieldValueNotSupported', field: 'dryRun', message: `Unsupported value: "${x}": supported values: "All"` }]);
+    }
+  }
+  return v.length > 0;
 }
 
 function fieldManagerOf(ctx: RequestContext): string {

@@ -3,6 +3,14 @@
 import { kindByResource } from '../kinds/index.ts';
 import type { KindDef } from '../schema/types.ts';
 import { errors } from '../errors.ts';
+import { queryBool } from './query.ts';
+
+/**
+ * Pod subresources that stream from the node running the pod (Kubernetes'
+ * "connect" verbs). They are recognised here so that a pod that exists is not
+ * answered NotFound; the handlers say why they cannot be served.
+ */
+export const CONNECT_SUBRESOURCES = new Set(['exec', 'attach', 'portforward']);
 
 export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'delete' | 'deletecollection';
 
@@ -55,11 +63,12 @@ export function parseResourcePath(method: string, pathname: string, query: URLSe
     throw errors.notFound(group, plural, name || plural);
   }
   if (!kind.namespaced && namespace) throw errors.notFound(group, plural, name);
-  if (subresource && !kind.subresources.includes(subresource as never)) {
+  const connect = kind.kind === 'Pod' && !kind.group && CONNECT_SUBRESOURCES.has(subresource);
+  if (subresource && !connect && !kind.subresources.includes(subresource as never)) {
     throw errors.notFound(group, `${plural}/${subresource}`, name);
   }
 
-  const isWatch = watchPath || query.get('watch') === 'true' || query.get('watch') === '1';
+  const isWatch = watchPath || queryBool(query, 'watch');
   let verb: Verb;
   switch (method) {
     case 'GET':
@@ -81,7 +90,7 @@ export function parseResourcePath(method: string, pathname: string, query: URLSe
     default:
       throw errors.methodNotAllowed();
   }
-  if (verb === 'create' && name && subresource !== 'binding') throw errors.methodNotAllowed();
+  if (verb === 'create' && name && subresource !== 'binding' && !connect) throw errors.methodNotAllowed();
   if ((verb === 'update' || verb === 'patch' || verb === 'delete') && !name) throw errors.methodNotAllowed();
   return { kind, group, version, namespace, name, subresource, verb };
 }

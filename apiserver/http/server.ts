@@ -16,6 +16,8 @@ import { apiGroupDoc, apiGroupList, apiVersions, resourceList, versionInfo } fro
 import { Handlers, type RequestContext } from './handlers.ts';
 import { parseResourcePath } from './info.ts';
 import { checkAcceptable, readBody, sendError, sendJson } from './io.ts';
+import { OPENAPI_V2_PROTOBUF, OPENAPI_V2_PROTOBUF_ACCEPT, openApiV2Protobuf } from './openapi-v2-proto.ts';
+import { validateBooleans } from './query.ts';
 import { WatchHub } from './watch.ts';
 
 export interface Identity {
@@ -133,6 +135,7 @@ export class ApiHttpServer {
     try {
       const who = this.authenticate(req);
       const timeoutMs = parseTimeout(url.searchParams.get('timeout')) ?? this.o.defaultTimeoutMs ?? 10_000;
+      validateBooleans(url.searchParams);
       const r = parseResourcePath(req.method ?? 'GET', url.pathname, url.searchParams);
       if (r) {
         verb = r.verb;
@@ -168,6 +171,13 @@ export class ApiHttpServer {
         case '/apis':
           return sendJson(res, 200, apiGroupList());
         case '/openapi/v2':
+          // kubectl asks for the protobuf form; JSON for everyone else.
+          if (OPENAPI_V2_PROTOBUF_ACCEPT.some((t) => acceptsType(req, t))) {
+            const pb = openApiV2Protobuf();
+            res.writeHead(200, { 'content-type': OPENAPI_V2_PROTOBUF, 'content-length': pb.length });
+            return void res.end(pb);
+          }
+          if (!acceptsType(req, 'application/json')) throw errors.notAcceptable(`only application/json and ${OPENAPI_V2_PROTOBUF} are served here (asked for "${req.headers.accept}")`);
           return sendJson(res, 200, openApiV2());
         case '/openapi/v3':
           return sendJson(res, 200, openApiV3Index());
@@ -257,6 +267,22 @@ function parseTimeout(v: string | null): number | undefined {
   const n = Number(m[1]);
   const unit = m[2] ?? 's';
   return n * (unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'm' ? 60_000 : 3_600_000);
+}
+
+/**
+ * Whether the Accept header names `type` explicitly (for protobuf) or admits
+ * it (JSON: also through wildcards and when there is no header).
+ */
+function acceptsType(req: IncomingMessage, type: string): boolean {
+  const a = req.headers.accept;
+  const exactOnly = type !== 'application/json';
+  if (!a) return !exactOnly;
+  return a.split(',').some((part) => {
+    const [t, ...params] = part.trim().toLowerCase().split(';').map((x) => x.trim());
+    if (params.some((p) => /^q=0(\.0*)?$/.test(p))) return false;
+    if (t === type.toLowerCase()) return true;
+    return !exactOnly && (t === 'application/*' || t === '*/*');
+  });
 }
 
 function text(res: ServerResponse, code: number, body: string, type = 'text/plain; charset=utf-8'): void {

@@ -15,6 +15,7 @@ import { apiVersionOf } from './admission.ts';
 import type { RequestContext } from './handlers.ts';
 import type { ResourceRequest } from './info.ts';
 import { listOptionsOf } from './list.ts';
+import { queryBool } from './query.ts';
 import { tableFor, wantsTable } from './table.ts';
 
 /** A watcher that falls this far behind is cut off; it re-lists and watches again. */
@@ -35,11 +36,11 @@ export class WatchHub {
     const kind = r.kind;
     const resKey = resourceKey(kind.group, kind.plural);
     const ns = r.namespace;
-    const bookmarks = query.get('allowWatchBookmarks') === 'true';
+    const bookmarks = queryBool(query, 'allowWatchBookmarks');
     const timeoutS = query.get('timeoutSeconds') ? Number(query.get('timeoutSeconds')) : 1800;
     const asTable = wantsTable(ctx.req);
     const rvParam = query.get('resourceVersion');
-    const sendInitial = query.get('sendInitialEvents') === 'true';
+    const sendInitial = queryBool(query, 'sendInitialEvents');
 
     let fromRv: number;
     let initial: StoredObject[] = [];
