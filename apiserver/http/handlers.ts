@@ -325,7 +325,7 @@ export class Handlers {
     if (ctx.req.method !== 'GET' && ctx.req.method !== 'POST') throw errors.methodNotAllowed();
     if (!(await this.reg.lookup(r.kind, r.namespace, r.name, ctx.timeoutMs))) throw errors.notFound(r.group, r.kind.plural, r.name);
     const what = { exec: 'exec into', attach: 'attach to', portforward: 'port forwarding to' }[r.subresource];
-    throw new ApiError(503, 'ServiceUnavailable', `${what} pod "${r.name}" is served by the node agent running it; no node agent serves ${r.subresource} yet`, { retryAfterSeconds: 5 });
+    throw new ApiError(503, 'ServiceUnavailable', `${what} pod "${r.name}" is served by the node agent running it; no node agent serves ${r.subresource} yet`);
   }
 
   private logUnavailable(r: ResourceRequest): ApiError {
