@@ -146,29 +146,56 @@ export class Registry {
   }
 
   private async proposeRaw(cmd: Command, timeoutMs: number): Promise<Extract<ApplyResult, { ok: true }>> {
-    const { result } = await this.raft(() => this.node.propose(encodeCommand(cmd), timeoutMs));
+    let pending: Promise<{ index: number; result: unknown }>;
+    try {
+      pending = this.node.propose(encodeCommand(cmd), timeoutMs);
+    } catch (e) {
+      // Refused before anything was handed to Raft (node stopped or failed): not applied, safe to retry.
+      throw this.raftError(e);
+    }
+    let result: unknown;
+    try {
+      ({ result } = await pending);
+    } catch (e) {
+      throw proposalError(e);
+    }
     const r = result as ApplyResult;
     if (!r.ok) throw r.error;
     return r;
   }
 
-  /** Maps Raft's errors to API errors: the client learns to retry, never a wrong answer. */
+  /** Runs a read-side Raft call (ReadIndex): nothing it does changes state, so every failure is safe to retry (503). */
   private async raft<T>(fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (e) {
-      if (e instanceof RaftError) {
-        switch (e.code) {
-          case 'timeout':
-            // Typically an election: the client should retry shortly (the outcome of a write is unknown).
-            throw errors.unavailable(`the request did not complete in time; it may or may not have taken effect (${e.message})`, 1);
-          case 'too-large':
-            throw errors.tooLarge(0);
-          default:
-            throw errors.unavailable(`the cluster cannot serve this request right now: ${e.message}`, 1);
-        }
-      }
-      throw e;
+      throw this.raftError(e);
     }
   }
+
+  private raftError(e: unknown): unknown {
+    if (!(e instanceof RaftError)) return e;
+    if (e.code === 'too-large') return errors.tooLarge(0);
+    return errors.unavailable(`the cluster cannot serve this request right now: ${e.message}`, 1);
+  }
+}
+
+/**
+ * The outcome of a write whose proposal failed. Only a proposal known not to
+ * have been applied is a 503 (the client may send it again); when the outcome
+ * is unknown - timed out, its leader lost, overtaken by a snapshot, the node
+ * stopping - it may still be applied, and the answer is Kubernetes' 504
+ * Timeout, which clients do not replay for writes.
+ */
+export function proposalError(e: unknown): unknown {
+  if (!(e instanceof RaftError)) return e;
+  if (e.code === 'too-large') return errors.tooLarge(0);
+  // Another entry was applied at the proposal's index: it can never be applied (raft/node.ts applyEntry).
+  if (e.code === 'dropped' && /lost in a leader change/.test(e.message)) {
+    return errors.unavailable(`the write was not applied (${e.message}); it is safe to retry`, 1);
+  }
+  // No Retry-After: client-go replays any request on a 5xx that carries one.
+  return new ApiError(504, 'Timeout', 'the server was unable to return a response in the time allotted, but may still be processing the request', {
+    causes: [{ reason: 'UnknownOutcome', message: e.message }],
+  });
 }

@@ -12,7 +12,10 @@
 //   server's Retry-After asked) and tries again, until a deadline;
 // - a request that may have reached a server is never replayed unless the
 //   method is idempotent: a POST whose connection broke mid-flight may well
-//   have been committed, and sending it twice could create two objects.
+//   have been committed, and sending it twice could create two objects;
+// - a 503 means the server did not apply the request (safe to send again,
+//   any method); a 504 Timeout means the outcome is unknown (the write may
+//   still be applied), so only reads are retried on it.
 //
 // Non-2xx answers become ApiClientError carrying the server's Kubernetes
 // Status, so callers can branch on `reason` exactly as client-go users do.
@@ -212,6 +215,8 @@ const MIDFLIGHT_ERRORS = new Set([
   'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CLOSED',
 ]);
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
+/** Methods that change nothing: replayed even when an earlier attempt's outcome is unknown (504). */
+const SAFE = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 function errCode(e: unknown): string {
   const err = e as { code?: string; cause?: { code?: string } };
@@ -544,7 +549,7 @@ export class ApiClient {
           lastError = e as Error;
           continue;
         }
-        const retryable = res.statusCode === 503 || res.statusCode === 429 || (res.statusCode === 504 && (method === 'GET' || method === 'HEAD'));
+        const retryable = res.statusCode === 503 || res.statusCode === 429 || (res.statusCode === 504 && SAFE.has(method));
         if (retryable) {
           const text = await res.body.text().catch(() => '');
           waitMs = Math.max(waitMs, retryAfterMs(res.headers, text));
