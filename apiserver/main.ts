@@ -8,6 +8,7 @@ import { RaftNode } from '../raft/node.ts';
 import { RAFT_MEMBER_OPTIONS, parsePeers, splitHostPort } from '../raft/peers.ts';
 import { Role } from '../raft/types.ts';
 import { ApiError } from './errors.ts';
+import { MemberDirectory, ensureAdminToken, hashToken } from './http/members.ts';
 import { ApiHttpServer } from './http/server.ts';
 import { kindByResource } from './kinds/index.ts';
 import { EventPublisher } from './publisher.ts';
@@ -28,6 +29,8 @@ export async function main(argv: string[]): Promise<void> {
       'watch-history-events': { type: 'string' },
       'watch-history-seconds': { type: 'string' },
       'request-timeout': { type: 'string' },
+      'header-timeout': { type: 'string', default: '30s' },
+      'request-read-timeout': { type: 'string', default: '60s' },
       nats: { type: 'string' },
       'unsafe-stale-reads': { type: 'boolean', default: false },
       'events-max-age': { type: 'string', default: '168h' },
@@ -48,11 +51,14 @@ export async function main(argv: string[]): Promise<void> {
     minEvents: num(values['watch-history-events']),
     minAgeMs: values['watch-history-seconds'] ? Number(values['watch-history-seconds']) * 1000 : undefined,
   });
+  // Membership changes need this token (or another member's): see apiserver/http/members.ts.
+  const adminToken = ensureAdminToken(values.data);
+  const directory = new MemberDirectory(store);
   const node = await RaftNode.start({
     id: values.id,
     peers,
     dataDir: values.data,
-    stateMachine: store,
+    stateMachine: directory,
     logger: log,
     join: values.join,
     tickMs: num(values['tick-ms']),
@@ -75,20 +81,28 @@ export async function main(argv: string[]): Promise<void> {
   const [host, port] = splitHostPort(values.api);
   const apiUrl = `http://${values.api}`;
 
+  // API addresses of the current Raft members, from the replicated directory
+  // that only servers write (never from objects clients can edit).
   const memberApis = () => {
     const m = new Map<string, string>();
-    for (const { obj } of store.list('coordination.k8s.io/leases', 'kube-system')) {
-      const o = JSON.parse(obj.json) as { metadata: { name: string; annotations?: Record<string, string> } };
-      if (!o.metadata.name.startsWith(IDENTITY_PREFIX)) continue;
-      const url = o.metadata.annotations?.[API_ANNOTATION];
-      if (url) m.set(o.metadata.name.slice(IDENTITY_PREFIX.length), url);
+    for (const { id } of node.status().members) {
+      const r = directory.get(id);
+      if (r) m.set(id, r.api);
     }
     m.set(values.id!, apiUrl);
     return m;
   };
+  const memberRecords = () => {
+    const ids = new Set(node.status().members.map((x) => x.id));
+    return directory.all().filter((r) => ids.has(r.id));
+  };
+  announceMember(node, directory, { id: values.id, api: apiUrl, tokenHash: hashToken(adminToken) }, log);
 
   const http = new ApiHttpServer({
     node, registry, logger: log, metrics, apiUrl, memberApis,
+    admin: { token: adminToken, members: memberRecords },
+    headersTimeoutMs: parseDuration(values['header-timeout']!, '--header-timeout'),
+    requestReadTimeoutMs: parseDuration(values['request-read-timeout']!, '--request-read-timeout'),
     events: publisher ? () => publisher.status() : undefined,
     defaultTimeoutMs: num(values['request-timeout']),
     addMember: async (id, peer) => {
@@ -152,7 +166,11 @@ async function ensureNamespaces(registry: Registry, log: pino.Logger, ctx: Param
   }
 }
 
-/** Each server records its API address in a Lease so that the others can list and reach it. */
+/**
+ * Each server records its API address in a Lease (like Kubernetes' apiserver
+ * identity leases) for people and tools to see. Informational only: clients can
+ * edit Leases, so no server routes by them (see the member directory).
+ */
 async function publishIdentity(registry: Registry, id: string, apiUrl: string, peer: string, log: pino.Logger, ctx: Parameters<Registry['create']>[3]): Promise<void> {
   const kind = kindByResource('coordination.k8s.io', 'v1', 'leases')!;
   const name = `${IDENTITY_PREFIX}${id}`;
@@ -177,6 +195,30 @@ async function publishIdentity(registry: Registry, id: string, apiUrl: string, p
     };
     await registry.create(kind, 'kube-system', obj, ctx);
   });
+}
+
+/**
+ * Puts this server's record (API address, admin token hash) in the member
+ * directory through Raft, and again whenever it is missing or out of date
+ * (a member that joins gets a leader later; an old snapshot may lack it).
+ */
+function announceMember(node: RaftNode, directory: MemberDirectory, rec: { id: string; api: string; tokenHash: string }, log: pino.Logger): void {
+  let busy = false;
+  let failures = 0;
+  const timer = setInterval(() => {
+    const cur = directory.get(rec.id);
+    if (busy || !node.leader || (cur && cur.api === rec.api && cur.tokenHash === rec.tokenHash)) return;
+    if (!node.status().members.some((m) => m.id === rec.id)) return;
+    busy = true;
+    node.propose(MemberDirectory.entry(rec), 5000).then(
+      () => log.info({ api: rec.api }, 'announced this server\'s API address to the cluster'),
+      (e: Error) => {
+        if (++failures % 20 === 0) log.warn({ err: e.message }, 'still trying to announce this server\'s API address');
+      },
+    ).finally(() => (busy = false));
+  }, 250);
+  timer.unref();
+  node.on('removed', () => clearInterval(timer));
 }
 
 /** "10m", "168h", "30s", "500ms" → milliseconds. */

@@ -13,7 +13,8 @@ import { request } from 'undici';
 const BIN = resolve(fileURLToPath(new URL('./flotilla.js', import.meta.url)));
 
 interface ClusterFile {
-  servers: { id: string; api: string; peer: string; pid: number }[];
+  /** data: the server's data directory (absolute; holds its admin-token for `flotilla cluster add-member`). */
+  servers: { id: string; api: string; peer: string; pid: number; data: string }[];
   nats: string;
   kubeconfig: string;
   controllers: { pid: number }[];
@@ -83,8 +84,9 @@ export async function main(argv: string[]): Promise<void> {
   const natsUrl = nats.map((n) => `nats://127.0.0.1:${n.port}`).join(',');
 
   const servers = members.map((m) => {
-    const child = spawnLogged(m.id, ['server', '--id', m.id, '--peers', peers, '--api', m.api, '--data', join(dir, 'data', m.id), '--nats', natsUrl]);
-    return { ...m, pid: child.pid! };
+    const data = resolve(join(dir, 'data', m.id));
+    const child = spawnLogged(m.id, ['server', '--id', m.id, '--peers', peers, '--api', m.api, '--data', data, '--nats', natsUrl]);
+    return { ...m, pid: child.pid!, data };
   });
 
   const kubeconfig = join(dir, 'kubeconfig');

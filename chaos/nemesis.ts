@@ -1,6 +1,8 @@
 // Nemeses: the faults a chaos run injects, scheduled from the run's seed.
 // Each records what it did and when; faults that take the leader away are
 // marked `failover` so the report can show each one's write unavailability.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { request } from 'undici';
 import type { ChaosCluster } from './cluster.ts';
 import type { Rng } from './rng.ts';
@@ -116,11 +118,13 @@ const membership: Nemesis = async (ctx) => {
   const id = `x${++extraMember}`;
   const m = await s.addServer(id);
   ctx.record({ kind: 'member-add', detail: `${id} joins (learner, then voter)` });
+  // Membership changes need a member's admin token (in its data directory).
+  const token = readFileSync(join(s.members[0].dataDir, 'admin-token'), 'utf8').trim();
   const post = async (method: 'POST' | 'DELETE', path: string, body?: unknown) => {
     for (let i = 0; i < 20 && ctx.running(); i++) {
       const url = s.members.filter((x) => !x.id.startsWith('x'))[ctx.rng.int(3)].url;
       try {
-        const r = await request(`${url}${path}`, { method, body: body ? JSON.stringify(body) : undefined, headersTimeout: 90_000, bodyTimeout: 90_000 });
+        const r = await request(`${url}${path}`, { method, body: body ? JSON.stringify(body) : undefined, headers: { authorization: `Bearer ${token}` }, headersTimeout: 90_000, bodyTimeout: 90_000 });
         await r.body.dump();
         if (r.statusCode === 200) return true;
       } catch {

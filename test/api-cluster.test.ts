@@ -1,6 +1,8 @@
 // The API server against 3 real `flotilla server` processes: optimistic
 // concurrency through different servers, watch resume across a restart,
 // pagination while writes continue, bad input, membership change.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
 import { request } from 'undici';
 import { FlotillaCluster } from './support/flotilla-cluster.ts';
@@ -204,7 +206,8 @@ t.test('membership: a fourth server catches up by snapshot, then a founding memb
   }
   {
     const s4 = await c.addServer('s4');
-    const add = await call(u1, 'POST', '/cluster/members', { id: 's4', peer: s4.peer });
+    const admin = { authorization: `Bearer ${readFileSync(join(c.members[0].dataDir, 'admin-token'), 'utf8').trim()}` };
+    const add = await call(u1, 'POST', '/cluster/members', { id: 's4', peer: s4.peer }, admin);
     t.equal(add.status, 200, `add-member: ${JSON.stringify(add.body).slice(0, 200)}`);
     await waitFor('s4 a voter', async () => {
       const s = await c.status('s1');
@@ -214,7 +217,7 @@ t.test('membership: a fourth server catches up by snapshot, then a founding memb
     const g = await call(s4.url, 'GET', '/api/v1/namespaces/default/configmaps/counter');
     t.equal(g.status, 200, 'the new member serves linearizable reads');
     t.equal(g.body.data.n, '90');
-    const rm = await call(u2, 'DELETE', '/cluster/members/s3');
+    const rm = await call(u2, 'DELETE', '/cluster/members/s3', undefined, admin);
     t.equal(rm.status, 200, 'remove-member through a follower or the leader');
     // The removal is applied on the leader when the call returns; s4 applies it a moment later.
     const members = await waitFor('s4 to apply the removal', async () => {
@@ -227,7 +230,6 @@ t.test('membership: a fourth server catches up by snapshot, then a founding memb
     t.equal(w.status, 201, 'the cluster keeps taking writes');
     const list = await call(s4.url, 'GET', '/api/v1/namespaces/default/configmaps?resourceVersion=0');
     t.equal(list.body.items.filter((i: any) => i.metadata.name.startsWith('bulk-')).length, 250, 'the new member holds every object');
-    const { readFileSync } = await import('node:fs');
     t.match(readFileSync(s4.proc!.logFile, 'utf8'), /restored state from a snapshot sent by the leader/, 'it caught up by snapshot');
   }
 });

@@ -312,12 +312,13 @@ t.test('flotilla client verbs against a 3-server cluster', async (t) => {
 
   await t.test('cluster add-member and remove-member', async (t) => {
     const s4 = await cluster.addServer('s4');
-    t.equal(await ok(['cluster', 'add-member', '--id', 's4', '--peer', s4.peer, '--timeout', '90s']), 'member "s4" added (voter)\n');
+    // The admin token of any member, read from its data directory.
+    t.equal(await ok(['cluster', 'add-member', '--id', 's4', '--peer', s4.peer, '--timeout', '90s', '--data', cluster.members[0].dataDir]), 'member "s4" added (voter)\n');
     await waitFor('s4 in the status', async () => {
       const r = await cli('cluster', 'status');
       return /\ns4\s+\S+\s+\S+\s+true\s+follower\s/.test(r.out);
     }, 30_000, 500);
-    t.equal(await ok(['cluster', 'remove-member', '--id', 's4']), 'member "s4" removed\n');
+    t.equal(await ok(['cluster', 'remove-member', '--id', 's4', '--data', cluster.members[1].dataDir]), 'member "s4" removed\n');
     t.notMatch(await ok(['cluster', 'status']), /\ns4\s/);
   });
 });

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import client from 'prom-client';
 import { request } from 'undici';
 import type { RaftNode } from '../../raft/node.ts';
-import { Role } from '../../raft/types.ts';
+import { RaftError, Role } from '../../raft/types.ts';
 import { ApiError, errors } from '../errors.ts';
 import type { Registry } from '../registry.ts';
 import { openApiV2, openApiV3Document, openApiV3Index } from '../schema/openapi.ts';
@@ -16,6 +16,7 @@ import { apiGroupDoc, apiGroupList, apiVersions, resourceList, versionInfo } fro
 import { Handlers, type RequestContext } from './handlers.ts';
 import { parseResourcePath } from './info.ts';
 import { checkAcceptable, readBody, sendError, sendJson } from './io.ts';
+import { type MemberRecord, isLoopback, tokenAccepted } from './members.ts';
 import { OPENAPI_V2_PROTOBUF, OPENAPI_V2_PROTOBUF_ACCEPT, openApiV2Protobuf } from './openapi-v2-proto.ts';
 import { validateBooleans } from './query.ts';
 import { WatchHub } from './watch.ts';
@@ -39,8 +40,14 @@ export interface ApiServerOptions {
   metrics: client.Registry;
   /** This member's API URL (http://host:port). */
   apiUrl: string;
-  /** API URLs of the members, as published in the store. */
+  /** API URLs of the current members, from the replicated member directory. */
   memberApis: () => Map<string, string>;
+  /** Who may change the membership: this server's admin token, and the current members' records (their token hashes). */
+  admin: { token: string; members: () => MemberRecord[] };
+  /** Node's headersTimeout: the whole header block must arrive within this (default 30 s). */
+  headersTimeoutMs?: number;
+  /** Node's requestTimeout: the whole request (headers and body) must arrive within this (default 60 s). Responses - watches - are not limited. */
+  requestReadTimeoutMs?: number;
   /** Membership changes (POST/DELETE /cluster/members), run on the leader. */
   addMember: (id: string, peer: string) => Promise<unknown>;
   removeMember: (id: string) => Promise<unknown>;
@@ -61,7 +68,15 @@ export class ApiHttpServer {
   constructor(private readonly o: ApiServerOptions) {
     this.handlers = new Handlers(o.registry);
     this.watches = new WatchHub(o.registry);
-    this.server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => void this.handle(req, res));
+    // Slow or stalled senders are cut off: headers within headersTimeout, the
+    // whole request within requestTimeout. Both cover receiving the request
+    // only, so long responses (watches) are not affected.
+    const requestTimeout = o.requestReadTimeoutMs ?? 60_000;
+    const headersTimeout = Math.min(o.headersTimeoutMs ?? 30_000, requestTimeout);
+    this.server = createServer({
+      keepAliveTimeout: 65_000, requestTimeout, headersTimeout,
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, headersTimeout / 4)),
+    }, (req, res) => void this.handle(req, res));
     this.requests = new client.Counter({
       name: 'apiserver_request_total', help: 'API requests by verb, resource and HTTP code', labelNames: ['verb', 'resource', 'code'], registers: [o.metrics],
     });
@@ -226,18 +241,47 @@ export class ApiHttpServer {
     };
   }
 
+  /**
+   * Membership changes need the admin token (this server's or another
+   * member's) and, until authentication arrives, a caller on loopback or on a
+   * member's peer host (a follower forwarding to the leader).
+   */
+  private authorizeAdmin(req: IncomingMessage): void {
+    const remote = req.socket.remoteAddress;
+    const hosts = new Set(this.o.node.status().members.map((m) => m.peer.slice(0, m.peer.lastIndexOf(':')).replace(/^\[|\]$/g, '')));
+    const plain = remote?.replace(/^::ffff:/i, '');
+    if (!isLoopback(remote) && !(plain && hosts.has(plain))) {
+      throw errors.forbidden(`membership changes are only accepted from loopback (or from a member forwarding them); ${remote ?? 'this client'} is neither`);
+    }
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(String(req.headers.authorization ?? ''));
+    if (!m) throw new ApiError(401, 'Unauthorized', 'membership changes need the admin token (Authorization: Bearer <token>); it is in <data dir>/admin-token of any server');
+    if (!tokenAccepted(m[1], this.o.admin.token, this.o.admin.members())) throw new ApiError(401, 'Unauthorized', 'the admin token is not valid for this cluster');
+  }
+
   /** Membership changes run on the leader; a follower forwards the request to it. */
   private async memberChange(req: IncomingMessage, res: ServerResponse, op: 'add' | 'remove', id?: string): Promise<void> {
-    const body = op === 'add' ? (JSON.parse((await readBody(req)).toString() || '{}') as { id?: string; peer?: string }) : {};
+    this.authorizeAdmin(req);
+    let body: { id?: string; peer?: string } = {};
+    if (op === 'add') {
+      try {
+        body = JSON.parse((await readBody(req)).toString() || '{}') as { id?: string; peer?: string };
+      } catch (e) {
+        throw errors.badRequest(`the body must be JSON {"id": ..., "peer": "host:port"}: ${(e as Error).message}`);
+      }
+    }
     const node = this.o.node;
     if (node.role !== Role.Leader) {
+      // The leader's address comes from the member directory (replicated, written only by servers).
       const leaderApi = this.o.memberApis().get(node.leader);
       if (!leaderApi) throw errors.unavailable('no leader (or its API address is not known yet); retry', 1);
       const path = op === 'add' ? '/cluster/members' : `/cluster/members/${encodeURIComponent(id!)}`;
       // Longer than the leader's own wait for a new member to catch up (60 s).
       let r;
       try {
-        r = await request(`${leaderApi}${path}`, { method: op === 'add' ? 'POST' : 'DELETE', body: op === 'add' ? JSON.stringify(body) : undefined, headersTimeout: 90_000, bodyTimeout: 90_000 });
+        r = await request(`${leaderApi}${path}`, {
+          method: op === 'add' ? 'POST' : 'DELETE', body: op === 'add' ? JSON.stringify(body) : undefined, headersTimeout: 90_000, bodyTimeout: 90_000,
+          headers: { authorization: String(req.headers.authorization), 'content-type': 'application/json' },
+        });
       } catch (e) {
         throw errors.unavailable(`could not reach the leader (${node.leader}) at ${leaderApi}: ${(e as Error).message}`, 1);
       }
@@ -254,6 +298,10 @@ export class ApiHttpServer {
       }
     } catch (e) {
       if (e instanceof ApiError) throw e;
+      if (e instanceof RaftError && (e.code === 'timeout' || (e.code === 'dropped' && /lost|unknown/.test(e.message)))) {
+        // The conf change may still be applied: not something to replay blindly.
+        throw new ApiError(504, 'Timeout', `the server was unable to return a response in the time allotted, but may still be processing the request (membership change: ${e.message})`);
+      }
       throw errors.unavailable(`membership change failed: ${(e as Error).message}`, 1);
     }
     sendJson(res, 200, this.clusterStatus());
