@@ -88,7 +88,7 @@ t.test('API conformance fixes', async (t) => {
       const r = await call(u1, 'GET', `${CM}?watch=${v}`);
       t.equal(r.body?.kind, 'ConfigMapList', `watch=${v} is a list`);
     }
-    for (const q of ['watch=yes', 'watch=tRuE', 'allowWatchBookmarks=2', 'pretty=nope']) {
+    for (const q of ['watch=yes', 'watch=tRuE', 'watch', 'allowWatchBookmarks=2', 'pretty=nope']) {
       const r = await call(u1, 'GET', `${CM}?${q}`);
       t.equal(r.status, 400, `${q}: 400`);
       t.equal(r.body?.reason, 'BadRequest');
