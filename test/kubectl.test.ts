@@ -5,11 +5,12 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { FlotillaCluster } from './support/flotilla-cluster.ts';
+import { kubectlMissing } from './support/kubectl.ts';
 import { ROOT, sleep, tempDir, waitFor } from './support/procs.ts';
 
-const hasKubectl = spawnSync('sh', ['-c', 'command -v kubectl'], { stdio: 'ignore' }).status === 0;
+const noKubectl = kubectlMissing(t);
 
-t.test('kubectl against a Flotilla cluster', { skip: hasKubectl ? false : 'kubectl is not installed (npm test installs Debian\'s kubernetes-client when run as root)' }, async (t) => {
+t.test('kubectl against a Flotilla cluster', { skip: noKubectl ?? false }, async (t) => {
   const c = await FlotillaCluster.start(3);
   t.teardown(() => c.stop());
   const cache = tempDir('kubectl-cache');
