@@ -58,7 +58,7 @@ export function headerIndex(h: MsgHdrs | undefined, name: string = MSG_ID_HEADER
 export interface IndexedMessage {
   seq: number;
   index: number;
-  /** Nats-Expected-Last-Msg-Id: the predecessor's index (absent on the first message ever published). */
+  /** Flotilla-Prev-Index: the index of the event stored before it (0 for the first one; every event carries it). */
   prev?: number;
 }
 
