@@ -82,3 +82,56 @@ export function filterSubject(group: string | undefined, resource: string | unde
   const g = group === undefined ? '*' : group ? subjectToken(group) : 'core';
   return `${SUBJECT_PREFIX}.${g}.${resource ?? '*'}.${namespace === undefined ? '*' : namespace ? subjectToken(namespace) : '_cluster'}.*`;
 }
+
+/** The header carrying the event's Raft index (JetStream's deduplication id). */
+export const MSG_ID_HEADER = 'Nats-Msg-Id';
+
+/** A message as stored or delivered: JsMsg and StoredMsg both fit. */
+export interface EventMessage {
+  subject: string;
+  data: Uint8Array;
+  /** JsMsg's name. */
+  headers?: { get(k: string): string };
+  /** StoredMsg's name. */
+  header?: { get(k: string): string };
+}
+
+export type EventCheck =
+  | { ok: true; event: ApiEvent; index: number; prev: number }
+  | { ok: false; reason: string };
+
+/** A non-negative integer header value, else undefined. */
+function intHeader(v: string | undefined): number | undefined {
+  if (!v || !/^(0|[1-9]\d*)$/.test(v)) return undefined;
+  const n = Number(v);
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+/**
+ * Whether a message on the stream is a Flotilla event as the publisher writes
+ * it: the payload decodes as proto/events.proto's Event, Nats-Msg-Id is its
+ * index, the subject is the one of its kind, namespace and name, and
+ * Flotilla-Prev-Index names an earlier index. Only such messages may move a
+ * reader's or the publisher's position: anyone can publish to events.>, and a
+ * stray numeric Nats-Msg-Id must not make a reader skip events it never read.
+ */
+export function checkEventMessage(m: EventMessage): EventCheck {
+  const h = m.headers ?? m.header;
+  const rawId = h?.get(MSG_ID_HEADER) || '';
+  const id = intHeader(rawId);
+  if (!id) return { ok: false, reason: `Nats-Msg-Id "${rawId}" is not a Raft index` };
+  let event: ApiEvent;
+  try {
+    event = decodeEvent(m.data);
+  } catch (e) {
+    return { ok: false, reason: (e as Error).message };
+  }
+  if (event.index !== id) return { ok: false, reason: `Nats-Msg-Id ${id} does not match the event's index ${event.index}` };
+  const want = subjectFor(event.group, event.resource, event.namespace, event.name);
+  if (m.subject !== want) return { ok: false, reason: `subject ${m.subject} is not the event's (${want})` };
+  const rawPrev = h?.get(PREV_INDEX_HEADER) || '';
+  const prev = intHeader(rawPrev);
+  if (prev === undefined) return { ok: false, reason: `${PREV_INDEX_HEADER} "${rawPrev}" is missing or not an index` };
+  if (prev >= id) return { ok: false, reason: `${PREV_INDEX_HEADER} ${prev} is not before the event's index ${id}` };
+  return { ok: true, event, index: id, prev };
+}

@@ -15,13 +15,13 @@
 // replicated outbox (see ObjectStore), trimmed by a replicated watermark the
 // leader proposes, so a new leader, a restart or a log compaction never
 // loses one.
-import { type JetStreamClient, type JetStreamManager, type NatsConnection, StorageType, connect, headers, nanos } from 'nats';
+import { type JetStreamClient, type JetStreamManager, type NatsConnection, type StoredMsg, StorageType, connect, headers, nanos } from 'nats';
 import type { Logger } from 'pino';
 import client from 'prom-client';
 import type { RaftNode } from '../raft/node.ts';
 import { Role } from '../raft/types.ts';
 import { encodeCommand } from './command.ts';
-import { type ApiEvent, PREV_INDEX_HEADER, STREAM, SUBJECT_PREFIX, decodeEvent, encodeEvent, subjectFor } from './events.ts';
+import { type ApiEvent, PREV_INDEX_HEADER, STREAM, SUBJECT_PREFIX, checkEventMessage, encodeEvent, subjectFor } from './events.ts';
 import { KINDS } from './kinds/index.ts';
 import type { ObjectStore, StoreEvent } from './store.ts';
 
@@ -130,17 +130,25 @@ export class EventPublisher {
 
   /**
    * Where the stream stands: its last sequence, and the Raft index of the
-   * last event of ours on it (0 when there is none). Messages that are not
-   * ours (no numeric Nats-Msg-Id, a payload that is not that Event, or an
-   * index this member has not even applied) are stepped over, so a stray
-   * publish to events.> can neither stall the publisher nor make it skip
-   * events.
+   * last event of ours on it. Only a message that is a Flotilla event
+   * (checkEventMessage: payload, Nats-Msg-Id, subject, Flotilla-Prev-Index)
+   * and that this member can vouch for counts:
+   * - an index below the replicated watermark cannot be the newest of ours
+   *   (the event at the watermark was stored after it), so resuming there
+   *   would publish events a second time;
+   * - an index above it must be an event still in the outbox, with the same
+   *   kind, namespace, name and uid; anything else (an index this member has
+   *   no event for, or has not even applied) would make it skip events.
+   * Everything else is stepped over, so a stray publish to events.> can
+   * neither stall the publisher nor make it skip or repeat events.
    */
   private async streamPosition(): Promise<{ lastSeq: number; lastIndex: number }> {
     const info = await this.jsm!.streams.info(STREAM);
     const lastSeq = info.state.last_seq;
-    if (!info.state.messages) return { lastSeq, lastIndex: this.store.publishedIndex };
+    const watermark = this.store.publishedIndex;
+    if (!info.state.messages) return { lastSeq, lastIndex: watermark };
     const first = info.state.first_seq;
+    let foreign = 0;
     for (let seq = lastSeq; seq >= first && seq > lastSeq - 1000; seq--) {
       let m;
       try {
@@ -148,18 +156,33 @@ export class EventPublisher {
       } catch {
         continue; // removed meanwhile
       }
-      const id = Number(m.header?.get('Nats-Msg-Id'));
-      if (!Number.isInteger(id) || id <= 0 || id > this.store.revision) continue;
-      try {
-        if (decodeEvent(m.data).index !== id) continue;
-      } catch {
-        continue;
+      const v = this.vouch(m);
+      if ('index' in v) {
+        if (foreign) this.log.warn({ lastSeq, foreign }, 'stepped over foreign messages at the end of the event stream');
+        return { lastSeq, lastIndex: v.index };
       }
-      return { lastSeq, lastIndex: id };
+      foreign++;
+      this.log.debug({ seq, subject: m.subject, why: v.why }, 'not an event of ours');
     }
     // No event of ours among the last messages: go by the replicated watermark.
-    this.log.warn({ lastSeq }, 'no Flotilla event among the last messages of the stream; resuming after the replicated watermark');
-    return { lastSeq, lastIndex: this.store.publishedIndex };
+    this.log.warn({ lastSeq, foreign }, 'no Flotilla event among the last messages of the stream; resuming after the replicated watermark');
+    return { lastSeq, lastIndex: watermark };
+  }
+
+  /** The index of a stored message that is the newest event of ours, or why it cannot be. */
+  private vouch(m: StoredMsg): { index: number } | { why: string } {
+    const c = checkEventMessage(m);
+    if (!c.ok) return { why: c.reason };
+    const watermark = this.store.publishedIndex;
+    if (c.index < watermark) return { why: `index ${c.index} is below the replicated watermark ${watermark}` };
+    if (c.index === watermark) return { index: c.index };
+    if (c.index > this.store.revision) return { why: `index ${c.index} is past this member's revision ${this.store.revision}` };
+    const [e] = this.store.unpublishedSince(c.index - 1, 1);
+    if (!e || e.index !== c.index) return { why: `no event ${c.index} in this member's outbox` };
+    const ev = this.toEvent(e);
+    const same = ev.group === c.event.group && ev.resource === c.event.resource && ev.namespace === c.event.namespace
+      && ev.name === c.event.name && ev.uid === c.event.uid && ev.type === c.event.type;
+    return same ? { index: c.index } : { why: `event ${c.index} in this member's outbox is another write` };
   }
 
   private toEvent(e: StoreEvent): ApiEvent {

@@ -15,6 +15,7 @@ import t from 'tap';
 import { KINDS, apiVersionOf, kindByResource, validateObject } from '../apiserver/kinds/index.ts';
 import { openApiV2, openApiV3Document, openApiV3Index } from '../apiserver/schema/openapi.ts';
 import { validateSchema } from '../apiserver/schema/validate.ts';
+import { hasKubectl, inCI, kubectlMissing } from './support/kubectl.ts';
 
 function kubectlVersion(): string | undefined {
   try {
@@ -26,7 +27,10 @@ function kubectlVersion(): string | undefined {
 
 const version = kubectlVersion();
 if (!version) {
-  t.plan(0, 'kubectl is not installed');
+  // Missing: fails in CI, a loud skip elsewhere. Installed but not running: a failure.
+  const missing = kubectlMissing(t);
+  if (hasKubectl) t.fail('kubectl is installed but `kubectl version --client` failed');
+  else if (!inCI) t.plan(0, missing);
 } else {
   run();
 }

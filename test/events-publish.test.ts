@@ -2,12 +2,12 @@
 // through leader kills, a nats-server restart, and a NATS cluster losing a
 // server. The stream must hold exactly one message per committed write, in
 // index order, each decoding to the object the API returned.
-import { type NatsConnection, connect } from 'nats';
+import { type NatsConnection, connect, headers } from 'nats';
 import t from 'tap';
 
 const tap = t;
 import { request } from 'undici';
-import { STREAM, decodeEvent } from '../apiserver/events.ts';
+import { STREAM, decodeEvent, encodeEvent, subjectFor } from '../apiserver/events.ts';
 import { FlotillaCluster } from './support/flotilla-cluster.ts';
 import { NatsServers } from './support/nats.ts';
 import { sleep, waitFor } from './support/procs.ts';
@@ -61,12 +61,13 @@ async function writeLoad(c: FlotillaCluster, n: number, during: (done: number) =
   return acked;
 }
 
-/** Every message of the stream, in stream order: (index, decoded event). */
-async function readStream(nc: NatsConnection): Promise<{ index: number; object: string; type: string }[]> {
+/** Every message of the stream but `skip` (sequences), in stream order: (index, decoded event). */
+async function readStream(nc: NatsConnection, skip: number[] = []): Promise<{ index: number; object: string; type: string }[]> {
   const jsm = await nc.jetstreamManager();
   const info = await jsm.streams.info(STREAM);
   const out: { index: number; object: string; type: string }[] = [];
   for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+    if (skip.includes(seq)) continue;
     const m = await jsm.streams.getMessage(STREAM, { seq });
     const e = decodeEvent(m.data);
     if (Number(m.header.get('Nats-Msg-Id')) !== e.index) throw new Error(`seq ${seq}: Nats-Msg-Id ${m.header.get('Nats-Msg-Id')} != index ${e.index}`);
@@ -177,4 +178,78 @@ t.test('a 3-server NATS cluster (R3 stream) loses a server during the writes', a
   t.equal(info.config.num_replicas, 3, 'the stream has 3 replicas');
   await nc.close();
   await checkStream(t, c, nats, acked, 's1');
+});
+
+/** Creates ConfigMaps one at a time through live servers; returns their resourceVersions. */
+async function createSome(c: FlotillaCluster, prefix: string, n: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const text = await waitFor(`create ${prefix}-${i}`, async () => {
+      const m = c.alive()[i % c.alive().length];
+      const r = await request(`${m.url}/api/v1/namespaces/default/configmaps`, {
+        method: 'POST', body: JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `${prefix}-${i}` }, data: { v: String(i) } }),
+        headers: { 'content-type': 'application/json' }, headersTimeout: 10_000, bodyTimeout: 10_000,
+      });
+      const body = await r.body.text();
+      if (r.statusCode === 201 || r.statusCode === 200) return body;
+      if (r.statusCode === 409) throw new Error(`${prefix}-${i} exists (an earlier attempt went through): use another name`);
+      return undefined;
+    }, 30_000, 200);
+    out.push(Number(JSON.parse(text).metadata.resourceVersion));
+  }
+  return out;
+}
+
+t.test('a forged event at the end of the stream does not become the publisher\'s resume position', async (t) => {
+  const nats = await NatsServers.start(1);
+  t.teardown(() => nats.stop());
+  // A short duplicate window: the forged Nats-Msg-Id below would otherwise
+  // hold back the real event with that index for the whole window.
+  const c = await FlotillaCluster.start(3, { args: ['--nats', nats.url, '--events-duplicate-window', '300ms'] });
+  t.teardown(() => c.stop());
+  const published = await createSome(c, 'pub', 10);
+  const lastPublished = published[published.length - 1];
+  // Every member's replicated watermark has reached the last event: the stream holds all of them.
+  await waitFor('the watermark on every member', async () => {
+    for (const m of c.alive()) {
+      const s = await c.status(m.id) as { events?: { lastPublishedIndex: number } } | undefined;
+      if (!s?.events || s.events.lastPublishedIndex < lastPublished) return false;
+    }
+    return true;
+  }, 30_000, 200);
+  // Writes commit while NATS is down: they wait in the outbox.
+  await nats.kill('n1');
+  const pending = await createSome(c, 'unpublished', 10);
+  await c.stop();
+  // Someone publishes an event-looking message claiming the last of those
+  // indexes: it decodes, its index is its Nats-Msg-Id, and it follows the last
+  // real event. Resuming after it would skip the 9 writes before it.
+  nats.startMember('n1');
+  await nats.waitUp();
+  const nc = await connect({ servers: nats.urls });
+  t.teardown(() => nc.close());
+  const forgedIndex = pending[pending.length - 1];
+  const h = headers();
+  h.set('Nats-Msg-Id', String(forgedIndex));
+  h.set('Flotilla-Prev-Index', String(lastPublished));
+  const forged = await waitFor('the forged message stored', () => nc.jetstream().publish(subjectFor('', 'configmaps', 'default', 'forged'), encodeEvent({
+    index: forgedIndex, term: 1, type: 'ADDED', group: '', version: 'v1', kind: 'ConfigMap', resource: 'configmaps', namespace: 'default',
+    name: 'forged', uid: 'not-a-uid', object: '{"metadata":{"name":"forged","namespace":"default"}}', user: 'mallory', verb: 'create', timestamp: '',
+  }), { headers: h }), 30_000, 500);
+  t.notOk(forged.duplicate, 'the forged message is on the stream');
+  // The servers restart (a new leader resynchronises with the stream), and write on.
+  for (const m of c.members) c.startMember(m.id);
+  await c.waitReady();
+  const after = await createSome(c, 'after', 5);
+  const acked = [...published, ...pending, ...after];
+  await waitFor('publisher caught up', async () => {
+    const s = await c.status(await c.leader()) as { events?: { lagEvents: number; lastPublishedIndex: number } } | undefined;
+    return s?.events && s.events.lagEvents === 0 && s.events.lastPublishedIndex >= after[after.length - 1];
+  }, 60_000, 200);
+  const stream = (await readStream(nc, [forged.seq])).map((m) => m.index);
+  let ordered = true;
+  for (let i = 1; i < stream.length; i++) if (stream[i] <= stream[i - 1]) ordered = false;
+  t.ok(ordered, `the ${stream.length} events besides the forged one are in strictly increasing index order (no duplicate)`);
+  t.same(acked.filter((i) => !stream.includes(i)), [], 'every acknowledged write is on the stream, the ones written while NATS was down too');
+  t.equal(stream.filter((i) => i === forgedIndex).length, 1, 'the write whose index was forged is on the stream once, published by the server');
 });

@@ -206,9 +206,9 @@ t.test('informer against 3 servers and nats-server', async (t) => {
     }
     const after = await c.create<ConfigMap>(resourcePath(CM, 'default'), { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'after-garbage' } });
     await inf.waitForResourceVersion(after.metadata.resourceVersion!, 10_000);
-    // The one claiming index 1 is below what the informer has applied: skipped before it is even decoded.
-    t.equal(inf.stats.badMessages, 3, 'each garbage message counted once');
-    t.ok(warnings.filter((w) => w.includes('not a valid event')).length >= 3, 'and logged');
+    // Even the one that decodes as an Event is not one the publisher wrote (no Flotilla-Prev-Index).
+    t.equal(inf.stats.badMessages, 4, 'each garbage message counted once');
+    t.ok(warnings.filter((w) => w.includes('not a valid event')).length >= 4, 'and logged');
     t.ok(inf.get('default', 'after-garbage'), 'events after the garbage are applied');
     t.notOk(inf.get('default', 'x'));
     // A fresh informer finds its start point with the garbage in the stream.
@@ -217,6 +217,50 @@ t.test('informer against 3 servers and nats-server', async (t) => {
     await assertConverges(t, c, fresh, 'fresh informer past garbage');
     await assertConverges(t, c, inf, 'informer that read the garbage');
     t.equal(inf.stats.relists, 0);
+  });
+
+  await t.test('foreign messages claiming large indexes do not move the position: a restart misses nothing', async (t) => {
+    const inf = make();
+    const seen = mirror(inf);
+    await inf.start();
+    const js = nc.jetstream();
+    const base = Number(inf.lastSyncResourceVersion);
+    const forge = (index: number, o: { subject?: string; prev?: string; data?: Uint8Array } = {}) => {
+      const h = headers();
+      h.set('Nats-Msg-Id', String(index));
+      if (o.prev !== undefined) h.set('Flotilla-Prev-Index', o.prev);
+      const data = o.data ?? encodeEvent({
+        index, term: 1, type: 'ADDED', group: '', version: 'v1', kind: 'ConfigMap', resource: 'configmaps', namespace: 'default',
+        name: 'forged', uid: 'u', object: JSON.stringify({ metadata: { name: 'forged', namespace: 'default' } }), user: 'mallory', verb: 'create', timestamp: '',
+      });
+      return js.publish(o.subject ?? 'events.core.configmaps.default.forged', data, { headers: h });
+    };
+    const bad0 = inf.stats.badMessages;
+    // Each fails one check of a Flotilla event, and each claims an index far past anything written.
+    await forge(base + 1_000_000, { data: new TextEncoder().encode('not an event'), prev: String(base) }); // payload
+    await forge(base + 1_000_001, { subject: 'events.core.configmaps.default.other', prev: String(base) }); // subject
+    await forge(base + 1_000_002); // no Flotilla-Prev-Index
+    const { seq } = await forge(base + 1_000_003, { prev: String(base + 2_000_000) }); // a predecessor after itself
+    await waitFor('the informer to read past the forged messages', () => inf.stats.streamSeq >= seq, 15_000);
+    t.equal(inf.stats.badMessages, bad0 + 4, 'each forged message is counted as bad');
+    await inf.stop();
+    t.ok(inf.stats.lastIndex < base + 1_000_000, 'the cache did not take a forged index');
+    // Writes while it is stopped: a resume from a forged index would skip them.
+    const path = resourcePath(CM, 'default');
+    const made: ConfigMap[] = [];
+    for (let i = 0; i < 5; i++) made.push(await c.create<ConfigMap>(path, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `while-stopped-${i}` }, data: { v: '1' } }));
+    await c.patch(`${path}/while-stopped-0`, { data: { v: '2' } }, 'application/merge-patch+json');
+    await c.delete(`${path}/while-stopped-1`);
+    await inf.start();
+    const last = await c.create<ConfigMap>(path, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'after-restart' } });
+    await inf.waitForResourceVersion(last.metadata.resourceVersion!, 15_000);
+    for (const m of made.slice(2)) t.equal(inf.get('default', m.metadata.name)?.metadata.uid, m.metadata.uid, `${m.metadata.name}, written while stopped, is cached`);
+    t.equal(inf.get('default', 'while-stopped-0')?.data?.v, '2', 'an update made while stopped is applied');
+    t.notOk(inf.get('default', 'while-stopped-1'), 'a delete made while stopped is applied');
+    t.notOk(inf.get('default', 'forged'), 'nothing forged is cached');
+    t.same(sorted(cacheSnapshot(inf)), sorted(await listSnapshot(c)), 'the cache equals a fresh LIST');
+    t.equal(inf.stats.lists, 1, 'resumed from the stream, without a re-list');
+    t.same(seen.problems, []);
   });
 
   await t.test('a deleted consumer is recreated after the last event read, without loss', async (t) => {

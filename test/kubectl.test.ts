@@ -5,13 +5,20 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { FlotillaCluster } from './support/flotilla-cluster.ts';
+import { kubectlMissing } from './support/kubectl.ts';
 import { ROOT, sleep, tempDir, waitFor } from './support/procs.ts';
 
-const hasKubectl = spawnSync('sh', ['-c', 'command -v kubectl'], { stdio: 'ignore' }).status === 0;
+const noKubectl = kubectlMissing(t);
 
-t.test('kubectl against a Flotilla cluster', { skip: hasKubectl ? false : 'kubectl is not installed (npm test installs Debian\'s kubernetes-client when run as root)' }, async (t) => {
-  const c = await FlotillaCluster.start(3);
+// One cluster for both tests (they write different objects); started by the first that needs it.
+let shared: Promise<FlotillaCluster> | undefined;
+const cluster = (): Promise<FlotillaCluster> => (shared ??= FlotillaCluster.start(3).then((c) => {
   t.teardown(() => c.stop());
+  return c;
+}));
+
+t.test('kubectl against a Flotilla cluster', { skip: noKubectl ?? false }, async (t) => {
+  const c = await cluster();
   const cache = tempDir('kubectl-cache');
   const kubectl = (...args: string[]) => {
     const r = spawnSync('kubectl', ['--kubeconfig', c.kubeconfig, '--cache-dir', cache, ...args], { encoding: 'utf8', timeout: 60_000 });
@@ -78,8 +85,7 @@ t.test('kubectl against a Flotilla cluster', { skip: hasKubectl ? false : 'kubec
 
 t.test('@kubernetes/client-node: list, create, watch', async (t) => {
   const k8s = await import('@kubernetes/client-node');
-  const c = await FlotillaCluster.start(3);
-  t.teardown(() => c.stop());
+  const c = await cluster();
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(c.kubeconfig);
   const core = kc.makeApiClient(k8s.CoreV1Api);

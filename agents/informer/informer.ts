@@ -21,12 +21,12 @@
 // handler puts the object's key on a WorkQueue for workers to reconcile.
 import type { JsMsg, NatsConnection } from 'nats';
 import pino from 'pino';
-import { type ApiEvent, STREAM, decodeEvent, filterSubject } from '../../apiserver/events.ts';
+import { type ApiEvent, type EventCheck, STREAM, filterSubject } from '../../apiserver/events.ts';
 import type { KindDef, KubeObject } from '../../apiserver/schema/types.ts';
 import { type LabelRequirement, matchesLabels, parseLabelSelector } from '../../apiserver/selectors.ts';
 import { type ApiClient, resourcePath } from '../client/api.ts';
 import { connectNats } from './nats.ts';
-import { EventReader, type Logger, type ReadPosition, StreamGapError, headerIndex } from './stream.ts';
+import { EventReader, type Logger, type ReadPosition, StreamGapError } from './stream.ts';
 
 export type { Logger };
 
@@ -367,7 +367,7 @@ export class Informer<T extends KubeObject = KubeObject> {
         if (this.stopping) break;
         const reader = new EventReader({
           nc: this.nc!, stream: this.stream, filterSubject: this.subject, start: { after: this.position! },
-          onMessage: (m) => this.onMessage(m), logger: this.log, namePrefix: `flotilla-informer-${this.kind.plural}`,
+          onMessage: (m, check) => this.onMessage(m, check), logger: this.log, namePrefix: `flotilla-informer-${this.kind.plural}`,
         });
         this.reader = reader;
         try {
@@ -438,15 +438,10 @@ export class Informer<T extends KubeObject = KubeObject> {
     }
   }
 
-  private onMessage(m: JsMsg): void {
-    let ev: ApiEvent;
-    try {
-      ev = decodeEvent(m.data);
-    } catch (e) {
-      return this.bad(m, (e as Error).message);
-    }
-    const id = headerIndex(m.headers);
-    if (id !== ev.index) return this.bad(m, `Nats-Msg-Id ${m.headers?.get('Nats-Msg-Id') || '(none)'} does not match the event's index ${ev.index}`);
+  private onMessage(m: JsMsg, check: EventCheck): void {
+    // Not a Flotilla event (payload, Nats-Msg-Id, subject, Flotilla-Prev-Index): the reader did not move its index either.
+    if (!check.ok) return this.bad(m, check.reason);
+    const ev: ApiEvent = check.event;
     const sameKind = ev.group === this.kind.group && (ev.resource ? ev.resource === this.kind.plural : ev.kind === this.kind.kind);
     if (!sameKind) return this.bad(m, `an event for ${ev.resource || ev.kind}.${ev.group || 'core'} on this kind's subject`);
     if (this.namespace && ev.namespace !== this.namespace) return this.bad(m, `an event for namespace "${ev.namespace}" on the subject of "${this.namespace}"`);

@@ -25,9 +25,9 @@ import {
   AckPolicy, ConsumerEvents, DeliverPolicy, type ConsumerMessages, type JetStreamManager, type JsMsg, type MsgHdrs,
   type NatsConnection, type StreamInfo, nanos, nuid,
 } from 'nats';
-import { PREV_INDEX_HEADER, STREAM } from '../../apiserver/events.ts';
+import { type EventCheck, MSG_ID_HEADER, PREV_INDEX_HEADER, STREAM, checkEventMessage } from '../../apiserver/events.ts';
 
-export const MSG_ID_HEADER = 'Nats-Msg-Id';
+export { MSG_ID_HEADER, checkEventMessage, type EventCheck };
 /** The index of the event the publisher stored just before a message. */
 export const EXPECTED_LAST_MSG_ID_HEADER = PREV_INDEX_HEADER;
 
@@ -58,7 +58,7 @@ export function headerIndex(h: MsgHdrs | undefined, name: string = MSG_ID_HEADER
 export interface IndexedMessage {
   seq: number;
   index: number;
-  /** Nats-Expected-Last-Msg-Id: the predecessor's index (absent on the first message ever published). */
+  /** Flotilla-Prev-Index: the index of the event stored before it (0 for the first one; every event carries it). */
   prev?: number;
 }
 
@@ -68,9 +68,9 @@ function notFound(e: unknown): boolean {
 }
 
 /**
- * The first message at or after `seq` (and at or before `lastSeq`) whose
- * Nats-Msg-Id is a Raft index, skipping deleted sequences and foreign
- * messages; undefined when there is none.
+ * The first message at or after `seq` (and at or before `lastSeq`) that is a
+ * Flotilla event (checkEventMessage), skipping deleted sequences and foreign
+ * messages, whatever Nats-Msg-Id they claim; undefined when there is none.
  */
 export async function indexedMessageAt(
   jsm: JetStreamManager,
@@ -90,8 +90,8 @@ export async function indexedMessageAt(
       throw e;
     }
     if (opts.lastSeq !== undefined && m.seq > opts.lastSeq) return undefined;
-    const index = headerIndex(m.header);
-    if (index !== undefined) return { seq: m.seq, index, prev: headerIndex(m.header, EXPECTED_LAST_MSG_ID_HEADER) };
+    const c = checkEventMessage(m);
+    if (c.ok) return { seq: m.seq, index: c.index, prev: c.prev };
     s = m.seq + 1;
   }
   return undefined;
@@ -182,8 +182,12 @@ export interface EventReaderOptions {
   /** One subject filter (filterSubject() of apiserver/events.ts). */
   filterSubject: string;
   start: ReaderStart;
-  /** Each message in stream order, once. Synchronous: the next message waits for it. */
-  onMessage(m: JsMsg): void;
+  /**
+   * Each message in stream order, once, with the verdict of checkEventMessage
+   * (decoded once here). Only messages that are Flotilla events move the
+   * reader's index. Synchronous: the next message waits for it.
+   */
+  onMessage(m: JsMsg, check: EventCheck): void;
   /**
    * A hint that nothing more is pending right now: the last message reported
    * no more pending, or an idle check found every delivered message handed
@@ -373,9 +377,11 @@ export class EventReader {
       this.stats.messages++;
       // Position first: a message that fails in onMessage is still read (the caller counts it).
       this.pos.seq = m.seq;
-      const index = headerIndex(m.headers);
-      if (index !== undefined && index > this.pos.index) this.pos.index = index;
-      this.o.onMessage(m);
+      // The index only from a Flotilla event: a foreign message claiming a
+      // large Nats-Msg-Id must not make a resume skip events never read.
+      const check = checkEventMessage(m);
+      if (check.ok && check.index > this.pos.index) this.pos.index = check.index;
+      this.o.onMessage(m, check);
       if (this.o.until !== undefined && m.seq >= this.o.until) {
         this.stop();
         break;

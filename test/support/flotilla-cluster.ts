@@ -1,10 +1,10 @@
 // A cluster of real `flotilla server` processes on loopback ports, for
 // integration tests, chaos runs and benchmarks.
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
 import type { ClusterStatus } from '../../agents/client/api.ts';
-import { type Proc, freePorts, startFlotilla, tempDir, waitFor } from './procs.ts';
+import { type Proc, freePorts, startFlotilla, startListening, tempDir, waitFor, waitListening } from './procs.ts';
 
 export interface ServerMember {
   id: string;
@@ -32,9 +32,14 @@ export class FlotillaCluster {
   /** Members' ids and addresses, before anything starts (to set up proxies). */
   static async plan(n = 3, opts: { args?: string[]; dir?: string } = {}): Promise<FlotillaCluster> {
     const c = new FlotillaCluster(opts.dir ?? tempDir('cluster'), opts.args ?? []);
-    const ports = await freePorts(n * 2);
-    for (let i = 0; i < n; i++) c.members.push(c.memberAt(`s${i + 1}`, ports[i * 2], ports[i * 2 + 1]));
+    await c.replan(n);
     return c;
+  }
+
+  private async replan(n = this.members.length): Promise<void> {
+    const ports = await freePorts(n * 2);
+    this.members = [];
+    for (let i = 0; i < n; i++) this.members.push(this.memberAt(`s${i + 1}`, ports[i * 2], ports[i * 2 + 1]));
   }
 
   static async start(n = 3, opts: { args?: string[]; dir?: string } = {}): Promise<FlotillaCluster> {
@@ -43,11 +48,44 @@ export class FlotillaCluster {
     return c;
   }
 
+  /**
+   * Starts every member and returns once each one answers as itself (its
+   * ports are bound) and the cluster is ready. A member that could not bind
+   * a port makes the cluster start again on other ports, unless the
+   * addresses were handed to someone (peersFor): then it fails, with the log.
+   */
   async startAll(readyTimeoutMs = 30_000): Promise<void> {
-    const c = this;
-    for (const m of c.members) c.startMember(m.id);
-    await c.waitReady(undefined, readyTimeoutMs);
-    c.writeKubeconfig();
+    await startListening({
+      listeners: () => this.members.map((m) => ({ what: this.what(m.id), start: () => this.startMember(m.id), ready: () => this.listening(m.id) })),
+      replan: this.peersFor ? undefined : async () => {
+        for (const m of this.members) rmSync(m.dataDir, { recursive: true, force: true });
+        await this.replan();
+      },
+      timeoutMs: readyTimeoutMs,
+    });
+    await this.waitReady(undefined, readyTimeoutMs);
+    this.writeKubeconfig();
+  }
+
+  private what(id: string): string {
+    return `flotilla server ${id} (${this.dir})`;
+  }
+
+  /**
+   * Whether this member (not just anything on its port) answers:
+   * /cluster/status names its id and lists its own peer address.
+   */
+  async listening(id: string): Promise<boolean> {
+    const m = this.member(id);
+    const s = await this.status(id);
+    return !!s && s.id === id && !!s.members?.some((x) => x.id === id && x.peer === m.peer);
+  }
+
+  /** Waits until a started member listens; throws with its log tail if it exited or could not bind. */
+  async waitUp(id: string, timeoutMs = 30_000): Promise<void> {
+    const m = this.member(id);
+    if (!m.proc) throw new Error(`server ${id} was never started`);
+    await waitListening(m.proc, this.what(id), () => this.listening(id), timeoutMs);
   }
 
   private memberAt(id: string, peerPort: number, apiPort: number): ServerMember {
@@ -124,8 +162,10 @@ export class FlotillaCluster {
     }, 30_000);
   }
 
-  /** Every live server answers /readyz. */
+  /** Every live server answers /readyz (a named one that exited fails at once, with its log tail). */
   async waitReady(ids = this.alive().map((m) => m.id), timeoutMs = 30_000): Promise<void> {
+    // A member that is not up yet (just restarted) must first listen.
+    await Promise.all(ids.map((id) => this.waitUp(id, timeoutMs)));
     await waitFor('servers ready', async () => {
       for (const id of ids) {
         try {
