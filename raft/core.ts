@@ -36,6 +36,8 @@ export interface RaftStatus {
   firstIndex: number;
   conf: ConfState;
   leadTransferee: NodeId;
+  /** Prop messages refused because their sender is not a member. */
+  droppedProposals: number;
   progress?: Record<NodeId, { match: number; next: number; state: string; recentActive: boolean }>;
 }
 
@@ -87,6 +89,8 @@ export class RaftCore {
   /** A leader accepts no conf change until it has applied this index. */
   private pendingConfIndex = 0;
   private uncommittedSize = 0;
+  /** Prop messages refused because their sender is not a member (see step). */
+  droppedProposals = 0;
   /**
    * Batching: a leader appends proposals at once but replicates them when the
    * driver next asks for a Ready, so every proposal of one event-loop turn
@@ -309,6 +313,14 @@ export class RaftCore {
         return;
       }
     }
+    if (m.type === MessageType.Prop && !this.isMember(m.from)) {
+      // Only members propose. A Prop over the wire claiming to be from this
+      // member, or from anyone outside the configuration, is not one of ours:
+      // appending (or forwarding, which would launder it under our own id)
+      // would let any process that can connect write to the log.
+      this.droppedProposals++;
+      return;
+    }
     switch (this.role) {
       case Role.Leader:
         this.stepLeader(m);
@@ -433,6 +445,7 @@ export class RaftCore {
       id: this.id, role: this.role, term: this.term, vote: this.vote, leader: this.leader,
       commit: this.log.committed, applied: this.log.applied, lastIndex: this.log.lastIndex(),
       firstIndex: this.log.firstIndex(), conf: this.confState(), leadTransferee: this.leadTransferee,
+      droppedProposals: this.droppedProposals,
     };
     if (this.role === Role.Leader) {
       s.progress = {};
@@ -455,6 +468,11 @@ export class RaftCore {
 
   private hardState(): HardState {
     return { term: this.term, vote: this.vote, commit: this.log.committed };
+  }
+
+  /** A current voter or learner other than this member (the sender of a message from the wire). */
+  private isMember(id: NodeId): boolean {
+    return id !== this.id && (this.voters.has(id) || this.learners.has(id));
   }
 
   private promotable(): boolean {
