@@ -94,7 +94,7 @@ interface PbMessage {
   type: number; from: string; to: string; term: number | LongLike; logTerm: number | LongLike;
   index: number | LongLike; entries: PbEntry[]; commit: number | LongLike; reject: boolean;
   rejectHint: number | LongLike; context: Uint8Array; snapshot: PbSnapshotMetadata | null;
-  snapOffset: number | LongLike; snapTotal: number | LongLike; snapData: Uint8Array;
+  snapOffset: number | LongLike; snapTotal: number | LongLike; snapData: Uint8Array; clusterId: string;
 }
 
 function entryFromPb(p: PbEntry): Entry {
@@ -157,6 +157,7 @@ export function decodeMessage(b: Uint8Array): Message {
       snapData: copyBytes(p.snapData),
     };
     if (p.snapshot) m.snapshot = metaFromPb(p.snapshot);
+    if (p.clusterId) m.clusterId = p.clusterId;
     return m;
   } catch (e) {
     if (e instanceof CodecError) throw new CodecError(`malformed raft message (${b.length} bytes): ${e.message}`);

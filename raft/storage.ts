@@ -6,6 +6,7 @@
 //   'h'                       hard state           payload: codec HardState
 //   's/meta'                  snapshot metadata    payload: msgpack SnapMetaRecord
 //   's/data/' + u32be(n)      snapshot data chunk  payload: raw bytes (<= 4 MiB)
+//   'c'                       cluster ID           payload: utf-8
 //
 // Every value is [crc32(payload), 4 bytes BE][payload]. LevelDB checksums its
 // own blocks, but it skips what it cannot read in its WAL on recovery and it
@@ -28,6 +29,8 @@ export const SNAPSHOT_CHUNK_BYTES = 4 * 1024 * 1024;
 
 export const HARD_STATE_KEY = Buffer.from('h');
 export const SNAP_META_KEY = Buffer.from('s/meta');
+/** The cluster this member belongs to (utf-8), written once. */
+export const CLUSTER_ID_KEY = Buffer.from('c');
 const SNAP_DATA_PREFIX = Buffer.from('s/data/');
 const ENTRY_PREFIX = 0x65; // 'e'
 /** All entry keys sort in ['e', 'f'). */
@@ -128,6 +131,8 @@ export interface StorageOptions {
 
 export interface LoadedLog {
   hardState: HardState;
+  /** The cluster ID stored by setClusterId, if any. */
+  clusterId?: string;
   snapshot?: Snapshot;
   /** Entries after the snapshot, contiguous and in order. */
   entries: Entry[];
@@ -214,6 +219,7 @@ export class RaftStorage {
     this.checkOpen();
     return this.serialize(async () => {
       const hardState = await this.loadHardState();
+      const clusterId = await this.loadClusterId();
       const snapshot = await this.loadSnapshot();
       const snapIndex = snapshot?.meta.index ?? 0;
       const snapTerm = snapshot?.meta.term ?? 0;
@@ -281,6 +287,7 @@ export class RaftStorage {
       this.loaded = true;
       const out: LoadedLog = { hardState, entries };
       if (snapshot) out.snapshot = snapshot;
+      if (clusterId) out.clusterId = clusterId;
       return out;
     });
   }
@@ -297,6 +304,23 @@ export class RaftStorage {
     }
     if (entry.index !== index) return { error: `stored under index ${index} but holds index ${entry.index}` };
     return { entry };
+  }
+
+  private async loadClusterId(): Promise<string | undefined> {
+    const value = await this.db.get(CLUSTER_ID_KEY);
+    if (value === undefined) return undefined;
+    const rec = openRecord(value);
+    if ('error' in rec) throw this.corrupt('raft cluster ID', rec.error);
+    return Buffer.from(rec.payload).toString('utf8');
+  }
+
+  /** Stores the cluster ID (one synced write, ordered with the other writes). */
+  async setClusterId(id: string): Promise<void> {
+    this.checkWritable();
+    return this.serialize(async () => {
+      if (this.failed) throw this.failed;
+      await this.db.put(CLUSTER_ID_KEY, sealRecord(Buffer.from(id, 'utf8')), { sync: true });
+    });
   }
 
   private async loadHardState(): Promise<HardState> {

@@ -99,6 +99,8 @@ export interface Message {
   snapOffset: number;
   snapTotal: number;
   snapData: Uint8Array;
+  /** Set by the transport on the wire (the core never looks at it): the sender's cluster. */
+  clusterId?: string;
 }
 
 export enum Role {

@@ -1,4 +1,5 @@
 // A cluster of real `flotilla raft-kv` processes on loopback, for tests and benchmarks.
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { type Proc, freePorts, startFlotilla, tempDir, waitFor } from './procs.ts';
@@ -22,6 +23,8 @@ export interface KvStatus {
 
 export class KvCluster {
   readonly dir: string;
+  /** --cluster-token of this cluster: each test cluster has its own cluster ID. */
+  readonly token = randomBytes(6).toString('hex');
   members: KvMember[] = [];
 
   private constructor(dir: string, private extraArgs: string[]) {
@@ -52,7 +55,7 @@ export class KvCluster {
     const m = this.member(id);
     const peers = this.members.map((x) => `${x.id}=${x.peer}`).join(',');
     m.proc = startFlotilla(
-      ['raft-kv', '--id', id, '--peers', peers, '--http', m.http, '--data', m.dataDir, ...this.extraArgs],
+      ['raft-kv', '--id', id, '--peers', peers, '--http', m.http, '--data', m.dataDir, '--cluster-token', this.token, ...this.extraArgs],
       { logFile: join(this.dir, `m${id}.log`) },
     );
     return m.proc;
@@ -103,6 +106,12 @@ export class KvCluster {
     if (r.statusCode === 404) return undefined;
     if (r.statusCode !== 200) throw new Error(`GET ${key} via ${id}: ${r.statusCode} ${body}`);
     return body;
+  }
+
+  /** The text of a member's /metrics. */
+  async metrics(id: string): Promise<string> {
+    const r = await request(`http://${this.member(id).http}/metrics`, { headersTimeout: 5000 });
+    return r.body.text();
   }
 
   async stop(): Promise<void> {
