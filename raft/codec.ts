@@ -218,9 +218,13 @@ export function encodeHardState(h: HardState): Uint8Array {
 }
 
 export function decodeHardState(b: Uint8Array): HardState {
-  const p = decodeWith<{ term: number | LongLike; vote: string; commit: number | LongLike }>(HardStateT, b, 'hard state');
+  const p = decodeWith<{ term: number | LongLike; vote: string; commit: number | LongLike; noVoteUntil: number | LongLike }>(
+    HardStateT, b, 'hard state');
   try {
-    return { term: num(p.term), vote: p.vote, commit: num(p.commit) };
+    const hs: HardState = { term: num(p.term), vote: p.vote, commit: num(p.commit) };
+    const nv = num(p.noVoteUntil);
+    if (nv) hs.noVoteUntil = nv;
+    return hs;
   } catch (e) {
     if (e instanceof CodecError) throw new CodecError(`malformed hard state (${b.length} bytes): ${e.message}`);
     throw e;

@@ -38,6 +38,8 @@ export interface RaftStatus {
   leadTransferee: NodeId;
   /** Prop messages refused because their sender is not a member. */
   droppedProposals: number;
+  /** Non-zero while this member may not vote or campaign (see HardState.noVoteUntil). */
+  noVoteUntil: number;
   progress?: Record<NodeId, { match: number; next: number; state: string; recentActive: boolean }>;
 }
 
@@ -91,6 +93,13 @@ export class RaftCore {
   private uncommittedSize = 0;
   /** Prop messages refused because their sender is not a member (see step). */
   droppedProposals = 0;
+  /**
+   * This member lost log entries up to this index that it may have
+   * acknowledged (a damaged tail was truncated; HardState.noVoteUntil): until
+   * a leader has restored its log that far it neither votes nor campaigns,
+   * lest its short log help elect a leader that lacks a committed entry.
+   */
+  private noVoteUntil = 0;
   /**
    * Batching: a leader appends proposals at once but replicates them when the
    * driver next asks for a Ready, so every proposal of one event-loop turn
@@ -153,6 +162,8 @@ export class RaftCore {
     const hs = init.hardState;
     this.term = hs.term;
     this.vote = hs.vote;
+    this.noVoteUntil = hs.noVoteUntil ?? 0;
+    this.maybeEndCatchUp();
     if (fresh && conf.voters.length) {
       // A new cluster: write the initial membership as committed conf-change
       // entries, identically on every founding member, so that a member that
@@ -293,9 +304,10 @@ export class RaftCore {
       case MessageType.Vote:
       case MessageType.PreVote: {
         const canVote =
-          this.vote === m.from ||
-          (this.vote === '' && this.leader === '') ||
-          (m.type === MessageType.PreVote && m.term > this.term);
+          this.noVoteUntil === 0 && (
+            this.vote === m.from ||
+            (this.vote === '' && this.leader === '') ||
+            (m.type === MessageType.PreVote && m.term > this.term));
         const respType = m.type === MessageType.Vote ? MessageType.VoteResp : MessageType.PreVoteResp;
         if (canVote && this.log.isUpToDate(m.index, m.logTerm)) {
           const r = this.msg(respType, m.from);
@@ -445,7 +457,7 @@ export class RaftCore {
       id: this.id, role: this.role, term: this.term, vote: this.vote, leader: this.leader,
       commit: this.log.committed, applied: this.log.applied, lastIndex: this.log.lastIndex(),
       firstIndex: this.log.firstIndex(), conf: this.confState(), leadTransferee: this.leadTransferee,
-      droppedProposals: this.droppedProposals,
+      droppedProposals: this.droppedProposals, noVoteUntil: this.noVoteUntil,
     };
     if (this.role === Role.Leader) {
       s.progress = {};
@@ -467,7 +479,18 @@ export class RaftCore {
   }
 
   private hardState(): HardState {
-    return { term: this.term, vote: this.vote, commit: this.log.committed };
+    const hs: HardState = { term: this.term, vote: this.vote, commit: this.log.committed };
+    if (this.noVoteUntil) hs.noVoteUntil = this.noVoteUntil;
+    return hs;
+  }
+
+  /**
+   * The log came from a leader up to noVoteUntil (appended or a snapshot): it
+   * now holds every entry committed up to there, so this member may vote
+   * again. The cleared marker goes to disk in the same Ready as those entries.
+   */
+  private maybeEndCatchUp(): void {
+    if (this.noVoteUntil && this.log.lastIndex() >= this.noVoteUntil) this.noVoteUntil = 0;
   }
 
   /** A current voter or learner other than this member (the sender of a message from the wire). */
@@ -476,7 +499,7 @@ export class RaftCore {
   }
 
   private promotable(): boolean {
-    return this.voters.has(this.id);
+    return this.voters.has(this.id) && this.noVoteUntil === 0;
   }
 
   private reset(term: number): void {
@@ -801,6 +824,8 @@ export class RaftCore {
     const r = this.msg(MessageType.AppResp, m.from);
     if (lastNew !== undefined) {
       r.index = lastNew;
+      // Only what the leader's message vouches for counts (lastNew, not a stale suffix beyond it).
+      if (this.noVoteUntil && lastNew >= this.noVoteUntil) this.noVoteUntil = 0;
     } else {
       // Fast back-tracking: suggest the last index whose term is <= the
       // leader's probe term, skipping a whole divergent term per round trip.
@@ -981,6 +1006,7 @@ export class RaftCore {
     }
     this.log.restore(s);
     this.setConf(s.meta.conf);
+    this.maybeEndCatchUp();
     return true;
   }
 
@@ -1139,5 +1165,5 @@ export class RaftCore {
 }
 
 function hardStateEqual(a: HardState, b: HardState): boolean {
-  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
+  return a.term === b.term && a.vote === b.vote && a.commit === b.commit && (a.noVoteUntil ?? 0) === (b.noVoteUntil ?? 0);
 }

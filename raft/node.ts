@@ -172,8 +172,10 @@ export class RaftNode extends EventEmitter {
   private async init(opts: RaftNodeOptions): Promise<void> {
     this.storage = await RaftStorage.open(opts.dataDir, { logger: this.log });
     const loaded = await this.storage.load();
-    if (this.storage.lastRecovery.truncated) {
-      this.log.warn(this.storage.lastRecovery, 'truncated a torn tail of the raft log');
+    if (loaded.hardState.noVoteUntil) {
+      this.log.warn({ ...this.storage.lastRecovery, noVoteUntil: loaded.hardState.noVoteUntil, lastIndex: this.storage.lastIndex },
+        'raft log lost entries this member may have acknowledged: it will not vote or campaign until a leader has restored its log to index %d',
+        loaded.hardState.noVoteUntil);
     }
     let snapshot: Snapshot | undefined;
     if (loaded.snapshot) {

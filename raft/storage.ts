@@ -138,10 +138,15 @@ export interface LoadedLog {
   entries: Entry[];
 }
 
-/** What load() had to repair: `truncated` torn records removed from the tail, starting at index `from`. */
+/**
+ * What load() had to repair: `truncated` damaged records removed from the
+ * tail, starting at index `from`; the member may not vote until its log
+ * reaches `noVoteUntil` again (the hard state records it).
+ */
 export interface RecoveryReport {
   truncated: number;
   from?: number;
+  noVoteUntil?: number;
 }
 
 /** What the driver persists from a Ready (see Ready in types.ts). */
@@ -212,13 +217,23 @@ export class RaftStorage {
   get snapshotIndex(): number { return this.snapIndex; }
 
   /**
-   * Reads and verifies everything. A torn tail (bad records with no good
-   * record after them) is deleted; any other damage throws RaftError('corrupt').
+   * Reads and verifies everything. A damaged tail (bad records with no good
+   * record after them) is deleted, and the hard state records that the member
+   * lost entries up to the last of them (HardState.noVoteUntil: no voting or
+   * campaigning until a leader restores them); any other damage throws
+   * RaftError('corrupt').
+   *
+   * Every Ready is one atomic, synced batch, so a bad tail record is damage,
+   * not a torn write: the member may have acknowledged those entries to a
+   * leader, which may have counted them toward a commit. Dropping them is
+   * only safe because the member then stays out of elections until its log
+   * is back (else its shorter log could help elect a leader that lacks a
+   * committed entry).
    */
   async load(): Promise<LoadedLog> {
     this.checkOpen();
     return this.serialize(async () => {
-      const hardState = await this.loadHardState();
+      let hardState = await this.loadHardState();
       const clusterId = await this.loadClusterId();
       const snapshot = await this.loadSnapshot();
       const snapIndex = snapshot?.meta.index ?? 0;
@@ -228,6 +243,7 @@ export class RaftStorage {
       const stale: Uint8Array[] = [];
       let badFrom: { index: number; reason: string } | undefined;
       const bad: Uint8Array[] = [];
+      let badTo = -1;
       let prevIndex = snapIndex;
       let prevTerm = snapTerm;
 
@@ -243,6 +259,7 @@ export class RaftStorage {
         if ('error' in checked) {
           badFrom ??= { index, reason: checked.error };
           bad.push(key);
+          badTo = Math.max(badTo, index);
           continue;
         }
         const e = checked.entry;
@@ -263,21 +280,26 @@ export class RaftStorage {
         prevTerm = e.term;
       }
 
-      if (bad.length || stale.length) {
-        const ops: BatchOp[] = [...bad, ...stale].map((key) => ({ type: 'del', key }));
-        await this.db.batch(ops, { sync: true });
-      }
-      this.lastRecovery = badFrom ? { truncated: bad.length, from: badFrom.index } : { truncated: 0 };
+      const ops: BatchOp[] = [...bad, ...stale].map((key): BatchOp => ({ type: 'del', key }));
       if (badFrom) {
-        this.log.warn({ truncated: bad.length, from: badFrom.index, reason: badFrom.reason },
-          'raft log: truncated a torn tail');
-        if (hardState.commit > prevIndex) {
-          // The member acknowledged entries it no longer has. Raft's safety
-          // assumes durable acks; the leader will resend them, but if this
-          // member was part of the quorum for them they are now less durable.
-          this.log.error({ commit: hardState.commit, lastIndex: prevIndex },
-            'raft log: the truncated tail contained committed entries');
-        }
+        // In the same batch as the deletions: a crash cannot leave the log
+        // short without the marker. Entries up to the highest lost index
+        // (at least the first bad one) may have been acknowledged.
+        const lostTo = Math.max(badTo, badFrom.index, prevIndex + 1);
+        hardState = {
+          ...hardState,
+          commit: Math.min(hardState.commit, prevIndex),
+          noVoteUntil: Math.max(hardState.noVoteUntil ?? 0, lostTo),
+        };
+        ops.push({ type: 'put', key: HARD_STATE_KEY, value: sealRecord(encodeHardState(hardState)) });
+      }
+      if (ops.length) await this.db.batch(ops, { sync: true });
+      this.lastRecovery = badFrom
+        ? { truncated: bad.length, from: badFrom.index, noVoteUntil: hardState.noVoteUntil }
+        : { truncated: 0 };
+      if (badFrom) {
+        this.log.error({ truncated: bad.length, from: badFrom.index, reason: badFrom.reason, noVoteUntil: hardState.noVoteUntil },
+          'raft log: truncated a damaged tail; this member will not vote or campaign until a leader restores its log');
       }
 
       this.snapIndex = snapIndex;

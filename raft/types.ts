@@ -22,6 +22,13 @@ export interface HardState {
   /** '' when the member has not voted in `term`. */
   vote: NodeId;
   commit: number;
+  /**
+   * Set when this member lost log entries it may have acknowledged (storage
+   * truncated a damaged tail that reached this index): it neither votes nor
+   * campaigns until a leader has brought its log back to at least this index.
+   * Absent (0) normally.
+   */
+  noVoteUntil?: number;
 }
 
 /** Membership, one-at-a-time changes: voters decide, learners only receive the log. */

@@ -29,6 +29,8 @@ export interface SimStats {
   reads: number;
   readsServed: number;
   crashes: number;
+  /** Crashes that also lost the tail of the log (Disk.loseTail). */
+  tailsLost: number;
   partitions: number;
   stalls: number;
   confChanges: number;
@@ -70,7 +72,7 @@ export class Simulation implements NodeHost {
   readonly nodes = new Map<NodeId, SimNode>();
   readonly net: Network;
   readonly stats: SimStats = {
-    steps: 0, proposals: 0, proposalsRejected: 0, acked: 0, reads: 0, readsServed: 0, crashes: 0, partitions: 0,
+    steps: 0, proposals: 0, proposalsRejected: 0, acked: 0, reads: 0, readsServed: 0, crashes: 0, tailsLost: 0, partitions: 0,
     stalls: 0, confChanges: 0, confChangesRefused: 0, confChangesApplied: 0, transfers: 0, campaigns: 0,
     snapshotsInstalled: 0, snapshotChunks: 0, leaders: 0, committed: 0,
   };
@@ -213,6 +215,16 @@ export class Simulation implements NodeHost {
     if (n.up || n.removed) return;
     this.guarded(() => n.start());
     this.event(() => `${id} restarts (term ${n.term}, disk log ${n.disk.snapIndex}..${n.disk.lastIndex()}, commit ${n.disk.hardState.commit})`);
+  }
+
+  /** Crashes `id` and damages the tail of its log: `n` entries are lost (see Disk.loseTail). */
+  loseTail(id: NodeId, n: number, marker = true): void {
+    const node = this.node(id);
+    this.crash(id);
+    const before = node.disk.lastIndex();
+    node.disk.loseTail(n, marker);
+    this.stats.tailsLost++;
+    this.event(() => `${id} loses its log tail ${node.disk.lastIndex() + 1}..${before}${marker ? '' : ' (no vote marker)'}`);
   }
 
   partition(...groups: NodeId[][]): void {
