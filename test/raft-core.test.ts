@@ -63,3 +63,54 @@ t.test('a Prop from a non-member is dropped, by the leader and by a follower', a
   t.equal(leader.status().lastIndex, last + 2, 'proposals from members are appended');
   t.equal(leader.status().commit, last + 2, 'and committed');
 });
+
+t.test('a member whose hard state says noVoteUntil neither votes nor campaigns until its log gets there', async (t) => {
+  let seed = 7;
+  const random = () => ((seed = (seed * 48271) % 2147483647) / 2147483647);
+  const conf = ['1', '2', '3'];
+  // Restarting from a snapshot at 3 that holds the membership; the entries after it were lost.
+  const snapshot = { meta: { index: 3, term: 1, conf: { voters: conf, learners: [] } }, data: new Uint8Array(0) };
+  const core = new RaftCore(
+    { id: '2', electionTick: 10, heartbeatTick: 1, random },
+    { hardState: { term: 1, vote: '', commit: 3, noVoteUntil: 5 }, conf: { voters: [], learners: [] }, snapshot, entries: [], applied: 3 },
+  );
+  for (let i = 0; i < 100; i++) core.tick();
+  const drain = () => {
+    const out: Message[] = [];
+    while (core.hasReady()) {
+      const rd = core.ready();
+      out.push(...rd.messages);
+      core.advance(rd);
+    }
+    return out;
+  };
+  t.same(drain().filter((m) => m.type === MessageType.PreVote || m.type === MessageType.Vote), [], 'no campaign');
+  t.equal(core.status().noVoteUntil, 5);
+
+  const vote = emptyMessage(MessageType.Vote, '3', '2', 2);
+  vote.index = 10;
+  vote.logTerm = 1;
+  core.step(vote);
+  const resp = drain().find((m) => m.type === MessageType.VoteResp)!;
+  t.ok(resp.reject, 'a vote request with a longer log is refused');
+
+  // The leader of term 2 brings the log to 5: the marker clears, in the same Ready as the entries.
+  const app = emptyMessage(MessageType.App, '3', '2', 2);
+  app.index = 3;
+  app.logTerm = 1;
+  app.entries = [4, 5].map((i) => ({ term: 2, index: i, type: EntryType.Normal, data: Buffer.alloc(0) }));
+  core.step(app);
+  const rd = core.ready();
+  t.same(rd.entries.map((e) => e.index), [4, 5]);
+  t.equal(rd.hardState?.noVoteUntil, undefined, 'the Ready persisting them clears the marker');
+  t.ok(rd.hardState, 'with a hard state write');
+  core.advance(rd);
+  t.equal(core.status().noVoteUntil, 0);
+  for (let i = 0; i < 10; i++) core.tick(); // out of the leader's lease
+  drain();
+  const vote3 = emptyMessage(MessageType.Vote, '1', '2', 3);
+  vote3.index = 5;
+  vote3.logTerm = 2;
+  core.step(vote3);
+  t.notOk(drain().find((m) => m.type === MessageType.VoteResp)!.reject, 'then it votes');
+});

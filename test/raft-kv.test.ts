@@ -192,12 +192,12 @@ t.test('garbage proposals and forged messages from a foreign process: the cluste
   }
 });
 
-t.test('a torn tail is truncated at start and the member recovers', async (t) => {
+t.test('a damaged tail is truncated at start; the member stays out of elections until a leader restores it', async (t) => {
   const c = await KvCluster.start(3);
   t.teardown(() => c.stop());
   for (let i = 0; i < 50; i++) await c.put('1', `a${i}`, `x${i}`);
   const leader = await c.waitForLeader();
-  const victim = ['1', '2', '3'].find((id) => id !== leader)!;
+  const [victim, other] = ['1', '2', '3'].filter((id) => id !== leader) as [string, string];
   await waitCaughtUp(c, ['1', '2', '3']);
   await c.kill(victim);
   const dir = c.member(victim).dataDir;
@@ -205,12 +205,32 @@ t.test('a torn tail is truncated at start and the member recovers', async (t) =>
   await corruptEntry(dir, last);
   await corruptEntry(dir, last - 1);
   for (let i = 50; i < 80; i++) await c.put(leader, `a${i}`, `x${i}`);
+
+  // Only the victim and the other follower are up: the other one's log is
+  // complete, but the victim cannot know that, so it votes for nobody.
+  await c.kill(leader);
   const p = c.startMember(victim);
+  const st = await waitFor('the victim to start', () => c.status(victim), 20_000);
+  t.equal(st.noVoteUntil, last, `the victim may not vote until its log is back to ${last}`);
+  t.equal(st.lastIndex, last - 2, 'the two damaged entries were truncated');
+  await sleep(3000); // many election timeouts
+  for (const id of [victim, other]) t.not((await c.status(id))?.role, 'leader', `${id} was not elected without the victim's vote`);
+  t.equal((await c.status(victim))!.noVoteUntil, last, 'still not voting');
+
+  // The old leader comes back: it and the other follower elect a leader, which restores the victim.
+  c.startMember(leader);
+  await c.waitForLeader();
   await waitCaughtUp(c, ['1', '2', '3']);
+  await waitFor('the victim to vote again', async () => (await c.status(victim))?.noVoteUntil === 0, 20_000);
   for (let i = 0; i < 80; i++) t.equal(await c.get(victim, `a${i}`, { stale: true }), `x${i}`);
   t.equal(p.child.exitCode, null, 'the member is running');
-  const { readFileSync } = await import('node:fs');
-  t.match(readFileSync(p.logFile, 'utf8'), /torn tail/, 'the truncation is logged');
+  t.match(readFileSync(p.logFile, 'utf8'), /truncated a damaged tail/, 'the truncation is logged');
+
+  // Restarted after catching up, it votes normally (the cleared marker was persisted).
+  await c.kill(victim);
+  c.startMember(victim);
+  const again = await waitFor('the victim to restart', () => c.status(victim), 20_000);
+  t.equal(again.noVoteUntil, 0, 'no marker after a restart');
 });
 
 t.test('corruption in the middle of the log refuses to start, naming the file and index', async (t) => {
@@ -227,7 +247,6 @@ t.test('corruption in the middle of the log refuses to start, naming the file an
   const code = await Promise.race([p.exited, sleep(20_000).then(() => 'running')]);
   t.not(code, 'running', 'the member exits');
   t.not(code, 0, 'with a failure status');
-  const { readFileSync } = await import('node:fs');
   const out = readFileSync(p.logFile, 'utf8');
   t.match(out, new RegExp(`entry ${mid}\\b`), 'the error names the index');
   t.ok(out.includes(dir), 'the error names the data directory');

@@ -19,6 +19,9 @@ export interface KvStatus {
   leader: string;
   commitIndex: number;
   appliedIndex: number;
+  lastIndex: number;
+  /** Non-zero while the member may not vote (it lost entries up to this index). */
+  noVoteUntil: number;
 }
 
 export class KvCluster {

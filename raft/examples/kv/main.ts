@@ -178,7 +178,7 @@ export function createKvServer(node: RaftNode, sm: KvStateMachine, log: pino.Log
         const s = node.status();
         return send(res, 200, {
           id: s.id, role: s.role, term: s.term, leader: s.leader, commitIndex: s.commit, appliedIndex: s.applied,
-          members: s.members,
+          lastIndex: s.lastIndex, noVoteUntil: s.noVoteUntil, members: s.members,
         });
       }
       if (url.pathname === '/members' && req.method === 'POST') {
