@@ -218,12 +218,15 @@ export function encodeHardState(h: HardState): Uint8Array {
 }
 
 export function decodeHardState(b: Uint8Array): HardState {
-  const p = decodeWith<{ term: number | LongLike; vote: string; commit: number | LongLike; noVoteUntil: number | LongLike }>(
+  const p = decodeWith<{ term: number | LongLike; vote: string; commit: number | LongLike; noVoteUntil: number | LongLike; noVoteTerm: number | LongLike }>(
     HardStateT, b, 'hard state');
   try {
     const hs: HardState = { term: num(p.term), vote: p.vote, commit: num(p.commit) };
     const nv = num(p.noVoteUntil);
-    if (nv) hs.noVoteUntil = nv;
+    if (nv) {
+      hs.noVoteUntil = nv;
+      hs.noVoteTerm = num(p.noVoteTerm);
+    }
     return hs;
   } catch (e) {
     if (e instanceof CodecError) throw new CodecError(`malformed hard state (${b.length} bytes): ${e.message}`);

@@ -95,11 +95,16 @@ export class RaftCore {
   droppedProposals = 0;
   /**
    * This member lost log entries up to this index that it may have
-   * acknowledged (a damaged tail was truncated; HardState.noVoteUntil): until
-   * a leader has restored its log that far it neither votes nor campaigns,
-   * lest its short log help elect a leader that lacks a committed entry.
+   * acknowledged (a damaged tail was truncated; HardState.noVoteUntil), none
+   * with a term above noVoteTerm. Until a leader has restored its log that far
+   * it does not campaign, and it grants a vote only to a candidate at least as
+   * up to date as the lost log could have been (last entry noVoteTerm at
+   * noVoteUntil): its short log must not help elect a leader that lacks a
+   * committed entry. By the usual argument (Raft §5.4.3) such a candidate
+   * holds every entry this member ever acknowledged that was committed.
    */
   private noVoteUntil = 0;
+  private noVoteTerm = 0;
   /**
    * Batching: a leader appends proposals at once but replicates them when the
    * driver next asks for a Ready, so every proposal of one event-loop turn
@@ -163,6 +168,7 @@ export class RaftCore {
     this.term = hs.term;
     this.vote = hs.vote;
     this.noVoteUntil = hs.noVoteUntil ?? 0;
+    this.noVoteTerm = this.noVoteUntil ? hs.noVoteTerm ?? hs.term : 0;
     this.maybeEndCatchUp();
     if (fresh && conf.voters.length) {
       // A new cluster: write the initial membership as committed conf-change
@@ -304,10 +310,10 @@ export class RaftCore {
       case MessageType.Vote:
       case MessageType.PreVote: {
         const canVote =
-          this.noVoteUntil === 0 && (
-            this.vote === m.from ||
+          (this.vote === m.from ||
             (this.vote === '' && this.leader === '') ||
-            (m.type === MessageType.PreVote && m.term > this.term));
+            (m.type === MessageType.PreVote && m.term > this.term)) &&
+          (this.noVoteUntil === 0 || m.logTerm > this.noVoteTerm || (m.logTerm === this.noVoteTerm && m.index >= this.noVoteUntil));
         const respType = m.type === MessageType.Vote ? MessageType.VoteResp : MessageType.PreVoteResp;
         if (canVote && this.log.isUpToDate(m.index, m.logTerm)) {
           const r = this.msg(respType, m.from);
@@ -480,7 +486,10 @@ export class RaftCore {
 
   private hardState(): HardState {
     const hs: HardState = { term: this.term, vote: this.vote, commit: this.log.committed };
-    if (this.noVoteUntil) hs.noVoteUntil = this.noVoteUntil;
+    if (this.noVoteUntil) {
+      hs.noVoteUntil = this.noVoteUntil;
+      hs.noVoteTerm = this.noVoteTerm;
+    }
     return hs;
   }
 
@@ -490,7 +499,7 @@ export class RaftCore {
    * again. The cleared marker goes to disk in the same Ready as those entries.
    */
   private maybeEndCatchUp(): void {
-    if (this.noVoteUntil && this.log.lastIndex() >= this.noVoteUntil) this.noVoteUntil = 0;
+    if (this.noVoteUntil && this.log.lastIndex() >= this.noVoteUntil) this.noVoteUntil = this.noVoteTerm = 0;
   }
 
   /** A current voter or learner other than this member (the sender of a message from the wire). */
@@ -825,7 +834,7 @@ export class RaftCore {
     if (lastNew !== undefined) {
       r.index = lastNew;
       // Only what the leader's message vouches for counts (lastNew, not a stale suffix beyond it).
-      if (this.noVoteUntil && lastNew >= this.noVoteUntil) this.noVoteUntil = 0;
+      if (this.noVoteUntil && lastNew >= this.noVoteUntil) this.noVoteUntil = this.noVoteTerm = 0;
     } else {
       // Fast back-tracking: suggest the last index whose term is <= the
       // leader's probe term, skipping a whole divergent term per round trip.
@@ -896,12 +905,25 @@ export class RaftCore {
     this.log.commitTo(Math.min(m.commit, this.log.lastIndex()));
     const r = this.msg(MessageType.HeartbeatResp, m.from);
     r.context = m.context;
+    if (m.commit > this.log.lastIndex()) {
+      // The leader sends min(match, commit): it believes we hold entries we
+      // do not (we lost a damaged tail since acknowledging them). Say so, or
+      // it would resend them only when it next has something new to send.
+      r.reject = true;
+      r.rejectHint = this.log.lastIndex();
+    }
     this.send(r);
   }
 
   private handleHeartbeatResp(m: Message, pr: Progress): void {
     pr.recentActive = true;
     pr.probeSent = false;
+    if (m.reject && m.rejectHint < pr.match && pr.state !== ProgressState.Snapshot) {
+      // The follower lost entries it had acknowledged (see handleHeartbeat):
+      // probe again from where its log now ends.
+      pr.match = m.rejectHint;
+      pr.becomeProbe();
+    }
     // Lost answers must not stall a full window forever: free one slot per heartbeat.
     if (pr.state === ProgressState.Replicate && pr.inflights.full()) pr.inflights.freeFirst();
     if (pr.state === ProgressState.Snapshot) {
@@ -1165,5 +1187,6 @@ export class RaftCore {
 }
 
 function hardStateEqual(a: HardState, b: HardState): boolean {
-  return a.term === b.term && a.vote === b.vote && a.commit === b.commit && (a.noVoteUntil ?? 0) === (b.noVoteUntil ?? 0);
+  return a.term === b.term && a.vote === b.vote && a.commit === b.commit &&
+    (a.noVoteUntil ?? 0) === (b.noVoteUntil ?? 0) && (a.noVoteTerm ?? 0) === (b.noVoteTerm ?? 0);
 }

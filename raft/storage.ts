@@ -286,10 +286,12 @@ export class RaftStorage {
         // short without the marker. Entries up to the highest lost index
         // (at least the first bad one) may have been acknowledged.
         const lostTo = Math.max(badTo, badFrom.index, prevIndex + 1);
+        // No entry has a term above the persisted term (it is written with or before them).
         hardState = {
           ...hardState,
           commit: Math.min(hardState.commit, prevIndex),
           noVoteUntil: Math.max(hardState.noVoteUntil ?? 0, lostTo),
+          noVoteTerm: Math.max(hardState.noVoteTerm ?? 0, hardState.term),
         };
         ops.push({ type: 'put', key: HARD_STATE_KEY, value: sealRecord(encodeHardState(hardState)) });
       }

@@ -24,11 +24,15 @@ export interface HardState {
   commit: number;
   /**
    * Set when this member lost log entries it may have acknowledged (storage
-   * truncated a damaged tail that reached this index): it neither votes nor
-   * campaigns until a leader has brought its log back to at least this index.
+   * truncated a damaged tail that reached this index): until a leader has
+   * brought its log back to at least this index it does not campaign, and it
+   * votes only for a candidate whose log is at least as up to date as the lost
+   * log could have been (last entry at noVoteUntil with term noVoteTerm).
    * Absent (0) normally.
    */
   noVoteUntil?: number;
+  /** With noVoteUntil: the term at the truncation, a bound on the lost entries' terms. */
+  noVoteTerm?: number;
 }
 
 /** Membership, one-at-a-time changes: voters decide, learners only receive the log. */

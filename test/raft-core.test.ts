@@ -64,7 +64,7 @@ t.test('a Prop from a non-member is dropped, by the leader and by a follower', a
   t.equal(leader.status().commit, last + 2, 'and committed');
 });
 
-t.test('a member whose hard state says noVoteUntil neither votes nor campaigns until its log gets there', async (t) => {
+t.test('a member whose hard state says noVoteUntil does not campaign, and votes only for a log as good as the lost one', async (t) => {
   let seed = 7;
   const random = () => ((seed = (seed * 48271) % 2147483647) / 2147483647);
   const conf = ['1', '2', '3'];
@@ -72,7 +72,7 @@ t.test('a member whose hard state says noVoteUntil neither votes nor campaigns u
   const snapshot = { meta: { index: 3, term: 1, conf: { voters: conf, learners: [] } }, data: new Uint8Array(0) };
   const core = new RaftCore(
     { id: '2', electionTick: 10, heartbeatTick: 1, random },
-    { hardState: { term: 1, vote: '', commit: 3, noVoteUntil: 5 }, conf: { voters: [], learners: [] }, snapshot, entries: [], applied: 3 },
+    { hardState: { term: 1, vote: '', commit: 3, noVoteUntil: 5, noVoteTerm: 1 }, conf: { voters: [], learners: [] }, snapshot, entries: [], applied: 3 },
   );
   for (let i = 0; i < 100; i++) core.tick();
   const drain = () => {
@@ -87,12 +87,19 @@ t.test('a member whose hard state says noVoteUntil neither votes nor campaigns u
   t.same(drain().filter((m) => m.type === MessageType.PreVote || m.type === MessageType.Vote), [], 'no campaign');
   t.equal(core.status().noVoteUntil, 5);
 
+  // Entries 4 and 5 (term <= 1) were lost: a candidate ending at 4/1 is ahead
+  // of the log this member has, but may lack entry 5, which it acknowledged.
   const vote = emptyMessage(MessageType.Vote, '3', '2', 2);
-  vote.index = 10;
+  vote.index = 4;
   vote.logTerm = 1;
   core.step(vote);
-  const resp = drain().find((m) => m.type === MessageType.VoteResp)!;
-  t.ok(resp.reject, 'a vote request with a longer log is refused');
+  t.ok(drain().find((m) => m.type === MessageType.VoteResp)!.reject, 'a candidate that may lack a lost entry is refused');
+  const pre = emptyMessage(MessageType.PreVote, '1', '2', 3);
+  pre.index = 5;
+  pre.logTerm = 1;
+  core.step(pre);
+  t.notOk(drain().find((m) => m.type === MessageType.PreVoteResp)!.reject, 'one at least as up to date as the lost log is not');
+  t.equal(core.status().noVoteUntil, 5, 'the marker stays');
 
   // The leader of term 2 brings the log to 5: the marker clears, in the same Ready as the entries.
   const app = emptyMessage(MessageType.App, '3', '2', 2);
@@ -113,4 +120,33 @@ t.test('a member whose hard state says noVoteUntil neither votes nor campaigns u
   vote3.logTerm = 2;
   core.step(vote3);
   t.notOk(drain().find((m) => m.type === MessageType.VoteResp)!.reject, 'then it votes');
+});
+
+t.test('a follower that lost acknowledged entries is repaired by the next heartbeat, with nothing new to send', async (t) => {
+  const { cores, settle } = cluster();
+  settle();
+  cores.get('1')!.campaign();
+  settle();
+  const leader = cores.get('1')!;
+  for (let i = 0; i < 3; i++) leader.propose(Buffer.from(`w${i}`));
+  settle();
+  const last = leader.status().lastIndex;
+  const f = cores.get('2')!;
+  t.equal(f.status().lastIndex, last);
+  // Member 2 restarts having lost its last two entries (as storage reports them).
+  const kept: import('../raft/types.ts').Entry[] = [];
+  for (let i = 1; i <= last - 2; i++) kept.push({ ...(f.log as unknown as { entries: import('../raft/types.ts').Entry[] }).entries[i - 1]! });
+  const restarted = new RaftCore(
+    { id: '2', electionTick: 10, heartbeatTick: 1, random: () => 0.5 },
+    {
+      hardState: { term: f.status().term, vote: f.status().vote, commit: last - 2, noVoteUntil: last, noVoteTerm: f.status().term },
+      conf: { voters: [], learners: [] }, entries: kept, applied: 0,
+    },
+  );
+  cores.set('2', restarted);
+  t.equal(restarted.status().noVoteUntil, last);
+  leader.tick(); // a heartbeat round
+  settle();
+  t.equal(restarted.status().lastIndex, last, 'the leader resent the lost entries');
+  t.equal(restarted.status().noVoteUntil, 0, 'and the member may vote again');
 });

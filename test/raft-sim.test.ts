@@ -75,7 +75,8 @@ if (ONLY !== undefined) {
       const s = report.totals;
       t.comment(
         `${seeds.length} seeds in ${((performance.now() - started) / 1000).toFixed(1)}s: ${s.steps} steps, ${s.committed} entries committed, ` +
-          `${s.acked}/${s.proposals} proposals acknowledged, ${s.readsServed}/${s.reads} reads, ${s.leaders} leaders, ${s.crashes} crashes, ` +
+          `${s.acked}/${s.proposals} proposals acknowledged, ${s.readsServed}/${s.reads} reads, ${s.leaders} leaders, ${s.crashes} crashes ` +
+          `(${s.tailsLost} losing their log tail), ` +
           `${s.partitions} partitions, ${s.confChangesApplied} conf changes, ${s.snapshotsInstalled} snapshots installed ` +
           `(${s.snapshotChunks} chunks), ${s.transfers} transfers`,
       );
@@ -122,7 +123,7 @@ if (ONLY !== undefined) {
     t.equal(sim.history.committed[index]?.term, winnerTerm, `index ${index} ends as 5's entry (term ${winnerTerm}) everywhere`);
   });
 
-  t.test('a member that lost an acknowledged tail does not vote until it is restored: no committed entry disappears', async (t) => {
+  t.test('a member that lost an acknowledged tail does not lead or vote for a shorter log until it is restored: no committed entry disappears', async (t) => {
     let caught: unknown;
     try {
       lostTail(false);

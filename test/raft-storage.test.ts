@@ -172,7 +172,7 @@ t.test('damaged tail: bad records at the end are truncated, and the hard state f
       let { s, loaded } = await reload(dir);
       t.same(indexes(loaded.entries), indexes(ents(1, 10 - n, 1)));
       t.same(s.lastRecovery, { truncated: n, from: 10 - n + 1, noVoteUntil: 10 });
-      t.same(loaded.hardState, { term: 1, vote: '1', commit: 2, noVoteUntil: 10 }, 'no vote until the log is back to 10');
+      t.same(loaded.hardState, { term: 1, vote: '1', commit: 2, noVoteUntil: 10, noVoteTerm: 1 }, 'no vote until the log is back to 10');
       t.equal(s.lastIndex, 10 - n);
       // The log is writable again right after the truncation point.
       await s.save({ entries: ents(10 - n + 1, 10 - n + 1, 2) });
@@ -202,7 +202,7 @@ t.test('a damaged tail beyond the persisted commit clamps the commit index', asy
   await corruptEntry(dir, 9);
   await corruptEntry(dir, 10);
   const { s, loaded } = await reload(dir);
-  t.same(loaded.hardState, { term: 1, vote: '1', commit: 8, noVoteUntil: 10 });
+  t.same(loaded.hardState, { term: 1, vote: '1', commit: 8, noVoteUntil: 10, noVoteTerm: 1 });
   await s.close();
 });
 

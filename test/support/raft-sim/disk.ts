@@ -34,7 +34,10 @@ export class Disk {
     const last = this.lastIndex();
     this.entries.length = Math.max(0, this.entries.length - n);
     const hs: HardState = { ...this.hardState, commit: Math.min(this.hardState.commit, this.lastIndex()) };
-    if (marker && this.lastIndex() < last) hs.noVoteUntil = Math.max(hs.noVoteUntil ?? 0, last);
+    if (marker && this.lastIndex() < last) {
+      hs.noVoteUntil = Math.max(hs.noVoteUntil ?? 0, last);
+      hs.noVoteTerm = Math.max(hs.noVoteTerm ?? 0, hs.term);
+    }
     this.hardState = hs;
     this.syncedCommit = undefined;
   }

@@ -113,10 +113,11 @@ export interface LostTailResult {
  * start). Three members:
  *  1. 1 leads; 3 is cut off; entry I is committed by 1 and 2 and applied on 1.
  *  2. 2 crashes and loses I from its disk; 1 crashes; the network heals; 2 restarts.
- *  3. 2 and 3 are up, neither has I. If 2 may vote (`marker` false) they elect
- *     a leader that writes its no-op at I over the committed entry: the
- *     simulator reports a safety violation. With the marker 2 neither votes
- *     nor campaigns, so no leader can be elected without 1.
+ *  3. 2 and 3 are up, neither has I. Without the marker (`marker` false) they
+ *     elect a leader that writes its no-op at I over the committed entry: the
+ *     simulator reports a safety violation. With it 2 does not campaign and
+ *     does not vote for 3 (whose log ends before I), so no leader can be
+ *     elected without 1.
  *  4. 1 restarts and leads; 2 gets I back and may vote again.
  */
 export function lostTail(marker: boolean, trace = false): LostTailResult {
