@@ -38,7 +38,7 @@ export interface RaftStatus {
   leadTransferee: NodeId;
   /** Prop messages refused because their sender is not a member. */
   droppedProposals: number;
-  /** Non-zero while this member may not vote or campaign (see HardState.noVoteUntil). */
+  /** Non-zero while this member may not campaign and votes only for a log at least as good as the one it lost (see HardState.noVoteUntil). */
   noVoteUntil: number;
   progress?: Record<NodeId, { match: number; next: number; state: string; recentActive: boolean }>;
 }
