@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import client from 'prom-client';
+import { registerRaftMetrics } from '../raft/metrics.ts';
 import { RaftNode } from '../raft/node.ts';
 import { RAFT_MEMBER_OPTIONS, parsePeers, splitHostPort } from '../raft/peers.ts';
 import { Role } from '../raft/types.ts';
@@ -61,6 +62,7 @@ export async function main(argv: string[]): Promise<void> {
     stateMachine: directory,
     logger: log,
     join: values.join,
+    clusterToken: values['cluster-token'],
     tickMs: num(values['tick-ms']),
     electionTick: num(values['election-ticks']),
     // The object store snapshots more often than the library default: it bounds
@@ -70,6 +72,13 @@ export async function main(argv: string[]): Promise<void> {
   const registry = new Registry(node, store, unsafeFlag(values['unsafe-stale-reads']!, 'stale-reads', log));
   const metrics = new client.Registry();
   client.collectDefaultMetrics({ register: metrics });
+  registerRaftMetrics(metrics, node);
+  new client.Gauge({
+    name: 'flotilla_store_rejected_entries', help: 'Committed entries the object store could not apply (no-ops on every member)',
+    registers: [metrics], collect() { this.set(store.rejectedEntries); },
+  });
+  store.on('rejected', ({ index, reason }: { index: number; reason: string }) =>
+    log.warn({ index, reason }, 'object store: committed entry %d not applied (a no-op on every member)', index));
   const publisher = values.nats
     ? new EventPublisher(node, store, {
       servers: values.nats.split(',').map((u) => u.trim()).filter(Boolean),

@@ -76,6 +76,8 @@ export class ObjectStore extends EventEmitter implements StateMachine {
   private readonly data = new Map<string, Map<string, StoredObject>>();
   /** Index of the last applied API command (the store's revision). */
   revision = 0;
+  /** Committed entries that were not an API command this store could apply: no-ops (see refuse). */
+  rejectedEntries = 0;
   private count = 0;
   private history: StoreEvent[] = [];
   private historyHead = 0;
@@ -170,20 +172,33 @@ export class ObjectStore extends EventEmitter implements StateMachine {
       cmd = decodeCommand(entry.data);
     } catch (e) {
       // A corrupt or foreign entry: every member sees the same bytes and skips it alike.
-      return { ok: false, error: errors.badRequest(`undecodable command at index ${entry.index}: ${(e as Error).message}`) };
+      return this.refuse(entry.index, `undecodable command: ${(e as Error).message}`);
     }
     if (cmd.op === 'mark') {
       this.markPublished(cmd.published);
       return { ok: true, object: { json: '', rv: 0, uid: '' } };
     }
+    let r: ApplyResult;
+    try {
+      // Throws only on a malformed field (e.g. obj not JSON), before any change: the same on every member.
+      r = this.applyCommand(cmd, entry.index, entry.term);
+    } catch (e) {
+      return this.refuse(entry.index, `malformed ${cmd.op} command: ${(e as Error).message}`);
+    }
     this.revision = entry.index;
-    const r = this.applyCommand(cmd, entry.index, entry.term);
     if (r.ok && r.event) {
       this.record(r.event);
       if (this.keepOutbox) this.outbox.push(r.event);
       this.emit('event', r.event);
     }
     return r;
+  }
+
+  /** A committed entry this store cannot apply: a no-op on every member, counted and reported ('rejected'). */
+  private refuse(index: number, reason: string): ApplyResult {
+    this.rejectedEntries++;
+    this.emit('rejected', { index, reason });
+    return { ok: false, error: errors.badRequest(`entry ${index} not applied: ${reason}`) };
   }
 
   /** Events after `index` still waiting to be published (from the outbox). */

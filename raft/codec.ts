@@ -94,7 +94,7 @@ interface PbMessage {
   type: number; from: string; to: string; term: number | LongLike; logTerm: number | LongLike;
   index: number | LongLike; entries: PbEntry[]; commit: number | LongLike; reject: boolean;
   rejectHint: number | LongLike; context: Uint8Array; snapshot: PbSnapshotMetadata | null;
-  snapOffset: number | LongLike; snapTotal: number | LongLike; snapData: Uint8Array;
+  snapOffset: number | LongLike; snapTotal: number | LongLike; snapData: Uint8Array; clusterId: string;
 }
 
 function entryFromPb(p: PbEntry): Entry {
@@ -157,6 +157,7 @@ export function decodeMessage(b: Uint8Array): Message {
       snapData: copyBytes(p.snapData),
     };
     if (p.snapshot) m.snapshot = metaFromPb(p.snapshot);
+    if (p.clusterId) m.clusterId = p.clusterId;
     return m;
   } catch (e) {
     if (e instanceof CodecError) throw new CodecError(`malformed raft message (${b.length} bytes): ${e.message}`);
@@ -217,9 +218,16 @@ export function encodeHardState(h: HardState): Uint8Array {
 }
 
 export function decodeHardState(b: Uint8Array): HardState {
-  const p = decodeWith<{ term: number | LongLike; vote: string; commit: number | LongLike }>(HardStateT, b, 'hard state');
+  const p = decodeWith<{ term: number | LongLike; vote: string; commit: number | LongLike; noVoteUntil: number | LongLike; noVoteTerm: number | LongLike }>(
+    HardStateT, b, 'hard state');
   try {
-    return { term: num(p.term), vote: p.vote, commit: num(p.commit) };
+    const hs: HardState = { term: num(p.term), vote: p.vote, commit: num(p.commit) };
+    const nv = num(p.noVoteUntil);
+    if (nv) {
+      hs.noVoteUntil = nv;
+      hs.noVoteTerm = num(p.noVoteTerm);
+    }
+    return hs;
   } catch (e) {
     if (e instanceof CodecError) throw new CodecError(`malformed hard state (${b.length} bytes): ${e.message}`);
     throw e;

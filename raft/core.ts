@@ -36,6 +36,10 @@ export interface RaftStatus {
   firstIndex: number;
   conf: ConfState;
   leadTransferee: NodeId;
+  /** Prop messages refused because their sender is not a member. */
+  droppedProposals: number;
+  /** Non-zero while this member may not campaign and votes only for a log at least as good as the one it lost (see HardState.noVoteUntil). */
+  noVoteUntil: number;
   progress?: Record<NodeId, { match: number; next: number; state: string; recentActive: boolean }>;
 }
 
@@ -87,6 +91,20 @@ export class RaftCore {
   /** A leader accepts no conf change until it has applied this index. */
   private pendingConfIndex = 0;
   private uncommittedSize = 0;
+  /** Prop messages refused because their sender is not a member (see step). */
+  droppedProposals = 0;
+  /**
+   * This member lost log entries up to this index that it may have
+   * acknowledged (a damaged tail was truncated; HardState.noVoteUntil), none
+   * with a term above noVoteTerm. Until a leader has restored its log that far
+   * it does not campaign, and it grants a vote only to a candidate at least as
+   * up to date as the lost log could have been (last entry noVoteTerm at
+   * noVoteUntil): its short log must not help elect a leader that lacks a
+   * committed entry. By the usual argument (Raft §5.4.3) such a candidate
+   * holds every entry this member ever acknowledged that was committed.
+   */
+  private noVoteUntil = 0;
+  private noVoteTerm = 0;
   /**
    * Batching: a leader appends proposals at once but replicates them when the
    * driver next asks for a Ready, so every proposal of one event-loop turn
@@ -149,6 +167,9 @@ export class RaftCore {
     const hs = init.hardState;
     this.term = hs.term;
     this.vote = hs.vote;
+    this.noVoteUntil = hs.noVoteUntil ?? 0;
+    this.noVoteTerm = this.noVoteUntil ? hs.noVoteTerm ?? hs.term : 0;
+    this.maybeEndCatchUp();
     if (fresh && conf.voters.length) {
       // A new cluster: write the initial membership as committed conf-change
       // entries, identically on every founding member, so that a member that
@@ -289,9 +310,10 @@ export class RaftCore {
       case MessageType.Vote:
       case MessageType.PreVote: {
         const canVote =
-          this.vote === m.from ||
-          (this.vote === '' && this.leader === '') ||
-          (m.type === MessageType.PreVote && m.term > this.term);
+          (this.vote === m.from ||
+            (this.vote === '' && this.leader === '') ||
+            (m.type === MessageType.PreVote && m.term > this.term)) &&
+          (this.noVoteUntil === 0 || m.logTerm > this.noVoteTerm || (m.logTerm === this.noVoteTerm && m.index >= this.noVoteUntil));
         const respType = m.type === MessageType.Vote ? MessageType.VoteResp : MessageType.PreVoteResp;
         if (canVote && this.log.isUpToDate(m.index, m.logTerm)) {
           const r = this.msg(respType, m.from);
@@ -308,6 +330,14 @@ export class RaftCore {
         }
         return;
       }
+    }
+    if (m.type === MessageType.Prop && !this.isMember(m.from)) {
+      // Only members propose. A Prop over the wire claiming to be from this
+      // member, or from anyone outside the configuration, is not one of ours:
+      // appending (or forwarding, which would launder it under our own id)
+      // would let any process that can connect write to the log.
+      this.droppedProposals++;
+      return;
     }
     switch (this.role) {
       case Role.Leader:
@@ -433,6 +463,7 @@ export class RaftCore {
       id: this.id, role: this.role, term: this.term, vote: this.vote, leader: this.leader,
       commit: this.log.committed, applied: this.log.applied, lastIndex: this.log.lastIndex(),
       firstIndex: this.log.firstIndex(), conf: this.confState(), leadTransferee: this.leadTransferee,
+      droppedProposals: this.droppedProposals, noVoteUntil: this.noVoteUntil,
     };
     if (this.role === Role.Leader) {
       s.progress = {};
@@ -454,11 +485,30 @@ export class RaftCore {
   }
 
   private hardState(): HardState {
-    return { term: this.term, vote: this.vote, commit: this.log.committed };
+    const hs: HardState = { term: this.term, vote: this.vote, commit: this.log.committed };
+    if (this.noVoteUntil) {
+      hs.noVoteUntil = this.noVoteUntil;
+      hs.noVoteTerm = this.noVoteTerm;
+    }
+    return hs;
+  }
+
+  /**
+   * The log came from a leader up to noVoteUntil (appended or a snapshot): it
+   * now holds every entry committed up to there, so this member may vote
+   * again. The cleared marker goes to disk in the same Ready as those entries.
+   */
+  private maybeEndCatchUp(): void {
+    if (this.noVoteUntil && this.log.lastIndex() >= this.noVoteUntil) this.noVoteUntil = this.noVoteTerm = 0;
+  }
+
+  /** A current voter or learner other than this member (the sender of a message from the wire). */
+  private isMember(id: NodeId): boolean {
+    return id !== this.id && (this.voters.has(id) || this.learners.has(id));
   }
 
   private promotable(): boolean {
-    return this.voters.has(this.id);
+    return this.voters.has(this.id) && this.noVoteUntil === 0;
   }
 
   private reset(term: number): void {
@@ -783,6 +833,8 @@ export class RaftCore {
     const r = this.msg(MessageType.AppResp, m.from);
     if (lastNew !== undefined) {
       r.index = lastNew;
+      // Only what the leader's message vouches for counts (lastNew, not a stale suffix beyond it).
+      if (this.noVoteUntil && lastNew >= this.noVoteUntil) this.noVoteUntil = this.noVoteTerm = 0;
     } else {
       // Fast back-tracking: suggest the last index whose term is <= the
       // leader's probe term, skipping a whole divergent term per round trip.
@@ -853,12 +905,25 @@ export class RaftCore {
     this.log.commitTo(Math.min(m.commit, this.log.lastIndex()));
     const r = this.msg(MessageType.HeartbeatResp, m.from);
     r.context = m.context;
+    if (m.commit > this.log.lastIndex()) {
+      // The leader sends min(match, commit): it believes we hold entries we
+      // do not (we lost a damaged tail since acknowledging them). Say so, or
+      // it would resend them only when it next has something new to send.
+      r.reject = true;
+      r.rejectHint = this.log.lastIndex();
+    }
     this.send(r);
   }
 
   private handleHeartbeatResp(m: Message, pr: Progress): void {
     pr.recentActive = true;
     pr.probeSent = false;
+    if (m.reject && m.rejectHint < pr.match && pr.state !== ProgressState.Snapshot) {
+      // The follower lost entries it had acknowledged (see handleHeartbeat):
+      // probe again from where its log now ends.
+      pr.match = m.rejectHint;
+      pr.becomeProbe();
+    }
     // Lost answers must not stall a full window forever: free one slot per heartbeat.
     if (pr.state === ProgressState.Replicate && pr.inflights.full()) pr.inflights.freeFirst();
     if (pr.state === ProgressState.Snapshot) {
@@ -963,6 +1028,7 @@ export class RaftCore {
     }
     this.log.restore(s);
     this.setConf(s.meta.conf);
+    this.maybeEndCatchUp();
     return true;
   }
 
@@ -1121,5 +1187,6 @@ export class RaftCore {
 }
 
 function hardStateEqual(a: HardState, b: HardState): boolean {
-  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
+  return a.term === b.term && a.vote === b.vote && a.commit === b.commit &&
+    (a.noVoteUntil ?? 0) === (b.noVoteUntil ?? 0) && (a.noVoteTerm ?? 0) === (b.noVoteTerm ?? 0);
 }

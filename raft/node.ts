@@ -6,16 +6,26 @@ import { EventEmitter } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
 import { pack, unpack } from 'msgpackr';
 import pino, { type Logger } from 'pino';
-import { decodeConfChange, decodeProposal, encodeProposal } from './codec.ts';
+import { type Proposal, decodeConfChange, decodeProposal, encodeProposal } from './codec.ts';
 import { RaftCore, type RaftStatus, sendableBeforePersist } from './core.ts';
 import { RaftStorage } from './storage.ts';
-import { TcpTransport } from './transport.ts';
+import { TcpTransport, type TransportStats } from './transport.ts';
 import {
   type ConfChange, ConfChangeType, type ConfState, type Entry, EntryType, type InitialState, type Message,
   type NodeId, RaftError, type Ready, Role, type Snapshot,
 } from './types.ts';
 
-/** The replicated application. apply() runs for every committed entry, in order, on every member. */
+/**
+ * The replicated application. apply() runs for every committed entry, in order, on every member.
+ *
+ * apply() must be deterministic and total: any member may be handed any bytes
+ * (a buggy or hostile proposer, a future version's command), and it must reach
+ * the same decision as every other member. An entry it cannot decode, or a
+ * command it refuses, is a no-op it reports through its result (and counts);
+ * it must not throw for it. A throw is taken as a bug whose effect on the
+ * state is unknown: the driver stops this member (fail-stop, 'fatal') rather
+ * than guess that skipping the entry leaves it identical to the others.
+ */
 export interface StateMachine {
   apply(entry: { index: number; term: number; data: Uint8Array }): unknown;
   /** The state as of the last applied entry. */
@@ -34,6 +44,15 @@ export interface RaftNodeOptions {
   logger?: Logger;
   /** Joining an existing cluster: start with no membership and wait for the leader. */
   join?: boolean;
+  /**
+   * Founding a cluster: the cluster ID is derived from this token and the
+   * founding member ids (so every founder computes the same one without
+   * talking), and stored in the data directory; later starts use the stored
+   * one. Give each cluster its own token so that two clusters with the same
+   * member ids cannot talk to each other. A joining member learns the ID from
+   * the first message of a peer it was given, and stores it.
+   */
+  clusterToken?: string;
   tickMs?: number;
   electionTick?: number;
   heartbeatTick?: number;
@@ -81,6 +100,13 @@ interface SnapshotEnvelope {
 /** How many recent (index, hash) pairs of the applied-log hash chain are kept for comparison. */
 const HASH_RING = 1 << 16;
 
+/** The ID of a cluster founded by `members` with `token`: the same on every founder. */
+export function clusterIdFor(members: NodeId[], token: string): string {
+  const h = createHash('sha256').update('flotilla-raft-cluster\0').update(token).update('\0');
+  for (const id of [...members].sort()) h.update(id).update('\0');
+  return h.digest('hex').slice(0, 16);
+}
+
 export class RaftNode extends EventEmitter {
   readonly id: NodeId;
   private core!: RaftCore;
@@ -115,6 +141,8 @@ export class RaftNode extends EventEmitter {
   private appliedHash = '';
   private readonly hashRing = new Array<string>(HASH_RING);
   private readonly hashIndex = new Float64Array(HASH_RING);
+  /** Committed normal entries that were not a proposal envelope: applied as no-ops. */
+  private rejected = 0;
   private lastRole: Role = Role.Follower;
   private lastLeader: NodeId = '';
 
@@ -144,8 +172,10 @@ export class RaftNode extends EventEmitter {
   private async init(opts: RaftNodeOptions): Promise<void> {
     this.storage = await RaftStorage.open(opts.dataDir, { logger: this.log });
     const loaded = await this.storage.load();
-    if (this.storage.lastRecovery.truncated) {
-      this.log.warn(this.storage.lastRecovery, 'truncated a torn tail of the raft log');
+    if (loaded.hardState.noVoteUntil) {
+      this.log.warn({ ...this.storage.lastRecovery, noVoteUntil: loaded.hardState.noVoteUntil, lastIndex: this.storage.lastIndex },
+        'raft log lost entries this member may have acknowledged: it will not vote or campaign until a leader has restored its log to index %d',
+        loaded.hardState.noVoteUntil);
     }
     let snapshot: Snapshot | undefined;
     if (loaded.snapshot) {
@@ -172,11 +202,15 @@ export class RaftNode extends EventEmitter {
       },
       init,
     );
+    const clusterId = await this.resolveClusterId(opts, loaded.clusterId, init);
     const listen = opts.listen ?? this.peers.get(opts.id);
     if (!listen) throw new Error(`raft: no listen address for member ${opts.id}`);
     const others = new Map([...this.peers].filter(([id]) => id !== this.id));
     this.transport = new TcpTransport({
-      id: opts.id, listen, peers: others, logger: this.log,
+      id: opts.id, listen, peers: others, logger: this.log, clusterId,
+      onClusterId: (id: string) => {
+        this.storage.setClusterId(id).catch((e) => this.die(e as Error));
+      },
       onMessage: (m: Message) => this.onMessage(m),
       onPeerDisconnected: (id: NodeId) => {
         if (this.stopped) return;
@@ -190,6 +224,24 @@ export class RaftNode extends EventEmitter {
       this.kick();
     }, this.opts.tickMs);
     this.kick();
+  }
+
+  /** The stored cluster ID; else a founder derives (and stores) it; a joiner learns it later (undefined). */
+  private async resolveClusterId(opts: RaftNodeOptions, stored: string | undefined, init: InitialState): Promise<string | undefined> {
+    if (stored) return stored;
+    if (opts.join) {
+      this.log.info('joining: the raft cluster ID will be learned from the first message of a peer');
+      return undefined;
+    }
+    const id = clusterIdFor([...opts.peers.keys()], opts.clusterToken ?? '');
+    const fresh = !init.snapshot && !init.entries.length && init.hardState.term === 0;
+    if (!fresh) this.log.warn({ cluster: id }, 'raft log has no cluster ID (written by an older version): deriving it from --peers');
+    await this.storage.setClusterId(id);
+    return id;
+  }
+
+  get clusterId(): string {
+    return this.transport.clusterId;
   }
 
   // ---------------------------------------------------------------- API
@@ -279,6 +331,11 @@ export class RaftNode extends EventEmitter {
       ...s.conf.learners.map((id) => ({ id, peer: this.peers.get(id) ?? '', voter: false })),
     ];
     return { ...s, applied: this.applied, members };
+  }
+
+  /** Counters for metrics: entries applied as no-ops, and what the transport dropped. */
+  stats(): { rejectedEntries: number; droppedProposals: number } & TransportStats {
+    return { rejectedEntries: this.rejected, droppedProposals: this.core.droppedProposals, ...this.transport.stats };
   }
 
   get leader(): NodeId {
@@ -427,8 +484,29 @@ export class RaftNode extends EventEmitter {
       this.emit('committed', { index: e.index, term: e.term, type: e.type, data: e.data, result: undefined });
       return; // a new leader's no-op
     }
-    const p = decodeProposal(e.data);
-    result = this.sm.apply({ index: e.index, term: e.term, data: p.payload });
+    let p: Proposal;
+    try {
+      p = decodeProposal(e.data);
+    } catch (err) {
+      // Not an envelope this driver wrote (every member sees the same bytes
+      // and decides the same): a no-op for the application, recorded, never a crash.
+      this.rejected++;
+      this.log.warn({ index: e.index, term: e.term, bytes: e.data.length, err: (err as Error).message },
+        'raft: committed entry %d is not a proposal; applied as a no-op', e.index);
+      const expected = this.byIndex.get(e.index);
+      if (expected !== undefined) {
+        this.byIndex.delete(e.index);
+        this.failWaiter(expected, new RaftError('dropped', 'raft: proposal lost in a leader change; retry'));
+      }
+      this.emit('committed', { index: e.index, term: e.term, type: e.type, data: e.data, result: undefined } satisfies CommittedEvent);
+      return;
+    }
+    try {
+      result = this.sm.apply({ index: e.index, term: e.term, data: p.payload });
+    } catch (err) {
+      throw new Error(`raft: the state machine threw applying entry ${e.index} (term ${e.term}); ` +
+        `stopping this member: ${(err as Error).message}`, { cause: err });
+    }
     if (p.origin === this.origin) mine = p.seq;
     const expected = this.byIndex.get(e.index);
     if (expected !== undefined) {

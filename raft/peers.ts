@@ -34,6 +34,8 @@ export const RAFT_MEMBER_OPTIONS = {
   peers: { type: 'string' },
   data: { type: 'string' },
   join: { type: 'boolean', default: false },
+  /** Founding members derive the cluster ID from it (see RaftNodeOptions.clusterToken). */
+  'cluster-token': { type: 'string' },
   'tick-ms': { type: 'string' },
   'election-ticks': { type: 'string' },
   'snapshot-entries': { type: 'string' },

@@ -6,6 +6,7 @@
 //   'h'                       hard state           payload: codec HardState
 //   's/meta'                  snapshot metadata    payload: msgpack SnapMetaRecord
 //   's/data/' + u32be(n)      snapshot data chunk  payload: raw bytes (<= 4 MiB)
+//   'c'                       cluster ID           payload: utf-8
 //
 // Every value is [crc32(payload), 4 bytes BE][payload]. LevelDB checksums its
 // own blocks, but it skips what it cannot read in its WAL on recovery and it
@@ -28,6 +29,8 @@ export const SNAPSHOT_CHUNK_BYTES = 4 * 1024 * 1024;
 
 export const HARD_STATE_KEY = Buffer.from('h');
 export const SNAP_META_KEY = Buffer.from('s/meta');
+/** The cluster this member belongs to (utf-8), written once. */
+export const CLUSTER_ID_KEY = Buffer.from('c');
 const SNAP_DATA_PREFIX = Buffer.from('s/data/');
 const ENTRY_PREFIX = 0x65; // 'e'
 /** All entry keys sort in ['e', 'f'). */
@@ -128,15 +131,22 @@ export interface StorageOptions {
 
 export interface LoadedLog {
   hardState: HardState;
+  /** The cluster ID stored by setClusterId, if any. */
+  clusterId?: string;
   snapshot?: Snapshot;
   /** Entries after the snapshot, contiguous and in order. */
   entries: Entry[];
 }
 
-/** What load() had to repair: `truncated` torn records removed from the tail, starting at index `from`. */
+/**
+ * What load() had to repair: `truncated` damaged records removed from the
+ * tail, starting at index `from`; the member may not vote until its log
+ * reaches `noVoteUntil` again (the hard state records it).
+ */
 export interface RecoveryReport {
   truncated: number;
   from?: number;
+  noVoteUntil?: number;
 }
 
 /** What the driver persists from a Ready (see Ready in types.ts). */
@@ -207,13 +217,24 @@ export class RaftStorage {
   get snapshotIndex(): number { return this.snapIndex; }
 
   /**
-   * Reads and verifies everything. A torn tail (bad records with no good
-   * record after them) is deleted; any other damage throws RaftError('corrupt').
+   * Reads and verifies everything. A damaged tail (bad records with no good
+   * record after them) is deleted, and the hard state records that the member
+   * lost entries up to the last of them (HardState.noVoteUntil: no voting or
+   * campaigning until a leader restores them); any other damage throws
+   * RaftError('corrupt').
+   *
+   * Every Ready is one atomic, synced batch, so a bad tail record is damage,
+   * not a torn write: the member may have acknowledged those entries to a
+   * leader, which may have counted them toward a commit. Dropping them is
+   * only safe because the member then stays out of elections until its log
+   * is back (else its shorter log could help elect a leader that lacks a
+   * committed entry).
    */
   async load(): Promise<LoadedLog> {
     this.checkOpen();
     return this.serialize(async () => {
-      const hardState = await this.loadHardState();
+      let hardState = await this.loadHardState();
+      const clusterId = await this.loadClusterId();
       const snapshot = await this.loadSnapshot();
       const snapIndex = snapshot?.meta.index ?? 0;
       const snapTerm = snapshot?.meta.term ?? 0;
@@ -222,6 +243,7 @@ export class RaftStorage {
       const stale: Uint8Array[] = [];
       let badFrom: { index: number; reason: string } | undefined;
       const bad: Uint8Array[] = [];
+      let badTo = -1;
       let prevIndex = snapIndex;
       let prevTerm = snapTerm;
 
@@ -237,6 +259,7 @@ export class RaftStorage {
         if ('error' in checked) {
           badFrom ??= { index, reason: checked.error };
           bad.push(key);
+          badTo = Math.max(badTo, index);
           continue;
         }
         const e = checked.entry;
@@ -257,21 +280,28 @@ export class RaftStorage {
         prevTerm = e.term;
       }
 
-      if (bad.length || stale.length) {
-        const ops: BatchOp[] = [...bad, ...stale].map((key) => ({ type: 'del', key }));
-        await this.db.batch(ops, { sync: true });
-      }
-      this.lastRecovery = badFrom ? { truncated: bad.length, from: badFrom.index } : { truncated: 0 };
+      const ops: BatchOp[] = [...bad, ...stale].map((key): BatchOp => ({ type: 'del', key }));
       if (badFrom) {
-        this.log.warn({ truncated: bad.length, from: badFrom.index, reason: badFrom.reason },
-          'raft log: truncated a torn tail');
-        if (hardState.commit > prevIndex) {
-          // The member acknowledged entries it no longer has. Raft's safety
-          // assumes durable acks; the leader will resend them, but if this
-          // member was part of the quorum for them they are now less durable.
-          this.log.error({ commit: hardState.commit, lastIndex: prevIndex },
-            'raft log: the truncated tail contained committed entries');
-        }
+        // In the same batch as the deletions: a crash cannot leave the log
+        // short without the marker. Entries up to the highest lost index
+        // (at least the first bad one) may have been acknowledged.
+        const lostTo = Math.max(badTo, badFrom.index, prevIndex + 1);
+        // No entry has a term above the persisted term (it is written with or before them).
+        hardState = {
+          ...hardState,
+          commit: Math.min(hardState.commit, prevIndex),
+          noVoteUntil: Math.max(hardState.noVoteUntil ?? 0, lostTo),
+          noVoteTerm: Math.max(hardState.noVoteTerm ?? 0, hardState.term),
+        };
+        ops.push({ type: 'put', key: HARD_STATE_KEY, value: sealRecord(encodeHardState(hardState)) });
+      }
+      if (ops.length) await this.db.batch(ops, { sync: true });
+      this.lastRecovery = badFrom
+        ? { truncated: bad.length, from: badFrom.index, noVoteUntil: hardState.noVoteUntil }
+        : { truncated: 0 };
+      if (badFrom) {
+        this.log.error({ truncated: bad.length, from: badFrom.index, reason: badFrom.reason, noVoteUntil: hardState.noVoteUntil },
+          'raft log: truncated a damaged tail; this member will not vote or campaign until a leader restores its log');
       }
 
       this.snapIndex = snapIndex;
@@ -281,6 +311,7 @@ export class RaftStorage {
       this.loaded = true;
       const out: LoadedLog = { hardState, entries };
       if (snapshot) out.snapshot = snapshot;
+      if (clusterId) out.clusterId = clusterId;
       return out;
     });
   }
@@ -297,6 +328,23 @@ export class RaftStorage {
     }
     if (entry.index !== index) return { error: `stored under index ${index} but holds index ${entry.index}` };
     return { entry };
+  }
+
+  private async loadClusterId(): Promise<string | undefined> {
+    const value = await this.db.get(CLUSTER_ID_KEY);
+    if (value === undefined) return undefined;
+    const rec = openRecord(value);
+    if ('error' in rec) throw this.corrupt('raft cluster ID', rec.error);
+    return Buffer.from(rec.payload).toString('utf8');
+  }
+
+  /** Stores the cluster ID (one synced write, ordered with the other writes). */
+  async setClusterId(id: string): Promise<void> {
+    this.checkWritable();
+    return this.serialize(async () => {
+      if (this.failed) throw this.failed;
+      await this.db.put(CLUSTER_ID_KEY, sealRecord(Buffer.from(id, 'utf8')), { sync: true });
+    });
   }
 
   private async loadHardState(): Promise<HardState> {

@@ -23,6 +23,15 @@ export interface TransportOptions {
   listen: string;
   /** Peer id -> host:port. Copied; change it later with setPeer/removePeer. */
   peers: Map<NodeId, string>;
+  /**
+   * The cluster this member belongs to: stamped on every message sent, and a
+   * received message of another cluster is dropped (stats.foreignCluster).
+   * Undefined while a joining member does not know it yet: it then adopts the
+   * cluster of the first message from a known peer (onClusterId).
+   */
+  clusterId?: string;
+  /** The cluster ID was learned from a peer (only when clusterId was undefined). */
+  onClusterId?: (id: string) => void;
   /** Called once per received message, synchronously, in arrival order per connection. */
   onMessage: (m: Message) => void;
   /** An inbound connection that carried messages from `id` closed (the peer may have died). */
@@ -51,6 +60,10 @@ export interface TransportStats {
   reconnects: number;
   /** Inbound messages addressed to another member (e.g. a stale address); dropped. */
   misrouted: number;
+  /** Inbound messages of another cluster (or none while this member has one); dropped. */
+  foreignCluster: number;
+  /** Inbound messages whose sender is not a known peer (or claims to be this member); dropped. */
+  unknownSender: number;
 }
 
 const DEFAULT_MAX_FRAME = 64 * 1024 * 1024;
@@ -79,10 +92,14 @@ function formatHostPort(host: string, port: number): string {
 
 export class TcpTransport {
   readonly id: NodeId;
-  readonly stats: TransportStats = { sent: 0, received: 0, badFrames: 0, dropped: 0, reconnects: 0, misrouted: 0 };
+  readonly stats: TransportStats = {
+    sent: 0, received: 0, badFrames: 0, dropped: 0, reconnects: 0, misrouted: 0, foreignCluster: 0, unknownSender: 0,
+  };
 
   private readonly listenAddr: string;
   private readonly onMessage: (m: Message) => void;
+  private cluster: string | undefined;
+  private readonly onClusterId?: (id: string) => void;
   private readonly onPeerDisconnected?: (id: NodeId) => void;
   private readonly log: Logger;
   private readonly maxFrameBytes: number;
@@ -98,12 +115,19 @@ export class TcpTransport {
     this.id = opts.id;
     this.listenAddr = opts.listen;
     this.onMessage = opts.onMessage;
+    this.cluster = opts.clusterId || undefined;
+    this.onClusterId = opts.onClusterId;
     this.onPeerDisconnected = opts.onPeerDisconnected;
     this.log = (opts.logger ?? pino({ name: 'raft-transport', level: 'warn' }, pino.destination(2)))
       .child({ member: opts.id });
     this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME;
     this.ctx = { stats: this.stats, log: this.log, maxQueueBytes: opts.maxQueueBytes ?? DEFAULT_MAX_QUEUE };
     for (const [id, addr] of opts.peers) this.setPeer(id, addr);
+  }
+
+  /** The cluster this transport belongs to ('' while still to be learned). */
+  get clusterId(): string {
+    return this.cluster ?? '';
   }
 
   /** The address actually listened on (host:port), once start() resolved. */
@@ -148,6 +172,7 @@ export class TcpTransport {
       }
       let body: Uint8Array;
       try {
+        m.clusterId = this.cluster;
         body = encodeMessage(m);
       } catch (e) {
         this.stats.dropped++;
@@ -264,6 +289,27 @@ export class TcpTransport {
     if (m.to !== this.id) {
       this.stats.misrouted++;
       if (shouldLog()) this.log.warn({ remote, from: m.from, to: m.to }, 'dropping raft message addressed to another member');
+      return;
+    }
+    if (this.cluster === undefined && m.clusterId && this.peers.has(m.from)) {
+      // A joining member learns its cluster from the first message a peer it
+      // was told about sends it (trust on first use; persisted by the caller).
+      this.cluster = m.clusterId;
+      this.log.info({ cluster: m.clusterId, from: m.from }, 'learned the raft cluster ID from a peer');
+      this.onClusterId?.(m.clusterId);
+    }
+    if (m.clusterId !== this.cluster || this.cluster === undefined) {
+      this.stats.foreignCluster++;
+      if (shouldLog()) {
+        this.log.warn({ remote, from: m.from, cluster: m.clusterId ?? '', ours: this.cluster ?? '' }, 'dropping raft message of another cluster');
+      }
+      return;
+    }
+    if (!this.peers.has(m.from)) {
+      // Not a member we know (a removed member, a stray process): Raft
+      // trusts `from`, so only known peers may speak.
+      this.stats.unknownSender++;
+      if (shouldLog()) this.log.warn({ remote, from: m.from, type: MessageType[m.type] }, 'dropping raft message from an unknown sender');
       return;
     }
     this.stats.received++;

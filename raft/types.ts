@@ -22,6 +22,17 @@ export interface HardState {
   /** '' when the member has not voted in `term`. */
   vote: NodeId;
   commit: number;
+  /**
+   * Set when this member lost log entries it may have acknowledged (storage
+   * truncated a damaged tail that reached this index): until a leader has
+   * brought its log back to at least this index it does not campaign, and it
+   * votes only for a candidate whose log is at least as up to date as the lost
+   * log could have been (last entry at noVoteUntil with term noVoteTerm).
+   * Absent (0) normally.
+   */
+  noVoteUntil?: number;
+  /** With noVoteUntil: the term at the truncation, a bound on the lost entries' terms. */
+  noVoteTerm?: number;
 }
 
 /** Membership, one-at-a-time changes: voters decide, learners only receive the log. */
@@ -99,6 +110,8 @@ export interface Message {
   snapOffset: number;
   snapTotal: number;
   snapData: Uint8Array;
+  /** Set by the transport on the wire (the core never looks at it): the sender's cluster. */
+  clusterId?: string;
 }
 
 export enum Role {

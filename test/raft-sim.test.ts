@@ -17,7 +17,7 @@ import {
 import { type FailureReport, runBatch } from './support/raft-sim/batch.ts';
 import { Disk } from './support/raft-sim/disk.ts';
 import { History } from './support/raft-sim/history.ts';
-import { figure8, write } from './support/raft-sim/scenarios.ts';
+import { figure8, lostTail, write } from './support/raft-sim/scenarios.ts';
 
 /** Random seeds by default: about 120 s of CPU, so ~65 s on an idle 2-core machine (2 workers). */
 const DEFAULT_SEEDS = 1200;
@@ -75,7 +75,8 @@ if (ONLY !== undefined) {
       const s = report.totals;
       t.comment(
         `${seeds.length} seeds in ${((performance.now() - started) / 1000).toFixed(1)}s: ${s.steps} steps, ${s.committed} entries committed, ` +
-          `${s.acked}/${s.proposals} proposals acknowledged, ${s.readsServed}/${s.reads} reads, ${s.leaders} leaders, ${s.crashes} crashes, ` +
+          `${s.acked}/${s.proposals} proposals acknowledged, ${s.readsServed}/${s.reads} reads, ${s.leaders} leaders, ${s.crashes} crashes ` +
+          `(${s.tailsLost} losing their log tail), ` +
           `${s.partitions} partitions, ${s.confChangesApplied} conf changes, ${s.snapshotsInstalled} snapshots installed ` +
           `(${s.snapshotChunks} chunks), ${s.transfers} transfers`,
       );
@@ -120,6 +121,24 @@ if (ONLY !== undefined) {
     t.notOk(committedEarly, `the safe rule does not commit ${index} (an earlier term) by counting replicas`);
     sim.finish();
     t.equal(sim.history.committed[index]?.term, winnerTerm, `index ${index} ends as 5's entry (term ${winnerTerm}) everywhere`);
+  });
+
+  t.test('a member that lost an acknowledged tail does not lead or vote for a shorter log until it is restored: no committed entry disappears', async (t) => {
+    let caught: unknown;
+    try {
+      lostTail(false);
+    } catch (e) {
+      caught = e;
+    }
+    t.ok(
+      caught instanceof SimFailure && SAFETY.includes(caught.kind),
+      `without the marker, 2 and 3 elect a leader that overwrites the committed entry: ${String((caught as Error)?.message).split('\n')[0]}`,
+    );
+    const { sim, index, leaderWithout1 } = lostTail(true);
+    t.notOk(leaderWithout1, 'with it, 2 and 3 elect nobody while 1 is down');
+    sim.finish();
+    t.ok(sim.history.committed[index], `entry ${index} stays committed`);
+    t.equal(sim.node('2').status().noVoteUntil, 0, '2 votes again once its log is back');
   });
 
   t.test('PreVote: a partitioned member rejoining does not disrupt the leader', async (t) => {

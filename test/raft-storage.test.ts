@@ -163,7 +163,7 @@ t.test('a snapshot from the leader keeps the log suffix only if the log matches 
   await s.close();
 });
 
-t.test('torn tail: bad records at the end are truncated', async (t) => {
+t.test('damaged tail: bad records at the end are truncated, and the hard state forbids voting until they are back', async (t) => {
   for (const n of [1, 3]) {
     await t.test(`last ${n}`, async (t) => {
       const dir = t.testdir();
@@ -171,18 +171,39 @@ t.test('torn tail: bad records at the end are truncated', async (t) => {
       for (let i = 10 - n + 1; i <= 10; i++) await corruptEntry(dir, i);
       let { s, loaded } = await reload(dir);
       t.same(indexes(loaded.entries), indexes(ents(1, 10 - n, 1)));
-      t.same(s.lastRecovery, { truncated: n, from: 10 - n + 1 });
+      t.same(s.lastRecovery, { truncated: n, from: 10 - n + 1, noVoteUntil: 10 });
+      t.same(loaded.hardState, { term: 1, vote: '1', commit: 2, noVoteUntil: 10, noVoteTerm: 1 }, 'no vote until the log is back to 10');
       t.equal(s.lastIndex, 10 - n);
       // The log is writable again right after the truncation point.
       await s.save({ entries: ents(10 - n + 1, 10 - n + 1, 2) });
       await s.close();
 
+      // A crash before the log is back: the marker is still there.
       ({ s, loaded } = await reload(dir));
       t.same(s.lastRecovery, { truncated: 0 }, 'the truncation was persisted');
       t.equal(loaded.entries.length, 10 - n + 1);
+      t.equal(loaded.hardState.noVoteUntil, 10, 'the marker survives a restart');
+      // The core clears it in the Ready whose entries reach 10 (see raft-sim tests).
+      await s.save({ hardState: { term: 2, vote: '', commit: 10 }, entries: ents(10 - n + 2, 10, 2) });
+      await s.close();
+      ({ s, loaded } = await reload(dir));
+      t.same(loaded.hardState, { term: 2, vote: '', commit: 10 }, 'cleared once written without it');
       await s.close();
     });
   }
+});
+
+t.test('a damaged tail beyond the persisted commit clamps the commit index', async (t) => {
+  const dir = t.testdir();
+  const s0 = await open(dir);
+  await s0.load();
+  await s0.save({ hardState: { term: 1, vote: '1', commit: 10 }, entries: ents(1, 10, 1) });
+  await s0.close();
+  await corruptEntry(dir, 9);
+  await corruptEntry(dir, 10);
+  const { s, loaded } = await reload(dir);
+  t.same(loaded.hardState, { term: 1, vote: '1', commit: 8, noVoteUntil: 10, noVoteTerm: 1 });
+  await s.close();
 });
 
 t.test('corruption in the middle refuses to start', async (t) => {

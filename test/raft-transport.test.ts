@@ -16,10 +16,18 @@ async function waitFor(what: string, cond: () => boolean, timeoutMs = 10_000): P
   }
 }
 
+const CLUSTER = 'test-cluster';
+/** Members the test transports know (addresses are placeholders until setPeer; connections are lazy). */
+const KNOWN = ['a', 'b', 'x'];
+
 /** A started transport on an ephemeral loopback port, collecting what it receives; stopped at teardown. */
-async function node(t: { teardown(fn: () => unknown): void }, id: string, listen = '127.0.0.1:0') {
+async function node(
+  t: { teardown(fn: () => unknown): void }, id: string, listen = '127.0.0.1:0',
+  clusterId: string | null = CLUSTER, onClusterId?: (id: string) => void,
+) {
   const got: Message[] = [];
-  const tr = new TcpTransport({ id, listen, peers: new Map(), onMessage: (m) => got.push(m), logger });
+  const peers = new Map(KNOWN.filter((p) => p !== id).map((p) => [p, '127.0.0.1:1']));
+  const tr = new TcpTransport({ id, listen, peers, clusterId: clusterId ?? undefined, onClusterId, onMessage: (m) => got.push(m), logger });
   t.teardown(() => tr.stop());
   await tr.start();
   return { tr, got };
@@ -101,7 +109,7 @@ t.test('two transports exchange 10k messages in order', async (t) => {
   b.tr.send([app('b', 'a', 1)]);
   await waitFor('10k messages', () => b.got.length === N && a.got.length === 1);
   t.ok(b.got.every((m, i) => m.index === i), 'in order');
-  t.same(b.got[1234], app('a', 'b', 1234), 'intact');
+  t.same(b.got[1234], { ...app('a', 'b', 1234), clusterId: CLUSTER }, 'intact');
   t.ok(Buffer.from(b.got[N - 1]!.entries[0]!.data).equals(Buffer.from(`entry-${N - 1}`)));
   t.equal(a.tr.stats.sent, N);
   t.equal(b.tr.stats.received, N);
@@ -160,8 +168,8 @@ t.test('garbage frames are counted and dropped; the connection keeps working', a
     frame(Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff])), // not protobuf
     frame(Buffer.from([0x08, 0x63])), // type 99: unknown
     frame(Buffer.alloc(0)), // decodes as Hup, which never travels
-    frame(encodeMessage(app('x', 'someone-else', 1))), // misrouted
-    frame(encodeMessage(app('x', 'b', 42))), // fine
+    frame(encodeMessage({ ...app('x', 'someone-else', 1), clusterId: CLUSTER })), // misrouted
+    frame(encodeMessage({ ...app('x', 'b', 42), clusterId: CLUSTER })), // fine
   ]));
   await waitFor('the good frame', () => b.got.length === 1);
   t.equal(b.tr.stats.badFrames, 3);
@@ -172,6 +180,43 @@ t.test('garbage frames are counted and dropped; the connection keeps working', a
   a.tr.send([app('a', 'b', 7)]);
   await waitFor('a message from a', () => b.got.length === 2);
   t.equal(b.got[1]!.from, 'a');
+});
+
+t.test('messages of another cluster or from an unknown sender are dropped and counted', async (t) => {
+  const b = await node(t, 'b');
+  const raw = await rawConnect(b.tr.address);
+  t.teardown(() => raw.destroy());
+  raw.write(Buffer.concat([
+    frame(encodeMessage(app('x', 'b', 1))), // no cluster ID
+    frame(encodeMessage({ ...app('x', 'b', 2), clusterId: 'another-cluster' })),
+    frame(encodeMessage({ ...app('stranger', 'b', 3), clusterId: CLUSTER })), // not a peer
+    frame(encodeMessage({ ...app('b', 'b', 4), clusterId: CLUSTER })), // claims to be b itself
+    frame(encodeMessage({ ...app('x', 'b', 5), clusterId: CLUSTER })), // fine
+  ]));
+  await waitFor('the good frame', () => b.got.length === 1);
+  t.equal(b.got[0]!.index, 5);
+  t.equal(b.tr.stats.foreignCluster, 2, 'two frames of another cluster');
+  t.equal(b.tr.stats.unknownSender, 2, 'two frames from senders that are not peers');
+  t.equal(b.tr.stats.received, 1);
+});
+
+t.test('a joining member learns the cluster ID from the first message of a known peer', async (t) => {
+  const learned: string[] = [];
+  const j = await node(t, 'b', '127.0.0.1:0', null, (id) => learned.push(id));
+  const raw = await rawConnect(j.tr.address);
+  t.teardown(() => raw.destroy());
+  raw.write(Buffer.concat([
+    frame(encodeMessage(app('x', 'b', 1))), // no cluster ID: nothing to learn
+    frame(encodeMessage({ ...app('stranger', 'b', 2), clusterId: 'evil' })), // not a peer: not trusted
+    frame(encodeMessage({ ...app('x', 'b', 3), clusterId: CLUSTER })), // learned from this one
+    frame(encodeMessage({ ...app('a', 'b', 4), clusterId: 'evil' })), // too late
+    frame(encodeMessage({ ...app('a', 'b', 5), clusterId: CLUSTER })),
+  ]));
+  await waitFor('two good frames', () => j.got.length === 2);
+  t.same(j.got.map((m) => m.index), [3, 5]);
+  t.same(learned, [CLUSTER], 'learned once, from a peer');
+  t.equal(j.tr.clusterId, CLUSTER);
+  t.equal(j.tr.stats.foreignCluster, 3);
 });
 
 t.test('an oversized length prefix closes that connection only', async (t) => {

@@ -1,4 +1,5 @@
 // A cluster of real `flotilla raft-kv` processes on loopback, for tests and benchmarks.
+import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -19,10 +20,15 @@ export interface KvStatus {
   leader: string;
   commitIndex: number;
   appliedIndex: number;
+  lastIndex: number;
+  /** Non-zero while the member may not vote (it lost entries up to this index). */
+  noVoteUntil: number;
 }
 
 export class KvCluster {
   readonly dir: string;
+  /** --cluster-token of this cluster: each test cluster has its own cluster ID. */
+  readonly token = randomBytes(6).toString('hex');
   members: KvMember[] = [];
 
   private constructor(dir: string, private extraArgs: string[]) {
@@ -90,7 +96,7 @@ export class KvCluster {
     const m = this.member(id);
     const peers = this.members.map((x) => `${x.id}=${x.peer}`).join(',');
     m.proc = startFlotilla(
-      ['raft-kv', '--id', id, '--peers', peers, '--http', m.http, '--data', m.dataDir, ...this.extraArgs],
+      ['raft-kv', '--id', id, '--peers', peers, '--http', m.http, '--data', m.dataDir, '--cluster-token', this.token, ...this.extraArgs],
       { logFile: join(this.dir, `m${id}.log`) },
     );
     return m.proc;
@@ -150,6 +156,12 @@ export class KvCluster {
     if (r.statusCode === 404) return undefined;
     if (r.statusCode !== 200) throw new Error(`GET ${key} via ${id}: ${r.statusCode} ${body}`);
     return body;
+  }
+
+  /** The text of a member's /metrics. */
+  async metrics(id: string): Promise<string> {
+    const r = await request(`http://${this.member(id).http}/metrics`, { headersTimeout: 5000 });
+    return r.body.text();
   }
 
   async stop(): Promise<void> {

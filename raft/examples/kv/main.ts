@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { pack, unpack } from 'msgpackr';
 import pino from 'pino';
 import client from 'prom-client';
+import { registerRaftMetrics } from '../../metrics.ts';
 import { RaftNode, type StateMachine } from '../../node.ts';
 import { RaftError, Role } from '../../types.ts';
 import { RAFT_MEMBER_OPTIONS, parsePeers, splitHostPort } from '../../peers.ts';
@@ -24,9 +25,18 @@ type KvOp = { op: 'put'; k: string; v: Uint8Array } | { op: 'del'; k: string };
 /** The replicated map. Deterministic: every member applies the same ops in the same order. */
 export class KvStateMachine implements StateMachine {
   readonly map = new Map<string, Uint8Array>();
+  /** Committed entries that were not a KV op: applied as no-ops (the same on every member). */
+  rejected = 0;
 
-  apply(entry: { data: Uint8Array }): boolean {
-    const op = unpack(entry.data) as KvOp;
+  constructor(private readonly onReject?: (index: number, reason: string) => void) {}
+
+  apply(entry: { index: number; data: Uint8Array }): boolean {
+    const op = decodeOp(entry.data);
+    if (typeof op === 'string') {
+      this.rejected++;
+      this.onReject?.(entry.index, op);
+      return false;
+    }
     if (op.op === 'put') {
       this.map.set(op.k, op.v);
       return true;
@@ -42,6 +52,20 @@ export class KvStateMachine implements StateMachine {
     this.map.clear();
     for (const [k, v] of unpack(data) as [string, Uint8Array][]) this.map.set(k, v);
   }
+}
+
+/** The op an entry holds, or why it holds none. Deterministic: depends on the bytes alone. */
+function decodeOp(data: Uint8Array): KvOp | string {
+  let op: KvOp;
+  try {
+    op = unpack(data) as KvOp;
+  } catch (e) {
+    return `undecodable: ${(e as Error).message}`;
+  }
+  if (!op || typeof op !== 'object' || typeof op.k !== 'string') return 'not a KV op';
+  if (op.op === 'put' && op.v instanceof Uint8Array) return op;
+  if (op.op === 'del') return op;
+  return 'not a KV op';
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -60,7 +84,7 @@ export async function main(argv: string[]): Promise<void> {
   const log = pino({ name: 'raft-kv' });
   const peers = parsePeers(values.peers);
   if (!peers.has(values.id)) throw new Error(`--peers must include this member (${values.id})`);
-  const sm = new KvStateMachine();
+  const sm = new KvStateMachine((index, reason) => log.warn({ index, reason }, 'raft-kv: entry %d is not a KV op; applied as a no-op', index));
   const node = await RaftNode.start({
     id: values.id,
     peers,
@@ -68,6 +92,7 @@ export async function main(argv: string[]): Promise<void> {
     stateMachine: sm,
     logger: log,
     join: values.join,
+    clusterToken: values['cluster-token'],
     tickMs: values['tick-ms'] ? Number(values['tick-ms']) : undefined,
     electionTick: values['election-ticks'] ? Number(values['election-ticks']) : undefined,
     snapshotEntries: values['snapshot-entries'] ? Number(values['snapshot-entries']) : undefined,
@@ -101,6 +126,11 @@ export function createKvServer(node: RaftNode, sm: KvStateMachine, log: pino.Log
   new client.Gauge({
     name: 'raft_applied_index', help: 'Raft applied index', registers: [registry], collect() { this.set(node.appliedIndex); },
   });
+  new client.Gauge({
+    name: 'raftkv_rejected_entries', help: 'Committed entries that were not a KV op, applied as no-ops',
+    registers: [registry], collect() { this.set(sm.rejected); },
+  });
+  registerRaftMetrics(registry, node);
   new client.Gauge({
     name: 'raft_is_leader', help: '1 on the leader', registers: [registry], collect() { this.set(node.role === Role.Leader ? 1 : 0); },
   });
@@ -148,7 +178,7 @@ export function createKvServer(node: RaftNode, sm: KvStateMachine, log: pino.Log
         const s = node.status();
         return send(res, 200, {
           id: s.id, role: s.role, term: s.term, leader: s.leader, commitIndex: s.commit, appliedIndex: s.applied,
-          members: s.members,
+          lastIndex: s.lastIndex, noVoteUntil: s.noVoteUntil, members: s.members,
         });
       }
       if (url.pathname === '/members' && req.method === 'POST') {

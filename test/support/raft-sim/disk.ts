@@ -23,6 +23,25 @@ export class Disk {
     this.syncedCommit = undefined;
   }
 
+  /**
+   * Damage: the last `n` log entries fail their checksum at the next start and
+   * storage truncates them, as raft/storage.ts does: the commit index is
+   * clamped to the shorter log and, unless `marker` is false (to show what
+   * goes wrong without it), the hard state forbids voting until the log is
+   * back to the old last index. Only while the member is down.
+   */
+  loseTail(n: number, marker = true): void {
+    const last = this.lastIndex();
+    this.entries.length = Math.max(0, this.entries.length - n);
+    const hs: HardState = { ...this.hardState, commit: Math.min(this.hardState.commit, this.lastIndex()) };
+    if (marker && this.lastIndex() < last) {
+      hs.noVoteUntil = Math.max(hs.noVoteUntil ?? 0, last);
+      hs.noVoteTerm = Math.max(hs.noVoteTerm ?? 0, hs.term);
+    }
+    this.hardState = hs;
+    this.syncedCommit = undefined;
+  }
+
   get snapIndex(): number {
     return this.snapshot ? this.snapshot.meta.index : 0;
   }

@@ -31,6 +31,8 @@ export interface Chaos {
   removeLeader: number;
   transfer: number;
   campaign: number;
+  /** Crash a member and damage the tail of its log (Disk.loseTail); it restarts quickly. */
+  loseTail: number;
 }
 
 export interface SimOptions {
@@ -143,6 +145,8 @@ export function seedOptions(seed: number, profile: Profile = 'default', steps = 
       removeLeader: 0.3,
       transfer: r.pick([0.002, 0.01]),
       campaign: r.pick([0, 0.002]),
+      // Not drawn from r, so that every other option of a seed stays as it was.
+      loseTail: 0.002,
     },
     finalSteps: 3000,
     minAcked: Math.floor(steps / 100),
@@ -169,6 +173,7 @@ export function seedOptions(seed: number, profile: Profile = 'default', steps = 
     c.partitionTime = [5, 40];
     c.campaign = 0.02;
     c.confChange = 0;
+    c.loseTail = 0;
     opts.minAcked = 0;
   }
   return opts;

@@ -99,3 +99,50 @@ export function figure8(unsafe: boolean): Figure8Result {
   sim.restart('1');
   return { sim, index, committedEarly, winnerTerm };
 }
+
+export interface LostTailResult {
+  sim: Simulation;
+  /** The committed index member 2 lost. */
+  index: number;
+  /** Whether members 2 and 3 elected a leader while 1 was down. */
+  leaderWithout1: boolean;
+}
+
+/**
+ * A member loses a tail it acknowledged (a damaged last record truncated at
+ * start). Three members:
+ *  1. 1 leads; 3 is cut off; entry I is committed by 1 and 2 and applied on 1.
+ *  2. 2 crashes and loses I from its disk; 1 crashes; the network heals; 2 restarts.
+ *  3. 2 and 3 are up, neither has I. Without the marker (`marker` false) they
+ *     elect a leader that writes its no-op at I over the committed entry: the
+ *     simulator reports a safety violation. With it 2 does not campaign and
+ *     does not vote for 3 (whose log ends before I), so no leader can be
+ *     elected without 1.
+ *  4. 1 restarts and leads; 2 gets I back and may vote again.
+ */
+export function lostTail(marker: boolean, trace = false): LostTailResult {
+  const sim = new Simulation(scriptedOptions(3, {}, { trace }));
+  const n = (id: NodeId) => sim.node(id);
+  elect(sim, '1');
+  const base = n('1').status().lastIndex;
+  sim.runUntil(() => ['1', '2', '3'].every((id) => n(id).sm!.applied >= base), 50, "1's no-op applied everywhere");
+  sim.partition(['1', '2'], ['3']);
+  const index = write(sim, '1');
+  sim.runUntil(() => n('2').disk.lastIndex() >= index, 20, `entry ${index} on 2's disk`);
+  // Step 2. 1's messages still in flight would give 2 the entry back: they are lost.
+  sim.crash('1');
+  sim.net.filter = (m) => m.from !== '1';
+  sim.loseTail('2', n('2').disk.lastIndex() - index + 1, marker);
+  sim.heal();
+  sim.restart('2');
+  // Step 3: plenty of election timeouts.
+  sim.runFor(300);
+  const leaderWithout1 = sim.leader() !== undefined;
+  // Step 4.
+  sim.net.filter = undefined;
+  sim.restart('1');
+  sim.runUntil(() => sim.leader() !== undefined, 300, 'a leader once 1 is back');
+  sim.runUntil(() => n('2').up && n('2').disk.lastIndex() >= index && !n('2').disk.hardState.noVoteUntil, 300,
+    `2's log restored to ${index} and its marker cleared`);
+  return { sim, index, leaderWithout1 };
+}

@@ -29,6 +29,8 @@ export interface SimStats {
   reads: number;
   readsServed: number;
   crashes: number;
+  /** Crashes that also lost the tail of the log (Disk.loseTail). */
+  tailsLost: number;
   partitions: number;
   stalls: number;
   confChanges: number;
@@ -70,7 +72,7 @@ export class Simulation implements NodeHost {
   readonly nodes = new Map<NodeId, SimNode>();
   readonly net: Network;
   readonly stats: SimStats = {
-    steps: 0, proposals: 0, proposalsRejected: 0, acked: 0, reads: 0, readsServed: 0, crashes: 0, partitions: 0,
+    steps: 0, proposals: 0, proposalsRejected: 0, acked: 0, reads: 0, readsServed: 0, crashes: 0, tailsLost: 0, partitions: 0,
     stalls: 0, confChanges: 0, confChangesRefused: 0, confChangesApplied: 0, transfers: 0, campaigns: 0,
     snapshotsInstalled: 0, snapshotChunks: 0, leaders: 0, committed: 0,
   };
@@ -213,6 +215,16 @@ export class Simulation implements NodeHost {
     if (n.up || n.removed) return;
     this.guarded(() => n.start());
     this.event(() => `${id} restarts (term ${n.term}, disk log ${n.disk.snapIndex}..${n.disk.lastIndex()}, commit ${n.disk.hardState.commit})`);
+  }
+
+  /** Crashes `id` and damages the tail of its log: `n` entries are lost (see Disk.loseTail). */
+  loseTail(id: NodeId, n: number, marker = true): void {
+    const node = this.node(id);
+    this.crash(id);
+    const before = node.disk.lastIndex();
+    node.disk.loseTail(n, marker);
+    this.stats.tailsLost++;
+    this.event(() => `${id} loses its log tail ${node.disk.lastIndex() + 1}..${before}${marker ? '' : ' (no vote marker)'}`);
   }
 
   partition(...groups: NodeId[][]): void {
@@ -464,6 +476,32 @@ export class Simulation implements NodeHost {
     if (r.chance(c.campaign)) this.randomCampaign();
     if (r.chance(c.propose)) this.randomPropose();
     if (r.chance(c.read)) this.randomRead();
+    if (c.loseTail && r.chance(c.loseTail)) this.randomLoseTail(c);
+  }
+
+  /**
+   * A member crashes and loses the last entries of its log (they may include
+   * entries it acknowledged). Until a leader restores them it may not lead
+   * and votes only for a log at least as up to date as the lost one could
+   * have been, so it is injected only where that leaves an electable leader:
+   * one member at a time, every voter up, and every up member using the
+   * committed configuration (a membership change in flight, with a removed
+   * member already shut down, could otherwise leave no quorum in the
+   * configuration the others still use). Losing more than that can lose
+   * committed entries, by design, and is not simulated.
+   */
+  private randomLoseTail(c: Chaos): void {
+    if ([...this.nodes.values()].some((n) => n.disk.hardState.noVoteUntil)) return;
+    const voters = this.history.conf.voters;
+    if (voters.length < 3 || voters.some((id) => !this.nodes.get(id)?.up)) return;
+    const committed = fmtConf(this.history.conf);
+    if (this.upNodes().some((n) => fmtConf(n.status().conf) !== committed)) return;
+    // Keep some log: a member that lost even its founding conf changes would not know it is a voter.
+    const targets = this.upNodes().filter((n) => n.disk.entries.length >= 4);
+    if (!targets.length) return;
+    const target = this.rng.pick(targets);
+    this.loseTail(target.id, this.rng.range(1, 3));
+    target.restartAt = this.now + this.rng.range(c.quickRestart[0], c.quickRestart[1]);
   }
 
   private upNodes(): SimNode[] {

@@ -1,0 +1,24 @@
+// Prometheus gauges for a RaftNode's counters of things refused or dropped:
+// entries applied as no-ops, proposals from non-members, frames from another
+// cluster or an unknown sender. Shared by raft-kv and `flotilla server`.
+import client from 'prom-client';
+import type { RaftNode } from './node.ts';
+
+export function registerRaftMetrics(registry: client.Registry, node: RaftNode): void {
+  const gauge = (name: string, help: string, value: () => number) => {
+    new client.Gauge({ name, help, registers: [registry], collect() { this.set(value()); } });
+  };
+  gauge('raft_rejected_entries', 'Committed entries that were not a proposal envelope, applied as no-ops', () => node.stats().rejectedEntries);
+  gauge('raft_dropped_proposals', 'Proposals refused because their sender is not a member', () => node.stats().droppedProposals);
+  new client.Gauge({
+    name: 'raft_transport_dropped_frames', help: 'Inbound raft frames dropped, by reason',
+    labelNames: ['reason'], registers: [registry],
+    collect() {
+      const s = node.stats();
+      this.set({ reason: 'bad-frame' }, s.badFrames);
+      this.set({ reason: 'misrouted' }, s.misrouted);
+      this.set({ reason: 'foreign-cluster' }, s.foreignCluster);
+      this.set({ reason: 'unknown-sender' }, s.unknownSender);
+    },
+  });
+}
