@@ -3,6 +3,7 @@
 // as it is), prints where everything is, and stops everything on
 // SIGINT/SIGTERM. Data survives a restart of `up` on the same dir: ports are
 // fixed by --base-port so the members find each other again.
+import { randomBytes } from 'node:crypto';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -50,6 +51,14 @@ export async function main(argv: string[]): Promise<void> {
     id: `s${i + 1}`, api: `127.0.0.1:${base + 1 + i}`, peer: `127.0.0.1:${base + 101 + i}`,
   }));
   const peers = members.map((m) => `${m.id}=${m.peer}`).join(',');
+  // The Raft cluster ID derives from this token (made once, kept with the data):
+  // frames of another local cluster with the same member ids are refused.
+  const tokenFile = join(dir, 'data', 'cluster-token');
+  if (!existsSync(tokenFile)) {
+    mkdirSync(join(dir, 'data'), { recursive: true });
+    writeFileSync(tokenFile, randomBytes(16).toString('hex'), { mode: 0o600 });
+  }
+  const clusterToken = readFileSync(tokenFile, 'utf8').trim();
   const children: ChildProcess[] = [];
   let stopping = false;
   const spawnLogged = (name: string, args: string[], command?: string) => {
@@ -85,7 +94,7 @@ export async function main(argv: string[]): Promise<void> {
 
   const servers = members.map((m) => {
     const data = resolve(join(dir, 'data', m.id));
-    const child = spawnLogged(m.id, ['server', '--id', m.id, '--peers', peers, '--api', m.api, '--data', data, '--nats', natsUrl]);
+    const child = spawnLogged(m.id, ['server', '--id', m.id, '--peers', peers, '--api', m.api, '--data', data, '--cluster-token', clusterToken, '--nats', natsUrl]);
     return { ...m, pid: child.pid!, data };
   });
 

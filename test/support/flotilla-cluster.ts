@@ -1,4 +1,5 @@
 // A cluster of real `flotilla server` processes on loopback ports, for
+import { randomBytes } from 'node:crypto';
 // integration tests, chaos runs and benchmarks.
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,6 +25,9 @@ export class FlotillaCluster {
 
   /** Per-member --peers (the chaos suite routes each link through its own proxy). */
   peersFor?: (id: string) => string;
+
+  /** --cluster-token of this cluster: each test cluster has its own Raft cluster ID. */
+  readonly token = randomBytes(8).toString('hex');
 
   private constructor(dir: string, private readonly args: string[]) {
     this.dir = dir;
@@ -114,7 +118,7 @@ export class FlotillaCluster {
     // Like etcd's --initial-cluster: a joining member is told where the others are.
     const peers = this.peersFor?.(id) ?? this.members.map((x) => `${x.id}=${x.peer}`).join(',');
     m.proc = startFlotilla(
-      ['server', '--id', id, '--peers', peers, '--api', m.api, '--data', m.dataDir, ...this.args, ...m.extraArgs, ...extra],
+      ['server', '--id', id, '--peers', peers, '--api', m.api, '--data', m.dataDir, '--cluster-token', this.token, ...this.args, ...m.extraArgs, ...extra],
       { logFile: join(this.dir, `${id}.log`) },
     );
     return m.proc;
