@@ -191,7 +191,7 @@ export function proposalError(e: unknown): unknown {
   if (!(e instanceof RaftError)) return e;
   if (e.code === 'too-large') return errors.tooLarge(0);
   // Another entry was applied at the proposal's index: it can never be applied (raft/node.ts applyEntry).
-  if (e.code === 'dropped' && /lost in a leader change/.test(e.message)) {
+  if (e.code === 'superseded') {
     return errors.unavailable(`the write was not applied (${e.message}); it is safe to retry`, 1);
   }
   // No Retry-After: client-go replays any request on a 5xx that carries one.

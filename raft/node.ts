@@ -452,7 +452,7 @@ export class RaftNode extends EventEmitter {
     this.log.info({ index: s.meta.index }, 'restored state from a snapshot sent by the leader');
     // Local proposals at or below the snapshot are unknowable now.
     for (const [index, seq] of this.byIndex) {
-      if (index <= s.meta.index) this.failWaiter(seq, new RaftError('dropped', 'raft: outcome unknown (replaced by a snapshot)'));
+      if (index <= s.meta.index) this.failWaiter(seq, new RaftError('unknown-outcome', 'raft: outcome unknown (replaced by a snapshot)'));
     }
   }
 
@@ -496,7 +496,7 @@ export class RaftNode extends EventEmitter {
       const expected = this.byIndex.get(e.index);
       if (expected !== undefined) {
         this.byIndex.delete(e.index);
-        this.failWaiter(expected, new RaftError('dropped', 'raft: proposal lost in a leader change; retry'));
+        this.failWaiter(expected, new RaftError('superseded', 'raft: proposal lost in a leader change; retry'));
       }
       this.emit('committed', { index: e.index, term: e.term, type: e.type, data: e.data, result: undefined } satisfies CommittedEvent);
       return;
@@ -511,7 +511,7 @@ export class RaftNode extends EventEmitter {
     const expected = this.byIndex.get(e.index);
     if (expected !== undefined) {
       this.byIndex.delete(e.index);
-      if (expected !== mine) this.failWaiter(expected, new RaftError('dropped', 'raft: proposal lost in a leader change; retry'));
+      if (expected !== mine) this.failWaiter(expected, new RaftError('superseded', 'raft: proposal lost in a leader change; retry'));
     }
     if (mine !== undefined) {
       const w = this.waiters.get(mine);
@@ -537,7 +537,7 @@ export class RaftNode extends EventEmitter {
     // instead of waiting out their deadline.
     for (const [seq, w] of this.waiters) {
       if (w.forwardedTo !== undefined && w.forwardedTo !== leader) {
-        this.failWaiter(seq, new RaftError('dropped', `raft: leader ${w.forwardedTo} lost; the proposal's outcome is unknown`, leader));
+        this.failWaiter(seq, new RaftError('unknown-outcome', `raft: leader ${w.forwardedTo} lost; the proposal's outcome is unknown`, leader));
       }
     }
     if (role !== Role.Leader) {
@@ -545,7 +545,7 @@ export class RaftNode extends EventEmitter {
       // fail fast when another entry is applied at their index (applyEntry).
       for (const [, w] of this.confWaiters) {
         clearTimeout(w.timer);
-        w.reject(new RaftError('dropped', 'raft: leadership lost before the conf change applied'));
+        w.reject(new RaftError('unknown-outcome', 'raft: leadership lost before the conf change applied'));
       }
       this.confWaiters.clear();
     }

@@ -188,9 +188,14 @@ export interface InitialState {
   applied: number;
 }
 
+/**
+ * Codes of a proposal's failure that clients act on: 'superseded' - another
+ * entry was applied at the proposal's index, so it never will be (safe to
+ * send again); 'unknown-outcome' and 'timeout' - it may still be applied.
+ */
 export class RaftError extends Error {
   constructor(
-    readonly code: 'not-leader' | 'dropped' | 'transfer-in-progress' | 'conf-change-pending' | 'too-large' | 'stopped' | 'timeout' | 'corrupt',
+    readonly code: 'not-leader' | 'dropped' | 'superseded' | 'unknown-outcome' | 'transfer-in-progress' | 'conf-change-pending' | 'too-large' | 'stopped' | 'timeout' | 'corrupt',
     message: string,
     readonly leader?: NodeId,
   ) {

@@ -17,8 +17,8 @@ const CM = '/api/v1/namespaces/default/configmaps';
 t.test('proposal failures: unknown outcome is 504 Timeout, not-applied is 503', async (t) => {
   const unknown = [
     new RaftError('timeout', 'raft: proposal not applied in time (its outcome is unknown)'),
-    new RaftError('dropped', 'raft: leader s1 lost; the proposal\'s outcome is unknown'),
-    new RaftError('dropped', 'raft: outcome unknown (replaced by a snapshot)'),
+    new RaftError('unknown-outcome', 'raft: leader s1 lost; the proposal\'s outcome is unknown'),
+    new RaftError('unknown-outcome', 'raft: outcome unknown (replaced by a snapshot)'),
     new RaftError('stopped', 'raft: node stopped'),
   ];
   for (const e of unknown) {
@@ -28,7 +28,7 @@ t.test('proposal failures: unknown outcome is 504 Timeout, not-applied is 503', 
     t.equal(a.message, 'the server was unable to return a response in the time allotted, but may still be processing the request');
     t.notOk(a.details?.retryAfterSeconds, 'no Retry-After (client-go would replay)');
   }
-  const lost = proposalError(new RaftError('dropped', 'raft: proposal lost in a leader change; retry')) as ApiError;
+  const lost = proposalError(new RaftError('superseded', 'raft: proposal lost in a leader change; retry')) as ApiError;
   t.equal(lost.code, 503, 'a proposal overwritten by another entry was not applied: 503');
 });
 

@@ -298,7 +298,7 @@ export class ApiHttpServer {
       }
     } catch (e) {
       if (e instanceof ApiError) throw e;
-      if (e instanceof RaftError && (e.code === 'timeout' || (e.code === 'dropped' && /lost|unknown/.test(e.message)))) {
+      if (e instanceof RaftError && (e.code === 'timeout' || e.code === 'unknown-outcome')) {
         // The conf change may still be applied: not something to replay blindly.
         throw new ApiError(504, 'Timeout', `the server was unable to return a response in the time allotted, but may still be processing the request (membership change: ${e.message})`);
       }
