@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import client from 'prom-client';
 import { RaftNode } from '../raft/node.ts';
-import { RAFT_MEMBER_OPTIONS, parsePeers, splitHostPort } from '../raft/peers.ts';
+import { RAFT_MEMBER_OPTIONS, parseBytes, parsePeers, splitHostPort } from '../raft/peers.ts';
 import { Role } from '../raft/types.ts';
 import { ApiError } from './errors.ts';
 import { ApiHttpServer } from './http/server.ts';
@@ -27,6 +27,7 @@ export async function main(argv: string[]): Promise<void> {
       api: { type: 'string' },
       'watch-history-events': { type: 'string' },
       'watch-history-seconds': { type: 'string' },
+      'watch-history-bytes': { type: 'string' },
       'request-timeout': { type: 'string' },
       nats: { type: 'string' },
       'unsafe-stale-reads': { type: 'boolean', default: false },
@@ -44,9 +45,12 @@ export async function main(argv: string[]): Promise<void> {
   if (!peers.has(values.id)) throw new Error(`--peers must include this member (${values.id})`);
   const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
 
+  // The watch history is bounded by bytes (default 64 MiB), and capped by
+  // event count and age: a watch or paged list from before it gets 410.
   const store = new ObjectStore({
-    minEvents: num(values['watch-history-events']),
-    minAgeMs: values['watch-history-seconds'] ? Number(values['watch-history-seconds']) * 1000 : undefined,
+    maxBytes: values['watch-history-bytes'] ? parseBytes(values['watch-history-bytes'], '--watch-history-bytes') : undefined,
+    maxEvents: num(values['watch-history-events']),
+    maxAgeMs: values['watch-history-seconds'] ? Number(values['watch-history-seconds']) * 1000 : undefined,
   });
   const node = await RaftNode.start({
     id: values.id,

@@ -43,12 +43,37 @@ export interface StoreEvent {
 export type ApplyResult = { ok: true; object: StoredObject; event?: StoreEvent; deleted?: boolean } | { ok: false; error: ApiError };
 
 export interface HistoryLimits {
-  /** Keep at least this many events... */
-  minEvents: number;
-  /** ...and at least this much time. */
-  minAgeMs: number;
-  /** Hard cap regardless of age. */
+  /**
+   * Byte budget of the watch history (the JSON text of each event's object and
+   * of its previous version, plus a fixed overhead per event). The oldest
+   * events go first; a watch or paged list from before what is kept gets 410
+   * Expired, as from Kubernetes' watch cache. Memory follows this budget, not
+   * the number of writes.
+   */
+  maxBytes: number;
+  /** Cap on the number of events kept. */
   maxEvents: number;
+  /** Cap on the age of the events kept (ms since they were applied here). */
+  maxAgeMs: number;
+  /** @deprecated older name of maxEvents (once a minimum, now a cap). */
+  minEvents?: number;
+  /** @deprecated older name of maxAgeMs (once a minimum, now a cap). */
+  minAgeMs?: number;
+}
+
+/** Default byte budget of the watch history (`--watch-history-bytes`). */
+export const DEFAULT_WATCH_HISTORY_BYTES = 64 * 1024 * 1024;
+
+/** What one history event is charged beyond its JSON text: the event record, its strings and indexes. */
+export const EVENT_OVERHEAD_BYTES = 256;
+
+/**
+ * The bytes an event is charged against the history budget. Its previous
+ * version is charged too, although it is usually the same string as an
+ * earlier event's object: an over-estimate (at most twice), never an under-estimate.
+ */
+export function eventBytes(e: StoreEvent): number {
+  return EVENT_OVERHEAD_BYTES + e.json.length + (e.prev ? e.prev.json.length : 0);
 }
 
 const SEP = '\u0000';
@@ -82,6 +107,8 @@ export class ObjectStore extends EventEmitter implements StateMachine {
   /** Watches and paged lists can start from any revision >= this. */
   private historyFloor = 0;
   private readonly limits: HistoryLimits;
+  /** Bytes charged for the events in the history (see eventBytes). */
+  private historyBytesUsed = 0;
   /**
    * Events not yet on the NATS stream (index > publishedIndex), in order. Part
    * of the replicated state: snapshots carry them, so compacting the log never
@@ -97,7 +124,17 @@ export class ObjectStore extends EventEmitter implements StateMachine {
   constructor(limits: Partial<HistoryLimits> = {}) {
     super();
     this.setMaxListeners(0);
-    this.limits = { minEvents: 100_000, minAgeMs: 5 * 60_000, maxEvents: 1_000_000, ...limits };
+    const def = (v: number | undefined, d: number) => (v === undefined || !Number.isFinite(v) || v < 0 ? d : v);
+    this.limits = {
+      maxBytes: def(limits.maxBytes, DEFAULT_WATCH_HISTORY_BYTES),
+      maxEvents: def(limits.maxEvents ?? limits.minEvents, 100_000),
+      maxAgeMs: def(limits.maxAgeMs ?? limits.minAgeMs, 5 * 60_000),
+    };
+  }
+
+  /** Events and bytes the watch history holds now. */
+  get historyStats(): { events: number; bytes: number; floor: number; limits: HistoryLimits } {
+    return { events: this.history.length - this.historyHead, bytes: this.historyBytesUsed, floor: this.historyFloor, limits: { ...this.limits } };
   }
 
   get objectCount(): number {
@@ -298,12 +335,14 @@ export class ObjectStore extends EventEmitter implements StateMachine {
 
   private record(e: StoreEvent): void {
     this.history.push(e);
-    const { minEvents, minAgeMs, maxEvents } = this.limits;
+    this.historyBytesUsed += eventBytes(e);
+    const { maxEvents, maxAgeMs, maxBytes } = this.limits;
     const now = e.at;
-    while (this.history.length - this.historyHead > minEvents) {
+    while (this.historyHead < this.history.length) {
       const oldest = this.history[this.historyHead];
-      if (now - oldest.at < minAgeMs && this.history.length - this.historyHead <= maxEvents) break;
+      if (this.history.length - this.historyHead <= maxEvents && this.historyBytesUsed <= maxBytes && now - oldest.at <= maxAgeMs) break;
       this.historyFloor = oldest.index;
+      this.historyBytesUsed -= eventBytes(oldest);
       this.history[this.historyHead++] = undefined as unknown as StoreEvent;
     }
     if (this.historyHead > 4096 && this.historyHead * 2 > this.history.length) {
@@ -344,6 +383,7 @@ export class ObjectStore extends EventEmitter implements StateMachine {
     // Changes before the snapshot are not in our history any more.
     this.history = [];
     this.historyHead = 0;
+    this.historyBytesUsed = 0;
     this.historyFloor = Math.max(index, s.revision);
     this.emit('restored', index);
   }
