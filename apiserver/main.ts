@@ -64,6 +64,8 @@ export async function main(argv: string[]): Promise<void> {
     // The object store snapshots more often than the library default: it bounds
     // the log kept in memory, and restart replays less.
     snapshotEntries: num(values['snapshot-entries']) ?? 10_000,
+    // ...and by bytes of log, so the in-memory log is bounded however large the objects.
+    snapshotBytes: values['snapshot-bytes'] ? parseBytes(values['snapshot-bytes'], '--snapshot-bytes') : undefined,
   });
   const registry = new Registry(node, store, unsafeFlag(values['unsafe-stale-reads']!, 'stale-reads', log));
   const metrics = new client.Registry();

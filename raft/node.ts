@@ -12,7 +12,7 @@ import { RaftStorage } from './storage.ts';
 import { TcpTransport } from './transport.ts';
 import {
   type ConfChange, ConfChangeType, type ConfState, type Entry, EntryType, type InitialState, type Message,
-  type NodeId, RaftError, type Ready, Role, type Snapshot,
+  type NodeId, RaftError, type Ready, Role, type Snapshot, entrySize,
 } from './types.ts';
 
 /** The replicated application. apply() runs for every committed entry, in order, on every member. */
@@ -39,6 +39,14 @@ export interface RaftNodeOptions {
   heartbeatTick?: number;
   /** Take a snapshot and compact the log every this many applied entries. */
   snapshotEntries?: number;
+  /**
+   * ...or once this many bytes of entries were applied since the last
+   * snapshot (default 32 MiB), or as many as the last snapshot's size if that
+   * is larger (so that snapshotting costs at most about as much as the
+   * writes). This bounds the log the core keeps in memory by bytes: a
+   * follower that needs entries from before it gets the snapshot instead.
+   */
+  snapshotBytes?: number;
   /** Default deadline of propose/read calls. */
   requestTimeoutMs?: number;
   /** Extra core settings (tests). */
@@ -78,6 +86,9 @@ interface SnapshotEnvelope {
   hash?: string;
 }
 
+/** Default of RaftNodeOptions.snapshotBytes. */
+export const DEFAULT_SNAPSHOT_BYTES = 32 * 1024 * 1024;
+
 /** How many recent (index, hash) pairs of the applied-log hash chain are kept for comparison. */
 const HASH_RING = 1 << 16;
 
@@ -100,12 +111,16 @@ export class RaftNode extends EventEmitter {
   private readSeq = 0;
   private applied = 0;
   private snapshotIndex = 0;
+  /** Bytes of entries (as entrySize counts them) applied since the last snapshot. */
+  private bytesSinceSnapshot = 0;
+  /** Size of the last snapshot taken or restored. */
+  private lastSnapshotBytes = 0;
   private ticker?: NodeJS.Timeout;
   private processing = false;
   private scheduled = false;
   private stopped = false;
   private fatal?: Error;
-  private readonly opts: Required<Pick<RaftNodeOptions, 'tickMs' | 'snapshotEntries' | 'requestTimeoutMs'>>;
+  private readonly opts: Required<Pick<RaftNodeOptions, 'tickMs' | 'snapshotEntries' | 'snapshotBytes' | 'requestTimeoutMs'>>;
   /** Members whose address the command line gave: a snapshot or conf change never moves them. */
   private readonly fixedPeers: Set<NodeId>;
   /**
@@ -131,6 +146,7 @@ export class RaftNode extends EventEmitter {
       // etcd's default snapshot-count: a snapshot of a large state machine is
       // not free (serialize, write), so not too often.
       snapshotEntries: opts.snapshotEntries ?? 100_000,
+      snapshotBytes: opts.snapshotBytes ?? DEFAULT_SNAPSHOT_BYTES,
       requestTimeoutMs: opts.requestTimeoutMs ?? 5_000,
     };
   }
@@ -154,6 +170,7 @@ export class RaftNode extends EventEmitter {
       this.sm.restore(env.app, loaded.snapshot.meta.index);
       this.appliedHash = env.hash ?? '';
       this.applied = this.snapshotIndex = loaded.snapshot.meta.index;
+      this.lastSnapshotBytes = loaded.snapshot.data.length;
       snapshot = loaded.snapshot;
     }
     // Addresses of members added after the founding: replay them from the log.
@@ -369,9 +386,14 @@ export class RaftNode extends EventEmitter {
 
   private afterAdvance(): void {
     this.resolveReads();
-    if (this.applied - this.snapshotIndex >= this.opts.snapshotEntries && this.core.log.applied === this.applied) {
-      this.takeSnapshot();
-    }
+    if (this.snapshotDue() && this.core.log.applied === this.applied) this.takeSnapshot();
+  }
+
+  /** Whether enough was applied since the last snapshot, by count or by bytes. */
+  private snapshotDue(): boolean {
+    if (this.applied <= this.snapshotIndex) return false;
+    if (this.applied - this.snapshotIndex >= this.opts.snapshotEntries) return true;
+    return this.bytesSinceSnapshot >= Math.max(this.opts.snapshotBytes, this.lastSnapshotBytes);
   }
 
   private takeSnapshot(): void {
@@ -380,6 +402,8 @@ export class RaftNode extends EventEmitter {
     const data = pack(env);
     this.core.compact(index, data);
     this.snapshotIndex = index;
+    this.bytesSinceSnapshot = 0;
+    this.lastSnapshotBytes = data.length;
     const meta = { index, term: this.core.log.snapTerm, conf: this.core.confState() };
     this.storage.compact({ meta, data }).catch((e) => this.die(e));
     this.log.info({ index, bytes: data.length }, 'snapshot taken, log compacted');
@@ -390,6 +414,8 @@ export class RaftNode extends EventEmitter {
     for (const [id, addr] of Object.entries(env.peers)) this.notePeerAddr(id, addr);
     this.sm.restore(env.app, s.meta.index);
     this.applied = this.snapshotIndex = s.meta.index;
+    this.bytesSinceSnapshot = 0;
+    this.lastSnapshotBytes = s.data.length;
     this.appliedHash = env.hash ?? '';
     this.recordHash(s.meta.index);
     this.log.info({ index: s.meta.index }, 'restored state from a snapshot sent by the leader');
@@ -402,6 +428,7 @@ export class RaftNode extends EventEmitter {
   private applyEntry(e: Entry): void {
     if (e.index <= this.applied) return;
     this.applied = e.index;
+    this.bytesSinceSnapshot += entrySize(e);
     this.appliedHash = createHash('sha1')
       .update(`${this.appliedHash}:${e.index}:${e.term}:${e.type}:`).update(e.data).digest('base64');
     this.recordHash(e.index);
