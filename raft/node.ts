@@ -4,7 +4,7 @@
 // transfer, and events for committed entries and role changes.
 import { EventEmitter } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
-import { pack, unpack } from 'msgpackr';
+import { Packr, pack, unpack } from 'msgpackr';
 import pino, { type Logger } from 'pino';
 import { decodeConfChange, decodeProposal, encodeProposal } from './codec.ts';
 import { RaftCore, type RaftStatus, sendableBeforePersist } from './core.ts';
@@ -79,11 +79,57 @@ interface ReadBatch {
 }
 
 /** Driver-level snapshot wrapping the application's: the peer address book travels with it. */
-interface SnapshotEnvelope {
+export interface SnapshotEnvelope {
   peers: Record<NodeId, string>;
   app: Uint8Array;
   /** The applied-log hash chain at the snapshot's index. */
   hash?: string;
+}
+
+/**
+ * The envelope on disk and on the wire: MAGIC, u32be length of a msgpack
+ * header { peers, hash }, the header, then the application's snapshot bytes
+ * as they are. One exact-size buffer, the application's bytes copied once
+ * and read back without a copy. (msgpack-packing the application's bytes
+ * inside the envelope, as before, returned a view into msgpackr's shared
+ * output buffer, which grows to twice the largest value packed: the core
+ * kept that whole buffer alive with the snapshot.) Envelopes written before
+ * are a msgpack map, whose first byte is never 0xc1.
+ */
+const ENVELOPE_MAGIC = Buffer.from([0xc1, 0x46, 0x4c, 0x31]); // 0xc1 "FL1"
+
+export function encodeSnapshotEnvelope(env: SnapshotEnvelope): Uint8Array {
+  const header = pack({ peers: env.peers, hash: env.hash });
+  const out = Buffer.allocUnsafeSlow(ENVELOPE_MAGIC.length + 4 + header.length + env.app.length);
+  ENVELOPE_MAGIC.copy(out, 0);
+  out.writeUInt32BE(header.length, ENVELOPE_MAGIC.length);
+  out.set(header, ENVELOPE_MAGIC.length + 4);
+  out.set(env.app, ENVELOPE_MAGIC.length + 4 + header.length);
+  return out;
+}
+
+export function decodeSnapshotEnvelope(data: Uint8Array): SnapshotEnvelope {
+  const m = ENVELOPE_MAGIC;
+  if (data.length >= m.length + 4 && data[0] === m[0] && data[1] === m[1] && data[2] === m[2] && data[3] === m[3]) {
+    const b = Buffer.from(data.buffer, data.byteOffset, data.length);
+    const hl = b.readUInt32BE(m.length);
+    const start = m.length + 4;
+    if (start + hl > b.length) throw new RaftError('corrupt', 'raft: snapshot envelope header runs past its end');
+    const header = unpack(b.subarray(start, start + hl)) as { peers: Record<NodeId, string>; hash?: string };
+    return { peers: header.peers ?? {}, hash: header.hash, app: data.subarray(start + hl) };
+  }
+  return unpack(data) as SnapshotEnvelope;
+}
+
+/**
+ * msgpackr packs every value into one module-wide output buffer and, when a
+ * value does not fit, replaces it with one up to twice that value's size,
+ * which every later pack keeps using and re-allocating at that size. After
+ * a large snapshot was packed (and copied out), start it afresh at a small size.
+ */
+const packBufferReset = new Packr();
+export function resetPackBuffer(): void {
+  packBufferReset.useBuffer(Buffer.allocUnsafeSlow(8192));
 }
 
 /** Default of RaftNodeOptions.snapshotBytes. */
@@ -165,7 +211,7 @@ export class RaftNode extends EventEmitter {
     }
     let snapshot: Snapshot | undefined;
     if (loaded.snapshot) {
-      const env = unpack(loaded.snapshot.data) as SnapshotEnvelope;
+      const env = decodeSnapshotEnvelope(loaded.snapshot.data);
       for (const [id, addr] of Object.entries(env.peers)) if (!this.fixedPeers.has(id)) this.peers.set(id, addr);
       this.sm.restore(env.app, loaded.snapshot.meta.index);
       this.appliedHash = env.hash ?? '';
@@ -398,8 +444,8 @@ export class RaftNode extends EventEmitter {
 
   private takeSnapshot(): void {
     const index = this.applied;
-    const env: SnapshotEnvelope = { peers: Object.fromEntries(this.peers), app: this.sm.snapshot(), hash: this.appliedHash };
-    const data = pack(env);
+    const data = encodeSnapshotEnvelope({ peers: Object.fromEntries(this.peers), app: this.sm.snapshot(), hash: this.appliedHash });
+    resetPackBuffer();
     this.core.compact(index, data);
     this.snapshotIndex = index;
     this.bytesSinceSnapshot = 0;
@@ -410,7 +456,7 @@ export class RaftNode extends EventEmitter {
   }
 
   private applySnapshot(s: Snapshot): void {
-    const env = unpack(s.data) as SnapshotEnvelope;
+    const env = decodeSnapshotEnvelope(s.data);
     for (const [id, addr] of Object.entries(env.peers)) this.notePeerAddr(id, addr);
     this.sm.restore(env.app, s.meta.index);
     this.applied = this.snapshotIndex = s.meta.index;

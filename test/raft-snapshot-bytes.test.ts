@@ -7,7 +7,7 @@ import { pack } from 'msgpackr';
 import pino from 'pino';
 import t, { type Test } from 'tap';
 import { KvStateMachine } from '../raft/examples/kv/main.ts';
-import { RaftNode } from '../raft/node.ts';
+import { RaftNode, decodeSnapshotEnvelope, encodeSnapshotEnvelope, resetPackBuffer } from '../raft/node.ts';
 import { RaftStorage } from '../raft/storage.ts';
 import { Role } from '../raft/types.ts';
 import { freePorts, tempDir, waitFor } from './support/procs.ts';
@@ -95,4 +95,19 @@ t.test('a follower that lagged past the in-memory log catches up from a snapshot
   const loaded = await st.load();
   await st.close();
   t.ok((loaded.snapshot?.meta.index ?? 0) > 21, `snapshot on disk at ${loaded.snapshot?.meta.index}`);
+});
+
+t.test('snapshot envelope: one exact-size buffer; envelopes of the earlier format still read', async (t) => {
+  const app = pack({ rows: Array.from({ length: 20_000 }, (_, i) => ['r', `k${i}`, 'v'.repeat(200)]) });
+  const data = encodeSnapshotEnvelope({ peers: { s1: '127.0.0.1:1' }, app, hash: 'h1' });
+  resetPackBuffer();
+  t.equal(data.buffer.byteLength, data.length, 'the envelope owns exactly its bytes');
+  const env = decodeSnapshotEnvelope(data);
+  t.same(env.peers, { s1: '127.0.0.1:1' });
+  t.equal(env.hash, 'h1');
+  t.equal(Buffer.compare(Buffer.from(env.app), Buffer.from(app)), 0, 'application bytes intact');
+  t.ok(pack({ x: 1 }).buffer.byteLength < app.length, 'later small packs no longer share a snapshot-sized buffer');
+  const legacy = decodeSnapshotEnvelope(pack({ peers: { s2: '127.0.0.1:2' }, app: new Uint8Array([1, 2, 3]), hash: 'h0' }));
+  t.same(legacy.peers, { s2: '127.0.0.1:2' });
+  t.same([...legacy.app], [1, 2, 3]);
 });
