@@ -5,7 +5,7 @@
 // alone, so that all members agree. A bounded history of changes serves
 // watches from a resourceVersion and paginated lists at a fixed revision.
 import { EventEmitter } from 'node:events';
-import { pack, unpack } from 'msgpackr';
+import { pack, unpack, unpackMultiple } from 'msgpackr';
 import type { StateMachine } from '../raft/node.ts';
 import { type AuditVerb, type Command, decodeCommand } from './command.ts';
 import { ApiError, errors } from './errors.ts';
@@ -78,6 +78,9 @@ export function eventBytes(e: StoreEvent): number {
 
 const SEP = '\u0000';
 
+/** Objects per snapshot batch, by bytes of JSON (see snapshotParts). */
+const SNAPSHOT_BATCH_BYTES = 256 * 1024;
+
 function objKey(ns: string, name: string): string {
   return ns ? `${ns}/${name}` : name;
 }
@@ -120,6 +123,25 @@ export class ObjectStore extends EventEmitter implements StateMachine {
   publishedIndex = 0;
   /** Keep the outbox only when an event stream is configured. */
   keepOutbox = false;
+
+  private readonly interned = new Map<string, string>();
+  private lastTs = '';
+
+  /** One shared, flat copy of a string that repeats across events (resource, namespace, user, verb). */
+  private intern(v: string): string {
+    const have = this.interned.get(v);
+    if (have !== undefined) return have;
+    if (this.interned.size >= 10_000) this.interned.clear();
+    const own = flat(v);
+    this.interned.set(own, own);
+    return own;
+  }
+
+  /** Timestamps have a resolution of seconds: consecutive events mostly share one. */
+  private internTs(ts: string): string {
+    if (ts !== this.lastTs) this.lastTs = flat(ts);
+    return this.lastTs;
+  }
 
   constructor(limits: Partial<HistoryLimits> = {}) {
     super();
@@ -261,17 +283,20 @@ export class ObjectStore extends EventEmitter implements StateMachine {
     let m = this.data.get(cmd.res);
     const key = objKey(cmd.ns, cmd.name);
     const cur = m?.get(key);
+    // The history keeps these for every event: share one copy of the strings
+    // that repeat (msgpackr decodes short strings as slices of one larger
+    // string, so each would otherwise also keep that alive).
     const event = (type: WatchEventType, obj: StoredObject, prev?: StoredObject): StoreEvent => ({
-      index, term, type, res: cmd.res, ns: cmd.ns, name: cmd.name, uid: obj.uid, json: obj.json, labels: obj.labels, prev,
-      user: cmd.user, verb: cmd.verb, ts: cmd.ts, at: performance.now(),
+      index, term, type, res: this.intern(cmd.res), ns: this.intern(cmd.ns), name: flat(cmd.name), uid: obj.uid, json: obj.json,
+      labels: obj.labels, prev, user: this.intern(cmd.user), verb: this.intern(cmd.verb) as AuditVerb, ts: this.internTs(cmd.ts), at: performance.now(),
     });
 
     switch (cmd.op) {
       case 'create': {
         if (cur) return { ok: false, error: errors.alreadyExists(group, plural, cmd.name) };
         const obj = this.stamp(JSON.parse(cmd.obj), index);
-        if (!m) this.data.set(cmd.res, (m = new Map()));
-        m.set(key, obj);
+        if (!m) this.data.set(this.intern(cmd.res), (m = new Map()));
+        m.set(flat(key), obj);
         this.count++;
         return { ok: true, object: obj, event: event('ADDED', obj) };
       }
@@ -354,25 +379,54 @@ export class ObjectStore extends EventEmitter implements StateMachine {
   // ---------------------------------------------------------------- snapshots
 
   snapshot(): Uint8Array {
-    const rows: [string, string, string][] = [];
-    for (const [res, m] of this.data) for (const [k, o] of m) rows.push([res, k, o.json]);
+    return Buffer.concat(this.snapshotParts());
+  }
+
+  /**
+   * The snapshot as consecutive msgpack values: a header, then the objects
+   * in batches of about SNAPSHOT_BATCH_BYTES. Packed in batches, no buffer
+   * of the state's size exists before the driver copies the parts into its
+   * envelope (msgpackr packs into a shared buffer that grows to twice the
+   * largest value and keeps that size).
+   */
+  snapshotParts(): Uint8Array[] {
     const outbox = this.outbox.slice(this.outboxHead).map((e) => [e.index, e.term, e.type, e.res, e.ns, e.name, e.uid, e.json, e.user, e.verb, e.ts]);
-    return pack({ revision: this.revision, rows, publishedIndex: this.publishedIndex, outbox });
+    const parts: Uint8Array[] = [pack({ v: 2, revision: this.revision, publishedIndex: this.publishedIndex, outbox, objects: this.count })];
+    let batch: [string, string, string][] = [];
+    let bytes = 0;
+    for (const [res, m] of this.data) {
+      for (const [k, o] of m) {
+        batch.push([res, k, o.json]);
+        bytes += o.json.length + k.length + 16;
+        if (bytes >= SNAPSHOT_BATCH_BYTES) {
+          parts.push(pack(batch));
+          batch = [];
+          bytes = 0;
+        }
+      }
+    }
+    if (batch.length) parts.push(pack(batch));
+    return parts;
   }
 
   restore(data: Uint8Array, index: number): void {
-    const s = unpack(data) as {
-      revision: number; rows: [string, string, string][]; publishedIndex?: number;
+    // Version 2: a header then batches of rows (snapshotParts); before: one map holding all rows.
+    const values = unpackMultiple(data) as unknown[];
+    const s = values[0] as {
+      v?: number; revision: number; rows?: [string, string, string][]; publishedIndex?: number;
       outbox?: [number, number, WatchEventType, string, string, string, string, string, string, AuditVerb, string][];
     };
+    const batches = s.v === 2 ? (values.slice(1) as [string, string, string][][]) : [s.rows ?? []];
     this.data.clear();
     this.count = 0;
-    for (const [res, k, json] of s.rows) {
-      let m = this.data.get(res);
-      if (!m) this.data.set(res, (m = new Map()));
-      const meta = (JSON.parse(json) as { metadata?: Meta }).metadata ?? {};
-      m.set(k, { json, rv: Number(meta.resourceVersion ?? 0), uid: meta.uid ?? '', labels: meta.labels });
-      this.count++;
+    for (const rows of batches) {
+      for (const [res, k, json] of rows) {
+        let m = this.data.get(res);
+        if (!m) this.data.set(this.intern(res), (m = new Map()));
+        const meta = (JSON.parse(json) as { metadata?: Meta }).metadata ?? {};
+        m.set(flat(k), { json, rv: Number(meta.resourceVersion ?? 0), uid: meta.uid ?? '', labels: meta.labels });
+        this.count++;
+      }
     }
     this.revision = s.revision;
     this.publishedIndex = s.publishedIndex ?? 0;
@@ -387,6 +441,11 @@ export class ObjectStore extends EventEmitter implements StateMachine {
     this.historyFloor = Math.max(index, s.revision);
     this.emit('restored', index);
   }
+}
+
+/** A copy of `s` that does not keep a larger string alive (V8 makes slices of strings share their parent). */
+function flat(s: string): string {
+  return s.length < 13 ? s : (JSON.parse(JSON.stringify(s)) as string);
 }
 
 /** Position of the first event after `index` in an index-ordered array (from `head`). */

@@ -12,7 +12,7 @@ import { RaftStorage } from './storage.ts';
 import { TcpTransport } from './transport.ts';
 import {
   type ConfChange, ConfChangeType, type ConfState, type Entry, EntryType, type InitialState, type Message,
-  type NodeId, RaftError, type Ready, Role, type Snapshot, entrySize,
+  EMPTY, type NodeId, RaftError, type Ready, Role, type Snapshot, entrySize,
 } from './types.ts';
 
 /** The replicated application. apply() runs for every committed entry, in order, on every member. */
@@ -20,6 +20,12 @@ export interface StateMachine {
   apply(entry: { index: number; term: number; data: Uint8Array }): unknown;
   /** The state as of the last applied entry. */
   snapshot(): Uint8Array;
+  /**
+   * Optional: the same state as parts to be concatenated (restore() gets the
+   * concatenation). Lets a large state be encoded in pieces and copied once
+   * into the snapshot, with no intermediate buffer of its whole size.
+   */
+  snapshotParts?(): Uint8Array[];
   restore(data: Uint8Array, index: number): void;
 }
 
@@ -81,7 +87,9 @@ interface ReadBatch {
 /** Driver-level snapshot wrapping the application's: the peer address book travels with it. */
 export interface SnapshotEnvelope {
   peers: Record<NodeId, string>;
+  /** The application's snapshot (as parts to concatenate, when encoding). */
   app: Uint8Array;
+  appParts?: Uint8Array[];
   /** The applied-log hash chain at the snapshot's index. */
   hash?: string;
 }
@@ -100,11 +108,18 @@ const ENVELOPE_MAGIC = Buffer.from([0xc1, 0x46, 0x4c, 0x31]); // 0xc1 "FL1"
 
 export function encodeSnapshotEnvelope(env: SnapshotEnvelope): Uint8Array {
   const header = pack({ peers: env.peers, hash: env.hash });
-  const out = Buffer.allocUnsafeSlow(ENVELOPE_MAGIC.length + 4 + header.length + env.app.length);
+  const parts = env.appParts ?? [env.app];
+  let size = ENVELOPE_MAGIC.length + 4 + header.length;
+  for (const p of parts) size += p.length;
+  const out = Buffer.allocUnsafeSlow(size);
   ENVELOPE_MAGIC.copy(out, 0);
   out.writeUInt32BE(header.length, ENVELOPE_MAGIC.length);
   out.set(header, ENVELOPE_MAGIC.length + 4);
-  out.set(env.app, ENVELOPE_MAGIC.length + 4 + header.length);
+  let at = ENVELOPE_MAGIC.length + 4 + header.length;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
   return out;
 }
 
@@ -444,7 +459,11 @@ export class RaftNode extends EventEmitter {
 
   private takeSnapshot(): void {
     const index = this.applied;
-    const data = encodeSnapshotEnvelope({ peers: Object.fromEntries(this.peers), app: this.sm.snapshot(), hash: this.appliedHash });
+    const parts = this.sm.snapshotParts?.();
+    const data = encodeSnapshotEnvelope({
+      peers: Object.fromEntries(this.peers), hash: this.appliedHash,
+      ...(parts ? { app: EMPTY, appParts: parts } : { app: this.sm.snapshot() }),
+    });
     resetPackBuffer();
     this.core.compact(index, data);
     this.snapshotIndex = index;

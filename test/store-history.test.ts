@@ -113,3 +113,24 @@ t.test('parseBytes', async (t) => {
   t.equal(parseBytes('2k', 'x'), 2000);
   t.throws(() => parseBytes('lots', 'x'));
 });
+
+t.test('snapshots in batches round-trip, and snapshots of the earlier single-map format still restore', async (t) => {
+  const store = new ObjectStore();
+  const w = new Writer(store);
+  for (let i = 0; i < 300; i++) w.create(`cm-${i}`, `${i}`.padEnd(2000, 'q')); // ~600 KB: several batches
+  const parts = store.snapshotParts();
+  t.ok(parts.length > 2, `${parts.length} parts`);
+  const copy = new ObjectStore();
+  copy.restore(Buffer.concat(parts), w.index);
+  t.equal(copy.objectCount, 300);
+  t.equal(copy.revision, w.index);
+  t.equal(copy.get(RES, 'ns', 'cm-299')?.json, store.get(RES, 'ns', 'cm-299')?.json);
+  t.equal(copy.get(RES, 'ns', 'cm-7')?.uid, 'uid-cm-7');
+  const { pack } = await import('msgpackr');
+  const legacy = new ObjectStore();
+  const json = store.get(RES, 'ns', 'cm-1')!.json;
+  legacy.restore(pack({ revision: 42, rows: [[RES, 'ns/cm-1', json]], publishedIndex: 0, outbox: [] }), 42);
+  t.equal(legacy.objectCount, 1);
+  t.equal(legacy.get(RES, 'ns', 'cm-1')?.json, json);
+  t.equal(legacy.revision, 42);
+});
