@@ -201,9 +201,10 @@ export class ObjectStore extends EventEmitter implements StateMachine {
     const m = new Map<string, StoredObject>();
     for (const { key, obj } of this.list(res, ns)) m.set(key, obj);
     const undone = new Set<string>();
-    for (let i = this.historyHead; i < this.history.length; i++) {
+    // Only the changes after `revision` matter: start there, not at the oldest event kept.
+    for (let i = firstAfter(this.history, this.historyHead, revision); i < this.history.length; i++) {
       const e = this.history[i];
-      if (e.index <= revision || e.res !== res || (ns && e.ns !== ns)) continue;
+      if (e.res !== res || (ns && e.ns !== ns)) continue;
       const k = objKey(e.ns, e.name);
       if (undone.has(k)) continue; // the earliest change after `revision` holds the state at it
       undone.add(k);
