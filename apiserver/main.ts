@@ -2,11 +2,12 @@
 //
 //   flotilla server --id s1 --peers s1=127.0.0.1:7201,s2=…,s3=… --api 127.0.0.1:7101 --data DIR [--join]
 import { parseArgs } from 'node:util';
+import v8 from 'node:v8';
 import pino from 'pino';
 import client from 'prom-client';
 import { registerRaftMetrics } from '../raft/metrics.ts';
 import { RaftNode } from '../raft/node.ts';
-import { RAFT_MEMBER_OPTIONS, parsePeers, splitHostPort } from '../raft/peers.ts';
+import { RAFT_MEMBER_OPTIONS, parseBytes, parsePeers, splitHostPort } from '../raft/peers.ts';
 import { Role } from '../raft/types.ts';
 import { ApiError } from './errors.ts';
 import { MemberDirectory, ensureAdminToken, hashToken } from './http/members.ts';
@@ -29,6 +30,8 @@ export async function main(argv: string[]): Promise<void> {
       api: { type: 'string' },
       'watch-history-events': { type: 'string' },
       'watch-history-seconds': { type: 'string' },
+      'watch-history-bytes': { type: 'string' },
+      'gc-heap-growth-percent': { type: 'string', default: '30' },
       'request-timeout': { type: 'string' },
       'header-timeout': { type: 'string', default: '30s' },
       'request-read-timeout': { type: 'string', default: '60s' },
@@ -44,13 +47,17 @@ export async function main(argv: string[]): Promise<void> {
     throw new Error('usage: flotilla server --id ID --peers ID=HOST:PORT,... --api HOST:PORT --data DIR [--join]');
   }
   const log = pino({ name: 'flotilla-server', base: { server: values.id } });
+  limitHeapGrowth(Number(values['gc-heap-growth-percent']));
   const peers = parsePeers(values.peers);
   if (!peers.has(values.id)) throw new Error(`--peers must include this member (${values.id})`);
   const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
 
+  // The watch history is bounded by bytes (default 64 MiB), and capped by
+  // event count and age: a watch or paged list from before it gets 410.
   const store = new ObjectStore({
-    minEvents: num(values['watch-history-events']),
-    minAgeMs: values['watch-history-seconds'] ? Number(values['watch-history-seconds']) * 1000 : undefined,
+    maxBytes: values['watch-history-bytes'] ? parseBytes(values['watch-history-bytes'], '--watch-history-bytes') : undefined,
+    maxEvents: num(values['watch-history-events']),
+    maxAgeMs: values['watch-history-seconds'] ? Number(values['watch-history-seconds']) * 1000 : undefined,
   });
   // Membership changes need this token (or another member's): see apiserver/http/members.ts.
   const adminToken = ensureAdminToken(values.data);
@@ -65,9 +72,13 @@ export async function main(argv: string[]): Promise<void> {
     clusterToken: values['cluster-token'],
     tickMs: num(values['tick-ms']),
     electionTick: num(values['election-ticks']),
-    // The object store snapshots more often than the library default: it bounds
-    // the log kept in memory, and restart replays less.
-    snapshotEntries: num(values['snapshot-entries']) ?? 10_000,
+    // Snapshots are taken by bytes of log (32 MiB, or the last snapshot's size
+    // if larger: that bounds the log kept in memory, however large the
+    // objects) or by count, whichever comes first. By count only, every 10,000
+    // entries as before, a large store was re-serialized every few seconds
+    // under load, each time allocating several copies of its whole state.
+    snapshotEntries: num(values['snapshot-entries']) ?? 100_000,
+    snapshotBytes: values['snapshot-bytes'] ? parseBytes(values['snapshot-bytes'], '--snapshot-bytes') : undefined,
   });
   const registry = new Registry(node, store, unsafeFlag(values['unsafe-stale-reads']!, 'stale-reads', log));
   const metrics = new client.Registry();
@@ -228,6 +239,19 @@ function announceMember(node: RaftNode, directory: MemberDirectory, rec: { id: s
   }, 250);
   timer.unref();
   node.on('removed', () => clearInterval(timer));
+}
+
+/**
+ * After each full garbage collection V8 lets the heap grow to up to about
+ * four times what survived before collecting again: under a steady stream of
+ * writes (each parses and re-serializes its object) that is hundreds of MB of
+ * garbage per server. Growing by a fixed, smaller factor costs some CPU in
+ * more frequent collections and keeps RSS near the live data. 0 leaves V8's
+ * own heuristic.
+ */
+function limitHeapGrowth(percent: number): void {
+  if (!Number.isInteger(percent) || percent < 0) throw new Error('--gc-heap-growth-percent: expected a whole number >= 0');
+  if (percent > 0) v8.setFlagsFromString(`--heap-growing-percent=${percent}`);
 }
 
 /** "10m", "168h", "30s", "500ms" → milliseconds. */

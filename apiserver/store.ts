@@ -5,7 +5,7 @@
 // alone, so that all members agree. A bounded history of changes serves
 // watches from a resourceVersion and paginated lists at a fixed revision.
 import { EventEmitter } from 'node:events';
-import { pack, unpack } from 'msgpackr';
+import { pack, unpack, unpackMultiple } from 'msgpackr';
 import type { StateMachine } from '../raft/node.ts';
 import { type AuditVerb, type Command, decodeCommand } from './command.ts';
 import { ApiError, errors } from './errors.ts';
@@ -43,15 +43,43 @@ export interface StoreEvent {
 export type ApplyResult = { ok: true; object: StoredObject; event?: StoreEvent; deleted?: boolean } | { ok: false; error: ApiError };
 
 export interface HistoryLimits {
-  /** Keep at least this many events... */
-  minEvents: number;
-  /** ...and at least this much time. */
-  minAgeMs: number;
-  /** Hard cap regardless of age. */
+  /**
+   * Byte budget of the watch history (the JSON text of each event's object and
+   * of its previous version, plus a fixed overhead per event). The oldest
+   * events go first; a watch or paged list from before what is kept gets 410
+   * Expired, as from Kubernetes' watch cache. Memory follows this budget, not
+   * the number of writes.
+   */
+  maxBytes: number;
+  /** Cap on the number of events kept. */
   maxEvents: number;
+  /** Cap on the age of the events kept (ms since they were applied here). */
+  maxAgeMs: number;
+  /** @deprecated older name of maxEvents (once a minimum, now a cap). */
+  minEvents?: number;
+  /** @deprecated older name of maxAgeMs (once a minimum, now a cap). */
+  minAgeMs?: number;
+}
+
+/** Default byte budget of the watch history (`--watch-history-bytes`). */
+export const DEFAULT_WATCH_HISTORY_BYTES = 64 * 1024 * 1024;
+
+/** What one history event is charged beyond its JSON text: the event record, its strings and indexes. */
+export const EVENT_OVERHEAD_BYTES = 256;
+
+/**
+ * The bytes an event is charged against the history budget. Its previous
+ * version is charged too, although it is usually the same string as an
+ * earlier event's object: an over-estimate (at most twice), never an under-estimate.
+ */
+export function eventBytes(e: StoreEvent): number {
+  return EVENT_OVERHEAD_BYTES + e.json.length + (e.prev ? e.prev.json.length : 0);
 }
 
 const SEP = '\u0000';
+
+/** Objects per snapshot batch, by bytes of JSON (see snapshotParts). */
+const SNAPSHOT_BATCH_BYTES = 256 * 1024;
 
 function objKey(ns: string, name: string): string {
   return ns ? `${ns}/${name}` : name;
@@ -84,6 +112,8 @@ export class ObjectStore extends EventEmitter implements StateMachine {
   /** Watches and paged lists can start from any revision >= this. */
   private historyFloor = 0;
   private readonly limits: HistoryLimits;
+  /** Bytes charged for the events in the history (see eventBytes). */
+  private historyBytesUsed = 0;
   /**
    * Events not yet on the NATS stream (index > publishedIndex), in order. Part
    * of the replicated state: snapshots carry them, so compacting the log never
@@ -96,10 +126,39 @@ export class ObjectStore extends EventEmitter implements StateMachine {
   /** Keep the outbox only when an event stream is configured. */
   keepOutbox = false;
 
+  private readonly interned = new Map<string, string>();
+  private lastTs = '';
+
+  /** One shared, flat copy of a string that repeats across events (resource, namespace, user, verb). */
+  private intern(v: string): string {
+    const have = this.interned.get(v);
+    if (have !== undefined) return have;
+    if (this.interned.size >= 10_000) this.interned.clear();
+    const own = flat(v);
+    this.interned.set(own, own);
+    return own;
+  }
+
+  /** Timestamps have a resolution of seconds: consecutive events mostly share one. */
+  private internTs(ts: string): string {
+    if (ts !== this.lastTs) this.lastTs = flat(ts);
+    return this.lastTs;
+  }
+
   constructor(limits: Partial<HistoryLimits> = {}) {
     super();
     this.setMaxListeners(0);
-    this.limits = { minEvents: 100_000, minAgeMs: 5 * 60_000, maxEvents: 1_000_000, ...limits };
+    const def = (v: number | undefined, d: number) => (v === undefined || !Number.isFinite(v) || v < 0 ? d : v);
+    this.limits = {
+      maxBytes: def(limits.maxBytes, DEFAULT_WATCH_HISTORY_BYTES),
+      maxEvents: def(limits.maxEvents ?? limits.minEvents, 100_000),
+      maxAgeMs: def(limits.maxAgeMs ?? limits.minAgeMs, 5 * 60_000),
+    };
+  }
+
+  /** Events and bytes the watch history holds now. */
+  get historyStats(): { events: number; bytes: number; floor: number; limits: HistoryLimits } {
+    return { events: this.history.length - this.historyHead, bytes: this.historyBytesUsed, floor: this.historyFloor, limits: { ...this.limits } };
   }
 
   get objectCount(): number {
@@ -144,9 +203,10 @@ export class ObjectStore extends EventEmitter implements StateMachine {
     const m = new Map<string, StoredObject>();
     for (const { key, obj } of this.list(res, ns)) m.set(key, obj);
     const undone = new Set<string>();
-    for (let i = this.historyHead; i < this.history.length; i++) {
+    // Only the changes after `revision` matter: start there, not at the oldest event kept.
+    for (let i = firstAfter(this.history, this.historyHead, revision); i < this.history.length; i++) {
       const e = this.history[i];
-      if (e.index <= revision || e.res !== res || (ns && e.ns !== ns)) continue;
+      if (e.res !== res || (ns && e.ns !== ns)) continue;
       const k = objKey(e.ns, e.name);
       if (undone.has(k)) continue; // the earliest change after `revision` holds the state at it
       undone.add(k);
@@ -239,17 +299,20 @@ export class ObjectStore extends EventEmitter implements StateMachine {
     let m = this.data.get(cmd.res);
     const key = objKey(cmd.ns, cmd.name);
     const cur = m?.get(key);
+    // The history keeps these for every event: share one copy of the strings
+    // that repeat (msgpackr decodes short strings as slices of one larger
+    // string, so each would otherwise also keep that alive).
     const event = (type: WatchEventType, obj: StoredObject, prev?: StoredObject): StoreEvent => ({
-      index, term, type, res: cmd.res, ns: cmd.ns, name: cmd.name, uid: obj.uid, json: obj.json, labels: obj.labels, prev,
-      user: cmd.user, verb: cmd.verb, ts: cmd.ts, at: performance.now(),
+      index, term, type, res: this.intern(cmd.res), ns: this.intern(cmd.ns), name: flat(cmd.name), uid: obj.uid, json: obj.json,
+      labels: obj.labels, prev, user: this.intern(cmd.user), verb: this.intern(cmd.verb) as AuditVerb, ts: this.internTs(cmd.ts), at: performance.now(),
     });
 
     switch (cmd.op) {
       case 'create': {
         if (cur) return { ok: false, error: errors.alreadyExists(group, plural, cmd.name) };
         const obj = this.stamp(JSON.parse(cmd.obj), index);
-        if (!m) this.data.set(cmd.res, (m = new Map()));
-        m.set(key, obj);
+        if (!m) this.data.set(this.intern(cmd.res), (m = new Map()));
+        m.set(flat(key), obj);
         this.count++;
         return { ok: true, object: obj, event: event('ADDED', obj) };
       }
@@ -316,12 +379,14 @@ export class ObjectStore extends EventEmitter implements StateMachine {
 
   private record(e: StoreEvent): void {
     this.history.push(e);
-    const { minEvents, minAgeMs, maxEvents } = this.limits;
+    this.historyBytesUsed += eventBytes(e);
+    const { maxEvents, maxAgeMs, maxBytes } = this.limits;
     const now = e.at;
-    while (this.history.length - this.historyHead > minEvents) {
+    while (this.historyHead < this.history.length) {
       const oldest = this.history[this.historyHead];
-      if (now - oldest.at < minAgeMs && this.history.length - this.historyHead <= maxEvents) break;
+      if (this.history.length - this.historyHead <= maxEvents && this.historyBytesUsed <= maxBytes && now - oldest.at <= maxAgeMs) break;
       this.historyFloor = oldest.index;
+      this.historyBytesUsed -= eventBytes(oldest);
       this.history[this.historyHead++] = undefined as unknown as StoreEvent;
     }
     if (this.historyHead > 4096 && this.historyHead * 2 > this.history.length) {
@@ -333,25 +398,54 @@ export class ObjectStore extends EventEmitter implements StateMachine {
   // ---------------------------------------------------------------- snapshots
 
   snapshot(): Uint8Array {
-    const rows: [string, string, string][] = [];
-    for (const [res, m] of this.data) for (const [k, o] of m) rows.push([res, k, o.json]);
+    return Buffer.concat(this.snapshotParts());
+  }
+
+  /**
+   * The snapshot as consecutive msgpack values: a header, then the objects
+   * in batches of about SNAPSHOT_BATCH_BYTES. Packed in batches, no buffer
+   * of the state's size exists before the driver copies the parts into its
+   * envelope (msgpackr packs into a shared buffer that grows to twice the
+   * largest value and keeps that size).
+   */
+  snapshotParts(): Uint8Array[] {
     const outbox = this.outbox.slice(this.outboxHead).map((e) => [e.index, e.term, e.type, e.res, e.ns, e.name, e.uid, e.json, e.user, e.verb, e.ts]);
-    return pack({ revision: this.revision, rows, publishedIndex: this.publishedIndex, outbox });
+    const parts: Uint8Array[] = [pack({ v: 2, revision: this.revision, publishedIndex: this.publishedIndex, outbox, objects: this.count })];
+    let batch: [string, string, string][] = [];
+    let bytes = 0;
+    for (const [res, m] of this.data) {
+      for (const [k, o] of m) {
+        batch.push([res, k, o.json]);
+        bytes += o.json.length + k.length + 16;
+        if (bytes >= SNAPSHOT_BATCH_BYTES) {
+          parts.push(pack(batch));
+          batch = [];
+          bytes = 0;
+        }
+      }
+    }
+    if (batch.length) parts.push(pack(batch));
+    return parts;
   }
 
   restore(data: Uint8Array, index: number): void {
-    const s = unpack(data) as {
-      revision: number; rows: [string, string, string][]; publishedIndex?: number;
+    // Version 2: a header then batches of rows (snapshotParts); before: one map holding all rows.
+    const values = unpackMultiple(data) as unknown[];
+    const s = values[0] as {
+      v?: number; revision: number; rows?: [string, string, string][]; publishedIndex?: number;
       outbox?: [number, number, WatchEventType, string, string, string, string, string, string, AuditVerb, string][];
     };
+    const batches = s.v === 2 ? (values.slice(1) as [string, string, string][][]) : [s.rows ?? []];
     this.data.clear();
     this.count = 0;
-    for (const [res, k, json] of s.rows) {
-      let m = this.data.get(res);
-      if (!m) this.data.set(res, (m = new Map()));
-      const meta = (JSON.parse(json) as { metadata?: Meta }).metadata ?? {};
-      m.set(k, { json, rv: Number(meta.resourceVersion ?? 0), uid: meta.uid ?? '', labels: meta.labels });
-      this.count++;
+    for (const rows of batches) {
+      for (const [res, k, json] of rows) {
+        let m = this.data.get(res);
+        if (!m) this.data.set(this.intern(res), (m = new Map()));
+        const meta = (JSON.parse(json) as { metadata?: Meta }).metadata ?? {};
+        m.set(flat(k), { json, rv: Number(meta.resourceVersion ?? 0), uid: meta.uid ?? '', labels: meta.labels });
+        this.count++;
+      }
     }
     this.revision = s.revision;
     this.publishedIndex = s.publishedIndex ?? 0;
@@ -362,9 +456,15 @@ export class ObjectStore extends EventEmitter implements StateMachine {
     // Changes before the snapshot are not in our history any more.
     this.history = [];
     this.historyHead = 0;
+    this.historyBytesUsed = 0;
     this.historyFloor = Math.max(index, s.revision);
     this.emit('restored', index);
   }
+}
+
+/** A copy of `s` that does not keep a larger string alive (V8 makes slices of strings share their parent). */
+function flat(s: string): string {
+  return s.length < 13 ? s : (JSON.parse(JSON.stringify(s)) as string);
 }
 
 /** Position of the first event after `index` in an index-ordered array (from `head`). */

@@ -154,7 +154,8 @@ async function watchLag(c: FlotillaCluster, ns: string, n: number, writes: numbe
 
 export async function benchApi(): Promise<Section> {
   console.log('api: starting 3 servers');
-  const c = await FlotillaCluster.start(3);
+  // BENCH_SERVER_ARGS: extra `flotilla server` flags (e.g. "--gc-heap-growth-percent 0").
+  const c = await FlotillaCluster.start(3, { args: (process.env.BENCH_SERVER_ARGS ?? '').split(/\s+/).filter(Boolean) });
   const lines: string[] = [];
   try {
     const u = c.urls[0];

@@ -6,6 +6,7 @@ const benches: Record<string, () => Promise<Section>> = {
   raft: async () => (await import('./raft.ts')).benchRaft(),
   api: async () => (await import('./api.ts')).benchApi(),
   events: async () => (await import('./events.ts')).benchEvents(),
+  soak: async () => (await import('./soak.ts')).benchSoak(),
 };
 
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -4,7 +4,7 @@
 // transfer, and events for committed entries and role changes.
 import { EventEmitter } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
-import { pack, unpack } from 'msgpackr';
+import { Packr, pack, unpack } from 'msgpackr';
 import pino, { type Logger } from 'pino';
 import { type Proposal, decodeConfChange, decodeProposal, encodeProposal } from './codec.ts';
 import { RaftCore, type RaftStatus, sendableBeforePersist } from './core.ts';
@@ -12,7 +12,7 @@ import { RaftStorage } from './storage.ts';
 import { TcpTransport, type TransportStats } from './transport.ts';
 import {
   type ConfChange, ConfChangeType, type ConfState, type Entry, EntryType, type InitialState, type Message,
-  type NodeId, RaftError, type Ready, Role, type Snapshot,
+  EMPTY, type NodeId, RaftError, type Ready, Role, type Snapshot, entrySize,
 } from './types.ts';
 
 /**
@@ -30,6 +30,12 @@ export interface StateMachine {
   apply(entry: { index: number; term: number; data: Uint8Array }): unknown;
   /** The state as of the last applied entry. */
   snapshot(): Uint8Array;
+  /**
+   * Optional: the same state as parts to be concatenated (restore() gets the
+   * concatenation). Lets a large state be encoded in pieces and copied once
+   * into the snapshot, with no intermediate buffer of its whole size.
+   */
+  snapshotParts?(): Uint8Array[];
   restore(data: Uint8Array, index: number): void;
 }
 
@@ -58,6 +64,14 @@ export interface RaftNodeOptions {
   heartbeatTick?: number;
   /** Take a snapshot and compact the log every this many applied entries. */
   snapshotEntries?: number;
+  /**
+   * ...or once this many bytes of entries were applied since the last
+   * snapshot (default 32 MiB), or as many as the last snapshot's size if that
+   * is larger (so that snapshotting costs at most about as much as the
+   * writes). This bounds the log the core keeps in memory by bytes: a
+   * follower that needs entries from before it gets the snapshot instead.
+   */
+  snapshotBytes?: number;
   /** Default deadline of propose/read calls. */
   requestTimeoutMs?: number;
   /** Extra core settings (tests). */
@@ -90,12 +104,70 @@ interface ReadBatch {
 }
 
 /** Driver-level snapshot wrapping the application's: the peer address book travels with it. */
-interface SnapshotEnvelope {
+export interface SnapshotEnvelope {
   peers: Record<NodeId, string>;
+  /** The application's snapshot (as parts to concatenate, when encoding). */
   app: Uint8Array;
+  appParts?: Uint8Array[];
   /** The applied-log hash chain at the snapshot's index. */
   hash?: string;
 }
+
+/**
+ * The envelope on disk and on the wire: MAGIC, u32be length of a msgpack
+ * header { peers, hash }, the header, then the application's snapshot bytes
+ * as they are. One exact-size buffer, the application's bytes copied once
+ * and read back without a copy. (msgpack-packing the application's bytes
+ * inside the envelope, as before, returned a view into msgpackr's shared
+ * output buffer, which grows to twice the largest value packed: the core
+ * kept that whole buffer alive with the snapshot.) Envelopes written before
+ * are a msgpack map, whose first byte is never 0xc1.
+ */
+const ENVELOPE_MAGIC = Buffer.from([0xc1, 0x46, 0x4c, 0x31]); // 0xc1 "FL1"
+
+export function encodeSnapshotEnvelope(env: SnapshotEnvelope): Uint8Array {
+  const header = pack({ peers: env.peers, hash: env.hash });
+  const parts = env.appParts ?? [env.app];
+  let size = ENVELOPE_MAGIC.length + 4 + header.length;
+  for (const p of parts) size += p.length;
+  const out = Buffer.allocUnsafeSlow(size);
+  ENVELOPE_MAGIC.copy(out, 0);
+  out.writeUInt32BE(header.length, ENVELOPE_MAGIC.length);
+  out.set(header, ENVELOPE_MAGIC.length + 4);
+  let at = ENVELOPE_MAGIC.length + 4 + header.length;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+export function decodeSnapshotEnvelope(data: Uint8Array): SnapshotEnvelope {
+  const m = ENVELOPE_MAGIC;
+  if (data.length >= m.length + 4 && data[0] === m[0] && data[1] === m[1] && data[2] === m[2] && data[3] === m[3]) {
+    const b = Buffer.from(data.buffer, data.byteOffset, data.length);
+    const hl = b.readUInt32BE(m.length);
+    const start = m.length + 4;
+    if (start + hl > b.length) throw new RaftError('corrupt', 'raft: snapshot envelope header runs past its end');
+    const header = unpack(b.subarray(start, start + hl)) as { peers: Record<NodeId, string>; hash?: string };
+    return { peers: header.peers ?? {}, hash: header.hash, app: data.subarray(start + hl) };
+  }
+  return unpack(data) as SnapshotEnvelope;
+}
+
+/**
+ * msgpackr packs every value into one module-wide output buffer and, when a
+ * value does not fit, replaces it with one up to twice that value's size,
+ * which every later pack keeps using and re-allocating at that size. After
+ * a large snapshot was packed (and copied out), start it afresh at a small size.
+ */
+const packBufferReset = new Packr();
+export function resetPackBuffer(): void {
+  packBufferReset.useBuffer(Buffer.allocUnsafeSlow(8192));
+}
+
+/** Default of RaftNodeOptions.snapshotBytes. */
+export const DEFAULT_SNAPSHOT_BYTES = 32 * 1024 * 1024;
 
 /** How many recent (index, hash) pairs of the applied-log hash chain are kept for comparison. */
 const HASH_RING = 1 << 16;
@@ -126,12 +198,16 @@ export class RaftNode extends EventEmitter {
   private readSeq = 0;
   private applied = 0;
   private snapshotIndex = 0;
+  /** Bytes of entries (as entrySize counts them) applied since the last snapshot. */
+  private bytesSinceSnapshot = 0;
+  /** Size of the last snapshot taken or restored. */
+  private lastSnapshotBytes = 0;
   private ticker?: NodeJS.Timeout;
   private processing = false;
   private scheduled = false;
   private stopped = false;
   private fatal?: Error;
-  private readonly opts: Required<Pick<RaftNodeOptions, 'tickMs' | 'snapshotEntries' | 'requestTimeoutMs'>>;
+  private readonly opts: Required<Pick<RaftNodeOptions, 'tickMs' | 'snapshotEntries' | 'snapshotBytes' | 'requestTimeoutMs'>>;
   /** Members whose address the command line gave: a snapshot or conf change never moves them. */
   private readonly fixedPeers: Set<NodeId>;
   /**
@@ -159,6 +235,7 @@ export class RaftNode extends EventEmitter {
       // etcd's default snapshot-count: a snapshot of a large state machine is
       // not free (serialize, write), so not too often.
       snapshotEntries: opts.snapshotEntries ?? 100_000,
+      snapshotBytes: opts.snapshotBytes ?? DEFAULT_SNAPSHOT_BYTES,
       requestTimeoutMs: opts.requestTimeoutMs ?? 5_000,
     };
   }
@@ -179,11 +256,12 @@ export class RaftNode extends EventEmitter {
     }
     let snapshot: Snapshot | undefined;
     if (loaded.snapshot) {
-      const env = unpack(loaded.snapshot.data) as SnapshotEnvelope;
+      const env = decodeSnapshotEnvelope(loaded.snapshot.data);
       for (const [id, addr] of Object.entries(env.peers)) if (!this.fixedPeers.has(id)) this.peers.set(id, addr);
       this.sm.restore(env.app, loaded.snapshot.meta.index);
       this.appliedHash = env.hash ?? '';
       this.applied = this.snapshotIndex = loaded.snapshot.meta.index;
+      this.lastSnapshotBytes = loaded.snapshot.data.length;
       snapshot = loaded.snapshot;
     }
     // Addresses of members added after the founding: replay them from the log.
@@ -426,27 +504,42 @@ export class RaftNode extends EventEmitter {
 
   private afterAdvance(): void {
     this.resolveReads();
-    if (this.applied - this.snapshotIndex >= this.opts.snapshotEntries && this.core.log.applied === this.applied) {
-      this.takeSnapshot();
-    }
+    if (this.snapshotDue() && this.core.log.applied === this.applied) this.takeSnapshot();
+  }
+
+  /** Whether enough was applied since the last snapshot, by count or by bytes. */
+  private snapshotDue(): boolean {
+    if (this.applied <= this.snapshotIndex) return false;
+    if (this.applied - this.snapshotIndex >= this.opts.snapshotEntries) return true;
+    return this.bytesSinceSnapshot >= Math.max(this.opts.snapshotBytes, this.lastSnapshotBytes);
   }
 
   private takeSnapshot(): void {
     const index = this.applied;
-    const env: SnapshotEnvelope = { peers: Object.fromEntries(this.peers), app: this.sm.snapshot(), hash: this.appliedHash };
-    const data = pack(env);
+    const t0 = performance.now();
+    const parts = this.sm.snapshotParts?.();
+    const data = encodeSnapshotEnvelope({
+      peers: Object.fromEntries(this.peers), hash: this.appliedHash,
+      ...(parts ? { app: EMPTY, appParts: parts } : { app: this.sm.snapshot() }),
+    });
+    resetPackBuffer();
     this.core.compact(index, data);
     this.snapshotIndex = index;
+    this.bytesSinceSnapshot = 0;
+    this.lastSnapshotBytes = data.length;
     const meta = { index, term: this.core.log.snapTerm, conf: this.core.confState() };
     this.storage.compact({ meta, data }).catch((e) => this.die(e));
-    this.log.info({ index, bytes: data.length }, 'snapshot taken, log compacted');
+    // Serializing blocks the event loop: the time says how close it comes to an election timeout.
+    this.log.info({ index, bytes: data.length, ms: Math.round(performance.now() - t0) }, 'snapshot taken, log compacted');
   }
 
   private applySnapshot(s: Snapshot): void {
-    const env = unpack(s.data) as SnapshotEnvelope;
+    const env = decodeSnapshotEnvelope(s.data);
     for (const [id, addr] of Object.entries(env.peers)) this.notePeerAddr(id, addr);
     this.sm.restore(env.app, s.meta.index);
     this.applied = this.snapshotIndex = s.meta.index;
+    this.bytesSinceSnapshot = 0;
+    this.lastSnapshotBytes = s.data.length;
     this.appliedHash = env.hash ?? '';
     this.recordHash(s.meta.index);
     this.log.info({ index: s.meta.index }, 'restored state from a snapshot sent by the leader');
@@ -459,6 +552,7 @@ export class RaftNode extends EventEmitter {
   private applyEntry(e: Entry): void {
     if (e.index <= this.applied) return;
     this.applied = e.index;
+    this.bytesSinceSnapshot += entrySize(e);
     this.appliedHash = createHash('sha1')
       .update(`${this.appliedHash}:${e.index}:${e.term}:${e.type}:`).update(e.data).digest('base64');
     this.recordHash(e.index);

@@ -39,4 +39,14 @@ export const RAFT_MEMBER_OPTIONS = {
   'tick-ms': { type: 'string' },
   'election-ticks': { type: 'string' },
   'snapshot-entries': { type: 'string' },
+  /** Also snapshot once this many bytes of entries were applied since the last snapshot ("64Mi"). */
+  'snapshot-bytes': { type: 'string' },
 } as const;
+
+/** "67108864", "64Mi", "512Ki", "1Gi", "100M" → bytes. */
+export function parseBytes(v: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(|k|Ki|M|Mi|G|Gi)B?$/.exec(v.trim());
+  if (!m) throw new Error(`${flag}: expected a size like 67108864, 64Mi, 1Gi (got "${v}")`);
+  const unit = { '': 1, k: 1e3, Ki: 1024, M: 1e6, Mi: 1024 ** 2, G: 1e9, Gi: 1024 ** 3 }[m[2] as '' | 'k' | 'Ki' | 'M' | 'Mi' | 'G' | 'Gi'];
+  return Math.floor(Number(m[1]) * unit);
+}

@@ -92,11 +92,15 @@ export class MemberDirectory implements StateMachine {
   }
 
   snapshot(): Uint8Array {
-    const app = this.store.snapshot();
+    return Buffer.concat(this.snapshotParts());
+  }
+
+  /** The store's parts, then the directory as a trailer (no copy of the store's bytes). */
+  snapshotParts(): Uint8Array[] {
     const dir = Buffer.from(JSON.stringify(this.all()), 'utf8');
     const len = Buffer.alloc(4);
     len.writeUInt32BE(dir.length);
-    return Buffer.concat([app, dir, len, SNAPSHOT_MAGIC]);
+    return [...this.store.snapshotParts(), dir, len, SNAPSHOT_MAGIC];
   }
 
   restore(data: Uint8Array, index: number): void {

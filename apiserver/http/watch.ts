@@ -77,7 +77,7 @@ export class WatchHub {
     const matches = (json: string | undefined, labels: Record<string, string> | undefined): boolean => {
       if (json === undefined) return false;
       if (opts.labels && !matchesLabels(opts.labels, labels ?? {})) return false;
-      if (opts.fields && !matchesFields(opts.fields, JSON.parse(json) as KubeObject)) return false;
+      if (opts.fields && !matchesFields(opts.fields, parsedOnce(json))) return false;
       return true;
     };
     const onEvent = (e: StoreEvent) => {
@@ -149,6 +149,26 @@ export class WatchHub {
       }, this.bookmarkIntervalMs);
     }
   }
+}
+
+/**
+ * Field selectors need the parsed object. Each event goes to every watcher
+ * in turn, synchronously, so a few recently parsed objects (the event's and
+ * its previous version) serve them all: one parse per event, not one per
+ * watcher. Selectors only read the object.
+ */
+const PARSED_SLOTS = 4;
+const parsedJson: (string | undefined)[] = new Array(PARSED_SLOTS);
+const parsedObj: (KubeObject | undefined)[] = new Array(PARSED_SLOTS);
+let parsedNext = 0;
+
+export function parsedOnce(json: string): KubeObject {
+  for (let i = 0; i < PARSED_SLOTS; i++) if (parsedJson[i] === json) return parsedObj[i]!;
+  const o = JSON.parse(json) as KubeObject;
+  parsedJson[parsedNext] = json;
+  parsedObj[parsedNext] = o;
+  parsedNext = (parsedNext + 1) % PARSED_SLOTS;
+  return o;
 }
 
 function bookmarkObject(kind: KindDef, rv: number, initialEnd: boolean): string {
