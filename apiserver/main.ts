@@ -31,7 +31,7 @@ export async function main(argv: string[]): Promise<void> {
       'watch-history-events': { type: 'string' },
       'watch-history-seconds': { type: 'string' },
       'watch-history-bytes': { type: 'string' },
-      'gc-heap-growth-percent': { type: 'string', default: '30' },
+      'gc-heap-growth-percent': { type: 'string', default: '100' },
       'request-timeout': { type: 'string' },
       'header-timeout': { type: 'string', default: '30s' },
       'request-read-timeout': { type: 'string', default: '60s' },
@@ -245,9 +245,11 @@ function announceMember(node: RaftNode, directory: MemberDirectory, rec: { id: s
  * After each full garbage collection V8 lets the heap grow to up to about
  * four times what survived before collecting again: under a steady stream of
  * writes (each parses and re-serializes its object) that is hundreds of MB of
- * garbage per server. Growing by a fixed, smaller factor costs some CPU in
- * more frequent collections and keeps RSS near the live data. 0 leaves V8's
- * own heuristic.
+ * garbage per server. Growing by a fixed, smaller factor costs CPU in more
+ * frequent collections and keeps RSS nearer the live data. The default, 100
+ * (twice the live heap), is a compromise measured in bench/RESULTS.md: 30
+ * saves more memory but cost up to half the update throughput on a loaded
+ * 2-core machine; 0 leaves V8's own heuristic.
  */
 function limitHeapGrowth(percent: number): void {
   if (!Number.isInteger(percent) || percent < 0) throw new Error('--gc-heap-growth-percent: expected a whole number >= 0');

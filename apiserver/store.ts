@@ -36,7 +36,7 @@ export interface StoreEvent {
   user: string;
   verb: AuditVerb;
   ts: string;
-  /** Monotonic local time the event was applied (watch-history retention). */
+  /** Monotonic local time the event was applied, whole ms (watch-history retention; a small integer is not boxed). */
   at: number;
 }
 
@@ -304,7 +304,7 @@ export class ObjectStore extends EventEmitter implements StateMachine {
     // string, so each would otherwise also keep that alive).
     const event = (type: WatchEventType, obj: StoredObject, prev?: StoredObject): StoreEvent => ({
       index, term, type, res: this.intern(cmd.res), ns: this.intern(cmd.ns), name: flat(cmd.name), uid: obj.uid, json: obj.json,
-      labels: obj.labels, prev, user: this.intern(cmd.user), verb: this.intern(cmd.verb) as AuditVerb, ts: this.internTs(cmd.ts), at: performance.now(),
+      labels: obj.labels, prev, user: this.intern(cmd.user), verb: this.intern(cmd.verb) as AuditVerb, ts: this.internTs(cmd.ts), at: Math.round(performance.now()),
     });
 
     switch (cmd.op) {
@@ -450,7 +450,7 @@ export class ObjectStore extends EventEmitter implements StateMachine {
     this.revision = s.revision;
     this.publishedIndex = s.publishedIndex ?? 0;
     this.outbox = (s.outbox ?? []).map(([index, term, type, res, ns, name, uid, json, user, verb, ts]) => ({
-      index, term, type, res, ns, name, uid, json, user, verb, ts, at: performance.now(),
+      index, term, type, res, ns, name, uid, json, user, verb, ts, at: Math.round(performance.now()),
     }));
     this.outboxHead = 0;
     // Changes before the snapshot are not in our history any more.
