@@ -28,8 +28,10 @@ export class ChaosCluster {
       args: [
         '--nats', nats.url,
         // Keep every change in the watch history for the whole run: the
-        // checkers compare members' histories with the event stream.
-        '--watch-history-events', '2000000', '--snapshot-entries', '20000',
+        // checkers compare members' histories with the event stream. The
+        // history is bounded by count, bytes and age: lift all three.
+        '--watch-history-events', '2000000', '--watch-history-bytes', '4Gi', '--watch-history-seconds', '86400',
+        '--snapshot-entries', '20000',
         ...(o.serverArgs ?? []),
       ],
     });
