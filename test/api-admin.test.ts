@@ -90,6 +90,16 @@ t.test('admin endpoints, forwarding and timeouts on real servers', async (t) => 
     const st = (await c.status(follower.id))!;
     t.equal(st.members.find((m) => m.id === leader)?.api, c.member(leader).url, 'the leader\'s API address comes from the servers');
 
+    // Servers announce their records (API address, token hash) through Raft
+    // after they start: another member's token is accepted once every server
+    // has applied that member's record, which its status shows as its API address.
+    await waitFor('every server knows every member\'s record', async () => {
+      for (const m of c.members) {
+        const s = await c.status(m.id);
+        if (!s || !c.members.every((x) => s.members.find((y) => y.id === x.id)?.api === x.url)) return false;
+      }
+      return true;
+    });
     const s4 = await c.addServer('s4');
     // A token of a member other than the one asked, through a follower.
     const other = c.members.findIndex((m) => m.id !== follower.id);
