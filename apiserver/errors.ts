@@ -1,5 +1,5 @@
 // The API layer's one error type, rendered as a Kubernetes `Status`.
-import type { Cause } from './schema/types.ts';
+import type { Cause } from '../api/schema/types.ts';
 
 export interface StatusDetails {
   name?: string;

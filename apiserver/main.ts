@@ -12,7 +12,7 @@ import { Role } from '../raft/types.ts';
 import { ApiError } from './errors.ts';
 import { MemberDirectory, ensureAdminToken, hashToken } from './http/members.ts';
 import { ApiHttpServer } from './http/server.ts';
-import { kindByResource } from './kinds/index.ts';
+import { kindByResource } from '../api/kinds/index.ts';
 import { EventPublisher } from './publisher.ts';
 import { Registry } from './registry.ts';
 import { ObjectStore } from './store.ts';

@@ -21,8 +21,8 @@ import client from 'prom-client';
 import type { RaftNode } from '../raft/node.ts';
 import { Role } from '../raft/types.ts';
 import { encodeCommand } from './command.ts';
-import { type ApiEvent, PREV_INDEX_HEADER, STREAM, SUBJECT_PREFIX, checkEventMessage, encodeEvent, subjectFor } from './events.ts';
-import { KINDS } from './kinds/index.ts';
+import { type ApiEvent, PREV_INDEX_HEADER, STREAM, SUBJECT_PREFIX, checkEventMessage, encodeEvent, subjectFor } from '../api/events.ts';
+import { KINDS } from '../api/kinds/index.ts';
 import type { ObjectStore, StoreEvent } from './store.ts';
 
 export interface PublisherOptions {

@@ -8,7 +8,7 @@ import type { RaftNode } from '../raft/node.ts';
 import { RaftError } from '../raft/types.ts';
 import { type AuditVerb, type Command, encodeCommand, resourceKey } from './command.ts';
 import { ApiError, errors } from './errors.ts';
-import type { KindDef, KubeObject } from './schema/types.ts';
+import type { KindDef, KubeObject } from '../api/schema/types.ts';
 import type { ApplyResult, ObjectStore, StoredObject } from './store.ts';
 
 export type Consistency = { kind: 'linearizable' } | { kind: 'any' } | { kind: 'notOlderThan'; rv: number };

@@ -4,7 +4,7 @@
 // 100,000 objects.
 import { readFileSync } from 'node:fs';
 import { Pool, request } from 'undici';
-import { FlotillaCluster } from '../test/support/flotilla-cluster.ts';
+import { FlotillaCluster } from '../harness/flotilla-cluster.ts';
 import { type Target, percentile, runLoad, runRate } from './load.ts';
 import { type Section, fmt } from './report.ts';
 

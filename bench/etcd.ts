@@ -4,7 +4,7 @@ import { execSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
-import { type Proc, freePorts, startProcess, tempDir, waitFor } from '../test/support/procs.ts';
+import { type Proc, freePorts, startProcess, tempDir, waitFor } from '../harness/procs.ts';
 
 export interface EtcdMember {
   name: string;

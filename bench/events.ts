@@ -5,9 +5,9 @@
 import { connect } from 'nats';
 import { Pool, request } from 'undici';
 import { EventReader } from '../agents/informer/stream.ts';
-import { STREAM, decodeEvent, filterSubject } from '../apiserver/events.ts';
-import { FlotillaCluster } from '../test/support/flotilla-cluster.ts';
-import { NatsServers } from '../test/support/nats.ts';
+import { STREAM, decodeEvent, filterSubject } from '../api/events.ts';
+import { FlotillaCluster } from '../harness/flotilla-cluster.ts';
+import { NatsServers } from '../harness/nats.ts';
 import { percentile } from './load.ts';
 import { type Section, fmt } from './report.ts';
 

@@ -3,8 +3,8 @@
 // workload: 256-byte puts at concurrency 1/16/64/256, and leader failover.
 import { randomBytes } from 'node:crypto';
 import type { Pool } from 'undici';
-import { KvCluster } from '../test/support/kv-cluster.ts';
-import { sleep, waitFor } from '../test/support/procs.ts';
+import { KvCluster } from '../harness/kv-cluster.ts';
+import { sleep, waitFor } from '../harness/procs.ts';
 import { EtcdCluster, ensureEtcd } from './etcd.ts';
 import { type LoadResult, type Target, percentile, runLoad } from './load.ts';
 import { type Section, fmt } from './report.ts';

@@ -3,7 +3,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { ROOT } from '../test/support/procs.ts';
+import { ROOT } from '../harness/procs.ts';
 
 export interface Section {
   name: string;

@@ -7,7 +7,7 @@
 // BENCH_SOAK_ARGS extra server flags (e.g. "--watch-history-bytes=1000000").
 import { readFileSync } from 'node:fs';
 import { Pool, request } from 'undici';
-import { FlotillaCluster } from '../test/support/flotilla-cluster.ts';
+import { FlotillaCluster } from '../harness/flotilla-cluster.ts';
 import { type Section, fmt } from './report.ts';
 
 const argSeconds = process.argv.find((a) => a.startsWith('--seconds='))?.slice('--seconds='.length);

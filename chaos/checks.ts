@@ -4,7 +4,7 @@
 // watches (ordered, unique, gap-free, resumable).
 import { connect } from 'nats';
 import { request } from 'undici';
-import { STREAM, decodeEvent } from '../apiserver/events.ts';
+import { STREAM, decodeEvent } from '../api/events.ts';
 import type { ChaosCluster } from './cluster.ts';
 import { type AckedWrite, NAMESPACE, type WorkloadResult } from './workload.ts';
 

@@ -1,10 +1,10 @@
 // The system under test: real nats-server and flotilla server processes on
 // loopback, every directed Raft peer link through its own LinkProxy.
 import { splitHostPort } from '../raft/peers.ts';
-import { FlotillaCluster } from '../test/support/flotilla-cluster.ts';
-import { NatsServers } from '../test/support/nats.ts';
+import { FlotillaCluster } from '../harness/flotilla-cluster.ts';
+import { NatsServers } from '../harness/nats.ts';
 import { LinkProxy } from './proxy.ts';
-import type { Rng } from './rng.ts';
+import type { Rng } from '../harness/rng.ts';
 
 export interface ChaosClusterOptions {
   servers: number;

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
 import type { ChaosCluster } from './cluster.ts';
-import type { Rng } from './rng.ts';
+import type { Rng } from '../harness/rng.ts';
 
 export interface FaultRecord {
   /** ms since the start of the run. */

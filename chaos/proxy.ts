@@ -4,7 +4,7 @@
 // (4-byte big-endian length + protobuf message), so it drops and delays
 // whole messages, as a lossy network would, never bytes in the middle of one.
 import { type Server, type Socket, connect, createServer } from 'node:net';
-import type { Rng } from './rng.ts';
+import type { Rng } from '../harness/rng.ts';
 
 export interface LinkFaults {
   /** No connection gets through; existing ones are closed. */

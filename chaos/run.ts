@@ -14,7 +14,7 @@ import { prepareHistory, registerModel } from './checker/register.ts';
 import { checkDurability, checkEvents, checkWatches, readStream, settle } from './checks.ts';
 import { ChaosCluster } from './cluster.ts';
 import { type FaultRecord, SCENARIOS, runNemesis } from './nemesis.ts';
-import { Rng } from './rng.ts';
+import { Rng } from '../harness/rng.ts';
 import { RegisterWorkload } from './workload.ts';
 
 export interface ChaosOptions {

@@ -5,7 +5,7 @@
 import { Pool } from 'undici';
 import type { Operation } from './checker/linearizability.ts';
 import type { RegisterInput, RegisterOutput } from './checker/register.ts';
-import type { Rng } from './rng.ts';
+import type { Rng } from '../harness/rng.ts';
 
 export const NAMESPACE = 'chaos';
 

@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import t from 'tap';
 import { request } from 'undici';
 import { isLoopback, tokenAccepted, hashToken } from '../apiserver/http/members.ts';
-import { FlotillaCluster } from './support/flotilla-cluster.ts';
-import { FLOTILLA_BIN, sleep, waitFor } from './support/procs.ts';
+import { FlotillaCluster } from '../harness/flotilla-cluster.ts';
+import { FLOTILLA_BIN, sleep, waitFor } from '../harness/procs.ts';
 
 async function call(url: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
   const r = await request(`${url}${path}`, {

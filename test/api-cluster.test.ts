@@ -5,8 +5,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { request } from 'undici';
-import { FlotillaCluster } from './support/flotilla-cluster.ts';
-import { sleep, waitFor } from './support/procs.ts';
+import { FlotillaCluster } from '../harness/flotilla-cluster.ts';
+import { sleep, waitFor } from '../harness/procs.ts';
 
 interface Resp {
   status: number;

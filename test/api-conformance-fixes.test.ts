@@ -7,8 +7,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { request } from 'undici';
-import { FlotillaCluster } from './support/flotilla-cluster.ts';
-import { tempDir } from './support/procs.ts';
+import { FlotillaCluster } from '../harness/flotilla-cluster.ts';
+import { tempDir } from '../harness/procs.ts';
 
 const hasKubectl = spawnSync('sh', ['-c', 'command -v kubectl'], { stdio: 'ignore' }).status === 0;
 const hasPythonClient = spawnSync('/usr/bin/python3', ['-c', 'import kubernetes'], { stdio: 'ignore' }).status === 0;

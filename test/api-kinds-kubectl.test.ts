@@ -12,10 +12,10 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { KINDS, apiVersionOf, kindByResource, validateObject } from '../apiserver/kinds/index.ts';
-import { openApiV2, openApiV3Document, openApiV3Index } from '../apiserver/schema/openapi.ts';
-import { validateSchema } from '../apiserver/schema/validate.ts';
-import { hasKubectl, inCI, kubectlMissing } from './support/kubectl.ts';
+import { KINDS, apiVersionOf, kindByResource, validateObject } from '../api/kinds/index.ts';
+import { openApiV2, openApiV3Document, openApiV3Index } from '../api/schema/openapi.ts';
+import { validateSchema } from '../api/schema/validate.ts';
+import { hasKubectl, inCI, kubectlMissing } from '../harness/kubectl.ts';
 
 function kubectlVersion(): string | undefined {
   try {

@@ -1,6 +1,6 @@
 import t from 'tap';
-import { KINDS } from '../apiserver/kinds/index.ts';
-import { documentHash, openApiV2, openApiV3Document, openApiV3Hash, openApiV3Index } from '../apiserver/schema/openapi.ts';
+import { KINDS } from '../api/kinds/index.ts';
+import { documentHash, openApiV2, openApiV3Document, openApiV3Hash, openApiV3Index } from '../api/schema/openapi.ts';
 
 type J = Record<string, any>;
 

@@ -1,10 +1,10 @@
 import t from 'tap';
-import { arr, int, intOrString, listMap, map, obj, oneOf, quantity, str, time } from '../apiserver/schema/dsl.ts';
+import { arr, int, intOrString, listMap, map, obj, oneOf, quantity, str, time } from '../api/schema/dsl.ts';
 import {
   QUANTITY_FORMAT_ERROR, base64Error, isConfigMapKey, isDNS1035Label, isDNS1123Label, isDNS1123Subdomain, isDateTime, isEnvVarName,
   isQualifiedName, isQuantity, isValidIP, isValidLabelValue, isValidPortName, maskTrailingDash, parseQuantity, pruneUnknownFields,
   validateSchema,
-} from '../apiserver/schema/validate.ts';
+} from '../api/schema/validate.ts';
 
 t.test('parseQuantity gives canonical values', async (t) => {
   const cases: [string | number, number][] = [

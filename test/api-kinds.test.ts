@@ -3,9 +3,9 @@ import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import {
   KINDS, apiVersionOf, formatLabelSelector, humanDuration, kindByApiVersion, kindByGVK, kindByName, kindByResource, prepareForUpdate,
   scaleOf, selectorMatches, validateBinding, validateObject,
-} from '../apiserver/kinds/index.ts';
-import type { Cause, KindDef, KubeObject } from '../apiserver/schema/types.ts';
-import { validateSchema } from '../apiserver/schema/validate.ts';
+} from '../api/kinds/index.ts';
+import type { Cause, KindDef, KubeObject } from '../api/schema/types.ts';
+import { validateSchema } from '../api/schema/validate.ts';
 
 const NOW = Date.parse('2025-01-01T12:00:00Z');
 const ago = (ms: number) => new Date(NOW - ms).toISOString();

@@ -1,5 +1,5 @@
 import t from 'tap';
-import type { KubeObject, ObjectSchema, Schema } from '../apiserver/schema/types.ts';
+import type { KubeObject, ObjectSchema, Schema } from '../api/schema/types.ts';
 import { PatchError } from '../apiserver/patch/errors.ts';
 import { applyMergePatch } from '../apiserver/patch/json-merge.ts';
 import { MAX_JSON_PATCH_OPERATIONS, applyJsonPatch, jsonEqual, parseJsonPointer } from '../apiserver/patch/json-patch.ts';

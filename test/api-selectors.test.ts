@@ -3,7 +3,7 @@ import {
   SelectorError, escapeFieldValue, fieldSelectorToString, fieldValue, labelSelectorMatches, labelSelectorToRequirements,
   labelSelectorToString, matchesFields, matchesLabels, newRequirement, parseFieldSelector, parseLabelSelector,
   requirementsToString, type LabelRequirement,
-} from '../apiserver/selectors.ts';
+} from '../api/selectors.ts';
 
 function error(fn: () => unknown): SelectorError {
   try {

@@ -9,8 +9,8 @@ import { ApiClient, ApiClientError } from '../agents/client/api.ts';
 import { proposalError } from '../apiserver/registry.ts';
 import { ApiError } from '../apiserver/errors.ts';
 import { RaftError } from '../raft/types.ts';
-import { FlotillaCluster } from './support/flotilla-cluster.ts';
-import { sleep, waitFor } from './support/procs.ts';
+import { FlotillaCluster } from '../harness/flotilla-cluster.ts';
+import { sleep, waitFor } from '../harness/procs.ts';
 
 const CM = '/api/v1/namespaces/default/configmaps';
 

@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import t from 'tap';
 import { type ChaosReport, runChaos } from '../chaos/run.ts';
 import { SCENARIOS } from '../chaos/nemesis.ts';
-import { FLOTILLA_BIN, tempDir } from './support/procs.ts';
+import { FLOTILLA_BIN, tempDir } from '../harness/procs.ts';
 
 const SECONDS = Number(process.env.CHAOS_TEST_SECONDS ?? 6);
 const quiet = (lines: string[]) => (l: string) => lines.push(l);

@@ -11,7 +11,7 @@ import {
 } from '../agents/client/api.ts';
 import { ConfigError, loadClientConfig, normalizeServerUrl, parseServerList } from '../agents/client/config.ts';
 import { contains, threeWayMergePatch } from '../agents/client/merge-patch.ts';
-import { freePort } from './support/procs.ts';
+import { freePort } from '../harness/procs.ts';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, body: string) => unknown;
 

@@ -6,8 +6,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import YAML from 'yaml';
-import { FlotillaCluster } from './support/flotilla-cluster.ts';
-import { FLOTILLA_BIN, ROOT, freePort, tempDir, waitFor } from './support/procs.ts';
+import { FlotillaCluster } from '../harness/flotilla-cluster.ts';
+import { FLOTILLA_BIN, ROOT, freePort, tempDir, waitFor } from '../harness/procs.ts';
 
 interface Run {
   code: number | null;

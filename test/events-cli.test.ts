@@ -10,11 +10,11 @@ import { headers } from 'nats';
 import t from 'tap';
 import { ApiClient, resourcePath } from '../agents/client/api.ts';
 import { connectNats } from '../agents/informer/index.ts';
-import { kindByName } from '../apiserver/kinds/index.ts';
+import { kindByName } from '../api/kinds/index.ts';
 import { main } from '../bin/commands/events.ts';
-import { FlotillaCluster } from './support/flotilla-cluster.ts';
-import { NatsServers } from './support/nats.ts';
-import { ROOT, sleep, tempDir, waitFor } from './support/procs.ts';
+import { FlotillaCluster } from '../harness/flotilla-cluster.ts';
+import { NatsServers } from '../harness/nats.ts';
+import { ROOT, sleep, tempDir, waitFor } from '../harness/procs.ts';
 
 const EVENTS_CMD = join(ROOT, 'bin', 'commands', 'events.ts');
 const TSX = import.meta.resolve('tsx');

@@ -7,10 +7,10 @@ import t from 'tap';
 
 const tap = t;
 import { request } from 'undici';
-import { STREAM, decodeEvent, encodeEvent, subjectFor } from '../apiserver/events.ts';
-import { FlotillaCluster } from './support/flotilla-cluster.ts';
-import { NatsServers } from './support/nats.ts';
-import { sleep, waitFor } from './support/procs.ts';
+import { STREAM, decodeEvent, encodeEvent, subjectFor } from '../api/events.ts';
+import { FlotillaCluster } from '../harness/flotilla-cluster.ts';
+import { NatsServers } from '../harness/nats.ts';
+import { sleep, waitFor } from '../harness/procs.ts';
 
 const WRITES = Number(process.env.EVENTS_TEST_WRITES ?? 1000);
 

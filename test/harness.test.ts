@@ -1,4 +1,4 @@
-// The process harness (test/support): a cluster is handed out only once every
+// The process harness (harness/): a cluster is handed out only once every
 // member listens; a member that could not bind its port (taken between
 // freePort() and the child's bind) makes the group start again on other
 // ports; a process that dies says why, with its log, instead of a bare
@@ -6,10 +6,10 @@
 import { type Server, createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
-import { FlotillaCluster } from './support/flotilla-cluster.ts';
-import { KvCluster } from './support/kv-cluster.ts';
-import { NatsServers } from './support/nats.ts';
-import { ProcessStartError, freePort, plantPorts, startListening, startProcess, tempDir, waitListening } from './support/procs.ts';
+import { FlotillaCluster } from '../harness/flotilla-cluster.ts';
+import { KvCluster } from '../harness/kv-cluster.ts';
+import { NatsServers } from '../harness/nats.ts';
+import { ProcessStartError, freePort, plantPorts, startListening, startProcess, tempDir, waitListening } from '../harness/procs.ts';
 
 /** Holds a loopback port (as another process would) until closed. */
 async function holdPort(): Promise<{ port: number; server: Server }> {

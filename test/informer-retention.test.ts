@@ -6,10 +6,10 @@ import { StorageType, nanos } from 'nats';
 import t, { type Test } from 'tap';
 import { ApiClient, ApiClientError, resourcePath } from '../agents/client/api.ts';
 import { type ConfigMap, Informer, connectNats, keyOf, silentLogger } from '../agents/informer/index.ts';
-import { kindByName } from '../apiserver/kinds/index.ts';
-import { FlotillaCluster } from './support/flotilla-cluster.ts';
-import { NatsServers } from './support/nats.ts';
-import { waitFor } from './support/procs.ts';
+import { kindByName } from '../api/kinds/index.ts';
+import { FlotillaCluster } from '../harness/flotilla-cluster.ts';
+import { NatsServers } from '../harness/nats.ts';
+import { waitFor } from '../harness/procs.ts';
 
 const CM = kindByName('configmaps')!;
 const MAX_MSGS = 40;

@@ -7,11 +7,11 @@ import { headers } from 'nats';
 import t, { type Test } from 'tap';
 import { ApiClient, ApiClientError, resourcePath } from '../agents/client/api.ts';
 import { type ConfigMap, Informer, type InformerOptions, connectNats, keyOf, silentLogger } from '../agents/informer/index.ts';
-import { encodeEvent } from '../apiserver/events.ts';
-import { kindByName } from '../apiserver/kinds/index.ts';
-import { FlotillaCluster } from './support/flotilla-cluster.ts';
-import { NatsServers } from './support/nats.ts';
-import { sleep, waitFor } from './support/procs.ts';
+import { encodeEvent } from '../api/events.ts';
+import { kindByName } from '../api/kinds/index.ts';
+import { FlotillaCluster } from '../harness/flotilla-cluster.ts';
+import { NatsServers } from '../harness/nats.ts';
+import { sleep, waitFor } from '../harness/procs.ts';
 
 const CM = kindByName('configmaps')!;
 const NAMESPACES = ['default', 'team-b'];

@@ -4,9 +4,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { FlotillaCluster } from './support/flotilla-cluster.ts';
-import { kubectlMissing } from './support/kubectl.ts';
-import { ROOT, sleep, tempDir, waitFor } from './support/procs.ts';
+import { FlotillaCluster } from '../harness/flotilla-cluster.ts';
+import { kubectlMissing } from '../harness/kubectl.ts';
+import { ROOT, sleep, tempDir, waitFor } from '../harness/procs.ts';
 
 const noKubectl = kubectlMissing(t);
 

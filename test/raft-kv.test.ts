@@ -8,8 +8,8 @@ import { encodeMessage, encodeProposal } from '../raft/codec.ts';
 import { clusterIdFor } from '../raft/node.ts';
 import { corruptEntry } from '../raft/storage-debug.ts';
 import { RaftStorage } from '../raft/storage.ts';
-import { KvCluster } from './support/kv-cluster.ts';
-import { sleep, waitFor } from './support/procs.ts';
+import { KvCluster } from '../harness/kv-cluster.ts';
+import { sleep, waitFor } from '../harness/procs.ts';
 import { EntryType, type Message, MessageType, emptyMessage } from '../raft/types.ts';
 
 /** Writes raw transport frames to a member's peer port, as a foreign process would; waits until they are sent. */

@@ -10,7 +10,7 @@ import { KvStateMachine } from '../raft/examples/kv/main.ts';
 import { RaftNode, decodeSnapshotEnvelope, encodeSnapshotEnvelope, resetPackBuffer } from '../raft/node.ts';
 import { RaftStorage } from '../raft/storage.ts';
 import { Role } from '../raft/types.ts';
-import { freePorts, tempDir, waitFor } from './support/procs.ts';
+import { freePorts, tempDir, waitFor } from '../harness/procs.ts';
 
 const SNAPSHOT_BYTES = 64 * 1024;
 const VALUE = 1000;

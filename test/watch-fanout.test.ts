@@ -2,7 +2,7 @@
 // all watchers (a few recent parses are shared), not once per watcher.
 import t from 'tap';
 import { parsedOnce } from '../apiserver/http/watch.ts';
-import { matchesFields, parseFieldSelector } from '../apiserver/selectors.ts';
+import { matchesFields, parseFieldSelector } from '../api/selectors.ts';
 
 t.test('parsedOnce shares a parse between watchers and never mixes objects up', async (t) => {
   const a = JSON.stringify({ metadata: { name: 'a', resourceVersion: '1' }, spec: { nodeName: 'n1' } });

@@ -21,8 +21,8 @@
 // Status, so callers can branch on `reason` exactly as client-go users do.
 import { StringDecoder } from 'node:string_decoder';
 import { Agent, type Dispatcher, request } from 'undici';
-import type { KindDef, KubeObject } from '../../apiserver/schema/types.ts';
-import { apiVersionOf } from '../../apiserver/kinds/index.ts';
+import type { KindDef, KubeObject } from '../../api/schema/types.ts';
+import { apiVersionOf } from '../../api/kinds/index.ts';
 
 export type QueryValue = string | number | boolean | null | undefined | readonly string[];
 export type Query = Record<string, QueryValue>;

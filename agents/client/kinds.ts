@@ -3,8 +3,8 @@
 // registry instead of fetching discovery documents on every invocation (one
 // round trip less per command, and no chance of disagreeing with the server
 // about short names).
-import { KINDS, kindByApiVersion, kindByName } from '../../apiserver/kinds/index.ts';
-import type { KindDef } from '../../apiserver/schema/types.ts';
+import { KINDS, kindByApiVersion, kindByName } from '../../api/kinds/index.ts';
+import type { KindDef } from '../../api/schema/types.ts';
 
 export type { KindDef };
 

@@ -21,9 +21,9 @@
 // handler puts the object's key on a WorkQueue for workers to reconcile.
 import type { JsMsg, NatsConnection } from 'nats';
 import pino from 'pino';
-import { type ApiEvent, type EventCheck, STREAM, filterSubject } from '../../apiserver/events.ts';
-import type { KindDef, KubeObject } from '../../apiserver/schema/types.ts';
-import { type LabelRequirement, matchesLabels, parseLabelSelector } from '../../apiserver/selectors.ts';
+import { type ApiEvent, type EventCheck, STREAM, filterSubject } from '../../api/events.ts';
+import type { KindDef, KubeObject } from '../../api/schema/types.ts';
+import { type LabelRequirement, matchesLabels, parseLabelSelector } from '../../api/selectors.ts';
 import { type ApiClient, resourcePath } from '../client/api.ts';
 import { connectNats } from './nats.ts';
 import { EventReader, type Logger, type ReadPosition, StreamGapError } from './stream.ts';
@@ -51,7 +51,7 @@ export interface InformerOptions {
   client: ApiClient;
   /** A NATS connection (shared, not closed by the informer) or the URL(s) to connect to (comma-separated or a list). */
   nats: NatsConnection | string | readonly string[];
-  /** The kind to follow (kindByName('pods'), …, from apiserver/kinds/index.ts). */
+  /** The kind to follow (kindByName('pods'), …, from api/kinds/index.ts). */
   kind: KindDef;
   /** Only this namespace (namespaced kinds); default: all. */
   namespace?: string;

@@ -25,7 +25,7 @@ import {
   AckPolicy, ConsumerEvents, DeliverPolicy, type ConsumerMessages, type JetStreamManager, type JsMsg, type MsgHdrs,
   type NatsConnection, type StreamInfo, nanos, nuid,
 } from 'nats';
-import { type EventCheck, MSG_ID_HEADER, PREV_INDEX_HEADER, STREAM, checkEventMessage } from '../../apiserver/events.ts';
+import { type EventCheck, MSG_ID_HEADER, PREV_INDEX_HEADER, STREAM, checkEventMessage } from '../../api/events.ts';
 
 export { MSG_ID_HEADER, checkEventMessage, type EventCheck };
 /** The index of the event the publisher stored just before a message. */
@@ -179,7 +179,7 @@ export type ReaderStart =
 export interface EventReaderOptions {
   nc: NatsConnection;
   stream?: string;
-  /** One subject filter (filterSubject() of apiserver/events.ts). */
+  /** One subject filter (filterSubject() of api/events.ts). */
   filterSubject: string;
   start: ReaderStart;
   /**

@@ -1,8 +1,8 @@
 // Minimal TypeScript shapes of the kinds consumers watch most. They name the
 // fields controllers read and keep everything else open (index signatures),
 // so that an Informer<Pod> reads naturally without pretending to be a full
-// API binding. The server's schemas (apiserver/kinds/) stay the authority.
-import type { KubeObject, ObjectMeta } from '../../apiserver/schema/types.ts';
+// API binding. The server's schemas (api/kinds/) stay the authority.
+import type { KubeObject, ObjectMeta } from '../../api/schema/types.ts';
 
 export type { KubeObject, ObjectMeta };
 

@@ -3,9 +3,9 @@
 // strategies do (PrepareForCreate/PrepareForUpdate, Validate, Canonicalize).
 import { randomUUID } from 'node:crypto';
 import { errors, ApiError } from '../errors.ts';
-import { apiVersionOf, prepareForUpdate as kindPrepareForUpdate } from '../kinds/index.ts';
-import { validateSchema } from '../schema/validate.ts';
-import type { Cause, KindDef, KubeObject } from '../schema/types.ts';
+import { apiVersionOf, prepareForUpdate as kindPrepareForUpdate } from '../../api/kinds/index.ts';
+import { validateSchema } from '../../api/schema/validate.ts';
+import type { Cause, KindDef, KubeObject } from '../../api/schema/types.ts';
 import type { ResourceRequest } from './info.ts';
 
 export type FieldValidation = 'Strict' | 'Warn' | 'Ignore';

@@ -1,8 +1,8 @@
 // Discovery documents (/api, /apis, /apis/GROUP, every group version's
 // APIResourceList) and /version, derived from the kind registry.
 import { createHash } from 'node:crypto';
-import { KINDS } from '../kinds/index.ts';
-import type { KindDef } from '../schema/types.ts';
+import { KINDS } from '../../api/kinds/index.ts';
+import type { KindDef } from '../../api/schema/types.ts';
 
 export const KUBE_VERSION = { major: '1', minor: '31', gitVersion: 'v1.31.0+flotilla.0.1.0' };
 

@@ -1,16 +1,16 @@
 // The verbs on resources: get, list, create, update, patch, delete,
 // deletecollection, and the status, scale and binding subresources.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { kindByResource } from '../kinds/index.ts';
+import { kindByResource } from '../../api/kinds/index.ts';
 import { ApiError, errors } from '../errors.ts';
 import { applyJsonPatch } from '../patch/json-patch.ts';
 import { applyMergePatch } from '../patch/json-merge.ts';
 import { applyStrategicMergePatch } from '../patch/strategic-merge.ts';
 import { conflictStatus, serverSideApply, updateManagedFieldsForUpdate } from '../patch/apply.ts';
 import { PatchError } from '../patch/errors.ts';
-import { labelSelectorToString } from '../selectors.ts';
+import { labelSelectorToString } from '../../api/selectors.ts';
 import { type Consistency, type Registry, nowRfc3339 } from '../registry.ts';
-import type { KindDef, KubeObject } from '../schema/types.ts';
+import type { KindDef, KubeObject } from '../../api/schema/types.ts';
 import type { StoredObject } from '../store.ts';
 import {
   type FieldValidation, apiVersionOf, decodeObject, defaultAndValidate, fieldValidationOf, prepareForCreate, prepareForUpdate,

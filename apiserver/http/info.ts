@@ -1,7 +1,7 @@
 // Turns a request path and method into what it asks for, like Kubernetes'
 // RequestInfoFactory: resource, namespace, name, subresource and verb.
-import { kindByResource } from '../kinds/index.ts';
-import type { KindDef } from '../schema/types.ts';
+import { kindByResource } from '../../api/kinds/index.ts';
+import type { KindDef } from '../../api/schema/types.ts';
 import { errors } from '../errors.ts';
 import { queryBool } from './query.ts';
 

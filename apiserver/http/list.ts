@@ -2,8 +2,8 @@
 // (later pages are served as the store was at the first page's revision).
 import { resourceKey } from '../command.ts';
 import { errors } from '../errors.ts';
-import { type FieldRequirement, type LabelRequirement, matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector } from '../selectors.ts';
-import type { KindDef, KubeObject } from '../schema/types.ts';
+import { type FieldRequirement, type LabelRequirement, matchesFields, matchesLabels, parseFieldSelector, parseLabelSelector } from '../../api/selectors.ts';
+import type { KindDef, KubeObject } from '../../api/schema/types.ts';
 import type { ObjectStore, StoredObject } from '../store.ts';
 
 export interface ListOptions {

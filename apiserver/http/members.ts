@@ -18,8 +18,7 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StateMachine } from '../../raft/node.ts';
 import type { ObjectStore } from '../store.ts';
-
-export const ADMIN_TOKEN_FILE = 'admin-token';
+import { ADMIN_TOKEN_FILE } from '../../api/cluster-files.ts';
 
 /** Marks a directory entry in the log (never the start of an encoded API command). */
 const ENTRY_MAGIC = Buffer.from('\u0000flotilla-member/1\u0000', 'latin1');

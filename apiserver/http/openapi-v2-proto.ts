@@ -4,7 +4,7 @@
 // when a kind is missing from /openapi/v3. Only what clients build their
 // models from is encoded: swagger, info and the definitions (schemas, with
 // their x-kubernetes-* extensions); paths are left out.
-import { openApiV2 } from '../schema/openapi.ts';
+import { openApiV2 } from '../../api/schema/openapi.ts';
 
 /** What clients ask for (the '@' form is what client-go sends) and what is answered (kube-openapi's form: Go's mime parser refuses '@'). */
 export const OPENAPI_V2_PROTOBUF_ACCEPT = ['application/com.github.proto-openapi.spec.v2@v1.0+protobuf', 'application/com.github.proto-openapi.spec.v2.v1.0+protobuf'];

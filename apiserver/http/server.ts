@@ -11,7 +11,7 @@ import type { RaftNode } from '../../raft/node.ts';
 import { RaftError, Role } from '../../raft/types.ts';
 import { ApiError, errors } from '../errors.ts';
 import type { Registry } from '../registry.ts';
-import { openApiV2, openApiV3Document, openApiV3Index } from '../schema/openapi.ts';
+import { openApiV2, openApiV3Document, openApiV3Index } from '../../api/schema/openapi.ts';
 import { apiGroupDoc, apiGroupList, apiVersions, resourceList, versionInfo } from './discovery.ts';
 import { Handlers, type RequestContext } from './handlers.ts';
 import { parseResourcePath } from './info.ts';

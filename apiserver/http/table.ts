@@ -1,7 +1,7 @@
 // Server-side printing: the meta.k8s.io Table that `kubectl get` asks for,
 // with each kind's columns (priority 1 columns appear with -o wide).
 import type { IncomingMessage } from 'node:http';
-import type { KindDef, KubeObject } from '../schema/types.ts';
+import type { KindDef, KubeObject } from '../../api/schema/types.ts';
 
 export function wantsTable(req: IncomingMessage): boolean {
   return /as=Table/.test(req.headers.accept ?? '');

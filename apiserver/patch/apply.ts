@@ -48,7 +48,7 @@
 // the schema does not describe are "deduced": objects are granular maps, lists
 // are atomic.
 
-import type { ArraySchema, KubeObject, ManagedFieldsEntry, Schema } from '../schema/types.ts';
+import type { ArraySchema, KubeObject, ManagedFieldsEntry, Schema } from '../../api/schema/types.ts';
 import { PatchError } from './errors.ts';
 import { jsonEqual } from './json-patch.ts';
 import { isObject, has, put, clone, type JsonObject } from './json.ts';

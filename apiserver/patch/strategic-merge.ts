@@ -34,7 +34,7 @@
 // Inputs are never mutated. Failures throw PatchError (400 malformed directive
 // or non-object patch, 422 a patch that does not fit the object).
 
-import type { ArraySchema, Schema } from '../schema/types.ts';
+import type { ArraySchema, Schema } from '../../api/schema/types.ts';
 import { PatchError } from './errors.ts';
 import { jsonEqual } from './json-patch.ts';
 import { isObject, has, put, clone, type JsonObject } from './json.ts';

@@ -10,7 +10,7 @@ import type { ApiClient } from '../../agents/client/api.ts';
 import { ApiClientError, resourcePath } from '../../agents/client/api.ts';
 import { type KindDef, kindForObject, objectRef } from '../../agents/client/kinds.ts';
 import { semanticEqual, threeWayMergePatch } from '../../agents/client/merge-patch.ts';
-import type { KubeObject } from '../../apiserver/schema/types.ts';
+import type { KubeObject } from '../../api/schema/types.ts';
 import { COMMON_OPTIONS, CONNECTION_HELP, DEFAULT_NAMESPACE, NAMESPACE_OPTION, UsageError, parseCommand } from './args.ts';
 import { type Manifest, readManifests } from './manifests.ts';
 import { formatObjects, hideManagedFields, parseOutputFormat, sortKeys } from './printers.ts';

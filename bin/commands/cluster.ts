@@ -7,7 +7,7 @@ import { ApiClient, ApiClientError, type ClusterStatus, statusFromResponse } fro
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { CLUSTER_FILE, normalizeServerUrl } from '../../agents/client/config.ts';
-import { ADMIN_TOKEN_FILE } from '../../apiserver/http/members.ts';
+import { ADMIN_TOKEN_FILE } from '../../api/cluster-files.ts';
 import { COMMON_OPTIONS, CONNECTION_HELP, UsageError, parseCommand, parseDuration } from './args.ts';
 import { formatTable, parseOutputFormat, toJson, toYaml } from './printers.ts';
 import { type Io, processIo, runVerb, withClient } from './runtime.ts';

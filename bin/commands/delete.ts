@@ -4,7 +4,7 @@
 // script can recreate an object right after delete returns.
 import { type ApiClient, ApiClientError, type Status, resourcePath } from '../../agents/client/api.ts';
 import { type KindDef, kindForObject, kindLabel, objectRef } from '../../agents/client/kinds.ts';
-import type { KubeObject } from '../../apiserver/schema/types.ts';
+import type { KubeObject } from '../../api/schema/types.ts';
 import { namespaceFor } from './apply.ts';
 import {
   COMMON_OPTIONS, CONNECTION_HELP, DEFAULT_NAMESPACE, NAMESPACE_OPTION, UsageError, kindAndNames, parseCommand, parseCount, parseDuration,

@@ -13,7 +13,7 @@ import pino from 'pino';
 import { AckPolicy, type ConsumerInfo, DeliverPolicy, type JetStreamManager, type JsMsg, type NatsConnection, connect, nanos } from 'nats';
 import { natsServers, resolveNatsUrl } from '../../agents/informer/nats.ts';
 import { EventReader, type ReaderStart, StreamGapError, headerIndex, resumeSeq } from '../../agents/informer/stream.ts';
-import { type ApiEvent, STREAM, decodeEvent, filterSubject } from '../../apiserver/events.ts';
+import { type ApiEvent, STREAM, decodeEvent, filterSubject } from '../../api/events.ts';
 import { UsageError, parseCommand, parseDuration } from './args.ts';
 import { StreamingTable, parseOutputFormat } from './printers.ts';
 import { CliError, type Io, kindOrFail, processIo, runVerb } from './runtime.ts';

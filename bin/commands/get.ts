@@ -6,7 +6,7 @@ import {
   type ApiClient, ApiClientError, ApiConnectionError, type Query, type Table, type TableColumn, apiVersionOf, resourcePath,
 } from '../../agents/client/api.ts';
 import { type KindDef, kindLabel, objectRef } from '../../agents/client/kinds.ts';
-import type { KubeObject } from '../../apiserver/schema/types.ts';
+import type { KubeObject } from '../../api/schema/types.ts';
 import { COMMON_OPTIONS, CONNECTION_HELP, DEFAULT_NAMESPACE, NAMESPACE_OPTION, UsageError, kindAndNames, parseCommand, parseCount } from './args.ts';
 import {
   type OutputFormat, StreamingTable, formatObjects, formatTable, hideManagedFields, parseOutputFormat, tableView, toJson, toYaml,

@@ -6,7 +6,7 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import YAML, { LineCounter } from 'yaml';
-import type { KubeObject } from '../../apiserver/schema/types.ts';
+import type { KubeObject } from '../../api/schema/types.ts';
 
 export interface Manifest {
   obj: KubeObject;

@@ -4,7 +4,7 @@
 // print the same way.
 import YAML from 'yaml';
 import type { Table, TableColumn } from '../../agents/client/api.ts';
-import type { KubeObject } from '../../apiserver/schema/types.ts';
+import type { KubeObject } from '../../api/schema/types.ts';
 import { UsageError } from './args.ts';
 
 export type OutputFormat = 'table' | 'wide' | 'json' | 'yaml' | 'name';

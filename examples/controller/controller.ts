@@ -15,7 +15,7 @@ import { type ApiClient, ApiClientError, resourcePath } from '../../agents/clien
 import {
   type ConfigMap, Informer, type Logger, WorkQueue, runWorkers, silentLogger,
 } from '../../agents/informer/index.ts';
-import { kindByName } from '../../apiserver/kinds/index.ts';
+import { kindByName } from '../../api/kinds/index.ts';
 
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const CONTROLLER_NAME = 'configmap-summary';

@@ -25,7 +25,7 @@ export { History } from './raft-sim/history.ts';
 export { Network, type NetworkFaults } from './raft-sim/network.ts';
 export { SimNode } from './raft-sim/node.ts';
 export { type Chaos, DEFAULT_STEPS, type Profile, reproduceCommand, scriptedOptions, seedOptions, type SimOptions } from './raft-sim/options.ts';
-export { Rng } from './raft-sim/rng.ts';
+export { Rng } from '../../harness/rng.ts';
 export { type SimResult, Simulation, type SimStats } from './raft-sim/simulation.ts';
 export { SimFailure, Violation, type ViolationKind } from './raft-sim/violation.ts';
 

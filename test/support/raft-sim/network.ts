@@ -6,7 +6,7 @@
 // from the member that emits a message (which for a forwarded proposal is
 // not its \`from\`) to its \`to\`.
 import type { Message, NodeId } from '../../../raft/types.ts';
-import type { Rng } from './rng.ts';
+import type { Rng } from '../../../harness/rng.ts';
 
 export interface NetworkFaults {
   /** Probability that a message is lost. */

@@ -10,7 +10,7 @@ import {
 } from '../../../raft/types.ts';
 import { Disk } from './disk.ts';
 import type { CommittedEntry, History } from './history.ts';
-import type { Rng } from './rng.ts';
+import type { Rng } from '../../../harness/rng.ts';
 import { fmtConf, sameConf, StateMachine } from './state-machine.ts';
 import { Violation } from './violation.ts';
 

@@ -3,7 +3,7 @@
 // function of (seed, profile): SIM_SEED=n reproduces a run exactly.
 import type { NetworkFaults } from './network.ts';
 import type { EarlySend, NodeConfig } from './node.ts';
-import { Rng } from './rng.ts';
+import { Rng } from '../../../harness/rng.ts';
 
 /** Per-step probabilities of the random faults and client operations. */
 export interface Chaos {

@@ -13,7 +13,7 @@ import { type CommittedEntry, History } from './history.ts';
 import { Network } from './network.ts';
 import { type NodeHost, SimNode } from './node.ts';
 import type { Chaos, SimOptions } from './options.ts';
-import { Rng } from './rng.ts';
+import { Rng } from '../../../harness/rng.ts';
 import { decodePayload, encodePayload, fmtConf, sameConf } from './state-machine.ts';
 import { SimFailure, Violation } from './violation.ts';
 

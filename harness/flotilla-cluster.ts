@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
-import type { ClusterStatus } from '../../agents/client/api.ts';
+import type { ClusterStatus } from '../agents/client/api.ts';
 import { type Proc, freePorts, startFlotilla, startListening, tempDir, waitFor, waitListening } from './procs.ts';
 
 export interface ServerMember {
