@@ -16,6 +16,7 @@ import { kindByResource } from '../api/kinds/index.ts';
 import { EventPublisher } from './publisher.ts';
 import { Registry } from './registry.ts';
 import { ObjectStore } from './store.ts';
+import { parseDuration } from '../api/units.ts';
 
 const SYSTEM_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube-node-lease'];
 const IDENTITY_PREFIX = 'flotilla-apiserver-';
@@ -254,14 +255,6 @@ function announceMember(node: RaftNode, directory: MemberDirectory, rec: { id: s
 function limitHeapGrowth(percent: number): void {
   if (!Number.isInteger(percent) || percent < 0) throw new Error('--gc-heap-growth-percent: expected a whole number >= 0');
   if (percent > 0) v8.setFlagsFromString(`--heap-growing-percent=${percent}`);
-}
-
-/** "10m", "168h", "30s", "500ms" → milliseconds. */
-function parseDuration(v: string, flag: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(v.trim());
-  if (!m) throw new Error(`${flag}: expected a duration like 30s, 10m, 168h (got "${v}")`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
-  return Number(m[1]) * unit;
 }
 
 /**

@@ -2,6 +2,7 @@
 // few kubectl conventions it lacks (`--flag=false`, `TYPE/NAME`, durations),
 // and the flags every verb has (--server, --help).
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { DurationError, parseDuration as parseDurationValue } from '../../api/units.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -90,13 +91,14 @@ export function kindAndNames(positionals: string[], command: string): { kind: st
   return kinds.split(',').filter(Boolean).map((kind) => ({ kind, names }));
 }
 
-/** "30s", "2m", "1h", "500ms" or a bare number of seconds, in ms. */
+/** A duration flag ("30s", "2m", "1h30m", "500ms", or bare seconds) in ms; a UsageError when it is not one. */
 export function parseDuration(v: string, flag: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(v.trim());
-  if (!m) throw new UsageError(`invalid value "${v}" for ${flag}: expected a duration such as 30s, 2m or 500ms`);
-  const n = Number(m[1]);
-  const unit = m[2] ?? 's';
-  return n * (unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'm' ? 60_000 : 3_600_000);
+  try {
+    return parseDurationValue(v, flag);
+  } catch (e) {
+    if (e instanceof DurationError) throw new UsageError(e.message);
+    throw e;
+  }
 }
 
 /** A non-negative integer flag value. */
