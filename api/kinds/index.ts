@@ -10,9 +10,10 @@ import { BATCH_KINDS } from './batch.ts';
 import { type Obj, rec, selectorString } from './common.ts';
 import { COORDINATION_KINDS } from './coordination.ts';
 import { BINDING_SCHEMA, CORE_KINDS, servicePrepareForUpdate, validateBinding } from './core.ts';
+import { DISCOVERY_KINDS } from './discovery.ts';
 import { RBAC_KINDS } from './rbac.ts';
 
-export const KINDS: KindDef[] = [...CORE_KINDS, ...APPS_KINDS, ...BATCH_KINDS, ...COORDINATION_KINDS, ...AUTOSCALING_KINDS, ...RBAC_KINDS];
+export const KINDS: KindDef[] = [...CORE_KINDS, ...APPS_KINDS, ...BATCH_KINDS, ...COORDINATION_KINDS, ...AUTOSCALING_KINDS, ...RBAC_KINDS, ...DISCOVERY_KINDS];
 
 /** The kind served at /api(s)/{group}/{version}/{plural}. */
 export function kindByResource(group: string, version: string, plural: string): KindDef | undefined {
