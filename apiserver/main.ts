@@ -11,6 +11,7 @@ import { RAFT_MEMBER_OPTIONS, parseBytes, parsePeers, splitHostPort } from '../r
 import { Role } from '../raft/types.ts';
 import { ApiError } from './errors.ts';
 import { MemberDirectory, ensureAdminToken, hashToken } from './http/members.ts';
+import { parseTolerationSeconds } from './http/default-toleration-seconds.ts';
 import { ApiHttpServer } from './http/server.ts';
 import { kindByResource } from '../api/kinds/index.ts';
 import { EventPublisher } from './publisher.ts';
@@ -41,6 +42,8 @@ export async function main(argv: string[]): Promise<void> {
       'events-max-age': { type: 'string', default: '168h' },
       'events-max-bytes': { type: 'string', default: String(8 * 1024 ** 3) },
       'events-duplicate-window': { type: 'string', default: '10m' },
+      'default-not-ready-toleration-seconds': { type: 'string', default: '300' },
+      'default-unreachable-toleration-seconds': { type: 'string', default: '300' },
     },
     strict: true,
   });
@@ -125,6 +128,10 @@ export async function main(argv: string[]): Promise<void> {
     headersTimeoutMs: parseDuration(values['header-timeout']!, '--header-timeout'),
     requestReadTimeoutMs: parseDuration(values['request-read-timeout']!, '--request-read-timeout'),
     events: publisher ? () => publisher.status() : undefined,
+    defaultTolerationSeconds: {
+      notReadySeconds: parseTolerationSeconds(values['default-not-ready-toleration-seconds']!, '--default-not-ready-toleration-seconds'),
+      unreachableSeconds: parseTolerationSeconds(values['default-unreachable-toleration-seconds']!, '--default-unreachable-toleration-seconds'),
+    },
     defaultTimeoutMs: num(values['request-timeout']),
     addMember: async (id, peer) => {
       // A new member first follows as a learner; it becomes a voter once it has caught up.

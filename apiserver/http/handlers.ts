@@ -20,6 +20,7 @@ import { decodeBody, mediaType, readBody, sendJson, statusSuccess } from './io.t
 import { type ListOptions, listOptionsOf, selectObjects } from './list.ts';
 import { queryBool } from './query.ts';
 import { tableFor, wantsTable } from './table.ts';
+import { DEFAULT_TOLERATION_SECONDS, type DefaultTolerationSecondsOptions, addDefaultTolerations } from './default-toleration-seconds.ts';
 
 export interface RequestContext {
   req: IncomingMessage;
@@ -36,8 +37,13 @@ const PATCH_TYPES = new Set([
   'application/json-patch+json', 'application/merge-patch+json', 'application/strategic-merge-patch+json', 'application/apply-patch+yaml',
 ]);
 
+/** Settings of the mutating admission plugins. */
+export interface HandlerAdmissionOptions {
+  defaultTolerationSeconds?: DefaultTolerationSecondsOptions;
+}
+
 export class Handlers {
-  constructor(private readonly reg: Registry) {}
+  constructor(private readonly reg: Registry, private readonly admission: HandlerAdmissionOptions = {}) {}
 
   async handle(r: ResourceRequest, ctx: RequestContext): Promise<void> {
     if (CONNECT_SUBRESOURCES.has(r.subresource)) return this.connect(r, ctx);
@@ -108,6 +114,7 @@ export class Handlers {
     const fv = fieldValidationOf(ctx.query);
     const obj = decodeObject(r.kind, await this.body(ctx), fv, ctx.warnings);
     prepareForCreate(r.kind, r, obj);
+    this.mutate(r, obj);
     defaultAndValidate(r.kind, obj);
     await this.admitNamespace(r, obj);
     const manager = fieldManagerOf(ctx);
@@ -126,6 +133,7 @@ export class Handlers {
     const manager = fieldManagerOf(ctx);
     const stored = await this.reg.update(r.kind, r.namespace, r.name, (cur) => {
       const out = prepareForUpdate(r.kind, r, structuredClone(next), cur);
+      this.mutate(r, out);
       defaultAndValidate(r.kind, out, cur);
       updateManagedFieldsForUpdate(cur, out, manager, nowRfc3339(), apiVersionOf(r.kind), { schema: r.kind.schema, subresource: r.subresource || undefined });
       return out;
@@ -177,6 +185,7 @@ export class Handlers {
       const obj = await apply(undefined);
       obj.metadata = { ...(obj.metadata ?? {}), name: r.name };
       prepareForCreate(r.kind, r, obj);
+      this.mutate(r, obj);
       defaultAndValidate(r.kind, obj);
       await this.admitNamespace(r, obj);
       if (isDryRun(ctx.query)) return sendJson(ctx.res, 201, obj, ctx.req);
@@ -194,6 +203,7 @@ export class Handlers {
     const stored = await this.reg.update(r.kind, r.namespace, r.name, async (cur) => {
       const patched = await apply(cur);
       const out = prepareForUpdate(r.kind, r, patched, cur);
+      this.mutate(r, out);
       defaultAndValidate(r.kind, out, cur);
       if (!isApply) updateManagedFieldsForUpdate(cur, out, manager || fieldManagerOf(ctx), nowRfc3339(), apiVersionOf(r.kind), { schema: r.kind.schema, subresource: r.subresource || undefined });
       return out;
@@ -309,6 +319,14 @@ export class Handlers {
   }
 
   // ---------------------------------------------------------------- helpers
+
+  /** Mutating admission of creates and updates of a resource proper (subresources are not admitted, as in Kubernetes). */
+  private mutate(r: ResourceRequest, obj: KubeObject): void {
+    if (r.subresource) return;
+    if (r.kind.group === '' && r.kind.plural === 'pods') {
+      addDefaultTolerations(obj, this.admission.defaultTolerationSeconds ?? DEFAULT_TOLERATION_SECONDS);
+    }
+  }
 
   private async admitNamespace(r: ResourceRequest, obj: KubeObject): Promise<void> {
     if (!r.kind.namespaced) return;
