@@ -18,11 +18,14 @@ export interface ControllerConfig {
   workers: number;
   /** Re-deliver every cached object this often (ms); 0: never. */
   resyncMs: number;
+  /** EndpointSlice controller: endpoints per slice (--max-endpoints-per-slice, 100). */
+  maxEndpointsPerSlice: number;
 }
 
 export const DEFAULT_CONTROLLER_CONFIG: ControllerConfig = {
   workers: 5,
   resyncMs: 0,
+  maxEndpointsPerSlice: 100,
 };
 
 /** A flag of `flotilla controllers` that sets one config field. Append new ones at the end. */
@@ -36,6 +39,7 @@ export interface ConfigFlag {
 export const CONFIG_FLAGS: ConfigFlag[] = [
   { flag: 'concurrent-syncs', field: 'workers', type: 'int', help: 'concurrent reconciles per controller' },
   { flag: 'resync-period', field: 'resyncMs', type: 'duration', help: 're-deliver every cached object this often (0: never)' },
+  { flag: 'max-endpoints-per-slice', field: 'maxEndpointsPerSlice', type: 'int', help: 'endpoints per EndpointSlice (1-1000)' },
 ];
 
 export interface ControllerContext {

@@ -3,6 +3,8 @@
 // all, "name" to enable, "-name" to disable; later items win).
 import type { ControllerContext } from './context.ts';
 import type { Controller } from './controller.ts';
+import { EndpointsController } from './endpoints/controller.ts';
+import { EndpointSliceController } from './endpointslice/controller.ts';
 
 export interface ControllerDescriptor {
   /** The name `--controllers` uses (kube-controller-manager's where one exists). */
@@ -12,6 +14,8 @@ export interface ControllerDescriptor {
 
 /** Every controller, in start order. Append new ones at the end. */
 export const CONTROLLERS: ControllerDescriptor[] = [
+  { name: 'endpoint', create: (ctx) => new EndpointsController(ctx) },
+  { name: 'endpointslice', create: (ctx) => new EndpointSliceController(ctx) },
 ];
 
 /** The descriptors `spec` ("*", "a,b", "*,-a") selects; throws for a name that is not a controller. */
