@@ -20,19 +20,41 @@ export interface ControllerConfig {
   resyncMs: number;
   /** EndpointSlice controller: endpoints per slice (--max-endpoints-per-slice, 100). */
   maxEndpointsPerSlice: number;
+  /** Node lifecycle: how often node health is checked (--node-monitor-period, 5 s). */
+  nodeMonitorPeriodMs: number;
+  /** Node lifecycle: silence after which a node goes Unknown (--node-monitor-grace-period, 50 s as in Kubernetes 1.32). */
+  nodeMonitorGracePeriodMs: number;
+  /** Node lifecycle: the same for a node that never reported Ready (--node-startup-grace-period, 60 s). */
+  nodeStartupGracePeriodMs: number;
+  /** Node lifecycle: nodes per second tainted for eviction in a healthy zone (--node-eviction-rate, 0.1). */
+  nodeEvictionRate: number;
+  /** Node lifecycle: the same in a large, partly disrupted zone (--secondary-node-eviction-rate, 0.01). */
+  secondaryNodeEvictionRate: number;
+  /** Node lifecycle: share of not-ready nodes that makes a zone partly disrupted (--unhealthy-zone-threshold, 0.55). */
+  unhealthyZoneThreshold: number;
+  /** Node lifecycle: zones larger than this keep evicting at the secondary rate when partly disrupted (--large-cluster-size-threshold, 50). */
+  largeClusterSizeThreshold: number;
 }
 
 export const DEFAULT_CONTROLLER_CONFIG: ControllerConfig = {
   workers: 5,
   resyncMs: 0,
   maxEndpointsPerSlice: 100,
+  nodeMonitorPeriodMs: 5_000,
+  nodeMonitorGracePeriodMs: 50_000,
+  nodeStartupGracePeriodMs: 60_000,
+  nodeEvictionRate: 0.1,
+  secondaryNodeEvictionRate: 0.01,
+  unhealthyZoneThreshold: 0.55,
+  largeClusterSizeThreshold: 50,
 };
 
 /** A flag of `flotilla controllers` that sets one config field. Append new ones at the end. */
 export interface ConfigFlag {
   flag: string;
   field: keyof ControllerConfig;
-  type: 'duration' | 'int' | 'string' | 'bool';
+  /** 'number': a decimal such as --node-eviction-rate 0.1. */
+  type: 'duration' | 'int' | 'string' | 'bool' | 'number';
   help: string;
 }
 
@@ -40,6 +62,13 @@ export const CONFIG_FLAGS: ConfigFlag[] = [
   { flag: 'concurrent-syncs', field: 'workers', type: 'int', help: 'concurrent reconciles per controller' },
   { flag: 'resync-period', field: 'resyncMs', type: 'duration', help: 're-deliver every cached object this often (0: never)' },
   { flag: 'max-endpoints-per-slice', field: 'maxEndpointsPerSlice', type: 'int', help: 'endpoints per EndpointSlice (1-1000)' },
+  { flag: 'node-monitor-period', field: 'nodeMonitorPeriodMs', type: 'duration', help: 'how often node health is checked' },
+  { flag: 'node-monitor-grace-period', field: 'nodeMonitorGracePeriodMs', type: 'duration', help: 'silence after which a node is marked Unknown' },
+  { flag: 'node-startup-grace-period', field: 'nodeStartupGracePeriodMs', type: 'duration', help: 'the same for a node that never reported Ready' },
+  { flag: 'node-eviction-rate', field: 'nodeEvictionRate', type: 'number', help: 'nodes per second tainted for eviction in a healthy zone' },
+  { flag: 'secondary-node-eviction-rate', field: 'secondaryNodeEvictionRate', type: 'number', help: 'nodes per second in a large, partly disrupted zone' },
+  { flag: 'unhealthy-zone-threshold', field: 'unhealthyZoneThreshold', type: 'number', help: 'share of not-ready nodes that makes a zone partly disrupted' },
+  { flag: 'large-cluster-size-threshold', field: 'largeClusterSizeThreshold', type: 'int', help: 'zones above this size keep evicting at the secondary rate' },
 ];
 
 export interface ControllerContext {

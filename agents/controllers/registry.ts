@@ -5,6 +5,8 @@ import type { ControllerContext } from './context.ts';
 import type { Controller } from './controller.ts';
 import { EndpointsController } from './endpoints/controller.ts';
 import { EndpointSliceController } from './endpointslice/controller.ts';
+import { NodeLifecycleController } from './nodelifecycle/controller.ts';
+import { TaintEvictionController } from './nodelifecycle/taint-eviction.ts';
 
 export interface ControllerDescriptor {
   /** The name `--controllers` uses (kube-controller-manager's where one exists). */
@@ -16,6 +18,8 @@ export interface ControllerDescriptor {
 export const CONTROLLERS: ControllerDescriptor[] = [
   { name: 'endpoint', create: (ctx) => new EndpointsController(ctx) },
   { name: 'endpointslice', create: (ctx) => new EndpointSliceController(ctx) },
+  { name: 'nodelifecycle', create: (ctx) => new NodeLifecycleController(ctx) },
+  { name: 'taint-eviction-controller', create: (ctx) => new TaintEvictionController(ctx) },
 ];
 
 /** The descriptors `spec` ("*", "a,b", "*,-a") selects; throws for a name that is not a controller. */
