@@ -34,6 +34,12 @@ export interface ControllerConfig {
   unhealthyZoneThreshold: number;
   /** Node lifecycle: zones larger than this keep evicting at the secondary rate when partly disrupted (--large-cluster-size-threshold, 50). */
   largeClusterSizeThreshold: number;
+  /** Node IPAM: give nodes pod CIDRs (--allocate-node-cidrs, on: pod addresses are loopback addresses here). */
+  allocateNodeCIDRs: boolean;
+  /** Node IPAM: where pod CIDRs come from (--cluster-cidr; inside 127.0.0.0/8, apart from node addresses 127.0.x.y). */
+  clusterCIDR: string;
+  /** Node IPAM: the prefix length of each node's pod CIDR (--node-cidr-mask-size, 24). */
+  nodeCIDRMaskSize: number;
 }
 
 export const DEFAULT_CONTROLLER_CONFIG: ControllerConfig = {
@@ -47,6 +53,9 @@ export const DEFAULT_CONTROLLER_CONFIG: ControllerConfig = {
   secondaryNodeEvictionRate: 0.01,
   unhealthyZoneThreshold: 0.55,
   largeClusterSizeThreshold: 50,
+  allocateNodeCIDRs: true,
+  clusterCIDR: '127.64.0.0/12',
+  nodeCIDRMaskSize: 24,
 };
 
 /** A flag of `flotilla controllers` that sets one config field. Append new ones at the end. */
@@ -69,6 +78,9 @@ export const CONFIG_FLAGS: ConfigFlag[] = [
   { flag: 'secondary-node-eviction-rate', field: 'secondaryNodeEvictionRate', type: 'number', help: 'nodes per second in a large, partly disrupted zone' },
   { flag: 'unhealthy-zone-threshold', field: 'unhealthyZoneThreshold', type: 'number', help: 'share of not-ready nodes that makes a zone partly disrupted' },
   { flag: 'large-cluster-size-threshold', field: 'largeClusterSizeThreshold', type: 'int', help: 'zones above this size keep evicting at the secondary rate' },
+  { flag: 'allocate-node-cidrs', field: 'allocateNodeCIDRs', type: 'bool', help: 'give each node a pod CIDR from --cluster-cidr' },
+  { flag: 'cluster-cidr', field: 'clusterCIDR', type: 'string', help: 'the range pod CIDRs come from (inside 127.0.0.0/8)' },
+  { flag: 'node-cidr-mask-size', field: 'nodeCIDRMaskSize', type: 'int', help: 'prefix length of each node\'s pod CIDR' },
 ];
 
 export interface ControllerContext {

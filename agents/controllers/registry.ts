@@ -5,6 +5,7 @@ import type { ControllerContext } from './context.ts';
 import type { Controller } from './controller.ts';
 import { EndpointsController } from './endpoints/controller.ts';
 import { EndpointSliceController } from './endpointslice/controller.ts';
+import { NodeIpamController } from './nodeipam/controller.ts';
 import { NodeLifecycleController } from './nodelifecycle/controller.ts';
 import { TaintEvictionController } from './nodelifecycle/taint-eviction.ts';
 
@@ -20,6 +21,7 @@ export const CONTROLLERS: ControllerDescriptor[] = [
   { name: 'endpointslice', create: (ctx) => new EndpointSliceController(ctx) },
   { name: 'nodelifecycle', create: (ctx) => new NodeLifecycleController(ctx) },
   { name: 'taint-eviction-controller', create: (ctx) => new TaintEvictionController(ctx) },
+  { name: 'nodeipam', create: (ctx) => new NodeIpamController(ctx) },
 ];
 
 /** The descriptors `spec` ("*", "a,b", "*,-a") selects; throws for a name that is not a controller. */
