@@ -130,4 +130,22 @@ t.test('node lifecycle', async (t) => {
     t.equal(ready(await node('node-3'))?.status, 'Unknown', 'node-3, still silent, stays Unknown');
     await nodes.setSilent('node-3', false);
   });
+
+  await t.test('every node silent: a control-plane-side outage is assumed, nothing is evicted', async (t) => {
+    await waitFor('all nodes Ready again', async () => (await Promise.all(['node-1', 'node-2', 'node-3'].map(node))).every((n) => ready(n)?.status === 'True' && !taints(n).length), 10_000, 50);
+    // 2 s: should one node cross its grace period a pass (200 ms) before the others, it may be tainted for
+    // that pass, as in Kubernetes; the taint is lifted in the next, well before the pod's time runs out.
+    await pod('victim', 'node-1', [{ key: UR, operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 2 }]);
+    await waitFor('victim Ready', async () => ((await getPod('victim')).status?.conditions ?? []).some((x) => x.type === 'Ready' && x.status === 'True'), 10_000);
+    await Promise.all(['node-1', 'node-2', 'node-3'].map((n) => nodes.setSilent(n, true)));
+    await waitFor('every node Unknown and tainted NoSchedule', async () => {
+      const ns = await Promise.all(['node-1', 'node-2', 'node-3'].map(node));
+      return ns.every((n) => ready(n)?.status === 'Unknown' && taints(n).some((x) => x.effect === 'NoSchedule'));
+    }, 10_000, 50);
+    await new Promise((r) => setTimeout(r, 2500));
+    const later = await Promise.all(['node-1', 'node-2', 'node-3'].map(node));
+    t.ok(later.every((n) => !taints(n).some((x) => x.effect === 'NoExecute')), 'no NoExecute taints in full disruption');
+    t.notOk((await getPod('victim')).metadata.deletionTimestamp, 'a pod tolerating unreachable for 2 s stays past that');
+    await Promise.all(['node-1', 'node-2', 'node-3'].map((n) => nodes.setSilent(n, false)));
+  });
 });
