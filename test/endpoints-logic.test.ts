@@ -91,6 +91,10 @@ t.test('truncation at 1000 addresses: ready first, shared in proportion', async 
     t.equal(truncate(ss), cut, `${name}: truncated`);
     t.same(shape(ss), want, name);
   }
+  const many = Array.from({ length: 1005 }, (_, i) => pod(`p${i}`, { ip: `127.64.${i >> 8}.${i & 255}`, ready: i % 5 !== 0 }));
+  const { subsets, truncated } = desiredSubsets(svc(), many);
+  t.ok(truncated, '1005 selected pods: truncated');
+  t.same(shape(subsets), [[804, 196]], 'all 804 ready kept, not-ready cut to 196');
 });
 
 t.test('slices: desired endpoints and conditions', async (t) => {
