@@ -44,7 +44,11 @@ export class NodeIpamController extends QueueController {
     this.handle(this.nodes, {
       onAdd: (n) => this.enqueue(n),
       onUpdate: (_o, n) => { if (!podCIDR(n)) this.enqueue(n); else this.occupy(n); },
-      onDelete: (n) => this.release(n.metadata.name),
+      onDelete: (n) => {
+        this.release(n.metadata.name);
+        // Nodes waiting for a CIDR in a full range get the freed one now rather than at their next back-off retry.
+        for (const w of this.nodes.list()) if (!podCIDR(w)) this.enqueue(w);
+      },
     });
     return super.run(signal);
   }
