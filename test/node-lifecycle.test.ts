@@ -117,6 +117,9 @@ t.test('node lifecycle', async (t) => {
     t.ok(events.some((e) => e.reason === 'NodeNotReady' && e.involvedObject?.name === 'forever'), 'NodeNotReady event on the pod');
     const nodeEvents = (await c.list<KubeObject & { reason?: string; message?: string }>(resourcePath(EVENTS, 'default'), { fieldSelector: 'involvedObject.name=node-2' })).items;
     t.ok(nodeEvents.some((e) => e.reason === 'NodeNotReady' && e.message === 'Node node-2 status is now: NodeNotReady'), 'NodeNotReady event on the node');
+    const metrics = await ctx.registry.metrics();
+    t.match(metrics, /taint_eviction_controller_pod_deletions_total [2-9]/, 'evictions counted');
+    t.match(metrics, /node_collector_unhealthy_nodes_in_zone\{zone=""\} 2/, 'two unhealthy nodes in the (unnamed) zone');
   });
 
   await t.test('a node that comes back is untainted', async (t) => {

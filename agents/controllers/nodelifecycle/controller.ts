@@ -24,6 +24,7 @@ import {
   type NoExecuteAction, type Probe, TokenBucket, applyNoExecute, noExecuteAction, observe, readyCondition, readyStatus,
   silentNodeConditions, withNoScheduleTaints, zoneKey, zoneRate, zoneState,
 } from './health.ts';
+import { type NodeLifecycleMetrics, nodeLifecycleMetrics } from './metrics.ts';
 
 const NODES = resolveKind('nodes')!;
 const PODS = resolveKind('pods')!;
@@ -40,8 +41,10 @@ export class NodeLifecycleController implements Controller {
   private readonly lastReady = new Map<string, string>();
   private readonly buckets = new Map<string, TokenBucket>();
   private suspended = false;
+  private readonly metrics: NodeLifecycleMetrics;
 
   constructor(private readonly ctx: ControllerContext) {
+    this.metrics = nodeLifecycleMetrics(ctx.registry);
     this.nodes = ctx.informers.informer<Node>('nodes');
     this.leases = ctx.informers.informer<Lease>('leases');
     this.pods = ctx.informers.informer<Pod>('pods');
@@ -113,6 +116,11 @@ export class NodeLifecycleController implements Controller {
       this.suspended = suspend;
     }
     for (const [zone, state] of states) {
+      const statuses = zones.get(zone)!;
+      const unhealthy = statuses.filter((x) => x !== 'True').length;
+      this.metrics.zoneSize.set({ zone }, statuses.length);
+      this.metrics.unhealthyNodes.set({ zone }, unhealthy);
+      this.metrics.zoneHealth.set({ zone }, (100 * (statuses.length - unhealthy)) / statuses.length);
       const rate = suspend ? 0 : zoneRate(state, zones.get(zone)!.length, { normal: cfg.nodeEvictionRate, secondary: cfg.secondaryNodeEvictionRate, largeClusterThreshold: cfg.largeClusterSizeThreshold });
       let b = this.buckets.get(zone);
       if (!b) this.buckets.set(zone, (b = new TokenBucket(rate)));

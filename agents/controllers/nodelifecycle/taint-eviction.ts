@@ -13,6 +13,7 @@ import { keyOf, splitKey } from '../../informer/informer.ts';
 import type { Node, Pod } from '../../informer/types.ts';
 import type { ControllerContext } from '../context.ts';
 import { QueueController } from '../controller.ts';
+import { nodeLifecycleMetrics } from './metrics.ts';
 
 const PODS = resolveKind('pods')!;
 
@@ -72,6 +73,7 @@ export class TaintEvictionController extends QueueController {
       if (!(e instanceof ApiClientError && (e.code === 404 || e.code === 409))) throw e;
     }
     this.scheduled.delete(key);
+    nodeLifecycleMetrics(this.ctx.registry).podDeletions.inc();
     this.recorder.event(pod, 'Normal', 'TaintManagerEviction', `Marking for deletion Pod ${key}`);
     this.log.info({ pod: key, node: nodeName }, 'pod evicted: its tolerations of the node\'s NoExecute taints ran out');
   }
