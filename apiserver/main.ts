@@ -12,6 +12,7 @@ import { Role } from '../raft/types.ts';
 import { ApiError } from './errors.ts';
 import { MemberDirectory, ensureAdminToken, hashToken } from './http/members.ts';
 import { ApiHttpServer } from './http/server.ts';
+import { namespacePrepareForCreate } from './http/admission.ts';
 import { kindByResource } from '../api/kinds/index.ts';
 import { EventPublisher } from './publisher.ts';
 import { Registry } from './registry.ts';
@@ -182,6 +183,7 @@ async function ensureNamespaces(registry: Registry, log: pino.Logger, ctx: Param
       if (registry.store.get('/namespaces', '', name)) return;
       const obj = { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { 'kubernetes.io/metadata.name': name } }, spec: {}, status: { phase: 'Active' } };
       kind.default(obj);
+      namespacePrepareForCreate(obj);
       await registry.create(kind, '', obj, ctx);
     });
   }

@@ -79,6 +79,9 @@ export function resourceList(group: string, version: string): Record<string, unk
         case 'binding':
           resources.push({ name: `${k.plural}/binding`, singularName: '', namespaced: k.namespaced, kind: 'Binding', verbs: ['create'] });
           break;
+        case 'finalize':
+          resources.push({ name: `${k.plural}/finalize`, singularName: '', namespaced: k.namespaced, kind: k.kind, verbs: ['update'] });
+          break;
         case 'log':
           resources.push({ name: `${k.plural}/log`, singularName: '', namespaced: k.namespaced, kind: k.kind, verbs: ['get'] });
           break;
