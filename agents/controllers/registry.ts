@@ -3,6 +3,7 @@
 // all, "name" to enable, "-name" to disable; later items win).
 import type { ControllerContext } from './context.ts';
 import type { Controller } from './controller.ts';
+import { GarbageCollector } from './garbagecollector/controller.ts';
 
 export interface ControllerDescriptor {
   /** The name `--controllers` uses (kube-controller-manager's where one exists). */
@@ -12,6 +13,7 @@ export interface ControllerDescriptor {
 
 /** Every controller, in start order. Append new ones at the end. */
 export const CONTROLLERS: ControllerDescriptor[] = [
+  { name: 'garbagecollector', create: (ctx) => new GarbageCollector(ctx) },
 ];
 
 /** The descriptors `spec` ("*", "a,b", "*,-a") selects; throws for a name that is not a controller. */
