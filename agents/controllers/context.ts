@@ -18,11 +18,29 @@ export interface ControllerConfig {
   workers: number;
   /** Re-deliver every cached object this often (ms); 0: never. */
   resyncMs: number;
+  /** root-ca-cert-publisher: the CA bundle (PEM file) published as kube-root-ca.crt; '' publishes an empty ca.crt. */
+  rootCAFile: string;
+  /** eventttl: core/v1 Events are deleted this long after their last update (kube-apiserver --event-ttl, 1h). */
+  eventTTLMs: number;
+  /** podgc: terminated pods kept before the oldest are deleted (--terminated-pod-gc-threshold, 12500; 0 disables). */
+  terminatedPodGCThreshold: number;
+  /** podgc: how often it looks (Kubernetes' gcCheckPeriod, 20 s). */
+  podGCPeriodMs: number;
+  /** podgc: a pod's node must be missing this long before the pod is deleted (Kubernetes' quarantineTime, 40 s). */
+  podGCQuarantineMs: number;
+  /** kubernetes-service: how often the default/kubernetes Service and Endpoints are checked (10 s, as the API server's reconciler). */
+  kubernetesServiceSyncMs: number;
 }
 
 export const DEFAULT_CONTROLLER_CONFIG: ControllerConfig = {
   workers: 5,
   resyncMs: 0,
+  rootCAFile: '',
+  eventTTLMs: 60 * 60_000,
+  terminatedPodGCThreshold: 12_500,
+  podGCPeriodMs: 20_000,
+  podGCQuarantineMs: 40_000,
+  kubernetesServiceSyncMs: 10_000,
 };
 
 /** A flag of `flotilla controllers` that sets one config field. Append new ones at the end. */
@@ -36,6 +54,12 @@ export interface ConfigFlag {
 export const CONFIG_FLAGS: ConfigFlag[] = [
   { flag: 'concurrent-syncs', field: 'workers', type: 'int', help: 'concurrent reconciles per controller' },
   { flag: 'resync-period', field: 'resyncMs', type: 'duration', help: 're-deliver every cached object this often (0: never)' },
+  { flag: 'root-ca-file', field: 'rootCAFile', type: 'string', help: 'CA bundle published in every namespace as kube-root-ca.crt (default: empty, the API is plain HTTP)' },
+  { flag: 'event-ttl', field: 'eventTTLMs', type: 'duration', help: 'delete core/v1 Events this long after their last update (default 1h)' },
+  { flag: 'terminated-pod-gc-threshold', field: 'terminatedPodGCThreshold', type: 'int', help: 'terminated pods kept before the oldest are deleted (default 12500; 0 disables)' },
+  { flag: 'pod-gc-period', field: 'podGCPeriodMs', type: 'duration', help: 'how often the pod garbage collector looks (default 20s)' },
+  { flag: 'pod-gc-quarantine', field: 'podGCQuarantineMs', type: 'duration', help: 'how long a pod\'s node must be missing before the pod is deleted (default 40s)' },
+  { flag: 'kubernetes-service-sync', field: 'kubernetesServiceSyncMs', type: 'duration', help: 'how often default/kubernetes Service and Endpoints are checked (default 10s)' },
 ];
 
 export interface ControllerContext {

@@ -4,6 +4,9 @@
 import type { ControllerContext } from './context.ts';
 import type { Controller } from './controller.ts';
 import { GarbageCollector } from './garbagecollector/controller.ts';
+import { NamespaceController } from './namespace/controller.ts';
+import { RootCAPublisher } from './serviceaccount/rootca.ts';
+import { ServiceAccountsController } from './serviceaccount/serviceaccounts.ts';
 
 export interface ControllerDescriptor {
   /** The name `--controllers` uses (kube-controller-manager's where one exists). */
@@ -14,6 +17,9 @@ export interface ControllerDescriptor {
 /** Every controller, in start order. Append new ones at the end. */
 export const CONTROLLERS: ControllerDescriptor[] = [
   { name: 'garbagecollector', create: (ctx) => new GarbageCollector(ctx) },
+  { name: 'namespace', create: (ctx) => new NamespaceController(ctx) },
+  { name: 'serviceaccount', create: (ctx) => new ServiceAccountsController(ctx) },
+  { name: 'root-ca-cert-publisher', create: (ctx) => new RootCAPublisher(ctx) },
 ];
 
 /** The descriptors `spec` ("*", "a,b", "*,-a") selects; throws for a name that is not a controller. */
