@@ -3,7 +3,10 @@
 // all, "name" to enable, "-name" to disable; later items win).
 import type { ControllerContext } from './context.ts';
 import type { Controller } from './controller.ts';
+import { EventTTLController } from './eventttl/controller.ts';
 import { GarbageCollector } from './garbagecollector/controller.ts';
+import { KubernetesServiceController } from './kubernetesservice/controller.ts';
+import { PodGCController } from './podgc/controller.ts';
 import { NamespaceController } from './namespace/controller.ts';
 import { RootCAPublisher } from './serviceaccount/rootca.ts';
 import { ServiceAccountsController } from './serviceaccount/serviceaccounts.ts';
@@ -20,6 +23,9 @@ export const CONTROLLERS: ControllerDescriptor[] = [
   { name: 'namespace', create: (ctx) => new NamespaceController(ctx) },
   { name: 'serviceaccount', create: (ctx) => new ServiceAccountsController(ctx) },
   { name: 'root-ca-cert-publisher', create: (ctx) => new RootCAPublisher(ctx) },
+  { name: 'kubernetes-service', create: (ctx) => new KubernetesServiceController(ctx) },
+  { name: 'eventttl', create: (ctx) => new EventTTLController(ctx) },
+  { name: 'podgc', create: (ctx) => new PodGCController(ctx) },
 ];
 
 /** The descriptors `spec` ("*", "a,b", "*,-a") selects; throws for a name that is not a controller. */
