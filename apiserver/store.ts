@@ -354,9 +354,17 @@ export class ObjectStore extends EventEmitter implements StateMachine {
         const hasFinalizers = hasPendingFinalizers(cmd.res, parsed);
         const graceful = !cmd.force && cmd.grace > 0;
         if (hasFinalizers || graceful) {
-          if (meta.deletionTimestamp && (hasFinalizers || (meta.deletionGracePeriodSeconds ?? 0) <= cmd.grace)) {
-            if (!finalizersChanged) return { ok: true, object: cur }; // already being deleted: nothing changes
-            // A second DELETE with another propagation policy changes only the finalizers.
+          if (meta.deletionTimestamp) {
+            // Already being deleted: a shorter grace period shortens it (the node's
+            // final grace-0 DELETE of a pod that finalizers still hold is kept, so
+            // the pod goes when they do); another propagation policy changes the finalizers.
+            const wanted = graceful ? cmd.grace : 0;
+            const shorten = wanted < (meta.deletionGracePeriodSeconds ?? 0);
+            if (!shorten && !finalizersChanged) return { ok: true, object: cur }; // nothing changes
+            if (shorten) {
+              meta.deletionTimestamp = addSeconds(cmd.ts, wanted);
+              meta.deletionGracePeriodSeconds = wanted;
+            }
             const obj = this.stamp(parsed, index);
             m!.set(key, obj);
             return { ok: true, object: obj, event: event('MODIFIED', obj, cur) };

@@ -73,6 +73,24 @@ t.test('DELETE with a propagation policy, and Namespace termination, on a server
   t.same(jd.metadata.finalizers, [FINALIZER_ORPHAN], 'a batch/v1 Job deleted without a policy orphans (Kubernetes\' default)');
   t.equal(jd.metadata.uid, job.metadata.uid);
 
+  // Graceful deletion and finalizers: the node's grace-0 DELETE is kept while a finalizer holds the pod.
+  type PodObj = Obj & { metadata: { deletionGracePeriodSeconds?: number } };
+  const podPath = (name: string) => `/api/v1/namespaces/default/pods/${name}`;
+  const mkPod = (name: string, finalizers?: string[]) => c.create('/api/v1/namespaces/default/pods', {
+    apiVersion: 'v1', kind: 'Pod', metadata: { name, ...(finalizers ? { finalizers } : {}) }, spec: { nodeName: 'n1', containers: [{ name: 'c', image: 'x' }] },
+  });
+  await mkPod('held', ['example.com/hold']);
+  t.equal((await c.delete<PodObj>(podPath('held'))).metadata.deletionGracePeriodSeconds, 30, 'a bound pod is deleted gracefully');
+  t.equal((await c.delete<PodObj>(podPath('held'), { gracePeriodSeconds: 0 })).metadata.deletionGracePeriodSeconds, 0, 'the node\'s grace-0 DELETE shortens it; the finalizer keeps it');
+  await c.patch(podPath('held'), { metadata: { finalizers: null } }, 'application/merge-patch+json');
+  t.equal(await reason(c.get(podPath('held'))), '404 NotFound', 'it goes with its finalizer');
+  await mkPod('graceful');
+  await c.delete(podPath('graceful'));
+  await c.patch(`${podPath('graceful')}/status`, { status: { phase: 'Running' } }, 'application/merge-patch+json');
+  t.ok(await c.get(podPath('graceful')), 'a status write during the grace period does not delete the pod');
+  await c.delete(podPath('graceful'), { gracePeriodSeconds: 0 });
+  t.equal(await reason(c.get(podPath('graceful'))), '404 NotFound', 'the confirming DELETE does');
+
   // Namespaces.
   const ns = await c.create<Obj>('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'doomed' } });
   t.same(ns.spec?.finalizers, ['kubernetes'], 'a new namespace carries the kubernetes finalizer');

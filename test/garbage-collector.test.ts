@@ -62,6 +62,10 @@ t.test('against a real server, with kubectl --cascade', async (t) => {
   const nodes = new FakeNodes({ client, nats: nats.url, count: 1 });
   await nodes.start();
   t.teardown(() => nodes.stop());
+  // Dangling before the collector starts: found once its caches are full.
+  await client.create(resourcePath(resolveKind('configmaps')!, 'default'), {
+    apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'early', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'never', uid: '11111111-1111-1111-1111-111111111111' }] },
+  });
   const ctx = newControllerContext({ client, nats: nats.url });
   const gc = new GarbageCollector(ctx);
   const abort = new AbortController();
@@ -156,6 +160,7 @@ t.test('against a real server, with kubectl --cascade', async (t) => {
     await mkCm('dangling', [ghost]);
     await mkCm('half', [ghost, ownerRef(solid, false)]);
     await gone('dangling', resourcePath(CM, 'default', 'dangling'));
+    await gone('early', resourcePath(CM, 'default', 'early'));
     await waitFor('half loses the dangling reference', async () => {
       const half = await client.get(resourcePath(CM, 'default', 'half'));
       const refs = (half.metadata as { ownerReferences?: { uid: string }[] }).ownerReferences ?? [];

@@ -42,6 +42,13 @@ export class GarbageCollector extends QueueController {
   /** uid → queue key of every cached object (to find the owners of a deleted dependent). */
   private readonly byUid = new Map<string, string>();
   private readonly absentOwners = new Set<string>();
+  /**
+   * Until every followed kind has synced, an owner missing from the caches may
+   * just not be listed yet: such dependents wait here and are checked once
+   * all caches are full, instead of costing a GET each at start.
+   */
+  private synced = false;
+  private readonly uncertain = new Set<string>();
 
   constructor(ctx: ControllerContext) {
     super(ctx, 'garbagecollector');
@@ -114,7 +121,24 @@ export class GarbageCollector extends QueueController {
     const refs = ownerRefsOf(obj);
     if (!refs.length) return;
     const changed = !old || JSON.stringify(ownerRefsOf(old)) !== JSON.stringify(refs);
-    if (changed && refs.some((r) => !this.cachedUid(r.uid) || this.absentOwners.has(r.uid))) this.enqueue(this.keyFor(kind, obj));
+    if (changed && refs.some((r) => !this.cachedUid(r.uid) || this.absentOwners.has(r.uid))) {
+      if (this.synced) this.enqueue(this.keyFor(kind, obj));
+      else this.uncertain.add(this.keyFor(kind, obj));
+    }
+  }
+
+  override async run(signal: AbortSignal): Promise<void> {
+    const aborted = new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    await Promise.race([Promise.all(this.informers.map((i) => i.informer.waitForSync())), aborted]);
+    if (signal.aborted) return;
+    this.synced = true;
+    for (const key of this.uncertain) {
+      const { kind, namespace, name } = this.parseKey(key);
+      const obj = this.informerOf(kind)?.get(namespace, name);
+      if (obj && ownerRefsOf(obj).some((r) => !this.cachedUid(r.uid))) this.enqueue(key);
+    }
+    this.uncertain.clear();
+    return super.run(signal);
   }
 
   private observeDeleted(kind: KindDef, obj: KubeObject): void {
@@ -124,12 +148,12 @@ export class GarbageCollector extends QueueController {
       // Its dependents may have lost their last owner.
       for (const d of this.dependentsOf(uid)) this.enqueue(this.keyFor(d.kind, d.obj));
     }
+    this.uncertain.delete(this.keyFor(kind, obj));
     // Owners waiting for their dependents to go may now be done.
     for (const r of ownerRefsOf(obj)) {
       const key = this.byUid.get(r.uid);
       if (key) this.enqueue(key);
     }
-    void kind;
   }
 
   // ---------------------------------------------------------------- reconcile
