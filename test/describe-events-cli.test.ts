@@ -45,6 +45,13 @@ t.test('describer layout', async (t) => {
     ],
   });
   t.match(withEvents, /Status:\s+Running/);
+  const deploy = describeObject({
+    metadata: { name: 'web', namespace: 'default' },
+    spec: { replicas: 3, selector: { matchLabels: { app: 'web' }, matchExpressions: [{ key: 'tier', operator: 'In', values: ['a', 'b'] }] }, strategy: { type: 'Recreate' } },
+    status: { replicas: 3, updatedReplicas: 2, availableReplicas: 1, unavailableReplicas: 2, conditions: [{ type: 'Available', status: 'False', reason: 'MinimumReplicasUnavailable', message: 'Deployment does not have minimum availability.' }] },
+  }, { kind: 'Deployment', namespaced: true, events: [], now: NOW });
+  t.match(deploy, /Selector:\s+app=web,tier in \(a,b\)\nReplicas:\s+3 desired \| 2 updated \| 3 total \| 1 available \| 2 unavailable\nStrategyType:\s+Recreate\n/);
+  t.match(deploy, /Conditions:\n  Type\s+Status\s+Reason\s+Message\n  ----\s+------\s+------\s+-------\n  Available\s+False\s+MinimumReplicasUnavailable\s+Deployment does not have minimum availability.\n/);
   t.match(withEvents, /Events:\n  Type\s+Reason\s+Age\s+From\s+Message\n  ----\s+------\s+---\s+----\s+-------\n  Normal\s+Scheduled\s+11m\s+default-scheduler\s+assigned\n  Warning\s+BackOff\s+60s \(x4 over 10m\)\s+kubelet\s+back-off\n$/,
     'events oldest first, repeats with their count');
 });
@@ -81,8 +88,8 @@ t.test('against a real server', async (t) => {
   });
   await mkEvent('web.1', { kind: 'Pod', name: 'web', uid: pod.metadata!.uid, apiVersion: 'v1' }, 'Scheduled', 'Successfully assigned default/web to n1', 'Normal', 60);
   await mkEvent('web.2', { kind: 'Pod', name: 'web', uid: pod.metadata!.uid, apiVersion: 'v1' }, 'Failed', 'Error: image not found', 'Warning', 10);
-  await mkEvent('old-web.1', { kind: 'Pod', name: 'web', uid: 'an-earlier-pod' }, 'Killing', 'an earlier pod of the same name');
-  await mkEvent('cfg.1', { kind: 'ConfigMap', name: 'web' }, 'Odd', 'about a configmap named web');
+  await mkEvent('old-web.1', { kind: 'Pod', name: 'web', uid: 'an-earlier-pod', apiVersion: 'v1' }, 'Killing', 'an earlier pod of the same name');
+  await mkEvent('cfg.1', { kind: 'ConfigMap', name: 'web', apiVersion: 'v1' }, 'Odd', 'about a configmap named web');
 
   await t.test('describe pod: summary and its own Events only', async (t) => {
     const r = await run(describe, 'pod', 'web');

@@ -100,7 +100,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<void> {
 
 /**
  * --for KIND/NAME: the field selector on the involved object that kubectl
- * events --for uses (kind and name; the namespace is the request's).
+ * events --for uses (kind, apiVersion and name; the namespace is the request's).
  */
 export function eventsForSelector(reqs: readonly Request[], target: string): string {
   if (reqs.length !== 1 || reqs[0].kind.kind !== 'Event' || reqs[0].kind.group) throw new UsageError('--for is only supported with events', 'get');
@@ -109,6 +109,7 @@ export function eventsForSelector(reqs: readonly Request[], target: string): str
   const kind = kindOrFail(target.slice(0, slash));
   return fieldSelectorToString([
     { path: 'involvedObject.kind', op: '=', value: kind.kind },
+    { path: 'involvedObject.apiVersion', op: '=', value: kind.group ? `${kind.group}/${kind.version}` : kind.version },
     { path: 'involvedObject.name', op: '=', value: target.slice(slash + 1) },
   ]);
 }
