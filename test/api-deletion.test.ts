@@ -108,6 +108,7 @@ t.test('DELETE with a propagation policy, and Namespace termination, on a server
   await c.update('/api/v1/namespaces/doomed/finalize', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'doomed' }, spec: { finalizers: [] } });
   t.equal(await reason(c.get('/api/v1/namespaces/doomed')), '404 NotFound', 'namespaces/finalize removing the last finalizer removes it');
   t.equal(await reason(c.delete('/api/v1/namespaces/default')), '403 Forbidden', 'default may not be deleted');
+  t.equal(await reason(c.delete('/api/v1/namespaces')), '405 MethodNotAllowed', 'namespaces have no collection delete');
   const sys = await c.get<Obj>('/api/v1/namespaces/kube-system');
   t.same(sys.spec?.finalizers, ['kubernetes'], 'system namespaces carry the finalizer too');
 

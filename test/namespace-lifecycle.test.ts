@@ -9,7 +9,9 @@ import { ApiClient, ApiClientError, resourcePath } from '../agents/client/api.ts
 import { resolveKind } from '../agents/client/kinds.ts';
 import { newControllerContext, stopControllerContext } from '../agents/controllers/context.ts';
 import { namespaceConditions } from '../agents/controllers/namespace/conditions.ts';
+import { GarbageCollector } from '../agents/controllers/garbagecollector/controller.ts';
 import { NamespaceController, contentKinds } from '../agents/controllers/namespace/controller.ts';
+import { selectControllers } from '../agents/controllers/registry.ts';
 import { ROOT_CA_CONFIGMAP, RootCAPublisher } from '../agents/controllers/serviceaccount/rootca.ts';
 import { ServiceAccountsController } from '../agents/controllers/serviceaccount/serviceaccounts.ts';
 import type { Condition, KubeObject } from '../agents/informer/types.ts';
@@ -55,7 +57,9 @@ t.test('against a real server', async (t) => {
   await nodes.start();
   t.teardown(() => nodes.stop());
   const ctx = newControllerContext({ client, nats: nats.url });
-  const controllers = [new NamespaceController(ctx), new ServiceAccountsController(ctx), new RootCAPublisher(ctx)];
+  // Through the registry, as `flotilla controllers --controllers …` builds them (the garbage collector too).
+  const controllers = selectControllers('garbagecollector,namespace,serviceaccount,root-ca-cert-publisher').map((d) => d.create(ctx));
+  t.same(controllers.map((c) => c.constructor), [GarbageCollector, NamespaceController, ServiceAccountsController, RootCAPublisher]);
   const abort = new AbortController();
   await ctx.informers.start();
   const running = controllers.map((c) => c.run(abort.signal));

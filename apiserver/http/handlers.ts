@@ -296,6 +296,8 @@ export class Handlers {
   }
 
   private async deleteCollection(r: ResourceRequest, ctx: RequestContext): Promise<void> {
+    // Kubernetes' namespace registry has no collection delete: each namespace is terminated on its own.
+    if (r.kind === NAMESPACE_KIND) throw errors.methodNotAllowed();
     const opts = await this.deleteOptions(ctx);
     const listOpts = listOptionsOf(ctx.query);
     const revision = await this.reg.sync({ kind: 'linearizable' }, ctx.timeoutMs);
