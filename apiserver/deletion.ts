@@ -5,9 +5,9 @@
 // orphan (core/v1 ReplicationControllers, batch/v1 Jobs, for compatibility with
 // clients older than server-side cascading) gets the orphan finalizer. Decided
 // at apply time from the stored object, so a concurrent DELETE cannot be lost.
+import { FINALIZER_FOREGROUND, FINALIZER_ORPHAN } from '../api/finalizers.ts';
 
-export const FINALIZER_ORPHAN = 'orphan';
-export const FINALIZER_FOREGROUND = 'foregroundDeletion';
+export { FINALIZER_FOREGROUND, FINALIZER_ORPHAN };
 
 export type PropagationPolicy = 'Orphan' | 'Background' | 'Foreground';
 

@@ -6,6 +6,7 @@ import { errors, ApiError } from '../errors.ts';
 import { apiVersionOf, prepareForUpdate as kindPrepareForUpdate } from '../../api/kinds/index.ts';
 import { validateSchema } from '../../api/schema/validate.ts';
 import type { Cause, KindDef, KubeObject } from '../../api/schema/types.ts';
+import { NAMESPACE_FINALIZER } from '../../api/finalizers.ts';
 import type { ResourceRequest } from './info.ts';
 
 export type FieldValidation = 'Strict' | 'Warn' | 'Ignore';
@@ -107,8 +108,6 @@ export function prepareForCreate(kind: KindDef, req: ResourceRequest, obj: KubeO
   if (kind.kind === 'Namespace' && !kind.group) namespacePrepareForCreate(obj);
 }
 
-/** The namespace controller's finalizer: the namespace goes only once it has emptied it. */
-export const NAMESPACE_FINALIZER = 'kubernetes';
 
 /**
  * A new Namespace is Active and carries the "kubernetes" spec finalizer

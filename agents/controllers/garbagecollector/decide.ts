@@ -2,11 +2,11 @@
 // collector decides it (attemptToDeleteItem, processDeletingDependentsItem,
 // orphanDependents) — pure functions of the object's latest state and of what
 // became of its owners, so the rules can be read and tested as tables.
+import { FINALIZER_FOREGROUND, FINALIZER_ORPHAN } from '../../../api/finalizers.ts';
 import type { KubeObject } from '../../informer/types.ts';
 import type { OwnerReference } from '../ownership.ts';
 
-export const FINALIZER_ORPHAN = 'orphan';
-export const FINALIZER_FOREGROUND = 'foregroundDeletion';
+export { FINALIZER_FOREGROUND, FINALIZER_ORPHAN };
 
 export type Policy = 'Orphan' | 'Background' | 'Foreground';
 

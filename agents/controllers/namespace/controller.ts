@@ -6,6 +6,7 @@
 // "kubernetes" finalizer is removed through namespaces/finalize, after which
 // the server removes the Namespace. Content is read with live LISTs, as
 // Kubernetes does: a cache that lags would finalize too early.
+import { NAMESPACE_FINALIZER } from '../../../api/finalizers.ts';
 import { ApiClientError, resourcePath } from '../../client/api.ts';
 import { type KindDef, allKinds } from '../../client/kinds.ts';
 import type { Condition, KubeObject } from '../../informer/types.ts';
@@ -13,7 +14,7 @@ import type { ControllerContext } from '../context.ts';
 import { QueueController } from '../controller.ts';
 import { type DeletionSummary, namespaceConditions, sameConditions } from './conditions.ts';
 
-export const NAMESPACE_FINALIZER = 'kubernetes';
+export { NAMESPACE_FINALIZER };
 
 const NAMESPACES = allKinds().find((k) => !k.group && k.plural === 'namespaces')!;
 
