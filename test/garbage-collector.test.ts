@@ -11,6 +11,7 @@ import { newControllerContext, stopControllerContext } from '../agents/controlle
 import { GarbageCollector } from '../agents/controllers/garbagecollector/controller.ts';
 import { type OwnerState, decideDependent, decideOwner } from '../agents/controllers/garbagecollector/decide.ts';
 import type { KubeObject } from '../agents/informer/types.ts';
+import { main as deleteCmd } from '../bin/commands/delete.ts';
 import { FakeNodes } from '../harness/fake-node.ts';
 import { FlotillaCluster } from '../harness/flotilla-cluster.ts';
 import { kubectlMissing } from '../harness/kubectl.ts';
@@ -152,6 +153,29 @@ t.test('against a real server, with kubectl --cascade', async (t) => {
     const pod = await client.get(resourcePath(PODS, 'default', 'or-1'));
     t.same((pod.metadata as { ownerReferences?: unknown[] }).ownerReferences ?? [], [], 'the pod stays, its owner reference removed');
     t.notOk(pod.metadata!.deletionTimestamp, 'and it is not being deleted');
+  });
+
+  await t.test('flotilla delete --cascade', async (t) => {
+    const cli = async (...args: string[]) => {
+      let out = '';
+      let err = '';
+      const before = process.exitCode;
+      await deleteCmd([...args, '--server', cluster.urls[0]], { out: (x) => void (out += x), err: (x) => void (err += x), stdin: process.stdin });
+      const failed = process.exitCode === 1 && before !== 1;
+      process.exitCode = before;
+      return { out, err, failed };
+    };
+    const fg = await mkRs('cli-fg');
+    await mkPod('cli-fg-1', fg);
+    const r = await cli('replicaset', 'cli-fg', '--cascade=foreground');
+    t.notOk(r.failed, r.err);
+    t.equal(r.out, 'replicaset.apps "cli-fg" deleted\n');
+    t.notOk(await exists(resourcePath(PODS, 'default', 'cli-fg-1')), 'foreground: the pod was gone before the waiting delete returned');
+    const or = await mkRs('cli-or');
+    await mkPod('cli-or-1', or);
+    t.notOk((await cli('rs', 'cli-or', '--cascade', 'orphan')).failed);
+    t.same((await client.get(resourcePath(PODS, 'default', 'cli-or-1'))).metadata?.ownerReferences ?? [], [], 'orphan: the pod stays without its reference');
+    t.match((await cli('rs', 'x', '--cascade=sideways')).err, /invalid cascade value \(sideways\)/);
   });
 
   await t.test('dangling references: collected, or removed beside a solid owner', async (t) => {

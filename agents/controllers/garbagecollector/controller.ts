@@ -206,15 +206,35 @@ export class GarbageCollector extends QueueController {
         return;
       case 'delete':
         this.log.info({ object: keyOf(obj), kind: item.kind.kind, policy: action.policy }, 'deleting an object whose owners are gone or going');
-        try {
-          await this.ctx.client.delete(resourcePath(item.kind, item.namespace, item.name), {
-            kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy: action.policy,
-            preconditions: { uid, resourceVersion: obj.metadata?.resourceVersion },
-          });
-        } catch (e) {
-          if (e instanceof ApiClientError && e.code === 404) return;
-          throw e; // a conflict: it changed, look again
-        }
+        await this.deleteObject(item, obj, action.policy);
+    }
+  }
+
+  /**
+   * DELETE with the uid and the resourceVersion the decision was made on. A
+   * conflict caused by a change that left the owner references as they were
+   * (a status write) does not change the decision: delete again with the uid
+   * alone, as Kubernetes' collector does; otherwise decide afresh.
+   */
+  private async deleteObject(item: Item, obj: KubeObject, policy: string): Promise<void> {
+    const path = resourcePath(item.kind, item.namespace, item.name);
+    const del = (resourceVersion?: string) => this.ctx.client.delete(path, {
+      kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy: policy, preconditions: { uid: obj.metadata!.uid, resourceVersion },
+    });
+    try {
+      await del(obj.metadata?.resourceVersion);
+    } catch (e) {
+      if (e instanceof ApiClientError && e.code === 404) return;
+      if (!(e instanceof ApiClientError && e.code === 409)) throw e;
+      const live = await this.getLive(item);
+      if (!live || live.metadata?.uid !== obj.metadata?.uid) return;
+      if (JSON.stringify(ownerRefsOf(live)) !== JSON.stringify(ownerRefsOf(obj))) throw e; // decide again
+      try {
+        await del(undefined);
+      } catch (e2) {
+        if (e2 instanceof ApiClientError && e2.code === 404) return;
+        throw e2;
+      }
     }
   }
 
