@@ -138,3 +138,26 @@ t.test('against a real server', async (t) => {
     t.ok(Date.now() - removed >= 500, 'after the quarantine');
   });
 });
+
+t.test('default/kubernetes on three servers lists each with its own port', async (t) => {
+  const nats = await NatsServers.start(1);
+  t.teardown(() => nats.stop());
+  const cluster = await FlotillaCluster.start(3, { args: ['--nats', nats.url] });
+  t.teardown(() => cluster.stop());
+  const client = new ApiClient(cluster.urls);
+  t.teardown(() => client.close());
+  const ctx = newControllerContext({ client, nats: nats.url, config: { kubernetesServiceSyncMs: 300 } });
+  const abort = new AbortController();
+  await ctx.informers.start();
+  const running = new KubernetesServiceController(ctx).run(abort.signal);
+  t.teardown(async () => {
+    abort.abort();
+    await running;
+    await stopControllerContext(ctx);
+  });
+  const ports = cluster.urls.map((u) => Number(new URL(u).port)).sort((a, b) => a - b);
+  const want = ports.map((port) => ({ addresses: [{ ip: '127.0.0.1' }], ports: [{ name: 'https', port, protocol: 'TCP' }] }));
+  const path = resourcePath(resolveKind('endpoints')!, 'default', 'kubernetes');
+  await waitFor('Endpoints of three servers', async () => JSON.stringify((await client.get<KubeObject & { subsets?: unknown[] }>(path).catch(() => undefined))?.subsets) === JSON.stringify(want), 20_000, 100);
+  t.pass(`one subset per server port (${ports.join(', ')})`);
+});
