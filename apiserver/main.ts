@@ -13,6 +13,7 @@ import { ApiError } from './errors.ts';
 import { MemberDirectory, ensureAdminToken, hashToken } from './http/members.ts';
 import { parseTolerationSeconds } from './http/default-toleration-seconds.ts';
 import { ApiHttpServer } from './http/server.ts';
+import { namespacePrepareForCreate } from './http/admission.ts';
 import { kindByResource } from '../api/kinds/index.ts';
 import { EventPublisher } from './publisher.ts';
 import { Registry } from './registry.ts';
@@ -189,6 +190,7 @@ async function ensureNamespaces(registry: Registry, log: pino.Logger, ctx: Param
       if (registry.store.get('/namespaces', '', name)) return;
       const obj = { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { 'kubernetes.io/metadata.name': name } }, spec: {}, status: { phase: 'Active' } };
       kind.default(obj);
+      namespacePrepareForCreate(obj);
       await registry.create(kind, '', obj, ctx);
     });
   }

@@ -177,7 +177,7 @@ t.test('registry: names, scopes, subresources, categories, scale', async (t) => 
   const row = (k: KindDef) => [k.plural, k.singular, k.shortNames.join(','), k.namespaced, k.subresources.join(','), k.categories.join(',')];
   t.same(row(kindByName('po')!), ['pods', 'pod', 'po', true, 'status,binding,log', 'all']);
   t.same(row(kindByName('svc')!), ['services', 'service', 'svc', true, 'status', 'all']);
-  t.same(row(kindByName('ns')!), ['namespaces', 'namespace', 'ns', false, 'status', '']);
+  t.same(row(kindByName('ns')!), ['namespaces', 'namespace', 'ns', false, 'status,finalize', '']);
   t.same(row(kindByName('no')!), ['nodes', 'node', 'no', false, 'status', '']);
   t.same(row(kindByName('pv')!), ['persistentvolumes', 'persistentvolume', 'pv', false, 'status', '']);
   t.same(row(kindByName('pvc')!), ['persistentvolumeclaims', 'persistentvolumeclaim', 'pvc', true, 'status', '']);

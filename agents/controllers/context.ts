@@ -40,6 +40,18 @@ export interface ControllerConfig {
   clusterCIDR: string;
   /** Node IPAM: the prefix length of each node's pod CIDR (--node-cidr-mask-size, 24). */
   nodeCIDRMaskSize: number;
+  /** root-ca-cert-publisher: the CA bundle (PEM file) published as kube-root-ca.crt; '' publishes an empty ca.crt. */
+  rootCAFile: string;
+  /** eventttl: core/v1 Events are deleted this long after their last update (kube-apiserver --event-ttl, 1h). */
+  eventTTLMs: number;
+  /** podgc: terminated pods kept before the oldest are deleted (--terminated-pod-gc-threshold, 12500; 0 disables). */
+  terminatedPodGCThreshold: number;
+  /** podgc: how often it looks (Kubernetes' gcCheckPeriod, 20 s). */
+  podGCPeriodMs: number;
+  /** podgc: a pod's node must be missing this long before the pod is deleted (Kubernetes' quarantineTime, 40 s). */
+  podGCQuarantineMs: number;
+  /** kubernetes-service: how often the default/kubernetes Service and Endpoints are checked (10 s, as the API server's reconciler). */
+  kubernetesServiceSyncMs: number;
 }
 
 export const DEFAULT_CONTROLLER_CONFIG: ControllerConfig = {
@@ -56,6 +68,12 @@ export const DEFAULT_CONTROLLER_CONFIG: ControllerConfig = {
   allocateNodeCIDRs: true,
   clusterCIDR: '127.64.0.0/12',
   nodeCIDRMaskSize: 24,
+  rootCAFile: '',
+  eventTTLMs: 60 * 60_000,
+  terminatedPodGCThreshold: 12_500,
+  podGCPeriodMs: 20_000,
+  podGCQuarantineMs: 40_000,
+  kubernetesServiceSyncMs: 10_000,
 };
 
 /** A flag of `flotilla controllers` that sets one config field. Append new ones at the end. */
@@ -81,6 +99,12 @@ export const CONFIG_FLAGS: ConfigFlag[] = [
   { flag: 'allocate-node-cidrs', field: 'allocateNodeCIDRs', type: 'bool', help: 'give each node a pod CIDR from --cluster-cidr' },
   { flag: 'cluster-cidr', field: 'clusterCIDR', type: 'string', help: 'the range pod CIDRs come from (inside 127.0.0.0/8)' },
   { flag: 'node-cidr-mask-size', field: 'nodeCIDRMaskSize', type: 'int', help: 'prefix length of each node\'s pod CIDR' },
+  { flag: 'root-ca-file', field: 'rootCAFile', type: 'string', help: 'CA bundle published in every namespace as kube-root-ca.crt (default: empty, the API is plain HTTP)' },
+  { flag: 'event-ttl', field: 'eventTTLMs', type: 'duration', help: 'delete core/v1 Events this long after their last update (default 1h)' },
+  { flag: 'terminated-pod-gc-threshold', field: 'terminatedPodGCThreshold', type: 'int', help: 'terminated pods kept before the oldest are deleted (default 12500; 0 disables)' },
+  { flag: 'pod-gc-period', field: 'podGCPeriodMs', type: 'duration', help: 'how often the pod garbage collector looks (default 20s)' },
+  { flag: 'pod-gc-quarantine', field: 'podGCQuarantineMs', type: 'duration', help: 'how long a pod\'s node must be missing before the pod is deleted (default 40s)' },
+  { flag: 'kubernetes-service-sync', field: 'kubernetesServiceSyncMs', type: 'duration', help: 'how often default/kubernetes Service and Endpoints are checked (default 10s)' },
 ];
 
 export interface ControllerContext {

@@ -8,6 +8,13 @@ import { EndpointSliceController } from './endpointslice/controller.ts';
 import { NodeIpamController } from './nodeipam/controller.ts';
 import { NodeLifecycleController } from './nodelifecycle/controller.ts';
 import { TaintEvictionController } from './nodelifecycle/taint-eviction.ts';
+import { EventTTLController } from './eventttl/controller.ts';
+import { GarbageCollector } from './garbagecollector/controller.ts';
+import { KubernetesServiceController } from './kubernetesservice/controller.ts';
+import { PodGCController } from './podgc/controller.ts';
+import { NamespaceController } from './namespace/controller.ts';
+import { RootCAPublisher } from './serviceaccount/rootca.ts';
+import { ServiceAccountsController } from './serviceaccount/serviceaccounts.ts';
 
 export interface ControllerDescriptor {
   /** The name `--controllers` uses (kube-controller-manager's where one exists). */
@@ -22,6 +29,13 @@ export const CONTROLLERS: ControllerDescriptor[] = [
   { name: 'nodelifecycle', create: (ctx) => new NodeLifecycleController(ctx) },
   { name: 'taint-eviction-controller', create: (ctx) => new TaintEvictionController(ctx) },
   { name: 'nodeipam', create: (ctx) => new NodeIpamController(ctx) },
+  { name: 'garbagecollector', create: (ctx) => new GarbageCollector(ctx) },
+  { name: 'namespace', create: (ctx) => new NamespaceController(ctx) },
+  { name: 'serviceaccount', create: (ctx) => new ServiceAccountsController(ctx) },
+  { name: 'root-ca-cert-publisher', create: (ctx) => new RootCAPublisher(ctx) },
+  { name: 'kubernetes-service', create: (ctx) => new KubernetesServiceController(ctx) },
+  { name: 'eventttl', create: (ctx) => new EventTTLController(ctx) },
+  { name: 'podgc', create: (ctx) => new PodGCController(ctx) },
 ];
 
 /** The descriptors `spec` ("*", "a,b", "*,-a") selects; throws for a name that is not a controller. */

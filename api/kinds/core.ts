@@ -25,7 +25,7 @@ const none = (v: unknown) => (v === undefined || v === null || v === '' ? '<none
 // ---- Namespace -------------------------------------------------------------------
 
 export const namespace = defineKind({
-  ...core, kind: 'Namespace', plural: 'namespaces', shortNames: ['ns'], namespaced: false, subresources: ['status'],
+  ...core, kind: 'Namespace', plural: 'namespaces', shortNames: ['ns'], namespaced: false, subresources: ['status', 'finalize'],
   description: 'Namespace provides a scope for Names. Use of multiple namespaces is optional.',
   fields: {
     spec: obj({ finalizers: strings('Finalizers is an opaque list of values that must be empty to permanently remove object from storage.') },
