@@ -407,11 +407,14 @@ t.test('against a real flotilla server', async (t) => {
     t.equal(l2.spec?.acquireTime, l1.spec?.acquireTime, 'acquireTime stays while renewing');
     t.ok(parseMicroTime(l2.spec!.renewTime!) > parseMicroTime(l1.spec!.renewTime!), 'renewTime moves on');
 
-    // Metrics: the leader's gauge is 1, the others' 0.
+    // Metrics: the leader's gauge is 1, the others' 0; the leader started once, the others never.
     for (const [id, registry] of registries) {
       const g = await registry.getSingleMetric('leader_election_master_status')!.get();
       t.same(g.values.map((v) => [v.labels.name, v.value]), [['trio', id === first ? 1 : 0]], `${id}: leader_election_master_status`);
+      const c = await registry.getSingleMetric('leader_election_transitions_total')!.get();
+      t.same(c.values.map((v) => [v.labels.name, v.value]), [['trio', id === first ? 1 : 0]], `${id}: leader_election_transitions_total`);
     }
+    t.match(await registries.get(first)!.metrics(), /^leader_election_master_status\{name="trio"\} 1$/m, 'exposition');
 
     // Clean stop of the leader.
     const stopAt = now();

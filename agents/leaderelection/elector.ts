@@ -218,6 +218,7 @@ export class LeaderElector {
   registerMetrics(registry: client.Registry): void {
     this.metrics = leaderElectionMetrics(registry);
     this.metrics.status.set({ name: this.name }, this.isLeader() ? 1 : 0);
+    this.metrics.transitions.inc({ name: this.name }, 0); // the series exists from the start
   }
 
   /** Whether this elector leads now (its signal is not aborted). */
