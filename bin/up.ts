@@ -18,7 +18,8 @@ interface ClusterFile {
   servers: { id: string; api: string; peer: string; pid: number; data: string }[];
   nats: string;
   kubeconfig: string;
-  controllers: { pid: number }[];
+  /** metrics: where the replica serves /healthz and /metrics. */
+  controllers: { pid: number; metrics?: string }[];
   schedulers: { pid: number }[];
   agents: { name: string; pid: number }[];
 }
@@ -31,6 +32,7 @@ export async function main(argv: string[]): Promise<void> {
       dir: { type: 'string', default: '.flotilla' },
       'base-port': { type: 'string', default: '7100' },
       'nats-cluster': { type: 'boolean', default: false },
+      controllers: { type: 'string', default: '2' },
     },
     strict: true,
   });
@@ -38,6 +40,8 @@ export async function main(argv: string[]): Promise<void> {
   if (!Number.isInteger(n) || n < 1 || n > 7) throw new Error('--servers must be between 1 and 7');
   const base = Number(values['base-port']);
   if (!Number.isInteger(base) || base < 1024 || base > 65000) throw new Error('--base-port must be between 1024 and 65000');
+  const nControllers = Number(values.controllers);
+  if (!Number.isInteger(nControllers) || nControllers < 0 || nControllers > 5) throw new Error('--controllers must be between 0 and 5');
   const dir = resolve(values.dir);
   mkdirSync(join(dir, 'logs'), { recursive: true });
   const lockFile = join(dir, 'up.pid');
@@ -110,7 +114,24 @@ export async function main(argv: string[]): Promise<void> {
   const cluster: ClusterFile = {
     servers, nats: natsUrl, kubeconfig, controllers: [], schedulers: [], agents: [],
   };
-  writeFileSync(join(dir, 'cluster.json'), `${JSON.stringify(cluster, null, 2)}\n`);
+  const writeClusterFile = () => writeFileSync(join(dir, 'cluster.json'), `${JSON.stringify(cluster, null, 2)}\n`);
+  writeClusterFile();
+
+  // Consumers are restarted when they exit (a controller manager that lost
+  // its Lease exits on purpose, as kube-controller-manager does, and comes
+  // back as a standby); cluster.json keeps their current pids.
+  const supervise = (name: string, args: string[], record: { pid: number }) => {
+    const start = () => {
+      const child = spawnLogged(name, args);
+      record.pid = child.pid!;
+      writeClusterFile();
+      child.on('exit', () => {
+        if (!stopping) setTimeout(() => { if (!stopping) start(); }, 1000);
+      });
+    };
+    start();
+  };
+  const apiUrls = members.map((m) => `http://${m.api}`).join(',');
 
   const stop = async (code: number) => {
     if (stopping) return;
@@ -150,9 +171,15 @@ export async function main(argv: string[]): Promise<void> {
       await new Promise((r) => setTimeout(r, 200));
     }
   }
+  for (let i = 0; i < nControllers; i++) {
+    const record = { pid: 0, metrics: `127.0.0.1:${base + 301 + i}` };
+    cluster.controllers.push(record);
+    supervise(`controllers${i + 1}`, ['controllers', '--server', apiUrls, '--nats', natsUrl, '--id', `controllers${i + 1}`, '--metrics-address', record.metrics], record);
+  }
   process.stdout.write([
     `Flotilla is up: ${n} servers (data in ${join(dir, 'data')}, logs in ${join(dir, 'logs')})`,
     ...servers.map((s) => `  server ${s.id}: API http://${s.api}  peer ${s.peer}  pid ${s.pid}`),
+    `  controllers:  ${nControllers} (one leads through the Lease kube-system/flotilla-controller-manager; /metrics on ${cluster.controllers.map((c) => c.metrics).join(', ') || '-'})`,
     `  NATS:         ${natsUrl} (stream EVENTS; npx flotilla events --follow)`,
     `  cluster file: ${join(dir, 'cluster.json')}`,
     `  kubectl:      KUBECONFIG=${kubeconfig} kubectl get namespaces`,

@@ -20,8 +20,9 @@ import t from 'tap';
 import { ApiClient } from '../agents/client/api.ts';
 import {
   JITTER_FACTOR, LeaderElectionConfigError, LeaderElector, type LeaderElectorOptions, type LeaseObject, LeaseObservation,
-  LeadershipLostError, formatMicroTime, leaderElectionMetrics, parseMicroTime, recordFromLease, resolveOptions, silentLogger,
+  LeadershipLostError, formatMicroTime, leaderElectionMetrics, parseMicroTime, recordFromLease, resolveOptions,
 } from '../agents/leaderelection/index.ts';
+import { silentLogger } from '../agents/informer/stream.ts';
 import { FlotillaCluster } from '../harness/flotilla-cluster.ts';
 import { sleep, waitFor } from '../harness/procs.ts';
 

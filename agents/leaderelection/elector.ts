@@ -29,18 +29,13 @@ import pino from 'pino';
 import type client from 'prom-client';
 import { lease as LEASE_KIND } from '../../api/kinds/coordination.ts';
 import { type ApiClient, ApiClientError, resourcePath, statusFromResponse } from '../client/api.ts';
+import { type Logger, silentLogger } from '../informer/stream.ts';
 import { type LeaderElectionMetrics, leaderElectionMetrics } from './metrics.ts';
 import { type LeaderElectionRecord, type LeaseObject, LeaseObservation, formatMicroTime, leaseWithRecord, recordFromLease, specOf } from './record.ts';
 
 /** A logger with pino's call shape (pino loggers fit). */
-export interface Logger {
-  debug(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
-
-export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+// The consumers' one logger shape (pino fits).
+export type { Logger };
 
 /** client-go's JitterFactor: waits between acquire attempts are retryPeriod × [1, 2.2). */
 export const JITTER_FACTOR = 1.2;
