@@ -19,6 +19,7 @@ import { CONNECT_SUBRESOURCES, type ResourceRequest } from './info.ts';
 import { decodeBody, mediaType, readBody, sendJson, statusSuccess } from './io.ts';
 import { type ListOptions, listOptionsOf, selectObjects } from './list.ts';
 import { queryBool } from './query.ts';
+import { admitDefaultStorageClass } from './storage-admission.ts';
 import { tableFor, wantsTable } from './table.ts';
 
 export interface RequestContext {
@@ -108,6 +109,7 @@ export class Handlers {
     const fv = fieldValidationOf(ctx.query);
     const obj = decodeObject(r.kind, await this.body(ctx), fv, ctx.warnings);
     prepareForCreate(r.kind, r, obj);
+    this.admitCreate(r, obj);
     defaultAndValidate(r.kind, obj);
     await this.admitNamespace(r, obj);
     const manager = fieldManagerOf(ctx);
@@ -177,6 +179,7 @@ export class Handlers {
       const obj = await apply(undefined);
       obj.metadata = { ...(obj.metadata ?? {}), name: r.name };
       prepareForCreate(r.kind, r, obj);
+      this.admitCreate(r, obj);
       defaultAndValidate(r.kind, obj);
       await this.admitNamespace(r, obj);
       if (isDryRun(ctx.query)) return sendJson(ctx.res, 201, obj, ctx.req);
@@ -309,6 +312,11 @@ export class Handlers {
   }
 
   // ---------------------------------------------------------------- helpers
+
+  /** Mutating admission of new objects (Kubernetes' DefaultStorageClass plugin). */
+  private admitCreate(r: ResourceRequest, obj: KubeObject): void {
+    if (r.kind.group === '' && r.kind.kind === 'PersistentVolumeClaim') admitDefaultStorageClass(this.reg, obj);
+  }
 
   private async admitNamespace(r: ResourceRequest, obj: KubeObject): Promise<void> {
     if (!r.kind.namespaced) return;
