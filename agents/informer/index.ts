@@ -7,3 +7,4 @@ export * from './nats.ts';
 export * from './stream.ts';
 export * from './types.ts';
 export * from './workqueue.ts';
+export * from './factory.ts';

@@ -49,8 +49,12 @@ export interface EventHandlers<T> {
 export interface InformerOptions {
   /** The API client used for LISTs. */
   client: ApiClient;
-  /** A NATS connection (shared, not closed by the informer) or the URL(s) to connect to (comma-separated or a list). */
-  nats: NatsConnection | string | readonly string[];
+  /**
+   * A NATS connection (shared, not closed by the informer), a function that
+   * provides the shared one when the informer starts (SharedInformerFactory),
+   * or the URL(s) to connect to (comma-separated or a list).
+   */
+  nats: NatsConnection | string | readonly string[] | (() => Promise<NatsConnection>);
   /** The kind to follow (kindByName('pods'), …, from api/kinds/index.ts). */
   kind: KindDef;
   /** Only this namespace (namespaced kinds); default: all. */
@@ -168,7 +172,7 @@ export class Informer<T extends KubeObject = KubeObject> {
     this.stream = opts.stream ?? STREAM;
     this.subject = filterSubject(opts.kind.group, opts.kind.plural, this.namespace);
     this.ownsNats = typeof opts.nats === 'string' || Array.isArray(opts.nats);
-    if (!this.ownsNats) this.nc = opts.nats as NatsConnection;
+    if (!this.ownsNats && typeof opts.nats !== 'function') this.nc = opts.nats as NatsConnection;
     this.addIndexer(NAMESPACE_INDEX, (o) => o.metadata?.namespace ?? '');
     this.addIndexer(LABEL_INDEX, (o) => Object.entries(o.metadata?.labels ?? {}).map(([k, v]) => `${k}=${v}`));
     this.addIndexer(NODE_INDEX, (o) => {
@@ -197,6 +201,7 @@ export class Informer<T extends KubeObject = KubeObject> {
         }
         this.nc = nc;
       }
+      if (typeof this.o.nats === 'function' && !this.nc) this.nc = await this.o.nats();
       this.loop = this.run();
       if (this.o.resyncMs && this.o.resyncMs > 0) {
         this.resyncTimer = setInterval(() => this.resync(), this.o.resyncMs);

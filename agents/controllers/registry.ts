@@ -1,0 +1,33 @@
+// The controllers `flotilla controllers` runs, by name, and how
+// `--controllers` selects them (kube-controller-manager's syntax: "*" for
+// all, "name" to enable, "-name" to disable; later items win).
+import type { ControllerContext } from './context.ts';
+import type { Controller } from './controller.ts';
+
+export interface ControllerDescriptor {
+  /** The name `--controllers` uses (kube-controller-manager's where one exists). */
+  name: string;
+  create(ctx: ControllerContext): Controller;
+}
+
+/** Every controller, in start order. Append new ones at the end. */
+export const CONTROLLERS: ControllerDescriptor[] = [
+];
+
+/** The descriptors `spec` ("*", "a,b", "*,-a") selects; throws for a name that is not a controller. */
+export function selectControllers(spec: string, all: readonly ControllerDescriptor[] = CONTROLLERS): ControllerDescriptor[] {
+  const known = new Set(all.map((c) => c.name));
+  const on = new Set<string>();
+  for (const raw of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
+    if (raw === '*') {
+      for (const n of known) on.add(n);
+      continue;
+    }
+    const off = raw.startsWith('-');
+    const name = off ? raw.slice(1) : raw;
+    if (!known.has(name)) throw new Error(`--controllers: unknown controller "${name}" (known: ${[...known].join(', ') || 'none'})`);
+    if (off) on.delete(name);
+    else on.add(name);
+  }
+  return all.filter((c) => on.has(c.name));
+}

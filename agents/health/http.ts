@@ -1,0 +1,65 @@
+// /healthz, /readyz and /metrics for a consumer process (controllers,
+// scheduler, node agent): every Flotilla process can be probed and scraped.
+import { type Server, createServer } from 'node:http';
+import type client from 'prom-client';
+
+export interface HealthCheck {
+  /** Healthy (200) or not (503), and a JSON-able detail shown in the body. */
+  (): { ok: boolean; detail?: Record<string, unknown> };
+}
+
+export interface HealthServerOptions {
+  /** host:port to listen on (port 0: any free port). */
+  address: string;
+  registry: client.Registry;
+  healthz: HealthCheck;
+  /** Defaults to healthz. */
+  readyz?: HealthCheck;
+}
+
+export interface HealthServer {
+  server: Server;
+  /** The bound host:port. */
+  address: string;
+  close(): Promise<void>;
+}
+
+export async function serveHealth(o: HealthServerOptions): Promise<HealthServer> {
+  const i = o.address.lastIndexOf(':');
+  const host = o.address.slice(0, i) || '127.0.0.1';
+  const port = Number(o.address.slice(i + 1));
+  if (i < 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid address "${o.address}": expected HOST:PORT`);
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    const check = path === '/healthz' ? o.healthz : path === '/readyz' ? (o.readyz ?? o.healthz) : undefined;
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    if (check) {
+      let r: ReturnType<HealthCheck>;
+      try {
+        r = check();
+      } catch (e) {
+        r = { ok: false, detail: { error: (e as Error).message } };
+      }
+      res.writeHead(r.ok ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify({ status: r.ok ? 'ok' : 'unhealthy', ...r.detail })}\n`);
+      return;
+    }
+    if (path === '/metrics') {
+      o.registry.metrics().then(
+        (text) => res.writeHead(200, { 'content-type': o.registry.contentType }).end(text),
+        (e: Error) => res.writeHead(500).end(e.message),
+      );
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const a = server.address();
+  const bound = typeof a === 'object' && a ? `${host}:${a.port}` : o.address;
+  return { server, address: bound, close: () => new Promise((r) => server.close(() => r())) };
+}
