@@ -3,6 +3,8 @@
 // all, "name" to enable, "-name" to disable; later items win).
 import type { ControllerContext } from './context.ts';
 import type { Controller } from './controller.ts';
+import { PersistentVolumeBinder } from './volume/binder.ts';
+import { LocalPathProvisioner } from './volume/provisioner.ts';
 
 export interface ControllerDescriptor {
   /** The name `--controllers` uses (kube-controller-manager's where one exists). */
@@ -12,6 +14,8 @@ export interface ControllerDescriptor {
 
 /** Every controller, in start order. Append new ones at the end. */
 export const CONTROLLERS: ControllerDescriptor[] = [
+  { name: 'persistentvolume-binder', create: (ctx) => new PersistentVolumeBinder(ctx) },
+  { name: 'local-path-provisioner', create: (ctx) => new LocalPathProvisioner(ctx) },
 ];
 
 /** The descriptors `spec` ("*", "a,b", "*,-a") selects; throws for a name that is not a controller. */
