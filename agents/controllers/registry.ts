@@ -3,6 +3,7 @@
 // all, "name" to enable, "-name" to disable; later items win).
 import type { ControllerContext } from './context.ts';
 import type { Controller } from './controller.ts';
+import { HorizontalPodAutoscalerController } from './hpa/controller.ts';
 import { PersistentVolumeBinder } from './volume/binder.ts';
 import { LocalPathProvisioner } from './volume/provisioner.ts';
 
@@ -16,6 +17,7 @@ export interface ControllerDescriptor {
 export const CONTROLLERS: ControllerDescriptor[] = [
   { name: 'persistentvolume-binder', create: (ctx) => new PersistentVolumeBinder(ctx) },
   { name: 'local-path-provisioner', create: (ctx) => new LocalPathProvisioner(ctx) },
+  { name: 'horizontal-pod-autoscaler', create: (ctx) => new HorizontalPodAutoscalerController(ctx) },
 ];
 
 /** The descriptors `spec` ("*", "a,b", "*,-a") selects; throws for a name that is not a controller. */
