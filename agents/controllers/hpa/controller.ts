@@ -262,7 +262,7 @@ export class HorizontalPodAutoscalerController extends QueueController {
         const err = e instanceof MetricError ? e : new MetricError(spec.type === 'Resource' ? 'FailedGetResourceMetric' : `FailedGet${spec.type}Metric`, (e as Error).message);
         invalid++;
         firstError ??= err;
-        statuses.push({ type: '' });
+        // Kubernetes leaves an empty entry here; an empty type does not validate, so the metric is just left out.
         this.recorder.event(hpa, 'Warning', err.reason, err.message);
         if (err.reason === 'InvalidSelector') selectorString = '';
       }
