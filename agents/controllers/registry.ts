@@ -3,6 +3,7 @@
 // all, "name" to enable, "-name" to disable; later items win).
 import type { ControllerContext } from './context.ts';
 import type { Controller } from './controller.ts';
+import { DisruptionController } from './disruption/controller.ts';
 import { HorizontalPodAutoscalerController } from './hpa/controller.ts';
 import { PersistentVolumeBinder } from './volume/binder.ts';
 import { LocalPathProvisioner } from './volume/provisioner.ts';
@@ -18,6 +19,7 @@ export const CONTROLLERS: ControllerDescriptor[] = [
   { name: 'persistentvolume-binder', create: (ctx) => new PersistentVolumeBinder(ctx) },
   { name: 'local-path-provisioner', create: (ctx) => new LocalPathProvisioner(ctx) },
   { name: 'horizontal-pod-autoscaler', create: (ctx) => new HorizontalPodAutoscalerController(ctx) },
+  { name: 'disruption', create: (ctx) => new DisruptionController(ctx) },
 ];
 
 /** The descriptors `spec` ("*", "a,b", "*,-a") selects; throws for a name that is not a controller. */
