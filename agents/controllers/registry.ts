@@ -5,6 +5,7 @@ import type { ControllerContext } from './context.ts';
 import type { Controller } from './controller.ts';
 import { DisruptionController } from './disruption/controller.ts';
 import { HorizontalPodAutoscalerController } from './hpa/controller.ts';
+import { ResourceQuotaController } from './resourcequota/controller.ts';
 import { PersistentVolumeBinder } from './volume/binder.ts';
 import { LocalPathProvisioner } from './volume/provisioner.ts';
 
@@ -20,6 +21,7 @@ export const CONTROLLERS: ControllerDescriptor[] = [
   { name: 'local-path-provisioner', create: (ctx) => new LocalPathProvisioner(ctx) },
   { name: 'horizontal-pod-autoscaler', create: (ctx) => new HorizontalPodAutoscalerController(ctx) },
   { name: 'disruption', create: (ctx) => new DisruptionController(ctx) },
+  { name: 'resourcequota', create: (ctx) => new ResourceQuotaController(ctx) },
 ];
 
 /** The descriptors `spec` ("*", "a,b", "*,-a") selects; throws for a name that is not a controller. */
