@@ -40,9 +40,9 @@ const MAX_PROVISIONER_LENGTH = 63;
 const MAX_PARAMETERS = 512;
 const MAX_PARAMETERS_BYTES = 256 * 1024;
 
-/** validateProvisioner: required, at most 63 characters, a qualified name. */
+/** validateProvisioner: at most 63 characters, a qualified name (the schema reports it missing). */
 function validateProvisioner(p: unknown): Cause[] {
-  if (!p) return [required('provisioner')];
+  if (!p) return [];
   const s = String(p);
   const out: Cause[] = [];
   if (s.length > MAX_PROVISIONER_LENGTH) out.push(tooLong('provisioner', MAX_PROVISIONER_LENGTH));
