@@ -5,16 +5,10 @@
 import { type ApiClient, ApiClientError, resourcePath } from '../client/api.ts';
 import type { KindDef } from '../client/kinds.ts';
 import type { KubeObject, LabelSelector, PodTemplate } from '../informer/types.ts';
+import type { OwnerReference } from '../../api/schema/types.ts';
 import { labelSelectorMatches } from '../../api/selectors.ts';
 
-export interface OwnerReference {
-  apiVersion: string;
-  kind: string;
-  name: string;
-  uid: string;
-  controller?: boolean;
-  blockOwnerDeletion?: boolean;
-}
+export type { OwnerReference };
 
 type WithOwners = KubeObject & { metadata: { ownerReferences?: OwnerReference[] } };
 
