@@ -107,6 +107,9 @@ t.test('metrics.k8s.io and the HPA', async (t) => {
       const r = spawnSync('kubectl', ['--kubeconfig', cluster.kubeconfig, '--cache-dir', mkdtempSync(join(tmpdir(), 'kcache-')), 'get', '--raw', `${path}?labelSelector=app%3Dweb`], { encoding: 'utf8', timeout: 30_000 });
       t.equal(r.status, 0, r.stderr);
       t.equal(JSON.parse(r.stdout).items.length, 2, 'kubectl get --raw reads the same list');
+      const top = spawnSync('kubectl', ['--kubeconfig', cluster.kubeconfig, '--cache-dir', mkdtempSync(join(tmpdir(), 'kcache-')), 'top', 'pod', '-l', 'app=web'], { encoding: 'utf8', timeout: 30_000 });
+      t.equal(top.status, 0, top.stderr);
+      t.match(top.stdout, /web-a\s+100m\s+32Mi/, 'kubectl top pod');
     }
   });
 
@@ -140,6 +143,7 @@ t.test('metrics.k8s.io and the HPA', async (t) => {
     t.equal(await spec(), 4, 'still 4 while the window holds higher recommendations');
     await waitFor('scaled down to 1', async () => (await spec()) === 1, 20_000);
     t.ok(Date.now() - dropped >= 3500, `scale-down came after the window (${Date.now() - dropped} ms)`);
-    t.same(replicasLog, [2, 4, 1], 'spec.replicas went 2 → 4 → 1');
+    await waitFor('the copier saw 1', () => replicasLog[replicasLog.length - 1] === 1, 5000);
+    t.same(replicasLog, [2, 4, 1], 'spec.replicas went 2 → 4 → 1, nothing in between');
   });
 });
