@@ -142,7 +142,8 @@ export class HorizontalPodAutoscalerController extends QueueController {
       return;
     }
     setCondition(conds, 'AbleToScale', { status: 'True', reason: 'SucceededGetScale', message: 'the HPA controller was able to get the target\'s current scale' }, nowIso);
-    const currentReplicas = scale.status?.replicas ?? 0;
+    // Kubernetes' "current" is the replicas asked for (scale.spec), not those that exist yet.
+    const currentReplicas = scale.spec?.replicas ?? 0;
     const minReplicas = hpa.spec.minReplicas ?? 1;
     const maxReplicas = hpa.spec.maxReplicas;
     let desired = 0;
@@ -150,8 +151,14 @@ export class HorizontalPodAutoscalerController extends QueueController {
     let reason = '';
     let metricStatuses: unknown[] = status.currentMetrics ?? [];
     const behavior = hpa.spec.behavior ? withDefaults(hpa.spec.behavior, this.ctx.config.hpaDownscaleStabilizationMs / 1000) : undefined;
-    const history = this.history.get(key) ?? newHistory();
-    this.history.set(key, history);
+    let history = this.history.get(key);
+    if (!history) {
+      // recordInitialRecommendation: the size found at first sight counts as a recommendation, so a
+      // scale-down right after the HPA appears waits out the window like any other.
+      history = newHistory();
+      history.recommendations.push({ at: now, replicas: currentReplicas });
+      this.history.set(key, history);
+    }
 
     if ((scale.spec?.replicas ?? 0) === 0 && minReplicas !== 0) {
       setCondition(conds, 'ScalingActive', { status: 'False', reason: 'ScalingDisabled', message: 'scaling is disabled since the replica count of the target is zero' }, nowIso);
