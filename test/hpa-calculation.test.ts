@@ -7,7 +7,7 @@ import {
   type ScalingHistory, newHistory, normalizeWithBehavior, normalizeWithoutBehavior, recordScaleEvent, scaleDownLimit, scaleUpLimit, withDefaults,
 } from '../agents/controllers/hpa/normalize.ts';
 import {
-  type CalculatorOptions, type PodMetrics, averageValueReplicas, groupPods, milliValue, resourceUtilizationReplicas,
+  type CalculatorOptions, type PodMetrics, averageValueReplicas, groupPods, milliValue, podRequests, resourceUtilizationReplicas,
 } from '../agents/controllers/hpa/replica-calculator.ts';
 import type { Pod } from '../agents/informer/types.ts';
 
@@ -94,6 +94,24 @@ t.test('resource utilization replicas (Kubernetes\' TestReplicaCalc* cases)', as
   t.throws(() => resourceUtilizationReplicas(3, 50, 'cpu', [], new Map(), OPTS), /no pods returned by selector/);
   const { pods } = fixture({ name: '', current: 2, expected: 0, requests: ONE, levels: [], target: 50, readiness: ['False', 'False'] });
   t.throws(() => resourceUtilizationReplicas(2, 50, 'cpu', pods, new Map([['test-pod-0', { value: 1, timestamp: 0, windowMs: 60_000 }]]), OPTS), /did not receive metrics for any ready pods/);
+});
+
+t.test('container resource: one container\'s requests; sidecars count for the pod', async (t) => {
+  const p = {
+    metadata: { name: 'p' },
+    spec: {
+      containers: [{ name: 'app', resources: { requests: { cpu: '200m' } } }, { name: 'proxy', resources: { requests: { cpu: '100m' } } }],
+      initContainers: [{ name: 'setup', resources: { requests: { cpu: '1' } } }, { name: 'log', restartPolicy: 'Always', resources: { requests: { cpu: '50m' } } }],
+    },
+    status: { phase: 'Running', startTime: ZERO, conditions: [{ type: 'Ready', status: 'True' }] },
+  } as unknown as Pod;
+  t.same([...podRequests([p], 'cpu')], [['p', 350]], 'app + proxy + the sidecar, not the plain init container');
+  t.same([...podRequests([p], 'cpu', 'app')], [['p', 200]], 'only the named container');
+  const noReq = { ...p, spec: { containers: [{ name: 'app' }] } } as unknown as Pod;
+  t.throws(() => podRequests([noReq], 'cpu', 'app'), /missing request for cpu in container app of Pod p/);
+  // 300m used by "app" of 200m requested: 150 % against 50 % → ceil(3 × 1) = 3.
+  const r = resourceUtilizationReplicas(1, 50, 'cpu', [p], new Map([['p', { value: 300, timestamp: 0, windowMs: 60_000 }]]), OPTS, 'app');
+  t.same({ replicas: r.replicas, utilization: r.utilization }, { replicas: 3, utilization: 150 });
 });
 
 t.test('average value replicas (calcPlainMetricReplicas, as the CM cases)', async (t) => {

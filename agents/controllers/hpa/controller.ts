@@ -21,7 +21,12 @@ import { type CalculatorOptions, type PodMetrics, averageValueReplicas, milliVal
 const HPAS = { group: 'autoscaling', version: 'v2', plural: 'horizontalpodautoscalers', namespaced: true };
 
 interface MetricTarget { type: string; averageUtilization?: number; averageValue?: string; value?: string }
-interface MetricSpec { type: string; resource?: { name: string; target: MetricTarget }; [k: string]: unknown }
+interface MetricSpec {
+  type: string;
+  resource?: { name: string; target: MetricTarget };
+  containerResource?: { name: string; container: string; target: MetricTarget };
+  [k: string]: unknown;
+}
 
 export interface HorizontalPodAutoscaler extends KubeObject {
   metadata: { name: string; namespace?: string; generation?: number; [k: string]: unknown };
@@ -236,37 +241,42 @@ export class HorizontalPodAutoscalerController extends QueueController {
         } catch (e) {
           throw new MetricError('InvalidSelector', `couldn't convert selector into a corresponding internal selector object: ${(e as Error).message}`);
         }
-        if (spec.type !== 'Resource' || !spec.resource) {
-          throw new MetricError(`FailedGet${spec.type}Metric`, `unable to get metric of type ${spec.type}: only Resource metrics are served (no custom.metrics.k8s.io or external.metrics.k8s.io API)`);
+        const source = spec.type === 'Resource' ? spec.resource : spec.type === 'ContainerResource' ? spec.containerResource : undefined;
+        if (!source) {
+          throw new MetricError(`FailedGet${spec.type}Metric`, `unable to get metric of type ${spec.type}: only Resource and ContainerResource metrics are served (no custom.metrics.k8s.io or external.metrics.k8s.io API)`);
         }
+        const container = spec.type === 'ContainerResource' ? spec.containerResource!.container : undefined;
         const pods = this.pods.byNamespace(ns).filter((p) => matchesLabels(selector, p.metadata.labels));
-        const res = spec.resource.name;
-        const metrics = await this.podMetrics(ns, selectorString, res);
-        const target = spec.resource.target;
+        const res = source.name;
+        const metrics = await this.podMetrics(ns, selectorString, res, container);
+        const target = source.target;
+        const what = container ? `${res} container resource` : `${res} resource`;
         let proposal: number;
         let current: Record<string, unknown>;
         let name: string;
         if (target.type === 'Utilization' || (target.averageUtilization !== undefined && target.averageValue === undefined)) {
-          if (target.averageUtilization === undefined) throw new MetricError('FailedGetResourceMetric', 'invalid resource metric source: neither a utilization target nor a value target was set');
-          const r = resourceUtilizationReplicas(currentReplicas, target.averageUtilization, res, pods, metrics, this.calculatorOptions());
+          if (target.averageUtilization === undefined) throw new MetricError(`FailedGet${spec.type}Metric`, 'invalid resource metric source: neither a utilization target nor a value target was set');
+          const r = resourceUtilizationReplicas(currentReplicas, target.averageUtilization, res, pods, metrics, this.calculatorOptions(), container);
           proposal = r.replicas;
           current = { averageUtilization: r.utilization, averageValue: formatMilli(r.rawAverage) };
-          name = `${res} resource utilization (percentage of request)`;
+          name = `${what} utilization (percentage of request)`;
         } else if (target.averageValue !== undefined) {
           const r = averageValueReplicas(currentReplicas, milliValue(target.averageValue), res, pods, metrics, this.calculatorOptions());
           proposal = r.replicas;
           current = { averageValue: formatMilli(r.rawAverage) };
-          name = `${res} resource`;
+          name = what;
         } else {
-          throw new MetricError('FailedGetResourceMetric', 'invalid resource metric source: neither a utilization target nor a value target was set');
+          throw new MetricError(`FailedGet${spec.type}Metric`, 'invalid resource metric source: neither a utilization target nor a value target was set');
         }
-        statuses.push({ type: 'Resource', resource: { name: res, current } });
+        statuses.push(container
+          ? { type: 'ContainerResource', containerResource: { name: res, container, current } }
+          : { type: 'Resource', resource: { name: res, current } });
         if (!metric || proposal > replicas) {
           replicas = proposal;
           metric = name;
         }
       } catch (e) {
-        const err = e instanceof MetricError ? e : new MetricError(spec.type === 'Resource' ? 'FailedGetResourceMetric' : `FailedGet${spec.type}Metric`, (e as Error).message);
+        const err = e instanceof MetricError ? e : new MetricError(`FailedGet${spec.type}Metric`, (e as Error).message);
         invalid++;
         firstError ??= err;
         // Kubernetes leaves an empty entry here; an empty type does not validate, so the metric is just left out.
@@ -282,19 +292,23 @@ export class HorizontalPodAutoscalerController extends QueueController {
     return { replicas, metric, statuses };
   }
 
-  /** Each selected pod's usage of `resource` (sum over containers; a pod missing it in any container has no sample). */
-  private async podMetrics(ns: string, selector: string, resource: string): Promise<PodMetrics> {
+  /**
+   * Each selected pod's usage of `resource`: the sum over its containers (a pod
+   * missing it in any container has no sample), or the one named `container`.
+   */
+  private async podMetrics(ns: string, selector: string, resource: string, container?: string): Promise<PodMetrics> {
     let list: { items: PodMetricsItem[] };
     try {
       list = await this.ctx.client.get<{ items: PodMetricsItem[] }>(`/apis/${METRICS_GROUP}/${METRICS_VERSION}/namespaces/${encodeURIComponent(ns)}/pods`, { labelSelector: selector });
     } catch (e) {
-      throw new MetricError('FailedGetResourceMetric', `unable to get metrics for resource ${resource}: unable to fetch metrics from resource metrics API: ${(e as Error).message}`);
+      throw new MetricError(container ? 'FailedGetContainerResourceMetric' : 'FailedGetResourceMetric', `unable to get metrics for resource ${resource}: unable to fetch metrics from resource metrics API: ${(e as Error).message}`);
     }
     const out: PodMetrics = new Map();
     for (const item of list.items ?? []) {
       let sum = 0;
-      let complete = item.containers.length > 0;
-      for (const c of item.containers) {
+      const counted = container ? item.containers.filter((c) => c.name === container) : item.containers;
+      let complete = counted.length > 0;
+      for (const c of counted) {
         const q = c.usage?.[resource];
         if (q === undefined) {
           complete = false;
@@ -311,7 +325,7 @@ export class HorizontalPodAutoscalerController extends QueueController {
       }
       out.set(item.metadata.name, { value: sum, timestamp: Date.parse(item.timestamp), windowMs });
     }
-    if (!out.size) throw new MetricError('FailedGetResourceMetric', `unable to get metrics for resource ${resource}: no metrics returned from resource metrics API`);
+    if (!out.size) throw new MetricError(container ? 'FailedGetContainerResourceMetric' : 'FailedGetResourceMetric', `unable to get metrics for resource ${resource}: no metrics returned from resource metrics API`);
     return out;
   }
 

@@ -81,12 +81,18 @@ export function groupPods(pods: readonly Pod[], metrics: PodMetrics, resource: s
   return g;
 }
 
-/** Each pod's summed container requests of `resource` (milli); throws when a container has none (utilization is undefined then). */
-export function podRequests(pods: readonly Pod[], resource: string): Map<string, number> {
+/**
+ * Each pod's summed requests of `resource` (milli) over its containers and
+ * sidecars (restartable init containers), or over the one named `container`;
+ * throws when a counted container has none (utilization is undefined then).
+ */
+export function podRequests(pods: readonly Pod[], resource: string, container?: string): Map<string, number> {
   const out = new Map<string, number>();
   for (const pod of pods) {
     let sum = 0;
-    for (const c of pod.spec?.containers ?? []) {
+    const sidecars = ((pod.spec?.initContainers ?? []) as { restartPolicy?: string }[]).filter((c) => c.restartPolicy === 'Always');
+    for (const c of [...(pod.spec?.containers ?? []), ...sidecars] as NonNullable<Pod['spec']>['containers']) {
+      if (container && c.name !== container) continue;
       const q = c.resources?.requests?.[resource];
       if (q === undefined) throw new Error(`missing request for ${resource} in container ${c.name} of Pod ${pod.metadata.name}`);
       sum += milliValue(q);
@@ -142,18 +148,19 @@ function oldest(metrics: PodMetrics): number {
 }
 
 /**
- * The replicas a Utilization target on `resource` asks for (GetResourceReplicas).
+ * The replicas a Utilization target on `resource` asks for (GetResourceReplicas;
+ * with `container`, GetContainerResourceReplicas: that container's requests).
  * `metrics` is every selected pod's sample; it is not modified.
  */
 export function resourceUtilizationReplicas(
-  currentReplicas: number, targetUtilization: number, resource: string, pods: readonly Pod[], metricsIn: PodMetrics, o: CalculatorOptions,
+  currentReplicas: number, targetUtilization: number, resource: string, pods: readonly Pod[], metricsIn: PodMetrics, o: CalculatorOptions, container?: string,
 ): ResourceReplicas {
   commonChecks(pods);
   const metrics: PodMetrics = new Map(metricsIn);
   const timestamp = oldest(metrics);
   const { readyPodCount, ignored, missing } = groupPods(pods, metrics, resource, o);
   for (const n of ignored) metrics.delete(n);
-  const requests = podRequests(pods, resource);
+  const requests = podRequests(pods, resource, container);
   if (!metrics.size) throw new Error('did not receive metrics for any ready pods');
   const first = utilizationRatio(metrics, requests, targetUtilization);
   const out = (replicas: number): ResourceReplicas => ({ replicas, utilization: first.utilization, rawAverage: first.rawAverage, timestamp });
