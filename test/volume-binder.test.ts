@@ -159,6 +159,34 @@ t.test('against a real server', async (t) => {
     t.notOk(existsSync(dir), 'directory removed');
   });
 
+  t.test('a claim that names its volume; a bound claim whose volume vanishes is Lost', async (t) => {
+    await mkPV('pv-named', '2Gi');
+    await mkPV('pv-small-named', '1Gi');
+    await client.create(resourcePath(PVCS, 'default'), {
+      apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: 'c-named' },
+      spec: { resources: { requests: { storage: '1Gi' } }, accessModes: ['ReadWriteOnce'], storageClassName: '', volumeName: 'pv-named' },
+    });
+    t.equal(await waitFor('c-named bound', () => boundTo('c-named')), 'pv-named', 'bound to the volume it names, not the smallest fit');
+    const c = await getPVC('c-named');
+    t.equal(c.metadata.annotations?.['pv.kubernetes.io/bound-by-controller'], undefined, 'the user made this binding, not the controller');
+    await client.create(resourcePath(PVCS, 'default'), {
+      apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: 'c-too-big' },
+      spec: { resources: { requests: { storage: '5Gi' } }, accessModes: ['ReadWriteOnce'], storageClassName: '', volumeName: 'pv-small-named' },
+    });
+    const ev = await waitFor('VolumeMismatch', async () => (await events('c-too-big')).find((e) => e.reason === 'VolumeMismatch'));
+    t.equal(ev.message, 'Cannot bind to requested volume "pv-small-named": requested PV is too small');
+    await client.delete(resourcePath(PVS, '', 'pv-named'));
+    await waitFor('c-named Lost', async () => (await getPVC('c-named')).status?.phase === 'Lost');
+    t.ok((await events('c-named')).some((e) => e.reason === 'ClaimLost' && e.message === 'Bound claim has lost its PersistentVolume. Data on the volume is lost!'), 'ClaimLost event');
+  });
+
+  t.test('StorageClass validation', async (t) => {
+    await t.rejects(client.create(resourcePath(SCS), { apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass', metadata: { name: 'bad' }, provisioner: 'not a name!' }), { code: 422 }, 'a provisioner must be a qualified name');
+    await t.rejects(client.create(resourcePath(SCS), { apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass', metadata: { name: 'bad' }, provisioner: 'x.io/y', reclaimPolicy: 'Recycle' }), { code: 422 }, 'Recycle is not a class policy');
+    await t.rejects(client.patch(resourcePath(SCS, '', 'local'), { parameters: { a: 'b' } }, 'application/merge-patch+json'), { code: 422, message: /updates to parameters are forbidden/ });
+    await t.rejects(client.patch(resourcePath(SCS, '', 'local'), { volumeBindingMode: 'WaitForFirstConsumer' }, 'application/merge-patch+json'), { code: 422, message: /field is immutable/ });
+  });
+
   t.test('WaitForFirstConsumer waits for the selected node, then provisions there', async (t) => {
     await client.create(resourcePath(SCS), {
       apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass', metadata: { name: 'local-wait' }, provisioner: LOCAL_PATH_PROVISIONER, volumeBindingMode: 'WaitForFirstConsumer',
