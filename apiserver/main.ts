@@ -150,7 +150,7 @@ export async function main(argv: string[]): Promise<void> {
     },
     removeMember: (id) => node.removeMember(id),
   });
-  await metricsSubscriber?.start();
+  metricsSubscriber?.start();
   await http.listen(host, port);
   log.info({ api: apiUrl, peer: peers.get(values.id), data: values.data }, 'flotilla server started');
 
