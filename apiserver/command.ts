@@ -3,6 +3,7 @@
 // member reaches the same decision. Encoded with msgpackr: opaque payloads
 // inside the Raft entry envelope of proto/raft.proto.
 import { pack, unpack } from 'msgpackr';
+import type { GcRequest } from './deletion.ts';
 
 /** What the user asked for, recorded for the audit stream. */
 export type AuditVerb =
@@ -46,6 +47,8 @@ export interface DeleteCommand extends CommandBase {
   grace: number;
   /** Remove even if graceful (the node agent's final delete). */
   force?: boolean;
+  /** The propagation asked for: decides the orphan/foregroundDeletion finalizers at apply time. */
+  gc?: GcRequest;
 }
 
 /**

@@ -11,7 +11,9 @@ import { RAFT_MEMBER_OPTIONS, parseBytes, parsePeers, splitHostPort } from '../r
 import { Role } from '../raft/types.ts';
 import { ApiError } from './errors.ts';
 import { MemberDirectory, ensureAdminToken, hashToken } from './http/members.ts';
+import { parseTolerationSeconds } from './http/default-toleration-seconds.ts';
 import { ApiHttpServer } from './http/server.ts';
+import { namespacePrepareForCreate } from './http/admission.ts';
 import { kindByResource } from '../api/kinds/index.ts';
 import { EventPublisher } from './publisher.ts';
 import { Registry } from './registry.ts';
@@ -44,6 +46,8 @@ export async function main(argv: string[]): Promise<void> {
       'events-max-age': { type: 'string', default: '168h' },
       'events-max-bytes': { type: 'string', default: String(8 * 1024 ** 3) },
       'events-duplicate-window': { type: 'string', default: '10m' },
+      'default-not-ready-toleration-seconds': { type: 'string', default: '300' },
+      'default-unreachable-toleration-seconds': { type: 'string', default: '300' },
       // How long a pod's or node's last usage report is served by metrics.k8s.io.
       'metrics-retention': { type: 'string', default: '2m' },
     },
@@ -134,6 +138,10 @@ export async function main(argv: string[]): Promise<void> {
     headersTimeoutMs: parseDuration(values['header-timeout']!, '--header-timeout'),
     requestReadTimeoutMs: parseDuration(values['request-read-timeout']!, '--request-read-timeout'),
     events: publisher ? () => publisher.status() : undefined,
+    defaultTolerationSeconds: {
+      notReadySeconds: parseTolerationSeconds(values['default-not-ready-toleration-seconds']!, '--default-not-ready-toleration-seconds'),
+      unreachableSeconds: parseTolerationSeconds(values['default-unreachable-toleration-seconds']!, '--default-unreachable-toleration-seconds'),
+    },
     resourceMetrics: metricsSubscriber ? new ResourceMetricsApi(metricsCache, store) : undefined,
     defaultTimeoutMs: num(values['request-timeout']),
     addMember: async (id, peer) => {
@@ -194,6 +202,7 @@ async function ensureNamespaces(registry: Registry, log: pino.Logger, ctx: Param
       if (registry.store.get('/namespaces', '', name)) return;
       const obj = { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { 'kubernetes.io/metadata.name': name } }, spec: {}, status: { phase: 'Active' } };
       kind.default(obj);
+      namespacePrepareForCreate(obj);
       await registry.create(kind, '', obj, ctx);
     });
   }

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { RaftNode } from '../raft/node.ts';
 import { RaftError } from '../raft/types.ts';
 import { type AuditVerb, type Command, encodeCommand, resourceKey } from './command.ts';
+import type { GcRequest } from './deletion.ts';
 import { ApiError, errors } from './errors.ts';
 import type { KindDef, KubeObject } from '../api/schema/types.ts';
 import type { ApplyResult, ObjectStore, StoredObject } from './store.ts';
@@ -132,11 +133,12 @@ export class Registry {
     }
   }
 
-  async delete(kind: KindDef, ns: string, name: string, opts: { grace: number; rv?: number; uid?: string; force?: boolean }, ctx: WriteContext): Promise<{ object: StoredObject; deleted: boolean }> {
+  async delete(kind: KindDef, ns: string, name: string, opts: { grace: number; rv?: number; uid?: string; force?: boolean; gc?: GcRequest }, ctx: WriteContext): Promise<{ object: StoredObject; deleted: boolean }> {
     const cmd: Command = {
       op: 'delete', res: resourceKey(kind.group, kind.plural), ns, name, pre: { rv: opts.rv, uid: opts.uid }, grace: opts.grace,
       force: opts.force, user: ctx.user, verb: ctx.verb, ts: nowRfc3339(),
     };
+    if (opts.gc && (opts.gc.policy || opts.gc.defaultOrphan)) cmd.gc = opts.gc;
     const r = await this.proposeRaw(cmd, ctx.timeoutMs);
     return { object: r.object, deleted: !!r.deleted };
   }

@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events';
 import { pack, unpack, unpackMultiple } from 'msgpackr';
 import type { StateMachine } from '../raft/node.ts';
 import { type AuditVerb, type Command, decodeCommand } from './command.ts';
+import { finalizersForDelete } from './deletion.ts';
 import { ApiError, errors } from './errors.ts';
 
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
@@ -321,9 +322,10 @@ export class ObjectStore extends EventEmitter implements StateMachine {
         const pre = this.checkPrecondition(cmd.pre, cur, group, plural, cmd.name);
         if (pre) return { ok: false, error: pre };
         const parsed = JSON.parse(cmd.obj) as { metadata?: Meta };
-        const meta = parsed.metadata ?? {};
-        if (meta.deletionTimestamp && !(meta.finalizers && meta.finalizers.length)) {
-          // The last finalizer of an object being deleted is gone: delete it now.
+        const curGrace = (JSON.parse(cur.json) as { metadata?: Meta }).metadata?.deletionGracePeriodSeconds ?? 0;
+        if (parsed.metadata?.deletionTimestamp && !hasPendingFinalizers(cmd.res, parsed) && curGrace === 0) {
+          // The last finalizer of an object being deleted is gone: delete it now
+          // (a graceful deletion still waits for its confirming DELETE, as in Kubernetes).
           const obj = this.stamp(parsed, index);
           m!.delete(key);
           this.count--;
@@ -342,11 +344,30 @@ export class ObjectStore extends EventEmitter implements StateMachine {
         if (pre) return { ok: false, error: pre };
         const parsed = JSON.parse(cur.json) as { metadata?: Meta };
         const meta = (parsed.metadata ??= {});
-        const hasFinalizers = !!(meta.finalizers && meta.finalizers.length);
+        // The propagation policy adds or removes the orphan/foregroundDeletion finalizers.
+        const finalizers = finalizersForDelete(meta.finalizers, cmd.gc);
+        const finalizersChanged = finalizers.join('\0') !== (meta.finalizers ?? []).join('\0');
+        if (finalizersChanged) {
+          if (finalizers.length) meta.finalizers = finalizers;
+          else delete meta.finalizers;
+        }
+        const hasFinalizers = hasPendingFinalizers(cmd.res, parsed);
         const graceful = !cmd.force && cmd.grace > 0;
         if (hasFinalizers || graceful) {
-          if (meta.deletionTimestamp && (hasFinalizers || (meta.deletionGracePeriodSeconds ?? 0) <= cmd.grace)) {
-            return { ok: true, object: cur }; // already being deleted: nothing changes
+          if (meta.deletionTimestamp) {
+            // Already being deleted: a shorter grace period shortens it (the node's
+            // final grace-0 DELETE of a pod that finalizers still hold is kept, so
+            // the pod goes when they do); another propagation policy changes the finalizers.
+            const wanted = graceful ? cmd.grace : 0;
+            const shorten = wanted < (meta.deletionGracePeriodSeconds ?? 0);
+            if (!shorten && !finalizersChanged) return { ok: true, object: cur }; // nothing changes
+            if (shorten) {
+              meta.deletionTimestamp = addSeconds(cmd.ts, wanted);
+              meta.deletionGracePeriodSeconds = wanted;
+            }
+            const obj = this.stamp(parsed, index);
+            m!.set(key, obj);
+            return { ok: true, object: obj, event: event('MODIFIED', obj, cur) };
           }
           const grace = hasFinalizers && !graceful ? 0 : cmd.grace;
           meta.deletionTimestamp = addSeconds(cmd.ts, grace);
@@ -460,6 +481,20 @@ export class ObjectStore extends EventEmitter implements StateMachine {
     this.historyFloor = Math.max(index, s.revision);
     this.emit('restored', index);
   }
+}
+
+/**
+ * Whether something must still happen before an object being deleted can go:
+ * metadata.finalizers, and for a Namespace also spec.finalizers (the
+ * namespace controller's "kubernetes"), as Kubernetes' namespace registry decides.
+ */
+function hasPendingFinalizers(res: string, obj: { metadata?: Meta; spec?: unknown }): boolean {
+  if (obj.metadata?.finalizers?.length) return true;
+  if (res === '/namespaces') {
+    const f = (obj.spec as { finalizers?: unknown } | undefined)?.finalizers;
+    return Array.isArray(f) && f.length > 0;
+  }
+  return false;
 }
 
 /** A copy of `s` that does not keep a larger string alive (V8 makes slices of strings share their parent). */

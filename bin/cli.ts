@@ -10,6 +10,7 @@ const commands: Record<string, () => Promise<{ main(argv: string[]): Promise<voi
   scale: () => import('./commands/scale.ts'),
   cluster: () => import('./commands/cluster.ts'),
   events: () => import('./commands/events.ts'),
+  describe: () => import('./commands/describe.ts'),
 };
 
 const [cmd, ...rest] = process.argv.slice(2);

@@ -110,10 +110,26 @@ export class FakeNodes {
     this.queue.add(key);
   }
 
-  /** Stops (or resumes) renewing a node's Lease, as a node that went silent. */
-  setSilent(node: string, silent: boolean): void {
-    if (silent) this.silent.add(node);
-    else this.silent.delete(node);
+  /**
+   * Stops (or resumes) renewing a node's Lease, as a node that went silent:
+   * a silent node writes nothing (no pod status, no deletion confirmations).
+   * Resuming posts Ready=True node status, as a node agent that reconnects
+   * does, and catches up with its pods.
+   */
+  async setSilent(node: string, silent: boolean): Promise<void> {
+    if (silent) {
+      this.silent.add(node);
+      return;
+    }
+    this.silent.delete(node);
+    await this.renewLeases();
+    const path = resourcePath(NODES, '', node);
+    const cur = await this.o.client.get<KubeObject & { status?: { conditions?: Record<string, unknown>[] } }>(path);
+    const others = (cur.status?.conditions ?? []).filter((c) => c.type !== 'Ready');
+    const ready = { type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'fake node is ready', lastHeartbeatTime: now(), lastTransitionTime: now() };
+    await this.o.client.update(`${path}/status`, { ...cur, status: { ...cur.status, conditions: [...others, ready] } });
+    this.writes.node++;
+    for (const p of this.pods.byNode(node)) this.queue.add(keyOf(p));
   }
 
   private async renewLeases(): Promise<void> {
@@ -167,7 +183,7 @@ export class FakeNodes {
       this.writes.bind++;
       return;
     }
-    if (!this.names.includes(node)) return;
+    if (!this.names.includes(node) || this.silent.has(node)) return;
     if (m.deletionTimestamp) {
       await this.o.client.delete(resourcePath(PODS, m.namespace, m.name), { apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 0, preconditions: { uid: m.uid } })
         .catch((e) => { if (!(e instanceof ApiClientError && (e.code === 404 || e.code === 409))) throw e; });

@@ -142,6 +142,11 @@ const EXAMPLES: KubeObject[] = [
       behavior: { scaleDown: { stabilizationWindowSeconds: 300 } },
     },
   }),
+  ns({
+    apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 'web-abc12', labels: { 'kubernetes.io/service-name': 'web' } }, addressType: 'IPv4',
+    endpoints: [{ addresses: ['127.64.1.5'], conditions: { ready: true, serving: true, terminating: false }, nodeName: 'node-1', targetRef: { kind: 'Pod', namespace: 'default', name: 'web-0', uid: 'u1' } }],
+    ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+  }),
   ns({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'pod-reader' }, rules: [{ apiGroups: [''], resources: ['pods', 'pods/log'], verbs: ['get', 'list', 'watch'] }] }),
   { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'system:metrics' }, rules: [{ nonResourceURLs: ['/metrics'], verbs: ['get'] }, { apiGroups: ['apps'], resources: ['*'], verbs: ['*'] }] },
   ns({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'read-pods' }, subjects: [{ kind: 'User', name: 'jane' }, { kind: 'ServiceAccount', name: 'web', namespace: 'default' }], roleRef: { kind: 'Role', name: 'pod-reader', apiGroup: 'rbac.authorization.k8s.io' } }),
@@ -171,11 +176,11 @@ t.test('defaulting is idempotent and keeps objects valid on a no-op update', asy
 });
 
 t.test('registry: names, scopes, subresources, categories, scale', async (t) => {
-  t.equal(KINDS.length, 26);
+  t.equal(KINDS.length, 27);
   const row = (k: KindDef) => [k.plural, k.singular, k.shortNames.join(','), k.namespaced, k.subresources.join(','), k.categories.join(',')];
   t.same(row(kindByName('po')!), ['pods', 'pod', 'po', true, 'status,binding,log', 'all']);
   t.same(row(kindByName('svc')!), ['services', 'service', 'svc', true, 'status', 'all']);
-  t.same(row(kindByName('ns')!), ['namespaces', 'namespace', 'ns', false, 'status', '']);
+  t.same(row(kindByName('ns')!), ['namespaces', 'namespace', 'ns', false, 'status,finalize', '']);
   t.same(row(kindByName('no')!), ['nodes', 'node', 'no', false, 'status', '']);
   t.same(row(kindByName('pv')!), ['persistentvolumes', 'persistentvolume', 'pv', false, 'status', '']);
   t.same(row(kindByName('pvc')!), ['persistentvolumeclaims', 'persistentvolumeclaim', 'pvc', true, 'status', '']);

@@ -3,6 +3,18 @@
 // all, "name" to enable, "-name" to disable; later items win).
 import type { ControllerContext } from './context.ts';
 import type { Controller } from './controller.ts';
+import { EndpointsController } from './endpoints/controller.ts';
+import { EndpointSliceController } from './endpointslice/controller.ts';
+import { NodeIpamController } from './nodeipam/controller.ts';
+import { NodeLifecycleController } from './nodelifecycle/controller.ts';
+import { TaintEvictionController } from './nodelifecycle/taint-eviction.ts';
+import { EventTTLController } from './eventttl/controller.ts';
+import { GarbageCollector } from './garbagecollector/controller.ts';
+import { KubernetesServiceController } from './kubernetesservice/controller.ts';
+import { PodGCController } from './podgc/controller.ts';
+import { NamespaceController } from './namespace/controller.ts';
+import { RootCAPublisher } from './serviceaccount/rootca.ts';
+import { ServiceAccountsController } from './serviceaccount/serviceaccounts.ts';
 import { DisruptionController } from './disruption/controller.ts';
 import { HorizontalPodAutoscalerController } from './hpa/controller.ts';
 import { ResourceQuotaController } from './resourcequota/controller.ts';
@@ -17,6 +29,18 @@ export interface ControllerDescriptor {
 
 /** Every controller, in start order. Append new ones at the end. */
 export const CONTROLLERS: ControllerDescriptor[] = [
+  { name: 'endpoint', create: (ctx) => new EndpointsController(ctx) },
+  { name: 'endpointslice', create: (ctx) => new EndpointSliceController(ctx) },
+  { name: 'nodelifecycle', create: (ctx) => new NodeLifecycleController(ctx) },
+  { name: 'taint-eviction-controller', create: (ctx) => new TaintEvictionController(ctx) },
+  { name: 'nodeipam', create: (ctx) => new NodeIpamController(ctx) },
+  { name: 'garbagecollector', create: (ctx) => new GarbageCollector(ctx) },
+  { name: 'namespace', create: (ctx) => new NamespaceController(ctx) },
+  { name: 'serviceaccount', create: (ctx) => new ServiceAccountsController(ctx) },
+  { name: 'root-ca-cert-publisher', create: (ctx) => new RootCAPublisher(ctx) },
+  { name: 'kubernetes-service', create: (ctx) => new KubernetesServiceController(ctx) },
+  { name: 'eventttl', create: (ctx) => new EventTTLController(ctx) },
+  { name: 'podgc', create: (ctx) => new PodGCController(ctx) },
   { name: 'persistentvolume-binder', create: (ctx) => new PersistentVolumeBinder(ctx) },
   { name: 'local-path-provisioner', create: (ctx) => new LocalPathProvisioner(ctx) },
   { name: 'horizontal-pod-autoscaler', create: (ctx) => new HorizontalPodAutoscalerController(ctx) },

@@ -25,7 +25,7 @@ const none = (v: unknown) => (v === undefined || v === null || v === '' ? '<none
 // ---- Namespace -------------------------------------------------------------------
 
 export const namespace = defineKind({
-  ...core, kind: 'Namespace', plural: 'namespaces', shortNames: ['ns'], namespaced: false, subresources: ['status'],
+  ...core, kind: 'Namespace', plural: 'namespaces', shortNames: ['ns'], namespaced: false, subresources: ['status', 'finalize'],
   description: 'Namespace provides a scope for Names. Use of multiple namespaces is optional.',
   fields: {
     spec: obj({ finalizers: strings('Finalizers is an opaque list of values that must be empty to permanently remove object from storage.') },
@@ -498,7 +498,11 @@ export const node = defineKind({
     const cidrs = [n.spec?.podCIDR, ...list(n.spec?.podCIDRs)].filter((c) => typeof c === 'string' && c);
     for (const c of new Set(cidrs)) if (!isCIDR(c as unknown as string)) out.push(invalid('spec.podCIDRs', c, 'must be a valid CIDR'));
     if (old) {
-      if (old.spec?.podCIDR && n.spec?.podCIDR !== old.spec.podCIDR) {
+      // Once allocated, a node's pod CIDRs are fixed (pods hold addresses from them).
+      const oldCIDRs = list(old.spec?.podCIDRs) as unknown as string[];
+      const newCIDRs = list(n.spec?.podCIDRs) as unknown as string[];
+      if ((old.spec?.podCIDR && n.spec?.podCIDR !== old.spec.podCIDR)
+        || (oldCIDRs.length && (oldCIDRs.length !== newCIDRs.length || oldCIDRs.some((c, i) => c !== newCIDRs[i])))) {
         out.push(forbidden('spec.podCIDRs', 'node updates may not change podCIDR except from "" to valid'));
       }
       if (old.spec?.providerID && n.spec?.providerID !== old.spec.providerID) {

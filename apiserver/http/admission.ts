@@ -6,6 +6,7 @@ import { errors, ApiError } from '../errors.ts';
 import { apiVersionOf, prepareForUpdate as kindPrepareForUpdate } from '../../api/kinds/index.ts';
 import { validateSchema } from '../../api/schema/validate.ts';
 import type { Cause, KindDef, KubeObject } from '../../api/schema/types.ts';
+import { NAMESPACE_FINALIZER } from '../../api/finalizers.ts';
 import type { ResourceRequest } from './info.ts';
 
 export type FieldValidation = 'Strict' | 'Warn' | 'Ignore';
@@ -104,6 +105,21 @@ export function prepareForCreate(kind: KindDef, req: ResourceRequest, obj: KubeO
     const st = (obj.status ?? {}) as Record<string, unknown>;
     obj.status = { ...st, phase: st.phase ?? 'Pending' };
   }
+  if (kind.kind === 'Namespace' && !kind.group) namespacePrepareForCreate(obj);
+}
+
+
+/**
+ * A new Namespace is Active and carries the "kubernetes" spec finalizer
+ * (Kubernetes adds it here rather than in defaulting, because it may be
+ * removed - through namespaces/finalize - during the namespace's life).
+ */
+export function namespacePrepareForCreate(obj: KubeObject): void {
+  const spec = ((obj.spec ??= {}) as { finalizers?: string[] });
+  const fin = Array.isArray(spec.finalizers) ? spec.finalizers : [];
+  if (!fin.includes(NAMESPACE_FINALIZER)) fin.push(NAMESPACE_FINALIZER);
+  spec.finalizers = fin;
+  obj.status = { phase: 'Active' };
 }
 
 /**
@@ -117,6 +133,11 @@ export function prepareForUpdate(kind: KindDef, req: ResourceRequest, next: Kube
   if (req.subresource === 'status') {
     // Only status changes through /status (and labels/annotations stay as they are).
     out = { ...cur, status: next.status };
+    out.metadata = { ...curMeta };
+  } else if (req.subresource === 'finalize') {
+    // namespaces/finalize changes spec.finalizers and nothing else.
+    const finalizers = (next.spec as { finalizers?: unknown } | undefined)?.finalizers;
+    out = { ...cur, spec: { ...((cur.spec ?? {}) as object), finalizers: Array.isArray(finalizers) ? finalizers : [] } };
     out.metadata = { ...curMeta };
   } else {
     out = next;
@@ -151,10 +172,17 @@ export function prepareForUpdate(kind: KindDef, req: ResourceRequest, next: Kube
       delete meta.deletionGracePeriodSeconds;
     }
     if (kind.hasStatus) out.status = cur.status;
+    if (kind.kind === 'Namespace' && !kind.group) {
+      // Only namespaces/finalize changes a namespace's spec.finalizers.
+      const curFin = (cur.spec as { finalizers?: unknown } | undefined)?.finalizers;
+      const spec = ((out.spec ??= {}) as Record<string, unknown>);
+      if (curFin === undefined) delete spec.finalizers;
+      else spec.finalizers = curFin;
+    }
   }
   const meta = out.metadata!;
   meta.generation = Number(curMeta.generation ?? 1);
-  if (req.subresource !== 'status' && specOf(out) !== specOf(cur)) meta.generation += 1;
+  if (req.subresource !== 'status' && req.subresource !== 'finalize' && specOf(out) !== specOf(cur)) meta.generation += 1;
   delete meta.resourceVersion;
   return out;
 }

@@ -63,7 +63,9 @@ export function resourceList(group: string, version: string): Record<string, unk
       continue;
     }
     resources.push({
-      name: k.plural, singularName: k.singular, namespaced: k.namespaced, kind: k.kind, verbs: FULL_VERBS,
+      name: k.plural, singularName: k.singular, namespaced: k.namespaced, kind: k.kind,
+      // Namespaces are deleted one by one (each goes through termination), as in Kubernetes.
+      verbs: k.kind === 'Namespace' && !k.group ? FULL_VERBS.filter((v) => v !== 'deletecollection') : FULL_VERBS,
       ...(k.shortNames.length ? { shortNames: k.shortNames } : {}),
       ...(k.categories.length ? { categories: k.categories } : {}),
       storageVersionHash: storageVersionHash(k),
@@ -78,6 +80,9 @@ export function resourceList(group: string, version: string): Record<string, unk
           break;
         case 'binding':
           resources.push({ name: `${k.plural}/binding`, singularName: '', namespaced: k.namespaced, kind: 'Binding', verbs: ['create'] });
+          break;
+        case 'finalize':
+          resources.push({ name: `${k.plural}/finalize`, singularName: '', namespaced: k.namespaced, kind: k.kind, verbs: ['update'] });
           break;
         case 'log':
           resources.push({ name: `${k.plural}/log`, singularName: '', namespaced: k.namespaced, kind: k.kind, verbs: ['get'] });

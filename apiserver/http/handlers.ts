@@ -10,6 +10,7 @@ import { conflictStatus, serverSideApply, updateManagedFieldsForUpdate } from '.
 import { PatchError } from '../patch/errors.ts';
 import { labelSelectorToString } from '../../api/selectors.ts';
 import { type Consistency, type Registry, nowRfc3339 } from '../registry.ts';
+import { type GcRequest, type PropagationPolicy, finalizersForDelete, orphansByDefault, policyOf } from '../deletion.ts';
 import type { KindDef, KubeObject } from '../../api/schema/types.ts';
 import type { StoredObject } from '../store.ts';
 import {
@@ -21,6 +22,7 @@ import { type ListOptions, listOptionsOf, selectObjects } from './list.ts';
 import { queryBool } from './query.ts';
 import { admitDefaultStorageClass } from './storage-admission.ts';
 import { tableFor, wantsTable } from './table.ts';
+import { DEFAULT_TOLERATION_SECONDS, type DefaultTolerationSecondsOptions, addDefaultTolerations } from './default-toleration-seconds.ts';
 
 export interface RequestContext {
   req: IncomingMessage;
@@ -33,12 +35,20 @@ export interface RequestContext {
 
 const NAMESPACE_KIND = kindByResource('', 'v1', 'namespaces')!;
 
+/** Namespaces every cluster keeps: NamespaceLifecycle refuses to delete them. */
+const UNDELETABLE_NAMESPACES = new Set(['default', 'kube-system', 'kube-public']);
+
 const PATCH_TYPES = new Set([
   'application/json-patch+json', 'application/merge-patch+json', 'application/strategic-merge-patch+json', 'application/apply-patch+yaml',
 ]);
 
+/** Settings of the mutating admission plugins. */
+export interface HandlerAdmissionOptions {
+  defaultTolerationSeconds?: DefaultTolerationSecondsOptions;
+}
+
 export class Handlers {
-  constructor(private readonly reg: Registry) {}
+  constructor(private readonly reg: Registry, private readonly admission: HandlerAdmissionOptions = {}) {}
 
   async handle(r: ResourceRequest, ctx: RequestContext): Promise<void> {
     if (CONNECT_SUBRESOURCES.has(r.subresource)) return this.connect(r, ctx);
@@ -50,6 +60,7 @@ export class Handlers {
       case 'create':
         return r.subresource === 'binding' ? this.bind(r, ctx) : this.create(r, ctx);
       case 'update':
+        if (r.subresource === 'finalize') return this.update(r, ctx, 'update');
         return this.update(r, ctx);
       case 'patch':
         return this.patch(r, ctx);
@@ -109,6 +120,7 @@ export class Handlers {
     const fv = fieldValidationOf(ctx.query);
     const obj = decodeObject(r.kind, await this.body(ctx), fv, ctx.warnings);
     prepareForCreate(r.kind, r, obj);
+    this.mutate(r, obj);
     this.admitCreate(r, obj);
     defaultAndValidate(r.kind, obj);
     await this.admitNamespace(r, obj);
@@ -119,7 +131,7 @@ export class Handlers {
     this.respondObject(r, ctx, 201, stored);
   }
 
-  private async update(r: ResourceRequest, ctx: RequestContext): Promise<void> {
+  private async update(r: ResourceRequest, ctx: RequestContext, verb?: 'update'): Promise<void> {
     const fv = fieldValidationOf(ctx.query);
     const body = await this.body(ctx);
     if (r.subresource === 'scale') return this.updateScale(r, ctx, body);
@@ -128,10 +140,11 @@ export class Handlers {
     const manager = fieldManagerOf(ctx);
     const stored = await this.reg.update(r.kind, r.namespace, r.name, (cur) => {
       const out = prepareForUpdate(r.kind, r, structuredClone(next), cur);
+      this.mutate(r, out);
       defaultAndValidate(r.kind, out, cur);
       updateManagedFieldsForUpdate(cur, out, manager, nowRfc3339(), apiVersionOf(r.kind), { schema: r.kind.schema, subresource: r.subresource || undefined });
       return out;
-    }, this.wctx(ctx, r.subresource === 'status' ? 'update-status' : 'update'), clientRv);
+    }, this.wctx(ctx, verb ?? (r.subresource === 'status' ? 'update-status' : 'update')), clientRv);
     this.respondObject(r, ctx, 200, stored);
   }
 
@@ -179,6 +192,7 @@ export class Handlers {
       const obj = await apply(undefined);
       obj.metadata = { ...(obj.metadata ?? {}), name: r.name };
       prepareForCreate(r.kind, r, obj);
+      this.mutate(r, obj);
       this.admitCreate(r, obj);
       defaultAndValidate(r.kind, obj);
       await this.admitNamespace(r, obj);
@@ -197,6 +211,7 @@ export class Handlers {
     const stored = await this.reg.update(r.kind, r.namespace, r.name, async (cur) => {
       const patched = await apply(cur);
       const out = prepareForUpdate(r.kind, r, patched, cur);
+      this.mutate(r, out);
       defaultAndValidate(r.kind, out, cur);
       if (!isApply) updateManagedFieldsForUpdate(cur, out, manager || fieldManagerOf(ctx), nowRfc3339(), apiVersionOf(r.kind), { schema: r.kind.schema, subresource: r.subresource || undefined });
       return out;
@@ -246,15 +261,56 @@ export class Handlers {
 
   private async delete(r: ResourceRequest, ctx: RequestContext): Promise<void> {
     const opts = await this.deleteOptions(ctx);
+    if (r.kind === NAMESPACE_KIND) return this.deleteNamespace(r, ctx, opts);
     const cur = await this.reg.lookup(r.kind, r.namespace, r.name, ctx.timeoutMs);
     if (!cur) throw errors.notFound(r.group, r.kind.plural, r.name);
     const grace = this.graceFor(r.kind, JSON.parse(cur.json) as KubeObject, opts.grace);
     if (opts.dryRun) return this.respondObject(r, ctx, 200, cur);
-    const { object, deleted } = await this.reg.delete(r.kind, r.namespace, r.name, { rv: opts.rv, uid: opts.uid, grace, force: opts.grace === 0 }, this.wctx(ctx, 'delete'));
+    const { object, deleted } = await this.reg.delete(r.kind, r.namespace, r.name, {
+      rv: opts.rv, uid: opts.uid, grace, force: opts.grace === 0, gc: this.gcRequest(r, opts.policy),
+    }, this.wctx(ctx, 'delete'));
     this.respondObject(r, ctx, deleted ? 200 : 202, object);
   }
 
+  /**
+   * DELETE of a Namespace (Kubernetes' namespace registry): the first one
+   * marks it Terminating with a deletionTimestamp; it goes once the namespace
+   * controller has emptied it and removed the "kubernetes" spec finalizer
+   * through namespaces/finalize (the store deletes it then).
+   */
+  private async deleteNamespace(r: ResourceRequest, ctx: RequestContext, opts: DeleteOpts): Promise<void> {
+    if (UNDELETABLE_NAMESPACES.has(r.name)) throw errors.forbidden(`namespaces "${r.name}" is forbidden: this namespace may not be deleted`);
+    const cur = await this.reg.lookup(r.kind, '', r.name, ctx.timeoutMs);
+    if (!cur) throw errors.notFound('', 'namespaces', r.name);
+    if (opts.uid && opts.uid !== cur.uid) {
+      throw errors.conflict('', 'namespaces', r.name, `Precondition failed: UID in precondition: ${opts.uid}, UID in object meta: ${cur.uid}`);
+    }
+    if (opts.dryRun) return this.respondObject(r, ctx, 200, cur);
+    const stored = await this.reg.update(r.kind, '', r.name, (obj) => {
+      const meta = (obj.metadata ??= {});
+      if (opts.uid && opts.uid !== meta.uid) {
+        throw errors.conflict('', 'namespaces', r.name, `Precondition failed: UID in precondition: ${opts.uid}, UID in object meta: ${String(meta.uid)}`);
+      }
+      const fin = finalizersForDelete(meta.finalizers, opts.policy ? { policy: opts.policy } : undefined);
+      if (fin.length) meta.finalizers = fin;
+      else delete meta.finalizers;
+      if (!meta.deletionTimestamp) {
+        meta.deletionTimestamp = nowRfc3339();
+        meta.deletionGracePeriodSeconds = 0;
+        obj.status = { ...((obj.status ?? {}) as object), phase: 'Terminating' };
+      }
+      return obj;
+    }, this.wctx(ctx, 'delete'), opts.rv);
+    this.respondObject(r, ctx, 200, stored);
+  }
+
+  private gcRequest(r: ResourceRequest, policy: PropagationPolicy | undefined): GcRequest {
+    return policy ? { policy } : { defaultOrphan: orphansByDefault(r.group, r.version, r.kind.plural) };
+  }
+
   private async deleteCollection(r: ResourceRequest, ctx: RequestContext): Promise<void> {
+    // Kubernetes' namespace registry has no collection delete: each namespace is terminated on its own.
+    if (r.kind === NAMESPACE_KIND) throw errors.methodNotAllowed();
     const opts = await this.deleteOptions(ctx);
     const listOpts = listOptionsOf(ctx.query);
     const revision = await this.reg.sync({ kind: 'linearizable' }, ctx.timeoutMs);
@@ -266,7 +322,9 @@ export class Handlers {
       const ns = String(obj.metadata?.namespace ?? '');
       const name = String(obj.metadata?.name ?? '');
       try {
-        const { object } = await this.reg.delete(r.kind, ns, name, { grace: this.graceFor(r.kind, obj, opts.grace), force: opts.grace === 0 }, this.wctx(ctx, 'deletecollection'));
+        const { object } = await this.reg.delete(r.kind, ns, name, {
+          grace: this.graceFor(r.kind, obj, opts.grace), force: opts.grace === 0, gc: this.gcRequest(r, opts.policy),
+        }, this.wctx(ctx, 'deletecollection'));
         out.push(object.json);
       } catch (e) {
         if (!(e instanceof ApiError && e.reason === 'NotFound')) throw e;
@@ -275,7 +333,7 @@ export class Handlers {
     sendJson(ctx.res, 200, `{"kind":"${r.kind.listKind}","apiVersion":"${apiVersionOf(r.kind)}","metadata":{"resourceVersion":"${this.reg.store.revision}"},"items":[${out.join(',')}]}`, ctx.req);
   }
 
-  private async deleteOptions(ctx: RequestContext): Promise<{ grace?: number; rv?: number; uid?: string; dryRun: boolean }> {
+  private async deleteOptions(ctx: RequestContext): Promise<DeleteOpts> {
     let body: Record<string, unknown> = {};
     const raw = await readBody(ctx.req);
     if (raw.length && raw.toString().trim()) {
@@ -294,11 +352,21 @@ export class Handlers {
     if (bodyDry !== undefined && !(Array.isArray(bodyDry) && bodyDry.every((x) => typeof x === 'string'))) throw errors.badRequest('dryRun must be a list of strings');
     const dry = new URLSearchParams(ctx.query);
     for (const x of (bodyDry as string[] | undefined) ?? []) dry.append('dryRun', x);
+    // propagationPolicy / orphanDependents: in the body (kubectl) or the query.
+    const qOrphan = ctx.query.get('orphanDependents');
+    let policy: PropagationPolicy | undefined;
+    try {
+      policy = policyOf(ctx.query.get('propagationPolicy') ?? body.propagationPolicy,
+        qOrphan !== null ? qOrphan === 'true' || (qOrphan === 'false' ? false : qOrphan) : body.orphanDependents);
+    } catch (e) {
+      throw errors.invalid('meta.k8s.io', 'DeleteOptions', '', [{ reason: 'FieldValueInvalid', field: 'propagationPolicy', message: (e as Error).message }]);
+    }
     return {
       grace: graceRaw as number | undefined,
       rv: pre.resourceVersion ? Number(pre.resourceVersion) : undefined,
       uid: pre.uid,
       dryRun: isDryRun(dry),
+      policy,
     };
   }
 
@@ -313,6 +381,14 @@ export class Handlers {
 
   // ---------------------------------------------------------------- helpers
 
+  /** Mutating admission of creates and updates of a resource proper (subresources are not admitted, as in Kubernetes). */
+  private mutate(r: ResourceRequest, obj: KubeObject): void {
+    if (r.subresource) return;
+    if (r.kind.group === '' && r.kind.plural === 'pods') {
+      addDefaultTolerations(obj, this.admission.defaultTolerationSeconds ?? DEFAULT_TOLERATION_SECONDS);
+    }
+  }
+
   /** Mutating admission of new objects (Kubernetes' DefaultStorageClass plugin). */
   private admitCreate(r: ResourceRequest, obj: KubeObject): void {
     if (r.kind.group === '' && r.kind.kind === 'PersistentVolumeClaim') admitDefaultStorageClass(this.reg, obj);
@@ -324,7 +400,10 @@ export class Handlers {
     const nsObj = await this.reg.lookup(NAMESPACE_KIND, '', ns, 10_000);
     if (!nsObj) throw errors.notFound('', 'namespaces', ns);
     if ((JSON.parse(nsObj.json) as KubeObject).metadata?.deletionTimestamp) {
-      throw errors.forbidden(`${r.kind.plural} "${String(obj.metadata!.name)}" is forbidden: unable to create new content in namespace ${ns} because it is being terminated`);
+      throw new ApiError(403, 'Forbidden', `${r.kind.plural} "${String(obj.metadata!.name)}" is forbidden: unable to create new content in namespace ${ns} because it is being terminated`, {
+        name: String(obj.metadata!.name), group: r.group, kind: r.kind.plural,
+        causes: [{ reason: 'NamespaceTerminating', message: `namespace ${ns} is being terminated`, field: 'metadata.namespace' }],
+      });
     }
   }
 
@@ -452,6 +531,14 @@ export function scaleOf(kind: KindDef, obj: KubeObject): Record<string, unknown>
       ...(scaleSelector(obj, s.labelSelectorPath) !== undefined ? { selector: scaleSelector(obj, s.labelSelectorPath) } : {}),
     },
   };
+}
+
+interface DeleteOpts {
+  grace?: number;
+  rv?: number;
+  uid?: string;
+  dryRun: boolean;
+  policy?: PropagationPolicy;
 }
 
 export type { FieldValidation, ListOptions };

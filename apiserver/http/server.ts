@@ -3,6 +3,7 @@
 // cluster status. Any member serves any request: writes go through Raft (a
 // follower's proposals are forwarded to the leader), reads are linearizable
 // through ReadIndex unless resourceVersion=0 asks for local state.
+import type { DefaultTolerationSecondsOptions } from './default-toleration-seconds.ts';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { Logger } from 'pino';
 import client from 'prom-client';
@@ -53,6 +54,8 @@ export interface ApiServerOptions {
   addMember: (id: string, peer: string) => Promise<unknown>;
   removeMember: (id: string) => Promise<unknown>;
   defaultTimeoutMs?: number;
+  /** The DefaultTolerationSeconds admission plugin's settings (300 s each by default). */
+  defaultTolerationSeconds?: DefaultTolerationSecondsOptions;
   /** metrics.k8s.io, when the server receives node usage reports over NATS. */
   resourceMetrics?: ResourceMetricsApi;
   /** The event publisher's state, when the server publishes to NATS. */
@@ -69,7 +72,7 @@ export class ApiHttpServer {
   private readonly latency: client.Histogram<string>;
 
   constructor(private readonly o: ApiServerOptions) {
-    this.handlers = new Handlers(o.registry);
+    this.handlers = new Handlers(o.registry, { defaultTolerationSeconds: o.defaultTolerationSeconds });
     this.watches = new WatchHub(o.registry);
     // Slow or stalled senders are cut off: headers within headersTimeout, the
     // whole request within requestTimeout. Both cover receiving the request

@@ -32,6 +32,8 @@ Options:
       --grace-period      seconds a pod gets to shut down (default: the pod's own)
       --force             delete at once, without waiting for the pod to stop (grace period 0)
       --ignore-not-found  treat objects that do not exist as deleted
+      --cascade           background (default: the owner goes now, the garbage collector removes its dependents),
+                          foreground (the dependents that block it go first) or orphan (the dependents stay)
   -o, --output            name: print kind/name instead of the "deleted" message
 ${CONNECTION_HELP}`;
 
@@ -48,7 +50,11 @@ const OPTIONS = {
   force: { type: 'boolean' },
   'ignore-not-found': { type: 'boolean' },
   output: { type: 'string', short: 'o' },
+  cascade: { type: 'string', default: 'background' },
 } as const;
+
+/** kubectl's --cascade values and the propagationPolicy each sends (true/false are kubectl's deprecated spellings). */
+const CASCADE: Record<string, string> = { background: 'Background', foreground: 'Foreground', orphan: 'Orphan', true: 'Background', false: 'Orphan' };
 
 interface Target {
   kind: KindDef;
@@ -61,6 +67,8 @@ export async function main(argv: string[], io: Io = processIo): Promise<void> {
     const format = parseOutputFormat(values.output, ['table', 'name']);
     const timeoutMs = parseDuration(values.timeout, '--timeout');
     const grace = values.force ? 0 : parseCount(values['grace-period'], '--grace-period');
+    const propagationPolicy = CASCADE[values.cascade];
+    if (!propagationPolicy) throw new UsageError(`invalid cascade value (${values.cascade}). Must be "background", "foreground", or "orphan"`, 'delete');
     const files = values.filename ?? [];
     if (files.length && positionals.length) throw new UsageError('specify either -f or KIND NAME, not both', 'delete');
     if (!files.length && !positionals.length) throw new UsageError('you must specify the type of resource to delete, or -f', 'delete');
@@ -73,7 +81,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<void> {
         io.err('No resources found\n');
         return;
       }
-      const body = { kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy: 'Background', ...(grace !== undefined ? { gracePeriodSeconds: grace } : {}) };
+      const body = { kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy, ...(grace !== undefined ? { gracePeriodSeconds: grace } : {}) };
       const pending: { t: Target; uid?: string }[] = [];
       for (const t of targets) {
         try {

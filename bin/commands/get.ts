@@ -7,6 +7,7 @@ import {
 } from '../../agents/client/api.ts';
 import { type KindDef, kindLabel, objectRef } from '../../agents/client/kinds.ts';
 import type { KubeObject } from '../../api/schema/types.ts';
+import { fieldSelectorToString } from '../../api/selectors.ts';
 import { COMMON_OPTIONS, CONNECTION_HELP, DEFAULT_NAMESPACE, NAMESPACE_OPTION, UsageError, kindAndNames, parseCommand, parseCount } from './args.ts';
 import {
   type OutputFormat, StreamingTable, formatObjects, formatTable, hideManagedFields, parseOutputFormat, tableView, toJson, toYaml,
@@ -18,6 +19,7 @@ export const USAGE = `Display one or many resources.
 Usage:
   flotilla get KIND[,KIND…] [NAME…] [-n NAMESPACE | -A] [-o wide|json|yaml|name] [-l SELECTOR] [--field-selector SELECTOR] [-w]
   flotilla get KIND/NAME [KIND/NAME…] [options]
+  flotilla get events [-n NAMESPACE | -A] [--for KIND/NAME] [-w]
 
 KIND is any name of a kind: pods, pod, po, Pod, deployments.apps, deploy…
 
@@ -27,6 +29,7 @@ Options:
   -o, --output               wide (more columns), json, yaml, or name (kind/name)
   -l, --selector             label selector, e.g. app=web,tier!=db or 'env in (a,b)'
       --field-selector       field selector, e.g. metadata.name=web,status.phase=Running
+      --for                  (events only) the events about one object, e.g. pod/web or deployment.apps/web
   -w, --watch                after listing, print each change as it happens
       --no-headers           omit the header line of tables
       --chunk-size           list in pages of this many objects (default 500, 0 for one request)
@@ -44,6 +47,7 @@ const OPTIONS = {
   headers: { type: 'boolean', default: true },
   'chunk-size': { type: 'string' },
   'show-managed-fields': { type: 'boolean' },
+  for: { type: 'string' },
 } as const;
 
 interface Request {
@@ -71,11 +75,12 @@ export async function main(argv: string[], io: Io = processIo): Promise<void> {
       throw new UsageError('a resource cannot be retrieved by name across all namespaces', 'get');
     }
     const chunk = parseCount(values['chunk-size'], '--chunk-size') ?? 500;
+    const fieldSelector = [values['field-selector'], values.for !== undefined ? eventsForSelector(reqs, values.for) : undefined].filter(Boolean).join(',') || undefined;
     const s: Settings = {
       ns: allNamespaces ? '' : values.namespace || DEFAULT_NAMESPACE,
       allNamespaces,
       format,
-      query: { labelSelector: values.selector, fieldSelector: values['field-selector'], limit: chunk || undefined },
+      query: { labelSelector: values.selector, fieldSelector, limit: chunk || undefined },
       headers: values.headers !== false,
       withKind: reqs.length > 1,
       showManagedFields: !!values['show-managed-fields'],
@@ -91,6 +96,22 @@ export async function main(argv: string[], io: Io = processIo): Promise<void> {
       return printTables(client, io, reqs, s);
     });
   });
+}
+
+/**
+ * --for KIND/NAME: the field selector on the involved object that kubectl
+ * events --for uses (kind, apiVersion and name; the namespace is the request's).
+ */
+export function eventsForSelector(reqs: readonly Request[], target: string): string {
+  if (reqs.length !== 1 || reqs[0].kind.kind !== 'Event' || reqs[0].kind.group) throw new UsageError('--for is only supported with events', 'get');
+  const slash = target.indexOf('/');
+  if (slash <= 0 || slash === target.length - 1) throw new UsageError(`--for must be KIND/NAME (e.g. pod/web), not "${target}"`, 'get');
+  const kind = kindOrFail(target.slice(0, slash));
+  return fieldSelectorToString([
+    { path: 'involvedObject.kind', op: '=', value: kind.kind },
+    { path: 'involvedObject.apiVersion', op: '=', value: kind.group ? `${kind.group}/${kind.version}` : kind.version },
+    { path: 'involvedObject.name', op: '=', value: target.slice(slash + 1) },
+  ]);
 }
 
 function nsOf(kind: KindDef, s: Settings): string {
