@@ -18,6 +18,9 @@ import { kindByResource } from '../api/kinds/index.ts';
 import { EventPublisher } from './publisher.ts';
 import { Registry } from './registry.ts';
 import { ObjectStore } from './store.ts';
+import { ResourceMetricsApi } from './resource-metrics/api.ts';
+import { ResourceMetricsCache } from './resource-metrics/cache.ts';
+import { ResourceMetricsSubscriber } from './resource-metrics/subscriber.ts';
 import { parseDuration } from '../api/units.ts';
 
 const SYSTEM_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube-node-lease'];
@@ -45,6 +48,8 @@ export async function main(argv: string[]): Promise<void> {
       'events-duplicate-window': { type: 'string', default: '10m' },
       'default-not-ready-toleration-seconds': { type: 'string', default: '300' },
       'default-unreachable-toleration-seconds': { type: 'string', default: '300' },
+      // How long a pod's or node's last usage report is served by metrics.k8s.io.
+      'metrics-retention': { type: 'string', default: '2m' },
     },
     strict: true,
   });
@@ -103,6 +108,10 @@ export async function main(argv: string[]): Promise<void> {
       duplicateWindowMs: parseDuration(values['events-duplicate-window']!, '--events-duplicate-window'),
     }, log.child({ component: 'publisher' }), metrics)
     : undefined;
+  const metricsCache = new ResourceMetricsCache(parseDuration(values['metrics-retention']!, '--metrics-retention'));
+  const metricsSubscriber = values.nats
+    ? new ResourceMetricsSubscriber(values.nats.split(',').map((u) => u.trim()).filter(Boolean), metricsCache, log.child({ component: 'resource-metrics' }), metrics)
+    : undefined;
   const [host, port] = splitHostPort(values.api);
   const apiUrl = `http://${values.api}`;
 
@@ -133,6 +142,7 @@ export async function main(argv: string[]): Promise<void> {
       notReadySeconds: parseTolerationSeconds(values['default-not-ready-toleration-seconds']!, '--default-not-ready-toleration-seconds'),
       unreachableSeconds: parseTolerationSeconds(values['default-unreachable-toleration-seconds']!, '--default-unreachable-toleration-seconds'),
     },
+    resourceMetrics: metricsSubscriber ? new ResourceMetricsApi(metricsCache, store) : undefined,
     defaultTimeoutMs: num(values['request-timeout']),
     addMember: async (id, peer) => {
       // A new member first follows as a learner; it becomes a voter once it has caught up.
@@ -148,6 +158,7 @@ export async function main(argv: string[]): Promise<void> {
     },
     removeMember: (id) => node.removeMember(id),
   });
+  metricsSubscriber?.start();
   await http.listen(host, port);
   log.info({ api: apiUrl, peer: peers.get(values.id), data: values.data }, 'flotilla server started');
 
@@ -162,6 +173,7 @@ export async function main(argv: string[]): Promise<void> {
   const shutdown = async () => {
     await http.close().catch(() => {});
     await publisher?.stop();
+    await metricsSubscriber?.stop();
     await node.stop();
     process.exit(0);
   };

@@ -151,6 +151,9 @@ const EXAMPLES: KubeObject[] = [
   { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'system:metrics' }, rules: [{ nonResourceURLs: ['/metrics'], verbs: ['get'] }, { apiGroups: ['apps'], resources: ['*'], verbs: ['*'] }] },
   ns({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: 'read-pods' }, subjects: [{ kind: 'User', name: 'jane' }, { kind: 'ServiceAccount', name: 'web', namespace: 'default' }], roleRef: { kind: 'Role', name: 'pod-reader', apiGroup: 'rbac.authorization.k8s.io' } }),
   { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: 'metrics' }, subjects: [{ kind: 'Group', name: 'system:monitoring' }, { kind: 'ServiceAccount', name: 'prom', namespace: 'monitoring' }], roleRef: { kind: 'ClusterRole', name: 'system:metrics' } },
+  { apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass', metadata: { name: 'local', annotations: { 'storageclass.kubernetes.io/is-default-class': 'true' } }, provisioner: 'flotilla.io/local-path', volumeBindingMode: 'WaitForFirstConsumer' },
+  ns({ apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name: 'web' }, spec: { minAvailable: '50%', selector: { matchLabels: { app: 'web' } } } }),
+  ns({ apiVersion: 'v1', kind: 'ResourceQuota', metadata: { name: 'compute' }, spec: { hard: { pods: '10', 'requests.cpu': '4', 'limits.memory': '8Gi', 'count/deployments.apps': '5' } } }),
 ];
 
 t.test('every kind has a valid example that passes schema and semantic validation after defaulting', async (t) => {
@@ -173,7 +176,7 @@ t.test('defaulting is idempotent and keeps objects valid on a no-op update', asy
 });
 
 t.test('registry: names, scopes, subresources, categories, scale', async (t) => {
-  t.equal(KINDS.length, 24);
+  t.equal(KINDS.length, 27);
   const row = (k: KindDef) => [k.plural, k.singular, k.shortNames.join(','), k.namespaced, k.subresources.join(','), k.categories.join(',')];
   t.same(row(kindByName('po')!), ['pods', 'pod', 'po', true, 'status,binding,log', 'all']);
   t.same(row(kindByName('svc')!), ['services', 'service', 'svc', true, 'status', 'all']);

@@ -52,6 +52,20 @@ export interface ControllerConfig {
   podGCQuarantineMs: number;
   /** kubernetes-service: how often the default/kubernetes Service and Endpoints are checked (10 s, as the API server's reconciler). */
   kubernetesServiceSyncMs: number;
+  /** volume: where the local-path provisioner makes its volumes' directories (created when missing). */
+  volumeDir: string;
+  /** horizontal-pod-autoscaler: how often each HPA is evaluated (--horizontal-pod-autoscaler-sync-period, 15 s). */
+  hpaSyncPeriodMs: number;
+  /** horizontal-pod-autoscaler: default scale-down stabilization window (--horizontal-pod-autoscaler-downscale-stabilization, 5 m). */
+  hpaDownscaleStabilizationMs: number;
+  /** horizontal-pod-autoscaler: usage/target ratios within 1 ± this do not scale (--horizontal-pod-autoscaler-tolerance, 0.1). */
+  hpaTolerance: number;
+  /** horizontal-pod-autoscaler: a pod's CPU is not trusted this long after it started (--horizontal-pod-autoscaler-cpu-initialization-period, 5 m). */
+  hpaCpuInitializationPeriodMs: number;
+  /** horizontal-pod-autoscaler: a pod that turned ready within this of starting counts as never unready (--horizontal-pod-autoscaler-initial-readiness-delay, 30 s). */
+  hpaInitialReadinessDelayMs: number;
+  /** resourcequota: full recount of every quota this often (--resource-quota-sync-period, 5 m). */
+  resourceQuotaSyncPeriodMs: number;
 }
 
 export const DEFAULT_CONTROLLER_CONFIG: ControllerConfig = {
@@ -74,6 +88,13 @@ export const DEFAULT_CONTROLLER_CONFIG: ControllerConfig = {
   podGCPeriodMs: 20_000,
   podGCQuarantineMs: 40_000,
   kubernetesServiceSyncMs: 10_000,
+  volumeDir: `${process.cwd()}/.flotilla/volumes`,
+  hpaSyncPeriodMs: 15_000,
+  hpaDownscaleStabilizationMs: 300_000,
+  hpaTolerance: 0.1,
+  hpaCpuInitializationPeriodMs: 300_000,
+  hpaInitialReadinessDelayMs: 30_000,
+  resourceQuotaSyncPeriodMs: 300_000,
 };
 
 /** A flag of `flotilla controllers` that sets one config field. Append new ones at the end. */
@@ -105,6 +126,13 @@ export const CONFIG_FLAGS: ConfigFlag[] = [
   { flag: 'pod-gc-period', field: 'podGCPeriodMs', type: 'duration', help: 'how often the pod garbage collector looks (default 20s)' },
   { flag: 'pod-gc-quarantine', field: 'podGCQuarantineMs', type: 'duration', help: 'how long a pod\'s node must be missing before the pod is deleted (default 40s)' },
   { flag: 'kubernetes-service-sync', field: 'kubernetesServiceSyncMs', type: 'duration', help: 'how often default/kubernetes Service and Endpoints are checked (default 10s)' },
+  { flag: 'volume-dir', field: 'volumeDir', type: 'string', help: 'directory of the local-path provisioner\'s volumes' },
+  { flag: 'horizontal-pod-autoscaler-sync-period', field: 'hpaSyncPeriodMs', type: 'duration', help: 'how often each HPA is evaluated' },
+  { flag: 'horizontal-pod-autoscaler-downscale-stabilization', field: 'hpaDownscaleStabilizationMs', type: 'duration', help: 'default scale-down stabilization window' },
+  { flag: 'horizontal-pod-autoscaler-cpu-initialization-period', field: 'hpaCpuInitializationPeriodMs', type: 'duration', help: 'how long after start a pod\'s CPU is not trusted' },
+  { flag: 'horizontal-pod-autoscaler-initial-readiness-delay', field: 'hpaInitialReadinessDelayMs', type: 'duration', help: 'readiness changes within this of start are ignored' },
+  { flag: 'resource-quota-sync-period', field: 'resourceQuotaSyncPeriodMs', type: 'duration', help: 'full recount of every quota this often' },
+  { flag: 'horizontal-pod-autoscaler-tolerance', field: 'hpaTolerance', type: 'number', help: 'usage/target ratios within 1 ± this do not scale (default 0.1)' },
 ];
 
 export interface ControllerContext {

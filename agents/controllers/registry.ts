@@ -15,6 +15,11 @@ import { PodGCController } from './podgc/controller.ts';
 import { NamespaceController } from './namespace/controller.ts';
 import { RootCAPublisher } from './serviceaccount/rootca.ts';
 import { ServiceAccountsController } from './serviceaccount/serviceaccounts.ts';
+import { DisruptionController } from './disruption/controller.ts';
+import { HorizontalPodAutoscalerController } from './hpa/controller.ts';
+import { ResourceQuotaController } from './resourcequota/controller.ts';
+import { PersistentVolumeBinder } from './volume/binder.ts';
+import { LocalPathProvisioner } from './volume/provisioner.ts';
 
 export interface ControllerDescriptor {
   /** The name `--controllers` uses (kube-controller-manager's where one exists). */
@@ -36,6 +41,11 @@ export const CONTROLLERS: ControllerDescriptor[] = [
   { name: 'kubernetes-service', create: (ctx) => new KubernetesServiceController(ctx) },
   { name: 'eventttl', create: (ctx) => new EventTTLController(ctx) },
   { name: 'podgc', create: (ctx) => new PodGCController(ctx) },
+  { name: 'persistentvolume-binder', create: (ctx) => new PersistentVolumeBinder(ctx) },
+  { name: 'local-path-provisioner', create: (ctx) => new LocalPathProvisioner(ctx) },
+  { name: 'horizontal-pod-autoscaler', create: (ctx) => new HorizontalPodAutoscalerController(ctx) },
+  { name: 'disruption', create: (ctx) => new DisruptionController(ctx) },
+  { name: 'resourcequota', create: (ctx) => new ResourceQuotaController(ctx) },
 ];
 
 /** The descriptors `spec` ("*", "a,b", "*,-a") selects; throws for a name that is not a controller. */

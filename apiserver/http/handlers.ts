@@ -20,6 +20,7 @@ import { CONNECT_SUBRESOURCES, type ResourceRequest } from './info.ts';
 import { decodeBody, mediaType, readBody, sendJson, statusSuccess } from './io.ts';
 import { type ListOptions, listOptionsOf, selectObjects } from './list.ts';
 import { queryBool } from './query.ts';
+import { admitDefaultStorageClass } from './storage-admission.ts';
 import { tableFor, wantsTable } from './table.ts';
 import { DEFAULT_TOLERATION_SECONDS, type DefaultTolerationSecondsOptions, addDefaultTolerations } from './default-toleration-seconds.ts';
 
@@ -120,6 +121,7 @@ export class Handlers {
     const obj = decodeObject(r.kind, await this.body(ctx), fv, ctx.warnings);
     prepareForCreate(r.kind, r, obj);
     this.mutate(r, obj);
+    this.admitCreate(r, obj);
     defaultAndValidate(r.kind, obj);
     await this.admitNamespace(r, obj);
     const manager = fieldManagerOf(ctx);
@@ -191,6 +193,7 @@ export class Handlers {
       obj.metadata = { ...(obj.metadata ?? {}), name: r.name };
       prepareForCreate(r.kind, r, obj);
       this.mutate(r, obj);
+      this.admitCreate(r, obj);
       defaultAndValidate(r.kind, obj);
       await this.admitNamespace(r, obj);
       if (isDryRun(ctx.query)) return sendJson(ctx.res, 201, obj, ctx.req);
@@ -384,6 +387,11 @@ export class Handlers {
     if (r.kind.group === '' && r.kind.plural === 'pods') {
       addDefaultTolerations(obj, this.admission.defaultTolerationSeconds ?? DEFAULT_TOLERATION_SECONDS);
     }
+  }
+
+  /** Mutating admission of new objects (Kubernetes' DefaultStorageClass plugin). */
+  private admitCreate(r: ResourceRequest, obj: KubeObject): void {
+    if (r.kind.group === '' && r.kind.kind === 'PersistentVolumeClaim') admitDefaultStorageClass(this.reg, obj);
   }
 
   private async admitNamespace(r: ResourceRequest, obj: KubeObject): Promise<void> {

@@ -20,6 +20,7 @@ import { checkAcceptable, readBody, sendError, sendJson } from './io.ts';
 import { type MemberRecord, isLoopback, tokenAccepted } from './members.ts';
 import { OPENAPI_V2_PROTOBUF, OPENAPI_V2_PROTOBUF_ACCEPT, openApiV2Protobuf } from './openapi-v2-proto.ts';
 import { validateBooleans } from './query.ts';
+import { type ResourceMetricsApi, isResourceMetricsPath, resourceMetricsGroup } from '../resource-metrics/api.ts';
 import { WatchHub } from './watch.ts';
 
 export interface Identity {
@@ -55,6 +56,8 @@ export interface ApiServerOptions {
   defaultTimeoutMs?: number;
   /** The DefaultTolerationSeconds admission plugin's settings (300 s each by default). */
   defaultTolerationSeconds?: DefaultTolerationSecondsOptions;
+  /** metrics.k8s.io, when the server receives node usage reports over NATS. */
+  resourceMetrics?: ResourceMetricsApi;
   /** The event publisher's state, when the server publishes to NATS. */
   events?: () => Record<string, unknown>;
 }
@@ -154,6 +157,11 @@ export class ApiHttpServer {
       const who = this.authenticate(req);
       const timeoutMs = parseTimeout(url.searchParams.get('timeout')) ?? this.o.defaultTimeoutMs ?? 10_000;
       validateBooleans(url.searchParams);
+      if (isResourceMetricsPath(url.pathname)) {
+        resource = 'metrics.k8s.io';
+        if (!this.o.resourceMetrics) throw errors.unavailable('metrics.k8s.io is served only by servers started with --nats (node usage reports arrive over NATS)', 5);
+        return sendJson(res, 200, this.o.resourceMetrics.respond(req.method ?? 'GET', url.pathname, url.searchParams), req);
+      }
       const r = parseResourcePath(req.method ?? 'GET', url.pathname, url.searchParams);
       if (r) {
         verb = r.verb;
@@ -186,8 +194,11 @@ export class ApiHttpServer {
           return sendJson(res, 200, versionInfo());
         case '/api':
           return sendJson(res, 200, apiVersions(url.host));
-        case '/apis':
-          return sendJson(res, 200, apiGroupList());
+        case '/apis': {
+          const groups = apiGroupList();
+          if (this.o.resourceMetrics) (groups.groups as unknown[]).push(resourceMetricsGroup());
+          return sendJson(res, 200, groups);
+        }
         case '/openapi/v2':
           // kubectl asks for the protobuf form; JSON for everyone else.
           if (OPENAPI_V2_PROTOBUF_ACCEPT.some((t) => acceptsType(req, t))) {
