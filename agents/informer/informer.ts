@@ -306,6 +306,11 @@ export class Informer<T extends KubeObject = KubeObject> {
     for (const [key, obj] of this.items) this.file(key, name, fn, obj);
   }
 
+  /** Whether index `name` exists (shared informers: the first controller that needs an index adds it). */
+  hasIndexer(name: string): boolean {
+    return this.indexers.has(name);
+  }
+
   /** Objects filed under `value` in index `name`. */
   byIndex(name: string, value: string): T[] {
     return this.indexKeys(name, value).map((k) => this.items.get(k)!).filter(Boolean);
