@@ -1,0 +1,145 @@
+// InterPodAffinity. Filter: the pod's required anti-affinity terms refuse a
+// node whose topology domain (the node's value of the term's topologyKey)
+// holds a pod the term selects; its required affinity terms need such a pod
+// in the node's domain for every term (unless no pod anywhere matches and
+// the pod matches its own terms: the first of a group); and a pod already
+// placed whose required anti-affinity selects this pod keeps it out of that
+// pod's domain. Score: preferred terms of the pod (+weight per matching pod
+// in the domain, −weight for anti-affinity) and those of the pods already
+// placed that select this pod, scaled between the lowest and the highest.
+import { type ClusterView, type CycleState, type FilterPlugin, MAX_NODE_SCORE, type PreFilterPlugin, type PreScorePlugin, type ScorePlugin, type Status, unresolvable, unschedulable } from '../framework.ts';
+import type { NodeInfo } from '../node-info.ts';
+import { type AffinityTerm, type NamespaceLabels, type PodInfo, termMatches } from '../pod-info.ts';
+
+export const ERR_AFFINITY = "node(s) didn't match pod affinity rules";
+export const ERR_ANTI_AFFINITY = "node(s) didn't match pod anti-affinity rules";
+export const ERR_EXISTING_ANTI_AFFINITY = "node(s) didn't satisfy existing pods anti-affinity rules";
+
+/** topologyKey → value → count. */
+type TopologyCounts = Map<string, Map<string, number>>;
+
+function bump(m: TopologyCounts, key: string, value: string | undefined, by: number): void {
+  if (value === undefined) return;
+  let v = m.get(key);
+  if (!v) m.set(key, (v = new Map()));
+  v.set(value, (v.get(value) ?? 0) + by);
+}
+
+const count = (m: TopologyCounts, key: string, value: string | undefined) => (value === undefined ? 0 : m.get(key)?.get(value) ?? 0);
+
+interface FilterState {
+  existingAnti: TopologyCounts;
+  affinity: TopologyCounts;
+  anti: TopologyCounts;
+  noneMatchAffinity: boolean;
+}
+
+interface ScoreState {
+  scores: TopologyCounts;
+  empty: boolean;
+}
+
+const KEY = 'InterPodAffinity';
+const SCORE_KEY = 'InterPodAffinity/score';
+
+export class InterPodAffinity implements PreFilterPlugin, FilterPlugin, PreScorePlugin, ScorePlugin {
+  readonly name = 'InterPodAffinity';
+  private nsLabels: NamespaceLabels = () => undefined;
+  constructor(readonly weight = 2, private readonly hardPodAffinityWeight = 1) {}
+
+  preFilter(state: CycleState, pod: PodInfo, view: ClusterView): Status | undefined {
+    this.nsLabels = view.namespaceLabels;
+    const s: FilterState = { existingAnti: new Map(), affinity: new Map(), anti: new Map(), noneMatchAffinity: true };
+    const nodes = view.nodes();
+    for (const n of nodes) {
+      for (const e of n.podsWithRequiredAntiAffinity) {
+        for (const t of e.requiredAntiAffinity) if (termMatches(t, pod, this.nsLabels)) bump(s.existingAnti, t.topologyKey, n.labels[t.topologyKey], 1);
+      }
+    }
+    if (pod.requiredAffinity.length || pod.requiredAntiAffinity.length) {
+      for (const n of nodes) {
+        for (const e of n.pods.values()) {
+          if (pod.requiredAffinity.length && pod.requiredAffinity.every((t) => termMatches(t, e, this.nsLabels))) {
+            s.noneMatchAffinity = false;
+            for (const t of pod.requiredAffinity) bump(s.affinity, t.topologyKey, n.labels[t.topologyKey], 1);
+          }
+          for (const t of pod.requiredAntiAffinity) if (termMatches(t, e, this.nsLabels)) bump(s.anti, t.topologyKey, n.labels[t.topologyKey], 1);
+        }
+      }
+    }
+    state.set(KEY, s);
+    return undefined;
+  }
+
+  filter(state: CycleState, pod: PodInfo, node: NodeInfo): Status | undefined {
+    const s = state.get(KEY) as FilterState;
+    const labels = node.labels;
+    for (const [key, values] of s.existingAnti) {
+      if (labels[key] !== undefined && (values.get(labels[key]!) ?? 0) > 0) return unschedulable(ERR_EXISTING_ANTI_AFFINITY);
+    }
+    for (const t of pod.requiredAntiAffinity) {
+      if (count(s.anti, t.topologyKey, labels[t.topologyKey]) > 0) return unschedulable(ERR_ANTI_AFFINITY);
+    }
+    if (pod.requiredAffinity.length) {
+      let all = true;
+      for (const t of pod.requiredAffinity) {
+        if (labels[t.topologyKey] === undefined) return unresolvable(ERR_AFFINITY);
+        if (count(s.affinity, t.topologyKey, labels[t.topologyKey]) <= 0) all = false;
+      }
+      if (!all && !(s.noneMatchAffinity && pod.requiredAffinity.every((t) => termMatches(t, pod, this.nsLabels)))) return unresolvable(ERR_AFFINITY);
+    }
+    return undefined;
+  }
+
+  preScore(state: CycleState, pod: PodInfo, _feasible: NodeInfo[], view: ClusterView): void {
+    const s: ScoreState = { scores: new Map(), empty: true };
+    state.set(SCORE_KEY, s);
+    const ns = view.namespaceLabels;
+    const hasPreferred = pod.preferredAffinity.length + pod.preferredAntiAffinity.length > 0;
+    const add = (terms: readonly (AffinityTerm & { weight?: number })[], node: NodeInfo, sign: number, weightOf: (t: AffinityTerm & { weight?: number }) => number, matches: (t: AffinityTerm) => boolean) => {
+      for (const t of terms) {
+        const v = node.labels[t.topologyKey];
+        if (v === undefined || !matches(t)) continue;
+        bump(s.scores, t.topologyKey, v, sign * weightOf(t));
+        s.empty = false;
+      }
+    };
+    for (const n of view.nodes()) {
+      // Every placed pod when the pod has preferred terms; otherwise only placed pods with terms of their own.
+      const pods = hasPreferred ? n.pods.values() : n.podsWithAffinity.values();
+      for (const e of pods) {
+        add(pod.preferredAffinity, n, 1, (t) => t.weight ?? 0, (t) => termMatches(t, e, ns));
+        add(pod.preferredAntiAffinity, n, -1, (t) => t.weight ?? 0, (t) => termMatches(t, e, ns));
+        if (!e.hasAffinity) continue;
+        // Symmetry: the placed pod's own terms that select the incoming pod.
+        add(e.requiredAffinity, n, 1, () => this.hardPodAffinityWeight, (t) => termMatches(t, pod, ns));
+        add(e.preferredAffinity, n, 1, (t) => t.weight ?? 0, (t) => termMatches(t, pod, ns));
+        add(e.preferredAntiAffinity, n, -1, (t) => t.weight ?? 0, (t) => termMatches(t, pod, ns));
+      }
+    }
+  }
+
+  score(state: CycleState, _pod: PodInfo, node: NodeInfo): number {
+    const s = state.get(SCORE_KEY) as ScoreState | undefined;
+    if (!s || s.empty) return 0;
+    let sum = 0;
+    for (const [key, values] of s.scores) {
+      const v = node.labels[key];
+      if (v !== undefined) sum += values.get(v) ?? 0;
+    }
+    return sum;
+  }
+
+  normalize(state: CycleState, _p: PodInfo, scores: number[]): void {
+    const s = state.get(SCORE_KEY) as ScoreState | undefined;
+    if (!s || s.empty) return;
+    let min = Infinity;
+    let max = -Infinity;
+    for (const x of scores) {
+      if (x < min) min = x;
+      if (x > max) max = x;
+    }
+    const diff = max - min;
+    for (let i = 0; i < scores.length; i++) scores[i] = diff > 0 ? Math.trunc((MAX_NODE_SCORE * (scores[i]! - min)) / diff) : 0;
+  }
+}
