@@ -22,6 +22,8 @@ interface ClusterFile {
   controllers: { pid: number; metrics?: string }[];
   schedulers: { pid: number }[];
   agents: { name: string; pid: number }[];
+  /** The cluster DNS server: where it answers, and its /metrics. */
+  dns?: { pid: number; address: string; metrics: string };
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -33,6 +35,8 @@ export async function main(argv: string[]): Promise<void> {
       'base-port': { type: 'string', default: '7100' },
       'nats-cluster': { type: 'boolean', default: false },
       controllers: { type: 'string', default: '2' },
+      // The cluster DNS (`flotilla dns`) address; "none" to run without it.
+      dns: { type: 'string', default: '127.0.0.10:53' },
     },
     strict: true,
   });
@@ -176,11 +180,16 @@ export async function main(argv: string[]): Promise<void> {
     cluster.controllers.push(record);
     supervise(`controllers${i + 1}`, ['controllers', '--server', apiUrls, '--nats', natsUrl, '--id', `controllers${i + 1}`, '--metrics-address', record.metrics], record);
   }
+  if (values.dns !== 'none') {
+    cluster.dns = { pid: 0, address: values.dns!, metrics: `127.0.0.1:${base + 401}` };
+    supervise('dns', ['dns', '--server', apiUrls, '--nats', natsUrl, '--listen', cluster.dns.address, '--metrics-address', cluster.dns.metrics], cluster.dns);
+  }
   process.stdout.write([
     `Flotilla is up: ${n} servers (data in ${join(dir, 'data')}, logs in ${join(dir, 'logs')})`,
     ...servers.map((s) => `  server ${s.id}: API http://${s.api}  peer ${s.peer}  pid ${s.pid}`),
     `  controllers:  ${nControllers} (one leads through the Lease kube-system/flotilla-controller-manager; /metrics on ${cluster.controllers.map((c) => c.metrics).join(', ') || '-'})`,
     `  NATS:         ${natsUrl} (stream EVENTS; npx flotilla events --follow)`,
+    ...(cluster.dns ? [`  DNS:          ${cluster.dns.address} (names like kubernetes.default.svc.cluster.local; /metrics on ${cluster.dns.metrics})`] : []),
     `  cluster file: ${join(dir, 'cluster.json')}`,
     `  kubectl:      KUBECONFIG=${kubeconfig} kubectl get namespaces`,
     `  flotilla:     npx flotilla get namespaces      (reads ${join(values.dir, 'cluster.json')})`,
