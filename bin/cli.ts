@@ -4,6 +4,7 @@ const commands: Record<string, () => Promise<{ main(argv: string[]): Promise<voi
   server: () => import('../apiserver/main.ts'),
   controllers: () => import('../agents/controllers/main.ts'),
   dns: () => import('../agents/dns/main.ts'),
+  ingress: () => import('../agents/ingress/main.ts'),
   scheduler: () => import('../agents/scheduler/main.ts'),
   up: () => import('./up.ts'),
   // Client verbs (bin/commands/): talk to a cluster over its HTTP API.

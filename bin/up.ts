@@ -24,6 +24,8 @@ interface ClusterFile {
   agents: { name: string; pid: number }[];
   /** The cluster DNS server: where it answers, and its /metrics. */
   dns?: { pid: number; address: string; metrics: string };
+  /** The ingress proxy: HTTP and HTTPS addresses, and its /metrics. */
+  ingress?: { pid: number; http: string; https: string; metrics: string };
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -37,6 +39,8 @@ export async function main(argv: string[]): Promise<void> {
       controllers: { type: 'string', default: '2' },
       // The cluster DNS (`flotilla dns`) address; "none" to run without it.
       dns: { type: 'string', default: '127.0.0.10:53' },
+      // The ingress proxy's host (HTTP on :80, HTTPS on :443); "none" to run without it.
+      ingress: { type: 'string', default: '127.0.0.9' },
     },
     strict: true,
   });
@@ -184,11 +188,17 @@ export async function main(argv: string[]): Promise<void> {
     cluster.dns = { pid: 0, address: values.dns!, metrics: `127.0.0.1:${base + 401}` };
     supervise('dns', ['dns', '--server', apiUrls, '--nats', natsUrl, '--listen', cluster.dns.address, '--metrics-address', cluster.dns.metrics], cluster.dns);
   }
+  if (values.ingress !== 'none') {
+    cluster.ingress = { pid: 0, http: `${values.ingress}:80`, https: `${values.ingress}:443`, metrics: `127.0.0.1:${base + 402}` };
+    supervise('ingress', ['ingress', '--server', apiUrls, '--nats', natsUrl, '--listen', cluster.ingress.http, '--listen-tls', cluster.ingress.https,
+      '--metrics-address', cluster.ingress.metrics], cluster.ingress);
+  }
   process.stdout.write([
     `Flotilla is up: ${n} servers (data in ${join(dir, 'data')}, logs in ${join(dir, 'logs')})`,
     ...servers.map((s) => `  server ${s.id}: API http://${s.api}  peer ${s.peer}  pid ${s.pid}`),
     `  controllers:  ${nControllers} (one leads through the Lease kube-system/flotilla-controller-manager; /metrics on ${cluster.controllers.map((c) => c.metrics).join(', ') || '-'})`,
     `  NATS:         ${natsUrl} (stream EVENTS; npx flotilla events --follow)`,
+    ...(cluster.ingress ? [`  ingress:      http://${cluster.ingress.http}  https://${cluster.ingress.https} (IngressClass "flotilla", the default)`] : []),
     ...(cluster.dns ? [`  DNS:          ${cluster.dns.address} (names like kubernetes.default.svc.cluster.local; /metrics on ${cluster.dns.metrics})`] : []),
     `  cluster file: ${join(dir, 'cluster.json')}`,
     `  kubectl:      KUBECONFIG=${kubeconfig} kubectl get namespaces`,

@@ -2,7 +2,7 @@
 // free loopback port (UDP and TCP), /healthz and /metrics on another.
 import { join } from 'node:path';
 import { request } from 'undici';
-import { type Proc, freePort, startFlotilla, startListening, tempDir } from './procs.ts';
+import { type Proc, answersReadyz, freePort, startFlotilla, startListening, tempDir } from './procs.ts';
 
 export interface DnsProcessOptions {
   servers: readonly string[];
@@ -35,15 +35,7 @@ export class DnsProcess {
             '--upstream', o.upstream ?? 'none', '--metrics-address', d.metricsAddress, ...(o.args ?? [])], { logFile: d.logFile });
           return d.proc;
         },
-        ready: async () => {
-          try {
-            const r = await request(`http://${d.metricsAddress}/readyz`, { headersTimeout: 1000, bodyTimeout: 1000 });
-            await r.body.dump();
-            return r.statusCode === 200;
-          } catch {
-            return false;
-          }
-        },
+        ready: () => answersReadyz(d.metricsAddress),
       }],
       replan: async () => { [port, metrics] = [await freePort(), await freePort()]; },
     });
