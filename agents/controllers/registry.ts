@@ -21,6 +21,7 @@ import { ResourceQuotaController } from './resourcequota/controller.ts';
 import { PersistentVolumeBinder } from './volume/binder.ts';
 import { LocalPathProvisioner } from './volume/provisioner.ts';
 import { ReplicaSetController } from './replicaset/controller.ts';
+import { DeploymentController } from './deployment/controller.ts';
 
 export interface ControllerDescriptor {
   /** The name `--controllers` uses (kube-controller-manager's where one exists). */
@@ -48,6 +49,7 @@ export const CONTROLLERS: ControllerDescriptor[] = [
   { name: 'disruption', create: (ctx) => new DisruptionController(ctx) },
   { name: 'resourcequota', create: (ctx) => new ResourceQuotaController(ctx) },
   { name: 'replicaset', create: (ctx) => new ReplicaSetController(ctx) },
+  { name: 'deployment', create: (ctx) => new DeploymentController(ctx) },
 ];
 
 /** The descriptors `spec` ("*", "a,b", "*,-a") selects; throws for a name that is not a controller. */

@@ -1,0 +1,52 @@
+// The pod-template hash that names a Deployment's ReplicaSets and labels
+// their pods (Kubernetes' ComputeHash): a 32-bit FNV-1a of the template,
+// with the Deployment's collisionCount mixed in so that a name collision
+// gives a new name, encoded in Kubernetes' "safe" alphabet (no vowels, so no
+// words). Kubernetes hashes Go's printed struct; this hashes canonical JSON
+// (keys sorted), so the values differ from Kubernetes' but are stable and
+// deterministic, which is all kubectl and the controller rely on.
+import type { PodTemplate } from '../../informer/types.ts';
+
+export const POD_TEMPLATE_HASH = 'pod-template-hash';
+
+const SAFE = 'bcdfghjklmnpqrstvwxz2456789';
+
+/** JSON with object keys sorted (array order kept). */
+export function canonicalJSON(v: unknown): string {
+  return JSON.stringify(v, (_k, x) => (x && typeof x === 'object' && !Array.isArray(x)
+    ? Object.fromEntries(Object.keys(x).sort().map((k) => [k, (x as Record<string, unknown>)[k]]))
+    : x));
+}
+
+function fnv1a(bytes: Uint8Array, h = 0x811c9dc5): number {
+  for (const b of bytes) {
+    h ^= b;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h >>> 0;
+}
+
+export function computeHash(template: PodTemplate, collisionCount?: number): string {
+  let h = fnv1a(new TextEncoder().encode(canonicalJSON(template)));
+  if (collisionCount !== undefined && collisionCount !== null) {
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setUint32(0, collisionCount >>> 0, true);
+    h = fnv1a(b, h);
+  }
+  return [...String(h)].map((c) => SAFE[c.charCodeAt(0) % SAFE.length]).join('');
+}
+
+/** The template without the pod-template-hash label (and without an emptied labels map). */
+function withoutHash(t: PodTemplate | undefined): PodTemplate {
+  const c = structuredClone(t ?? {});
+  if (c.metadata?.labels) {
+    delete c.metadata.labels[POD_TEMPLATE_HASH];
+    if (!Object.keys(c.metadata.labels).length) delete c.metadata.labels;
+  }
+  return c;
+}
+
+/** Two templates are the same apart from the pod-template-hash label (EqualIgnoreHash). */
+export function equalIgnoreHash(a: PodTemplate | undefined, b: PodTemplate | undefined): boolean {
+  return canonicalJSON(withoutHash(a)) === canonicalJSON(withoutHash(b));
+}
