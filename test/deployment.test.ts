@@ -51,6 +51,9 @@ t.test('pod-template hash', async (t) => {
   const labelled = { ...template('a'), metadata: { labels: { app: 'web', 'pod-template-hash': 'xyz' } } };
   t.ok(equalIgnoreHash(labelled, template('a')), 'equal apart from the hash label');
   t.notOk(equalIgnoreHash(labelled, template('b')));
+  const fromKubectl = { metadata: { creationTimestamp: null, labels: { app: 'web' } }, spec: { containers: [{ name: 'c', image: 'a', resources: {} }], volumes: [] } };
+  t.ok(equalIgnoreHash(fromKubectl as never, template('a')), 'nulls and empty maps or lists are as absent (Go semantic equality)');
+  t.equal(computeHash(fromKubectl as never), computeHash(template('a')), 'and hash the same');
 });
 
 const NOW = Date.parse('2026-01-01T12:00:00Z');

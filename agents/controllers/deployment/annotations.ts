@@ -14,8 +14,8 @@ export const MAX_REPLICAS = 'deployment.kubernetes.io/max-replicas';
 const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
 const ROLLBACK_TO = 'deprecated.deployment.rollback.to';
 
-/** Deployment annotations that are not copied to its ReplicaSets (skipCopyAnnotation). */
-const NOT_COPIED = new Set([LAST_APPLIED, REVISION, REVISION_HISTORY, DESIRED_REPLICAS, MAX_REPLICAS, ROLLBACK_TO]);
+/** Annotations not copied from a Deployment to its ReplicaSets (skipCopyAnnotation), nor back by kubectl rollout undo (annotationsToSkip). */
+export const NOT_COPIED = new Set([LAST_APPLIED, REVISION, REVISION_HISTORY, DESIRED_REPLICAS, MAX_REPLICAS, ROLLBACK_TO]);
 
 /** Kubernetes keeps revision-history to this many characters by default (--deployment-controller-max-revision-history-length is not a flag; 2000 is MaxRevHistoryLengthInChars). */
 const MAX_REVISION_HISTORY_CHARS = 2000;

@@ -26,8 +26,25 @@ function fnv1a(bytes: Uint8Array, h = 0x811c9dc5): number {
   return h >>> 0;
 }
 
+/**
+ * A template as Go's decoding and Kubernetes' semantic equality see it: no
+ * nulls (kubectl sends a template's `creationTimestamp: null`), and empty
+ * maps and lists the same as absent ones.
+ */
+export function semantic(v: unknown): unknown {
+  if (Array.isArray(v)) {
+    const a = v.map(semantic);
+    return a.length ? a : undefined;
+  }
+  if (v && typeof v === 'object') {
+    const o = Object.fromEntries(Object.entries(v).map(([k, x]) => [k, semantic(x)]).filter(([, x]) => x !== undefined && x !== null));
+    return Object.keys(o).length ? o : undefined;
+  }
+  return v === null ? undefined : v;
+}
+
 export function computeHash(template: PodTemplate, collisionCount?: number): string {
-  let h = fnv1a(new TextEncoder().encode(canonicalJSON(template)));
+  let h = fnv1a(new TextEncoder().encode(canonicalJSON(semantic(template) ?? {})));
   if (collisionCount !== undefined && collisionCount !== null) {
     const b = new Uint8Array(8);
     new DataView(b.buffer).setUint32(0, collisionCount >>> 0, true);
@@ -36,17 +53,13 @@ export function computeHash(template: PodTemplate, collisionCount?: number): str
   return [...String(h)].map((c) => SAFE[c.charCodeAt(0) % SAFE.length]).join('');
 }
 
-/** The template without the pod-template-hash label (and without an emptied labels map). */
 function withoutHash(t: PodTemplate | undefined): PodTemplate {
   const c = structuredClone(t ?? {});
-  if (c.metadata?.labels) {
-    delete c.metadata.labels[POD_TEMPLATE_HASH];
-    if (!Object.keys(c.metadata.labels).length) delete c.metadata.labels;
-  }
+  if (c.metadata?.labels) delete c.metadata.labels[POD_TEMPLATE_HASH];
   return c;
 }
 
-/** Two templates are the same apart from the pod-template-hash label (EqualIgnoreHash). */
+/** Two templates are semantically the same apart from the pod-template-hash label (EqualIgnoreHash). */
 export function equalIgnoreHash(a: PodTemplate | undefined, b: PodTemplate | undefined): boolean {
-  return canonicalJSON(withoutHash(a)) === canonicalJSON(withoutHash(b));
+  return canonicalJSON(semantic(withoutHash(a)) ?? {}) === canonicalJSON(semantic(withoutHash(b)) ?? {});
 }
