@@ -12,6 +12,7 @@ const commands: Record<string, () => Promise<{ main(argv: string[]): Promise<voi
   get: () => import('./commands/get.ts'),
   delete: () => import('./commands/delete.ts'),
   scale: () => import('./commands/scale.ts'),
+  rollout: () => import('./commands/rollout.ts'),
   cluster: () => import('./commands/cluster.ts'),
   events: () => import('./commands/events.ts'),
   describe: () => import('./commands/describe.ts'),

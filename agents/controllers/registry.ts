@@ -23,6 +23,7 @@ import { LocalPathProvisioner } from './volume/provisioner.ts';
 import { ReplicaSetController } from './replicaset/controller.ts';
 import { JobController } from './job/controller.ts';
 import { TTLAfterFinishedController } from './ttlafterfinished/controller.ts';
+import { DeploymentController } from './deployment/controller.ts';
 
 export interface ControllerDescriptor {
   /** The name `--controllers` uses (kube-controller-manager's where one exists). */
@@ -52,6 +53,7 @@ export const CONTROLLERS: ControllerDescriptor[] = [
   { name: 'replicaset', create: (ctx) => new ReplicaSetController(ctx) },
   { name: 'job', create: (ctx) => new JobController(ctx) },
   { name: 'ttl-after-finished', create: (ctx) => new TTLAfterFinishedController(ctx) },
+  { name: 'deployment', create: (ctx) => new DeploymentController(ctx) },
 ];
 
 /** The descriptors `spec` ("*", "a,b", "*,-a") selects; throws for a name that is not a controller. */
