@@ -22,6 +22,7 @@ import { PersistentVolumeBinder } from './volume/binder.ts';
 import { LocalPathProvisioner } from './volume/provisioner.ts';
 import { JobController } from './job/controller.ts';
 import { TTLAfterFinishedController } from './ttlafterfinished/controller.ts';
+import { CronJobController } from './cronjob/controller.ts';
 
 export interface ControllerDescriptor {
   /** The name `--controllers` uses (kube-controller-manager's where one exists). */
@@ -50,6 +51,7 @@ export const CONTROLLERS: ControllerDescriptor[] = [
   { name: 'resourcequota', create: (ctx) => new ResourceQuotaController(ctx) },
   { name: 'job', create: (ctx) => new JobController(ctx) },
   { name: 'ttl-after-finished', create: (ctx) => new TTLAfterFinishedController(ctx) },
+  { name: 'cronjob', create: (ctx) => new CronJobController(ctx) },
 ];
 
 /** The descriptors `spec` ("*", "a,b", "*,-a") selects; throws for a name that is not a controller. */
