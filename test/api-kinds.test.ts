@@ -132,6 +132,10 @@ const EXAMPLES: KubeObject[] = [
     apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'pi', uid: '0f3c-11' },
     spec: { backoffLimit: 4, template: { spec: { restartPolicy: 'Never', containers: [{ name: 'pi', image: 'perl:5.34', command: ['perl', '-Mbignum=bpi', '-wle', 'print bpi(2000)'] }] } } },
   }),
+  ns({
+    apiVersion: 'batch/v1', kind: 'CronJob', metadata: { name: 'report' },
+    spec: { schedule: '*/5 * * * *', timeZone: 'Europe/Paris', jobTemplate: { spec: { template: { spec: { restartPolicy: 'OnFailure', containers: [{ name: 'r', image: 'report:1' }] } } } } },
+  }),
   ns({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'kube-scheduler' }, spec: { holderIdentity: 'node-1_abc', leaseDurationSeconds: 15, acquireTime: '2025-01-01T11:00:00.000000Z', renewTime: '2025-01-01T11:59:59.123456Z', leaseTransitions: 2 } }),
   ns({
     apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', metadata: { name: 'web' },
@@ -185,6 +189,7 @@ t.test('defaulting is idempotent and keeps objects valid on a no-op update', asy
 
 t.test('registry: names, scopes, subresources, categories, scale', async (t) => {
   t.equal(KINDS.length, 29);
+  t.equal(KINDS.length, 28);
   const row = (k: KindDef) => [k.plural, k.singular, k.shortNames.join(','), k.namespaced, k.subresources.join(','), k.categories.join(',')];
   t.same(row(kindByName('po')!), ['pods', 'pod', 'po', true, 'status,binding,log', 'all']);
   t.same(row(kindByName('svc')!), ['services', 'service', 'svc', true, 'status', 'all']);
@@ -203,7 +208,7 @@ t.test('registry: names, scopes, subresources, categories, scale', async (t) => 
     t.equal(kindByName(short)?.plural, n);
   }
   const all = KINDS.filter((k) => k.categories.includes('all')).map((k) => k.plural).sort();
-  t.same(all, ['daemonsets', 'deployments', 'horizontalpodautoscalers', 'jobs', 'pods', 'replicasets', 'services', 'statefulsets']);
+  t.same(all, ['cronjobs', 'daemonsets', 'deployments', 'horizontalpodautoscalers', 'jobs', 'pods', 'replicasets', 'services', 'statefulsets']);
   for (const p of ['deployments', 'replicasets', 'statefulsets']) {
     t.same(kindByResource('apps', 'v1', p)!.scale, { specReplicasPath: '.spec.replicas', statusReplicasPath: '.status.replicas', labelSelectorPath: '.status.selector' });
   }

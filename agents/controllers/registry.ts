@@ -24,6 +24,7 @@ import { ReplicaSetController } from './replicaset/controller.ts';
 import { JobController } from './job/controller.ts';
 import { TTLAfterFinishedController } from './ttlafterfinished/controller.ts';
 import { DeploymentController } from './deployment/controller.ts';
+import { CronJobController } from './cronjob/controller.ts';
 
 export interface ControllerDescriptor {
   /** The name `--controllers` uses (kube-controller-manager's where one exists). */
@@ -54,6 +55,7 @@ export const CONTROLLERS: ControllerDescriptor[] = [
   { name: 'job', create: (ctx) => new JobController(ctx) },
   { name: 'ttl-after-finished', create: (ctx) => new TTLAfterFinishedController(ctx) },
   { name: 'deployment', create: (ctx) => new DeploymentController(ctx) },
+  { name: 'cronjob', create: (ctx) => new CronJobController(ctx) },
 ];
 
 /** The descriptors `spec` ("*", "a,b", "*,-a") selects; throws for a name that is not a controller. */

@@ -1,6 +1,8 @@
 // What the workload controller tests share: one server and NATS, FakeNodes
 // running the pods, the controllers under test in the test process, and
 // small readers (an object's status, its Events, the pods it owns).
+import { spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import type { Test } from 'tap';
 import { ApiClient, resourcePath } from '../../agents/client/api.ts';
 import { resolveKind } from '../../agents/client/kinds.ts';
@@ -10,6 +12,7 @@ import type { KubeObject, Pod } from '../../agents/informer/types.ts';
 import { FakeNodes, type FakeNodesOptions } from '../../harness/fake-node.ts';
 import { FlotillaCluster } from '../../harness/flotilla-cluster.ts';
 import { NatsServers } from '../../harness/nats.ts';
+import { tempDir } from '../../harness/procs.ts';
 import { type RunningControllers, runControllers } from './controllers.ts';
 
 const PODS = resolveKind('pods')!;
@@ -25,6 +28,8 @@ export interface WorkloadCluster {
   podsOf(namespace: string, uid: string): Promise<Pod[]>;
   /** "Reason: message" of the Events about an object. */
   eventsOf(namespace: string, name: string, kind: string): Promise<string[]>;
+  /** Runs the real kubectl against the cluster. */
+  kubectl(...args: string[]): Promise<{ code: number | null; out: string; err: string }>;
 }
 
 export async function startWorkloadCluster(
@@ -41,8 +46,18 @@ export async function startWorkloadCluster(
   t.teardown(() => nodes.stop());
   const ctl = await runControllers(client, nats.url, make, o.config);
   t.teardown(() => ctl.stop());
+  const cache = tempDir('kubectl-cache');
+  t.teardown(() => rmSync(cache, { recursive: true, force: true }));
   return {
     client, nats, cluster, nodes, ctl,
+    kubectl: (...args) => new Promise((resolve) => {
+      const p = spawn('kubectl', ['--kubeconfig', cluster.kubeconfig, '--cache-dir', cache, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      p.stdout.on('data', (d) => { out += d; });
+      p.stderr.on('data', (d) => { err += d; });
+      p.on('close', (code) => resolve({ code, out, err }));
+    }),
     async podsOf(namespace, uid) {
       const l = await client.list<Pod>(resourcePath(PODS, namespace));
       return l.items.filter((p) => (p.metadata.ownerReferences ?? []).some((r) => r.uid === uid && r.controller));
