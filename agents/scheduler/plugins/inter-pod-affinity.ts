@@ -6,7 +6,7 @@
 // placed whose required anti-affinity selects this pod keeps it out of that
 // pod's domain. Score: preferred terms of the pod (+weight per matching pod
 // in the domain, −weight for anti-affinity) and those of the pods already
-// placed that select this pod, scaled between the lowest and the highest.
+// placed that select this pod, scaled between min(0, lowest) and max(0, highest).
 import { type ClusterView, type CycleState, type FilterPlugin, MAX_NODE_SCORE, type PreFilterPlugin, type PreScorePlugin, type ScorePlugin, type Status, unresolvable, unschedulable } from '../framework.ts';
 import type { NodeInfo } from '../node-info.ts';
 import { type AffinityTerm, type NamespaceLabels, type PodInfo, termMatches } from '../pod-info.ts';
@@ -133,8 +133,9 @@ export class InterPodAffinity implements PreFilterPlugin, FilterPlugin, PreScore
   normalize(state: CycleState, _p: PodInfo, scores: number[]): void {
     const s = state.get(SCORE_KEY) as ScoreState | undefined;
     if (!s || s.empty) return;
-    let min = Infinity;
-    let max = -Infinity;
+    // Both start at 0, as in Kubernetes: all-positive scores scale from 0, not from the lowest.
+    let min = 0;
+    let max = 0;
     for (const x of scores) {
       if (x < min) min = x;
       if (x > max) max = x;
