@@ -155,7 +155,7 @@ t.test('PodTopologySpread filter: maxSkew, minDomains, missing labels', async (t
   const nodes = [mkNode('a1', { labels: { zone: 'a' } }), mkNode('a2', { labels: { zone: 'a' } }), mkNode('b1', { labels: { zone: 'b' } }), mkNode('x')];
   const web = (n: string) => mkPod(n, {}, { labels: { app: 'web' } });
   const c = cluster(nodes, [['a1', web('w1')], ['a2', web('w2')], ['b1', web('w3')]]);
-  const spread = (extra: Record<string, unknown> = {}) => web('new').spec && mkPod('new', { topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'zone', whenUnsatisfiable: 'DoNotSchedule', labelSelector: { matchLabels: { app: 'web' } }, ...extra }] }, { labels: { app: 'web' } });
+  const spread = (extra: Record<string, unknown> = {}) => mkPod('new', { topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'zone', whenUnsatisfiable: 'DoNotSchedule', labelSelector: { matchLabels: { app: 'web' } }, ...extra }] }, { labels: { app: 'web' } });
   const skew = "node(s) didn't match pod topology spread constraints";
   t.same(runFilter(new PodTopologySpread(), spread(), c), { a1: skew, a2: skew, b1: '', x: `${skew} (missing required label)` }, 'zone a (2) + 1 − min 1 > 1; zone b (1) + 1 − 1 = 1');
   t.same(runFilter(new PodTopologySpread(), spread({ minDomains: 3 }), c), { a1: skew, a2: skew, b1: skew, x: `${skew} (missing required label)` }, 'fewer domains than minDomains: the minimum counts as 0');
