@@ -8,8 +8,8 @@
 import t from 'tap';
 import type { KubeObject, Node, Pod } from '../agents/informer/types.ts';
 import { Algorithm, FitError, fitErrorMessage, numFeasibleNodesToFind } from '../agents/scheduler/algorithm.ts';
-import { SchedulerCache } from '../agents/scheduler/cache.ts';
-import type { ClusterView, CycleState, FilterPlugin, PreFilterPlugin, PreScorePlugin, ScorePlugin, Status } from '../agents/scheduler/framework.ts';
+import { SchedulerCache, clusterView } from '../agents/scheduler/cache.ts';
+import { type ClusterView, type CycleState, type FilterPlugin, type PreFilterPlugin, type PreScorePlugin, SKIP, type ScorePlugin, type Status } from '../agents/scheduler/framework.ts';
 import { NodeInfo } from '../agents/scheduler/node-info.ts';
 import { PodInfo } from '../agents/scheduler/pod-info.ts';
 import { BalancedAllocation } from '../agents/scheduler/plugins/balanced-allocation.ts';
@@ -46,13 +46,11 @@ function cluster(nodes: Node[], bound: [string, Pod][] = [], objs: Record<string
   const cache = new SchedulerCache();
   for (const n of nodes) cache.addOrUpdateNode(n);
   for (const [node, p] of bound) cache.addOrUpdatePod({ ...p, spec: { ...p.spec!, nodeName: node } });
-  const view: ClusterView = {
-    nodes: () => cache.nodeInfos(),
-    nodeInfo: (n) => cache.nodeInfo(n),
+  const view: ClusterView = clusterView(cache, {
     namespaceLabels: (ns) => (objs.namespaces ?? []).find((o) => o.metadata?.name === ns)?.metadata?.labels,
     get: (r, ns, name) => (objs[r] ?? []).find((o) => o.metadata?.name === name && (o.metadata?.namespace ?? '') === ns),
     list: (r, ns) => (objs[r] ?? []).filter((o) => ns === undefined || o.metadata?.namespace === ns),
-  };
+  });
   return { cache, view, node: (n: string) => cache.nodeInfo(n)! };
 }
 
@@ -62,7 +60,8 @@ function runFilter(plugin: FilterPlugin & Partial<PreFilterPlugin>, pod: Pod, c:
   const info = new PodInfo(pod);
   const pre = plugin.preFilter?.(state, info, c.view);
   const out: Record<string, string> = {};
-  for (const n of c.view.nodes()) out[n.name] = (pre ?? plugin.filter(state, info, n))?.reasons.join('; ') ?? '';
+  // SKIP: the plugin has nothing to check for this pod; every node passes it.
+  for (const n of c.view.nodes()) out[n.name] = pre === SKIP ? '' : (pre ?? plugin.filter(state, info, n))?.reasons.join('; ') ?? '';
   return out;
 }
 
@@ -70,7 +69,8 @@ function runFilter(plugin: FilterPlugin & Partial<PreFilterPlugin>, pod: Pod, c:
 function runScore(plugin: ScorePlugin & Partial<PreScorePlugin>, pod: Pod, c: ReturnType<typeof cluster>, nodes = c.view.nodes()): Record<string, number> {
   const state: CycleState = new Map();
   const info = new PodInfo(pod);
-  plugin.preScore?.(state, info, nodes, c.view);
+  // SKIP: the plugin does not score this pod (it adds 0 to every node).
+  if (plugin.preScore?.(state, info, nodes, c.view) === SKIP) return Object.fromEntries(nodes.map((n) => [n.name, 0]));
   const scores = nodes.map((n) => plugin.score(state, info, n));
   plugin.normalize?.(state, info, scores, nodes);
   return Object.fromEntries(nodes.map((n, i) => [n.name, scores[i]!]));

@@ -23,12 +23,15 @@ export class BalancedAllocation implements ScorePlugin {
 
   score(_s: unknown, pod: PodInfo, node: NodeInfo): number {
     // A best-effort pod (no request of these resources) is not scored: it would pile onto one node (kubernetes#129138).
-    if (this.resources.every((r) => !pod.requests[r])) return 0;
+    let any = false;
+    for (const r of this.resources) if (pod.requests[r]) any = true;
+    if (!any) return 0;
     const fractions: number[] = [];
     for (const r of this.resources) {
       const alloc = node.allocatable[r] ?? 0;
       if (alloc <= 0) continue;
-      fractions.push(Math.min(1, ((node.requested[r] ?? 0) + (pod.requests[r] ?? 0)) / alloc));
+      const f = ((node.requested[r] ?? 0) + (pod.requests[r] ?? 0)) / alloc;
+      fractions.push(f > 1 ? 1 : f);
     }
     return balancedScore(fractions);
   }

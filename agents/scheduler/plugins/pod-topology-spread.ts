@@ -10,7 +10,7 @@
 // pods in the node's domains is better, each constraint weighted by
 // log(domains + 2).
 import { type LabelRequirement, labelSelectorToRequirements, matchesLabels, newRequirement } from '../../../api/selectors.ts';
-import { type ClusterView, type CycleState, type FilterPlugin, MAX_NODE_SCORE, type PreFilterPlugin, type PreScorePlugin, type ScorePlugin, type Status, unresolvable, unschedulable } from '../framework.ts';
+import { type ClusterView, type CycleState, type FilterPlugin, MAX_NODE_SCORE, type PreFilterPlugin, type PreScorePlugin, SKIP, type ScorePlugin, type Status, unresolvable, unschedulable } from '../framework.ts';
 import type { NodeInfo } from '../node-info.ts';
 import type { PodInfo } from '../pod-info.ts';
 import { podMatchesNodeSelectorAndAffinity } from './node-affinity.ts';
@@ -118,9 +118,9 @@ export class PodTopologySpread implements PreFilterPlugin, FilterPlugin, PreScor
   readonly name = 'PodTopologySpread';
   constructor(readonly weight = 2, private readonly systemDefaults = true) {}
 
-  preFilter(state: CycleState, pod: PodInfo, view: ClusterView): Status | undefined {
+  preFilter(state: CycleState, pod: PodInfo, view: ClusterView): Status | typeof SKIP | undefined {
     const constraints = podConstraints(pod, 'DoNotSchedule');
-    if (!constraints.length) return undefined;
+    if (!constraints.length) return SKIP;
     const counts = constraints.map(() => new Map<string, number>());
     for (const n of view.nodes()) {
       if (!podMatchesNodeSelectorAndAffinity(pod, n) || !hasAllKeys(n, constraints)) continue;
@@ -149,7 +149,7 @@ export class PodTopologySpread implements PreFilterPlugin, FilterPlugin, PreScor
     return undefined;
   }
 
-  preScore(state: CycleState, pod: PodInfo, feasible: NodeInfo[], view: ClusterView): void {
+  preScore(state: CycleState, pod: PodInfo, feasible: NodeInfo[], view: ClusterView): typeof SKIP | undefined {
     let constraints = podConstraints(pod, 'ScheduleAnyway');
     const own = ((pod.pod.spec as any)?.topologySpreadConstraints ?? []).length > 0;
     let systemDefaulted = false;
@@ -160,7 +160,7 @@ export class PodTopologySpread implements PreFilterPlugin, FilterPlugin, PreScor
         systemDefaulted = true;
       }
     }
-    if (!constraints.length) return;
+    if (!constraints.length) return SKIP;
     const requireAll = own || !systemDefaulted;
     const ignored = new Set<string>();
     // Per constraint: domain value → matching pods (a node without the key counts under "" here, as in Kubernetes).
@@ -185,6 +185,7 @@ export class PodTopologySpread implements PreFilterPlugin, FilterPlugin, PreScor
       });
     }
     state.set(SCORE, { constraints, ignored, counts, weights } satisfies ScoreState);
+    return undefined;
   }
 
   score(state: CycleState, pod: PodInfo, node: NodeInfo): number {
