@@ -149,6 +149,12 @@ t.test('InterPodAffinity filter', async (t) => {
   t.same(runFilter(new InterPodAffinity(), mkPod('w', {}, { labels: { app: 'web' } }), c2), { a1: '', a2: '', b1: "node(s) didn't satisfy existing pods anti-affinity rules", nolabel: '' }, 'an existing pod\'s anti-affinity');
   const other = mkPod('w', {}, { labels: { app: 'web' }, namespace: 'other' });
   t.same(runFilter(new InterPodAffinity(), other, c2).b1, '', 'terms look in the pod\'s own namespace by default');
+  // Selectors without a single required value (the cache's label index cannot narrow them).
+  const exists = mkPod('e', { affinity: { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ labelSelector: { matchExpressions: [{ key: 'app', operator: 'Exists' }] }, topologyKey: 'zone' }] } } });
+  t.same(runFilter(new InterPodAffinity(), exists, c), { a1: "node(s) didn't match pod anti-affinity rules", a2: "node(s) didn't match pod anti-affinity rules", b1: '', nolabel: '' }, 'an Exists selector');
+  const guardIn = mkPod('guard', { affinity: { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ labelSelector: { matchExpressions: [{ key: 'app', operator: 'In', values: ['web', 'api'] }] }, topologyKey: 'zone' }] } } });
+  t.same(runFilter(new InterPodAffinity(), mkPod('w', {}, { labels: { app: 'api' } }), cluster(zones, [['a2', guardIn]])),
+    { a1: "node(s) didn't satisfy existing pods anti-affinity rules", a2: "node(s) didn't satisfy existing pods anti-affinity rules", b1: '', nolabel: '' }, 'an existing In term with two values');
 });
 
 t.test('PodTopologySpread filter: maxSkew, minDomains, missing labels', async (t) => {
