@@ -72,9 +72,14 @@ async function createAll(urls: string[], body: (i: number) => string, n: number,
     for (;;) {
       const i = next++;
       if (i >= n) return;
-      const r = await pools[w % pools.length]!.request({ path, method: 'POST', body: body(i), headers: { 'content-type': 'application/json' }, headersTimeout: 60_000 });
-      await r.body.dump();
-      if (r.statusCode !== 201 && r.statusCode !== 409) throw new Error(`POST ${path}: ${r.statusCode}`);
+      // A busy or electing server may answer 5xx; retry as a client would (409: an earlier try went through).
+      for (let attempt = 0; ; attempt++) {
+        const r = await pools[w % pools.length]!.request({ path, method: 'POST', body: body(i), headers: { 'content-type': 'application/json' }, headersTimeout: 60_000 });
+        await r.body.dump();
+        if (r.statusCode === 201 || r.statusCode === 409) break;
+        if (attempt >= 10 || r.statusCode < 500) throw new Error(`POST ${path}: ${r.statusCode}`);
+        await new Promise((res) => setTimeout(res, 100 * (attempt + 1)));
+      }
     }
   }));
   await Promise.all(pools.map((p) => p.close()));
@@ -103,6 +108,9 @@ export async function benchScheduler(): Promise<Section> {
   let sched: SchedulerProcess | undefined;
   try {
     await createAll(c.urls, (i) => JSON.stringify(node(`node-${i}`, i)), E2E_NODES, '/api/v1/nodes');
+
+    // Warm the servers up (JIT, connections) with writes of another kind.
+    await createAll(c.urls, (i) => JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `warm-${i}`, namespace: 'default' }, data: { v: String(i) } }), 1000, '/api/v1/namespaces/default/configmaps');
 
     // 1. The API's pod write rate, no scheduler running.
     let t = performance.now();
