@@ -11,12 +11,12 @@ import { ApiClient, resourcePath } from '../agents/client/api.ts';
 import { resolveKind } from '../agents/client/kinds.ts';
 import { Informer } from '../agents/informer/informer.ts';
 import type { KubeObject, Pod } from '../agents/informer/types.ts';
-import { parseQuantity } from '../api/schema/validate.ts';
 import { FakeNodes } from '../harness/fake-node.ts';
 import { FlotillaCluster } from '../harness/flotilla-cluster.ts';
 import { NatsServers } from '../harness/nats.ts';
 import { waitFor } from '../harness/procs.ts';
 import { SchedulerProcess } from '../harness/scheduler.ts';
+import { createPods, overCommitWatch } from './support/scheduling.ts';
 
 const PODS = resolveKind('pods')!;
 const EVENTS = resolveKind('events')!;
@@ -28,34 +28,6 @@ const pod = (name: string, cpu: string, memory: string): KubeObject => ({
   apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'default', labels: { app: 'burst' } },
   spec: { containers: [{ name: 'c', image: 'busybox', resources: { requests: { cpu, memory } } }] },
 });
-
-/** Watches every pod event and records any node whose bound pods' requests exceed its allocatable, and any pod whose node changed. */
-function overCommitWatch(pods: Informer<Pod>, alloc: Record<string, string>) {
-  const violations: string[] = [];
-  const boundTo = new Map<string, string>();
-  const check = (p: Pod) => {
-    const node = p.spec?.nodeName;
-    if (!node) return;
-    const uid = p.metadata.uid!;
-    const was = boundTo.get(uid);
-    if (was && was !== node) violations.push(`pod ${p.metadata.name} moved from ${was} to ${node}`);
-    boundTo.set(uid, node);
-    const on = pods.list().filter((x) => x.spec?.nodeName === node && x.status?.phase !== 'Succeeded' && x.status?.phase !== 'Failed');
-    const sum = (r: string) => on.reduce((s, x) => s + (x.spec?.containers ?? []).reduce((a, c) => a + parseQuantity(String(c.resources?.requests?.[r] ?? 0)), 0), 0);
-    if (sum('cpu') > parseQuantity(alloc.cpu!) + 1e-9) violations.push(`${node}: cpu ${sum('cpu')} > ${alloc.cpu}`);
-    if (sum('memory') > parseQuantity(alloc.memory!)) violations.push(`${node}: memory ${sum('memory')} > ${alloc.memory}`);
-    if (on.length > Number(alloc.pods)) violations.push(`${node}: ${on.length} pods > ${alloc.pods}`);
-  };
-  pods.addEventHandler({ onAdd: check, onUpdate: (_o, p) => check(p) });
-  return { violations, boundTo };
-}
-
-async function createAll(client: ApiClient, objs: KubeObject[], concurrency = 16): Promise<void> {
-  let i = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (i < objs.length) await client.create(resourcePath(PODS, 'default'), objs[i++]);
-  }));
-}
 
 t.test('two schedulers: a burst bound without over-commit, an unschedulable pod placed when a node is added', async (t) => {
   const nats = await NatsServers.start(1);
@@ -85,7 +57,7 @@ t.test('two schedulers: a burst bound without over-commit, an unschedulable pod 
   t.equal(lease.spec?.holderIdentity, leader.id, 'the Lease kube-system/kube-scheduler names the leader');
 
   // 48 pods that fill every node exactly, in one burst.
-  await createAll(client, Array.from({ length: 48 }, (_, i) => pod(`burst-${i}`, '500m', '256Mi')));
+  await createPods(client, Array.from({ length: 48 }, (_, i) => pod(`burst-${i}`, '500m', '256Mi')));
   await waitFor('every burst pod bound', () => pods.list().filter((p) => p.spec?.nodeName).length === 48, 60_000, 100);
   const perNode = new Map<string, number>();
   for (const p of pods.list()) perNode.set(p.spec!.nodeName!, (perNode.get(p.spec!.nodeName!) ?? 0) + 1);

@@ -3,8 +3,9 @@
 // clusters, stopping once enough feasible nodes are found
 // (percentageOfNodesToScore's adaptive default) — then PreScore, Score,
 // NormalizeScore, and the highest weighted sum wins (ties broken at random).
-// When no node fits, the FitError counts every node's reasons.
-import type { ClusterView, CycleState, Profile, Status } from './framework.ts';
+// A plugin whose PreFilter/PreScore says SKIP is not run for the pod. When
+// no node fits, the FitError counts every node's reasons.
+import { type ClusterView, type CycleState, type FilterPlugin, type Plugin, type Profile, SKIP, type Status } from './framework.ts';
 import type { NodeInfo } from './node-info.ts';
 import type { PodInfo } from './pod-info.ts';
 
@@ -58,17 +59,20 @@ export class Algorithm {
     const nodes = view.nodes();
     const state: CycleState = new Map();
     if (!nodes.length) throw new FitError(0, new Map());
+    const skipped = new Set<Plugin>();
     for (const p of this.profile.preFilter) {
       const s = p.preFilter(state, pod, view);
-      if (s) throw new FitError(nodes.length, new Map(nodes.map((n) => [n.name, s])), { ...s, plugin: p.name });
+      if (s === SKIP) skipped.add(p);
+      else if (s) throw new FitError(nodes.length, new Map(nodes.map((n) => [n.name, s])), { ...s, plugin: p.name });
     }
+    const filters = skipped.size ? this.profile.filter.filter((f) => !skipped.has(f)) : this.profile.filter;
     const want = numFeasibleNodesToFind(nodes.length, this.o.percentageOfNodesToScore);
     const feasible: NodeInfo[] = [];
     const reasons = new Map<string, Status>();
     let i = 0;
     for (; i < nodes.length && feasible.length < want; i++) {
       const n = nodes[(this.nextStartNodeIndex + i) % nodes.length]!;
-      const s = this.filter(state, pod, n);
+      const s = runFilters(filters, state, pod, n);
       if (s) reasons.set(n.name, s);
       else feasible.push(n);
     }
@@ -78,20 +82,14 @@ export class Algorithm {
     return { node: this.select(state, pod, feasible, view), state, feasible: feasible.length, evaluated: i };
   }
 
-  /** The first filter that refuses the node (undefined: it fits). */
-  filter(state: CycleState, pod: PodInfo, node: NodeInfo): Status | undefined {
-    for (const f of this.profile.filter) {
-      const s = f.filter(state, pod, node);
-      if (s) return { ...s, plugin: f.name };
-    }
-    return undefined;
-  }
 
   /** The weighted score of every feasible node; the best one (reservoir sampling among ties). */
   private select(state: CycleState, pod: PodInfo, feasible: NodeInfo[], view: ClusterView): string {
-    for (const p of this.profile.preScore) p.preScore(state, pod, feasible, view);
+    const skipped = new Set<Plugin>();
+    for (const p of this.profile.preScore) if (p.preScore(state, pod, feasible, view) === SKIP) skipped.add(p);
     const total = new Array<number>(feasible.length).fill(0);
     for (const sp of this.profile.score) {
+      if (skipped.has(sp)) continue;
       const scores = feasible.map((n) => sp.score(state, pod, n));
       sp.normalize?.(state, pod, scores, feasible);
       for (let i = 0; i < scores.length; i++) total[i]! += scores[i]! * sp.weight;
@@ -110,4 +108,13 @@ export class Algorithm {
     }
     return feasible[best]!.name;
   }
+}
+
+/** The first filter that refuses the node (undefined: it fits). */
+export function runFilters(filters: readonly FilterPlugin[], state: CycleState, pod: PodInfo, node: NodeInfo): Status | undefined {
+  for (const f of filters) {
+    const s = f.filter(state, pod, node);
+    if (s) return { ...s, plugin: f.name };
+  }
+  return undefined;
 }

@@ -3,6 +3,7 @@
 // node), PreScore/Score/NormalizeScore (per feasible node, 0–100, times the
 // plugin's weight) and PreBind (writes before the binding, e.g. a claim's
 // selected node). Plugins read the cluster only through ClusterView.
+import type { LabelRequirement } from '../../api/selectors.ts';
 import type { KubeObject } from '../informer/types.ts';
 import type { NodeInfo } from './node-info.ts';
 import type { NamespaceLabels, PodInfo } from './pod-info.ts';
@@ -30,6 +31,12 @@ export const unresolvable = (...reasons: string[]): Status => ({ code: 'Unschedu
 export interface ClusterView {
   nodes(): NodeInfo[];
   nodeInfo(name: string): NodeInfo | undefined;
+  /** Placed pods a selector may match, with their nodes (SchedulerCache.podsFor). */
+  podsFor(selector: readonly LabelRequirement[] | null): Iterable<[PodInfo, NodeInfo]>;
+  /** Placed pods with a required anti-affinity term that may select a pod with these labels, with their nodes. */
+  podsWithRequiredAntiAffinity(labels: Record<string, string>): Iterable<[PodInfo, NodeInfo]>;
+  /** Placed pods with any inter-pod (anti-)affinity term, with their nodes. */
+  podsWithAffinity(): Iterable<[PodInfo, NodeInfo]>;
   namespaceLabels: NamespaceLabels;
   get(resource: 'persistentvolumeclaims' | 'persistentvolumes' | 'storageclasses' | 'replicasets' | 'statefulsets', namespace: string, name: string): KubeObject | undefined;
   list(resource: 'persistentvolumes' | 'services', namespace?: string): KubeObject[];
@@ -42,9 +49,12 @@ export interface Plugin {
   readonly name: string;
 }
 
+/** From PreFilter/PreScore: this plugin has nothing to say about this pod; its Filter/Score is not run (kube-scheduler's Skip). */
+export const SKIP = 'skip';
+
 export interface PreFilterPlugin extends Plugin {
-  /** undefined: go on; a Status: the pod fits no node (the reason counts for every node). */
-  preFilter(state: CycleState, pod: PodInfo, view: ClusterView): Status | undefined;
+  /** undefined: go on; SKIP: its Filter is not needed for this pod; a Status: the pod fits no node (the reason counts for every node). */
+  preFilter(state: CycleState, pod: PodInfo, view: ClusterView): Status | typeof SKIP | undefined;
 }
 
 export interface FilterPlugin extends Plugin {
@@ -52,7 +62,8 @@ export interface FilterPlugin extends Plugin {
 }
 
 export interface PreScorePlugin extends Plugin {
-  preScore(state: CycleState, pod: PodInfo, feasible: NodeInfo[], view: ClusterView): void;
+  /** SKIP: its Score is not needed for this pod (every node would score the same). */
+  preScore(state: CycleState, pod: PodInfo, feasible: NodeInfo[], view: ClusterView): typeof SKIP | undefined;
 }
 
 export interface ScorePlugin extends Plugin {

@@ -1,6 +1,7 @@
 // kube-scheduler's NodeInfo: a node with the pods the scheduler counts on it
-// (bound and assumed), the sums of their requests, the host ports they hold
-// and the pods among them that carry inter-pod affinity terms.
+// (bound and assumed), the sums of their requests and the host ports they
+// hold. (Pods with inter-pod affinity terms are indexed cluster-wide by the
+// cache.)
 import type { Taint } from '../../api/taints.ts';
 import type { Node } from '../informer/types.ts';
 import type { HostPort, PodInfo } from './pod-info.ts';
@@ -14,8 +15,6 @@ export class NodeInfo {
   readonly nonZeroRequested: Resources = { cpu: 0, memory: 0 };
   /** "protocol/port" → the host IPs holding it. */
   readonly usedPorts = new Map<string, string[]>();
-  readonly podsWithAffinity = new Set<PodInfo>();
-  readonly podsWithRequiredAntiAffinity = new Set<PodInfo>();
 
   constructor(readonly name: string) {}
 
@@ -57,9 +56,6 @@ export class NodeInfo {
       if (ips.length) this.usedPorts.set(k, ips);
       else this.usedPorts.delete(k);
     }
-    const set = (s: Set<PodInfo>, has: boolean) => { if (has) { if (sign > 0) s.add(p); else s.delete(p); } };
-    set(this.podsWithAffinity, p.hasAffinity);
-    set(this.podsWithRequiredAntiAffinity, p.requiredAntiAffinity.length > 0);
   }
 
   /** Whether a host port conflicts with one in use (0.0.0.0 conflicts with every address). */

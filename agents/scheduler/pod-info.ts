@@ -33,6 +33,8 @@ export type NamespaceLabels = (namespace: string) => Record<string, string> | un
 export class PodInfo {
   readonly key: string;
   readonly requests: Resources;
+  /** The requests above zero (not "pods"), as pairs: what NodeResourcesFit checks. */
+  readonly requestList: [string, number][];
   /** Requests with the scoring defaults for missing cpu/memory. */
   readonly nonZero: Resources;
   readonly hostPorts: HostPort[];
@@ -46,6 +48,7 @@ export class PodInfo {
   constructor(readonly pod: Pod) {
     this.key = keyOf(pod);
     this.requests = podRequests(pod);
+    this.requestList = Object.entries(this.requests).filter(([r, v]) => v > 0 && r !== 'pods');
     this.nonZero = podRequests(pod, true);
     const spec = (pod.spec ?? {}) as Record<string, any>;
     this.hostPorts = [];

@@ -25,11 +25,12 @@ export function defaultProfile(client?: ApiClient): Profile {
   const volumes = new VolumeBinding(client);
   const spread = new PodTopologySpread(2);
   const interPod = new InterPodAffinity(2);
+  const ports = new NodePorts();
   return {
     schedulerName: DEFAULT_SCHEDULER_NAME,
-    preFilter: [volumes, spread, interPod],
-    filter: [new NodeUnschedulable(), new NodeName(), taints, nodeAffinity, new NodePorts(), fit, volumes, spread, interPod],
-    preScore: [interPod, spread],
+    preFilter: [nodeAffinity, ports, volumes, spread, interPod],
+    filter: [new NodeUnschedulable(), new NodeName(), taints, nodeAffinity, ports, fit, volumes, spread, interPod],
+    preScore: [nodeAffinity, interPod, spread],
     score: [taints, nodeAffinity, spread, interPod, fit, new BalancedAllocation(1)],
     preBind: [volumes],
   };

@@ -17,7 +17,7 @@ import { type Informer, keyOf } from '../informer/informer.ts';
 import type { KubeObject, Node, Pod } from '../informer/types.ts';
 import type { EventRecorder } from '../recorder/recorder.ts';
 import { Algorithm, FitError } from './algorithm.ts';
-import { SchedulerCache } from './cache.ts';
+import { SchedulerCache, clusterView } from './cache.ts';
 import type { ClusterView, Profile } from './framework.ts';
 import { type SchedulerMetrics, schedulerMetrics } from './metrics.ts';
 import { DEFAULT_SCHEDULER_NAME, defaultProfile } from './profile.ts';
@@ -71,13 +71,11 @@ export class Scheduler {
     this.nodes = inf.informer<Node>('nodes');
     this.listers = Object.fromEntries(['persistentvolumeclaims', 'persistentvolumes', 'storageclasses', 'services', 'replicasets', 'statefulsets', 'namespaces']
       .map((r) => [r, inf.informer(r)]));
-    this.view = {
-      nodes: () => this.cache.nodeInfos(),
-      nodeInfo: (n) => this.cache.nodeInfo(n),
+    this.view = clusterView(this.cache, {
       namespaceLabels: (ns) => this.listers.namespaces!.get('', ns)?.metadata?.labels,
       get: (r, ns, name) => this.listers[r]!.get(ns, name),
       list: (r, ns) => this.listers[r]!.list(ns),
-    };
+    });
     this.pods.addEventHandler({
       onAdd: (p) => this.onPod(undefined, p),
       onUpdate: (old, p) => this.onPod(old, p),

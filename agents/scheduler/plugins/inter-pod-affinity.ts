@@ -6,8 +6,8 @@
 // placed whose required anti-affinity selects this pod keeps it out of that
 // pod's domain. Score: preferred terms of the pod (+weight per matching pod
 // in the domain, −weight for anti-affinity) and those of the pods already
-// placed that select this pod, scaled between the lowest and the highest.
-import { type ClusterView, type CycleState, type FilterPlugin, MAX_NODE_SCORE, type PreFilterPlugin, type PreScorePlugin, type ScorePlugin, type Status, unresolvable, unschedulable } from '../framework.ts';
+// placed that select this pod, scaled between min(0, lowest) and max(0, highest).
+import { type ClusterView, type CycleState, type FilterPlugin, MAX_NODE_SCORE, type PreFilterPlugin, type PreScorePlugin, SKIP, type ScorePlugin, type Status, unresolvable, unschedulable } from '../framework.ts';
 import type { NodeInfo } from '../node-info.ts';
 import { type AffinityTerm, type NamespaceLabels, type PodInfo, termMatches } from '../pod-info.ts';
 
@@ -47,26 +47,25 @@ export class InterPodAffinity implements PreFilterPlugin, FilterPlugin, PreScore
   private nsLabels: NamespaceLabels = () => undefined;
   constructor(readonly weight = 2, private readonly hardPodAffinityWeight = 1) {}
 
-  preFilter(state: CycleState, pod: PodInfo, view: ClusterView): Status | undefined {
+  preFilter(state: CycleState, pod: PodInfo, view: ClusterView): Status | typeof SKIP | undefined {
     this.nsLabels = view.namespaceLabels;
     const s: FilterState = { existingAnti: new Map(), affinity: new Map(), anti: new Map(), noneMatchAffinity: true };
-    const nodes = view.nodes();
-    for (const n of nodes) {
-      for (const e of n.podsWithRequiredAntiAffinity) {
-        for (const t of e.requiredAntiAffinity) if (termMatches(t, pod, this.nsLabels)) bump(s.existingAnti, t.topologyKey, n.labels[t.topologyKey], 1);
+    for (const [e, n] of view.podsWithRequiredAntiAffinity(pod.labels)) {
+      for (const t of e.requiredAntiAffinity) if (termMatches(t, pod, this.nsLabels)) bump(s.existingAnti, t.topologyKey, n.labels[t.topologyKey], 1);
+    }
+    // Only pods a term's selector can match are looked at (the cache's label index).
+    if (pod.requiredAffinity.length) {
+      for (const [e, n] of view.podsFor(pod.requiredAffinity[0]!.selector)) {
+        if (!pod.requiredAffinity.every((t) => termMatches(t, e, this.nsLabels))) continue;
+        s.noneMatchAffinity = false;
+        for (const t of pod.requiredAffinity) bump(s.affinity, t.topologyKey, n.labels[t.topologyKey], 1);
       }
     }
-    if (pod.requiredAffinity.length || pod.requiredAntiAffinity.length) {
-      for (const n of nodes) {
-        for (const e of n.pods.values()) {
-          if (pod.requiredAffinity.length && pod.requiredAffinity.every((t) => termMatches(t, e, this.nsLabels))) {
-            s.noneMatchAffinity = false;
-            for (const t of pod.requiredAffinity) bump(s.affinity, t.topologyKey, n.labels[t.topologyKey], 1);
-          }
-          for (const t of pod.requiredAntiAffinity) if (termMatches(t, e, this.nsLabels)) bump(s.anti, t.topologyKey, n.labels[t.topologyKey], 1);
-        }
-      }
+    for (const t of pod.requiredAntiAffinity) {
+      for (const [e, n] of view.podsFor(t.selector)) if (termMatches(t, e, this.nsLabels)) bump(s.anti, t.topologyKey, n.labels[t.topologyKey], 1);
     }
+    // Nothing to check: no terms of its own, no placed pod's anti-affinity selects it.
+    if (!pod.requiredAffinity.length && !pod.requiredAntiAffinity.length && !s.existingAnti.size) return SKIP;
     state.set(KEY, s);
     return undefined;
   }
@@ -91,11 +90,10 @@ export class InterPodAffinity implements PreFilterPlugin, FilterPlugin, PreScore
     return undefined;
   }
 
-  preScore(state: CycleState, pod: PodInfo, _feasible: NodeInfo[], view: ClusterView): void {
+  preScore(state: CycleState, pod: PodInfo, _feasible: NodeInfo[], view: ClusterView): typeof SKIP | undefined {
     const s: ScoreState = { scores: new Map(), empty: true };
     state.set(SCORE_KEY, s);
     const ns = view.namespaceLabels;
-    const hasPreferred = pod.preferredAffinity.length + pod.preferredAntiAffinity.length > 0;
     const add = (terms: readonly (AffinityTerm & { weight?: number })[], node: NodeInfo, sign: number, weightOf: (t: AffinityTerm & { weight?: number }) => number, matches: (t: AffinityTerm) => boolean) => {
       for (const t of terms) {
         const v = node.labels[t.topologyKey];
@@ -104,19 +102,19 @@ export class InterPodAffinity implements PreFilterPlugin, FilterPlugin, PreScore
         s.empty = false;
       }
     };
-    for (const n of view.nodes()) {
-      // Every placed pod when the pod has preferred terms; otherwise only placed pods with terms of their own.
-      const pods = hasPreferred ? n.pods.values() : n.podsWithAffinity.values();
-      for (const e of pods) {
-        add(pod.preferredAffinity, n, 1, (t) => t.weight ?? 0, (t) => termMatches(t, e, ns));
-        add(pod.preferredAntiAffinity, n, -1, (t) => t.weight ?? 0, (t) => termMatches(t, e, ns));
-        if (!e.hasAffinity) continue;
-        // Symmetry: the placed pod's own terms that select the incoming pod.
-        add(e.requiredAffinity, n, 1, () => this.hardPodAffinityWeight, (t) => termMatches(t, pod, ns));
-        add(e.preferredAffinity, n, 1, (t) => t.weight ?? 0, (t) => termMatches(t, pod, ns));
-        add(e.preferredAntiAffinity, n, -1, (t) => t.weight ?? 0, (t) => termMatches(t, pod, ns));
+    // The pod's preferred terms, over the placed pods their selectors may match (the cache's label index).
+    for (const [terms, sign] of [[pod.preferredAffinity, 1], [pod.preferredAntiAffinity, -1]] as const) {
+      for (const t of terms) {
+        for (const [e, n] of view.podsFor(t.selector)) add([t], n, sign, (x) => x.weight ?? 0, (x) => termMatches(x, e, ns));
       }
     }
+    // Symmetry: the placed pods' own terms that select the incoming pod.
+    for (const [e, n] of view.podsWithAffinity()) {
+      add(e.requiredAffinity, n, 1, () => this.hardPodAffinityWeight, (t) => termMatches(t, pod, ns));
+      add(e.preferredAffinity, n, 1, (t) => t.weight ?? 0, (t) => termMatches(t, pod, ns));
+      add(e.preferredAntiAffinity, n, -1, (t) => t.weight ?? 0, (t) => termMatches(t, pod, ns));
+    }
+    return s.empty ? SKIP : undefined;
   }
 
   score(state: CycleState, _pod: PodInfo, node: NodeInfo): number {
@@ -133,8 +131,9 @@ export class InterPodAffinity implements PreFilterPlugin, FilterPlugin, PreScore
   normalize(state: CycleState, _p: PodInfo, scores: number[]): void {
     const s = state.get(SCORE_KEY) as ScoreState | undefined;
     if (!s || s.empty) return;
-    let min = Infinity;
-    let max = -Infinity;
+    // Both start at 0, as in Kubernetes: all-positive scores scale from 0, not from the lowest.
+    let min = 0;
+    let max = 0;
     for (const x of scores) {
       if (x < min) min = x;
       if (x > max) max = x;

@@ -3,7 +3,7 @@
 // match the node; the score sums the weights of the preferred terms the
 // node matches, scaled so the best node gets 100.
 import { nodeSelectorMatches, type NodeSelector, type NodeSelectorTerm } from '../../../api/node-selector.ts';
-import { type FilterPlugin, type ScorePlugin, type Status, defaultNormalize, unresolvable } from '../framework.ts';
+import { type FilterPlugin, type PreFilterPlugin, type PreScorePlugin, SKIP, type ScorePlugin, type Status, defaultNormalize, unresolvable } from '../framework.ts';
 import type { NodeInfo } from '../node-info.ts';
 import type { PodInfo } from '../pod-info.ts';
 
@@ -18,16 +18,27 @@ export function podMatchesNodeSelectorAndAffinity(pod: PodInfo, node: NodeInfo):
   return !required || nodeSelectorMatches(required, { name: node.name, labels });
 }
 
-export class NodeAffinity implements FilterPlugin, ScorePlugin {
+const affinityOf = (pod: PodInfo) => (pod.pod.spec as any)?.affinity?.nodeAffinity;
+
+export class NodeAffinity implements PreFilterPlugin, FilterPlugin, PreScorePlugin, ScorePlugin {
   readonly name = 'NodeAffinity';
   constructor(readonly weight = 2) {}
+
+  preFilter(_s: unknown, pod: PodInfo): typeof SKIP | undefined {
+    const sel = pod.pod.spec?.nodeSelector;
+    return (sel && Object.keys(sel).length) || affinityOf(pod)?.requiredDuringSchedulingIgnoredDuringExecution ? undefined : SKIP;
+  }
+
+  preScore(_s: unknown, pod: PodInfo): typeof SKIP | undefined {
+    return affinityOf(pod)?.preferredDuringSchedulingIgnoredDuringExecution?.length ? undefined : SKIP;
+  }
 
   filter(_s: unknown, pod: PodInfo, node: NodeInfo): Status | undefined {
     return podMatchesNodeSelectorAndAffinity(pod, node) ? undefined : unresolvable(ERR_NODE_AFFINITY);
   }
 
   score(_s: unknown, pod: PodInfo, node: NodeInfo): number {
-    const preferred = ((pod.pod.spec as any)?.affinity?.nodeAffinity?.preferredDuringSchedulingIgnoredDuringExecution ?? []) as { weight: number; preference: NodeSelectorTerm }[];
+    const preferred = (affinityOf(pod)?.preferredDuringSchedulingIgnoredDuringExecution ?? []) as { weight: number; preference: NodeSelectorTerm }[];
     let sum = 0;
     for (const p of preferred) {
       if (p.weight && nodeSelectorMatches({ nodeSelectorTerms: [p.preference ?? {}] }, { name: node.name, labels: node.labels })) sum += p.weight;

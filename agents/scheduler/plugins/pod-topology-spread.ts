@@ -10,7 +10,7 @@
 // pods in the node's domains is better, each constraint weighted by
 // log(domains + 2).
 import { type LabelRequirement, labelSelectorToRequirements, matchesLabels, newRequirement } from '../../../api/selectors.ts';
-import { type ClusterView, type CycleState, type FilterPlugin, MAX_NODE_SCORE, type PreFilterPlugin, type PreScorePlugin, type ScorePlugin, type Status, unresolvable, unschedulable } from '../framework.ts';
+import { type ClusterView, type CycleState, type FilterPlugin, MAX_NODE_SCORE, type PreFilterPlugin, type PreScorePlugin, SKIP, type ScorePlugin, type Status, unresolvable, unschedulable } from '../framework.ts';
 import type { NodeInfo } from '../node-info.ts';
 import type { PodInfo } from '../pod-info.ts';
 import { podMatchesNodeSelectorAndAffinity } from './node-affinity.ts';
@@ -100,14 +100,14 @@ const hasAllKeys = (node: NodeInfo, cs: Constraint[]) => cs.every((c) => node.la
 
 interface FilterState {
   constraints: Constraint[];
-  /** topologyKey → value → matching pods. */
-  counts: Map<string, Map<string, number>>;
+  /** Per constraint: domain value → matching pods. */
+  counts: Map<string, number>[];
 }
 
 interface ScoreState {
   constraints: Constraint[];
   ignored: Set<string>;
-  counts: Map<string, Map<string, number>>;
+  counts: Map<string, number>[];
   weights: number[];
 }
 
@@ -118,18 +118,16 @@ export class PodTopologySpread implements PreFilterPlugin, FilterPlugin, PreScor
   readonly name = 'PodTopologySpread';
   constructor(readonly weight = 2, private readonly systemDefaults = true) {}
 
-  preFilter(state: CycleState, pod: PodInfo, view: ClusterView): Status | undefined {
+  preFilter(state: CycleState, pod: PodInfo, view: ClusterView): Status | typeof SKIP | undefined {
     const constraints = podConstraints(pod, 'DoNotSchedule');
-    if (!constraints.length) return undefined;
-    const counts = new Map<string, Map<string, number>>();
-    for (const c of constraints) counts.set(c.topologyKey, counts.get(c.topologyKey) ?? new Map());
+    if (!constraints.length) return SKIP;
+    const counts = constraints.map(() => new Map<string, number>());
     for (const n of view.nodes()) {
       if (!podMatchesNodeSelectorAndAffinity(pod, n) || !hasAllKeys(n, constraints)) continue;
-      for (const c of constraints) {
-        const m = counts.get(c.topologyKey)!;
+      constraints.forEach((c, i) => {
         const v = n.labels[c.topologyKey]!;
-        m.set(v, (m.get(v) ?? 0) + countMatching(n, c.selector, pod.namespace));
-      }
+        counts[i]!.set(v, (counts[i]!.get(v) ?? 0) + countMatching(n, c.selector, pod.namespace));
+      });
     }
     state.set(FILTER, { constraints, counts } satisfies FilterState);
     return undefined;
@@ -138,10 +136,10 @@ export class PodTopologySpread implements PreFilterPlugin, FilterPlugin, PreScor
   filter(state: CycleState, pod: PodInfo, node: NodeInfo): Status | undefined {
     const s = state.get(FILTER) as FilterState | undefined;
     if (!s) return undefined;
-    for (const c of s.constraints) {
+    for (const [i, c] of s.constraints.entries()) {
       const v = node.labels[c.topologyKey];
       if (v === undefined) return unresolvable(ERR_MISSING_LABEL);
-      const domains = s.counts.get(c.topologyKey)!;
+      const domains = s.counts[i]!;
       let min = domains.size < c.minDomains ? 0 : Infinity;
       for (const x of domains.values()) if (x < min) min = x;
       if (min === Infinity) min = 0;
@@ -151,7 +149,7 @@ export class PodTopologySpread implements PreFilterPlugin, FilterPlugin, PreScor
     return undefined;
   }
 
-  preScore(state: CycleState, pod: PodInfo, feasible: NodeInfo[], view: ClusterView): void {
+  preScore(state: CycleState, pod: PodInfo, feasible: NodeInfo[], view: ClusterView): typeof SKIP | undefined {
     let constraints = podConstraints(pod, 'ScheduleAnyway');
     const own = ((pod.pod.spec as any)?.topologySpreadConstraints ?? []).length > 0;
     let systemDefaulted = false;
@@ -162,40 +160,32 @@ export class PodTopologySpread implements PreFilterPlugin, FilterPlugin, PreScor
         systemDefaulted = true;
       }
     }
-    if (!constraints.length) return;
+    if (!constraints.length) return SKIP;
     const requireAll = own || !systemDefaulted;
     const ignored = new Set<string>();
-    const counts = new Map<string, Map<string, number>>();
-    const sizes = constraints.map(() => 0);
+    // Per constraint: domain value → matching pods (a node without the key counts under "" here, as in Kubernetes).
+    const counts = constraints.map(() => new Map<string, number>());
     for (const n of feasible) {
       if (requireAll && !hasAllKeys(n, constraints)) {
         ignored.add(n.name);
         continue;
       }
       constraints.forEach((c, i) => {
-        if (c.topologyKey === HOSTNAME) return;
-        const v = n.labels[c.topologyKey];
-        if (v === undefined) return;
-        let m = counts.get(c.topologyKey);
-        if (!m) counts.set(c.topologyKey, (m = new Map()));
-        if (!m.has(v)) {
-          m.set(v, 0);
-          sizes[i]!++;
-        }
+        if (c.topologyKey !== HOSTNAME) counts[i]!.set(n.labels[c.topologyKey] ?? '', 0);
       });
     }
-    const weights = constraints.map((c, i) => Math.log((c.topologyKey === HOSTNAME ? feasible.length - ignored.size : sizes[i]!) + 2));
+    const weights = constraints.map((c, i) => Math.log((c.topologyKey === HOSTNAME ? feasible.length - ignored.size : counts[i]!.size) + 2));
     for (const n of view.nodes()) {
       if (!podMatchesNodeSelectorAndAffinity(pod, n) || (requireAll && !hasAllKeys(n, constraints))) continue;
-      for (const c of constraints) {
-        if (c.topologyKey === HOSTNAME) continue;
-        const m = counts.get(c.topologyKey);
-        const v = n.labels[c.topologyKey];
-        if (!m || v === undefined || !m.has(v)) continue;
-        m.set(v, m.get(v)! + countMatching(n, c.selector, pod.namespace));
-      }
+      constraints.forEach((c, i) => {
+        if (c.topologyKey === HOSTNAME) return;
+        const v = n.labels[c.topologyKey] ?? '';
+        const m = counts[i]!;
+        if (m.has(v)) m.set(v, m.get(v)! + countMatching(n, c.selector, pod.namespace));
+      });
     }
     state.set(SCORE, { constraints, ignored, counts, weights } satisfies ScoreState);
+    return undefined;
   }
 
   score(state: CycleState, pod: PodInfo, node: NodeInfo): number {
@@ -205,7 +195,7 @@ export class PodTopologySpread implements PreFilterPlugin, FilterPlugin, PreScor
     s.constraints.forEach((c, i) => {
       const v = node.labels[c.topologyKey];
       if (v === undefined) return;
-      const cnt = c.topologyKey === HOSTNAME ? countMatching(node, c.selector, pod.namespace) : s.counts.get(c.topologyKey)?.get(v) ?? 0;
+      const cnt = c.topologyKey === HOSTNAME ? countMatching(node, c.selector, pod.namespace) : s.counts[i]!.get(v) ?? 0;
       score += cnt * s.weights[i]! + (c.maxSkew - 1);
     });
     return Math.round(score);

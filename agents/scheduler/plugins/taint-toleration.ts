@@ -17,6 +17,7 @@ export class TaintToleration implements FilterPlugin, ScorePlugin {
   }
 
   score(_s: unknown, pod: PodInfo, node: NodeInfo): number {
+    if (!node.taints.length) return 0;
     const tolerations = pod.tolerations.filter((t) => !t.effect || t.effect === 'PreferNoSchedule');
     return node.taints.filter((t) => t.effect === 'PreferNoSchedule' && !tolerationsTolerateTaint(tolerations, t)).length;
   }

@@ -14,7 +14,7 @@ import { resourcePath } from '../../client/api.ts';
 import { resolveKind } from '../../client/kinds.ts';
 import { ANN_SELECTED_NODE } from '../../controllers/volume/annotations.ts';
 import type { KubeObject } from '../../informer/types.ts';
-import { type ClusterView, type CycleState, type FilterPlugin, type PreBindPlugin, type PreFilterPlugin, type Status, unresolvable } from '../framework.ts';
+import { type ClusterView, type CycleState, type FilterPlugin, type PreBindPlugin, type PreFilterPlugin, SKIP, type Status, unresolvable } from '../framework.ts';
 import type { NodeInfo } from '../node-info.ts';
 import type { PodInfo } from '../pod-info.ts';
 import { quantity } from '../resources.ts';
@@ -58,9 +58,9 @@ export class VolumeBinding implements PreFilterPlugin, FilterPlugin, PreBindPlug
   readonly name = 'VolumeBinding';
   constructor(private readonly client?: ApiClient) {}
 
-  preFilter(state: CycleState, pod: PodInfo, view: ClusterView): Status | undefined {
+  preFilter(state: CycleState, pod: PodInfo, view: ClusterView): Status | typeof SKIP | undefined {
     const names = podClaimNames(pod);
-    if (!names.length) return undefined;
+    if (!names.length) return SKIP;
     const s: State = { boundAffinities: [], delayed: [] };
     let immediate = false;
     for (const name of names) {
