@@ -3,6 +3,7 @@ const commands: Record<string, () => Promise<{ main(argv: string[]): Promise<voi
   'raft-kv': () => import('../raft/examples/kv/main.ts'),
   server: () => import('../apiserver/main.ts'),
   controllers: () => import('../agents/controllers/main.ts'),
+  agent: () => import('../agents/agent/main.ts'),
   up: () => import('./up.ts'),
   // Client verbs (bin/commands/): talk to a cluster over its HTTP API.
   apply: () => import('./commands/apply.ts'),
