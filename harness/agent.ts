@@ -2,11 +2,11 @@
 // its own loopback address and a free port, with its data directory and log.
 // The agent's containers outlive it (as they outlive a kubelet), so stop()
 // also ends every container process group the agent recorded.
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { processStartTicks } from '../agents/agent/runtime/process.ts';
-import { type Proc, freePort, startFlotilla, startListening, tempDir } from './procs.ts';
+import { type Proc, freePort, sleep, startFlotilla, startListening, tempDir } from './procs.ts';
 
 export interface AgentOptions {
   servers: readonly string[];
@@ -135,8 +135,20 @@ export class AgentProcess {
   /** Stops the agent, then every container process group it left. */
   async stop(): Promise<void> {
     await this.kill('SIGTERM');
+    const cgroups = this.containers().flatMap((c) => podCgroupDirs(c.pid));
     this.killContainers();
     live.delete(this);
+    // The pod cgroups go once their processes have left them.
+    for (let i = 0; i < 20 && cgroups.some((d) => existsSync(d)); i++) {
+      for (const d of cgroups) {
+        try {
+          rmdirSync(d);
+        } catch {
+          /* not empty yet, or gone */
+        }
+      }
+      await sleep(100);
+    }
   }
 
   /** SIGKILL to every container process group the agent recorded. */
@@ -148,6 +160,20 @@ export class AgentProcess {
         /* gone */
       }
     }
+  }
+}
+
+/** The pod cgroup directories (…/flotilla/<uid>) a container process is in. */
+function podCgroupDirs(pid: number): string[] {
+  try {
+    return readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').flatMap((line) => {
+      const [, ctrls, path] = line.split(':');
+      if (!path?.includes('/flotilla/')) return [];
+      if (ctrls === '') return [join('/sys/fs/cgroup', path)];
+      return ctrls.split(',').filter((c) => !c.startsWith('name=')).map((c) => join('/sys/fs/cgroup', c, path));
+    });
+  } catch {
+    return [];
   }
 }
 

@@ -148,6 +148,43 @@ t.test('node agent', async (t) => {
     webPid = body.pid;
   });
 
+  await t.test('resource limits are enforced by the kernel through a pod cgroup', async (t) => {
+    const node = await c.get<Node>(resourcePath(NODES, '', NODE));
+    const ready = node.status?.conditions?.find((x) => x.type === 'Ready');
+    t.match(ready?.message, /resource limits: (cgroup v[12]|no cgroup)/, 'the Ready condition says how limits are enforced');
+    if (!/cgroup v1/.test(ready?.message ?? '')) {
+      t.comment('this test measures cgroup v1 files; the node says it has none here');
+      return;
+    }
+    await c.create(path, pod('hog', [{
+      name: 'c', image: 'node', command: ['node', '-e', 'const a = []; setInterval(() => a.push(Buffer.alloc(16 << 20, 1)), 20)'],
+      resources: { limits: { memory: '128Mi' } },
+    }], { restartPolicy: 'Never' }));
+    await c.create(path, pod('spin', [{
+      name: 'c', image: 'busybox', command: ['sh', '-c', 'while :; do :; done'], resources: { requests: { cpu: '100m' }, limits: { cpu: '200m' } },
+    }], { restartPolicy: 'Never' }));
+    const hog = await waitPod('hog', 'OOMKilled', (p) => p.status?.phase === 'Failed', 30_000);
+    t.match(cs(hog)?.state?.terminated, { exitCode: 137, reason: 'OOMKilled' }, 'killed by the kernel for its memory limit, and said so');
+    await waitPod('spin', 'Running', (p) => p.status?.phase === 'Running');
+    const rec = await waitFor('the spinner', () => agent.containers().find((x) => x.container === 'c' && processAlive(x.pid) && readFileSync(`/proc/${x.pid}/cmdline`, 'utf8').includes('while')));
+    const cgLine = (ctrl: string) => readFileSync(`/proc/${rec.pid}/cgroup`, 'utf8').split('\n').find((l) => l.split(':')[1]?.split(',').includes(ctrl))!.split(':')[2];
+    const cpuDir = `/sys/fs/cgroup/cpu${cgLine('cpu')}`;
+    const acctDir = `/sys/fs/cgroup/cpuacct${cgLine('cpuacct')}`;
+    t.match(cgLine('memory'), new RegExp(`/flotilla/${rec.podUid}$`), 'the process is in its pod cgroup');
+    t.equal(readFileSync(`${cpuDir}/cpu.cfs_quota_us`, 'utf8').trim(), '20000', 'cpu limit 200m = 20 ms per 100 ms period');
+    t.equal(readFileSync(`${cpuDir}/cpu.shares`, 'utf8').trim(), '102', 'cpu request 100m = 102 shares');
+    const u0 = Number(readFileSync(`${acctDir}/cpuacct.usage`, 'utf8'));
+    const w0 = process.hrtime.bigint();
+    await sleep(2000);
+    const used = Number(readFileSync(`${acctDir}/cpuacct.usage`, 'utf8')) - u0;
+    const wall = Number(process.hrtime.bigint() - w0);
+    const cores = used / wall;
+    t.ok(cores < 0.4, `a busy loop is held near its limit of 0.2 cores (used ${cores.toFixed(3)})`);
+    t.ok(cores > 0.02, 'and does run');
+    t.match(readFileSync(`${cpuDir}/cpu.stat`, 'utf8'), /nr_throttled [1-9]/, 'the kernel throttled it');
+    for (const n of ['hog', 'spin']) await c.delete(`${path}/${n}`);
+  });
+
   await t.test('reasons: an image that cannot run, missing config, exits under each restartPolicy', async (t) => {
     await c.create(path, pod('no-image', [{ name: 'c', image: 'nginx:1.25' }]));
     await c.create(path, pod('no-config', [{ name: 'c', image: 'busybox', command: ['sleep', '100'], env: [{ name: 'X', valueFrom: { configMapKeyRef: { name: 'missing', key: 'k' } } }] }]));

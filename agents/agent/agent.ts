@@ -17,6 +17,7 @@ import { type Measurements, type ResourceList } from './node-status.ts';
 import { PodIPAllocator } from './pod-ip.ts';
 import { type BackoffPolicy, DEFAULT_BACKOFF, PodWorker, type WorkerContext } from './pod-worker.ts';
 import type { EnvSources } from './runtime/env.ts';
+import { Cgroups } from './runtime/cgroups.ts';
 import { ContainerProcess } from './runtime/process.ts';
 
 const PODS = resolveKind('pods')!;
@@ -54,11 +55,13 @@ export class NodeAgent {
   private allocator?: Promise<PodIPAllocator>;
   private readonly ctx: WorkerContext;
   private readonly abort = new AbortController();
+  readonly cgroups: Cgroups;
 
   constructor(private readonly o: NodeAgentOptions) {
+    this.cgroups = Cgroups.detect();
     this.node = new NodeStatusManager({
       client: o.client, name: o.name, address: o.address, labels: o.labels, capacity: o.capacity, allocatable: o.allocatable,
-      nodeInfo: o.nodeInfo, kubeletPort: o.kubeletPort, podCIDR: o.podCIDR, measure: o.measure, statusIntervalMs: o.statusIntervalMs, log: o.log,
+      nodeInfo: o.nodeInfo, kubeletPort: o.kubeletPort, podCIDR: o.podCIDR, measure: o.measure, readyNote: () => this.cgroups.describe(), statusIntervalMs: o.statusIntervalMs, log: o.log,
     });
     this.pods = new Informer<Pod>({
       client: o.client, kind: PODS, source: 'watch', fieldSelector: `spec.nodeName=${o.name}`, name: `pods@${o.name}`, logger: o.log,
@@ -67,7 +70,7 @@ export class NodeAgent {
     this.ctx = {
       client: o.client, nodeName: o.name, hostIP: o.address, dataDir: o.dataDir, env: this.envSources(),
       podIPs: () => (this.allocator ??= this.node.waitForPodCIDR(this.abort.signal).then((c) => new PodIPAllocator(c))),
-      backoff: o.backoff ?? DEFAULT_BACKOFF, log: o.log, adopted: this.adopted,
+      backoff: o.backoff ?? DEFAULT_BACKOFF, cgroups: this.cgroups, log: o.log, adopted: this.adopted,
       onDone: (uid) => {
         this.workers.delete(uid);
         rmSync(join(o.dataDir, 'pods', uid, 'records'), { recursive: true, force: true });
@@ -145,7 +148,7 @@ export class NodeAgent {
       for (const proc of procs.values()) {
         this.counters.orphansKilled++;
         this.o.log.info({ podUid: uid, container: proc.record.container, pid: proc.pid }, 'stopping the process of a pod that is gone');
-        void proc.stop(2000);
+        void proc.stop(2000).then(() => this.cgroups.remove(uid));
       }
       this.adopted.delete(uid);
       rmSync(join(this.o.dataDir, 'pods', uid, 'records'), { recursive: true, force: true });

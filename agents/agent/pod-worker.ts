@@ -6,6 +6,7 @@
 // of 10 min; the first restart is immediate); writes the status when it
 // changed. A pod being deleted is stopped (preStop, SIGTERM, the grace
 // period, SIGKILL of every process group) and only then removed from the API.
+import { accessSync, constants, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { type ApiClient, ApiClientError, resourcePath } from '../client/api.ts';
@@ -13,6 +14,7 @@ import { resolveKind } from '../client/kinds.ts';
 import type { Logger } from '../informer/informer.ts';
 import type { Container, Pod } from '../informer/types.ts';
 import { type ContainerRuntimeState, type Terminated, podPhase, podStatus } from './pod-status.ts';
+import { type Cgroups, type PodCgroup, podResources, processGroupRss } from './runtime/cgroups.ts';
 import { ContainerConfigError, type EnvSources, containerEnv } from './runtime/env.ts';
 import { expand } from './runtime/expand.ts';
 import { IMAGE_PATH, containerArgv } from './runtime/images.ts';
@@ -39,6 +41,7 @@ export interface WorkerContext {
   /** Resolves once the node has a pod CIDR. */
   podIPs: () => Promise<PodIPAllocator>;
   backoff: BackoffPolicy;
+  cgroups: Cgroups;
   log: Logger;
   /** Processes found running at start (agent restart), by pod uid then container name. */
   adopted: Map<string, Map<string, ContainerProcess>>;
@@ -60,6 +63,33 @@ interface Slot {
   lastStartMs?: number;
   /** When the runtime last saw it end (finishedAt has only second precision). */
   lastExitMs?: number;
+  /** The pod cgroup's OOM kill count when this process started. */
+  oomBaseline?: number;
+  /** Killed by the RSS-polling fallback for being over the memory limit. */
+  oomByPolling?: boolean;
+}
+
+/**
+ * Runs argv after moving itself into the given cgroups (exec keeps the pid
+ * and the process group), so that not one allocation escapes the limits.
+ */
+function inCgroups(procsFiles: string[], argv: string[]): string[] {
+  const script = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 126; shift; n=$((n-1)); done; exec "$@"';
+  return ['/bin/sh', '-c', script, 'sh', String(procsFiles.length), ...procsFiles, ...argv];
+}
+
+/** Whether a program name resolves (a path, or a name found on PATH). */
+function resolvable(program: string, path: string): boolean {
+  const isExec = (f: string) => {
+    try {
+      accessSync(f, constants.X_OK);
+      return statSync(f).isFile();
+    } catch {
+      return false;
+    }
+  };
+  if (program.includes('/')) return isExec(program);
+  return path.split(':').some((d) => d && isExec(join(d, program)));
 }
 
 export class PodWorker {
@@ -73,6 +103,9 @@ export class PodWorker {
   private startTime?: string;
   private lastStatus?: string;
   private terminating?: Promise<void>;
+  private cgroup?: PodCgroup;
+  private cgroupFailed = false;
+  private rssTimer?: NodeJS.Timeout;
 
   constructor(readonly uid: string, private readonly ctx: WorkerContext) {}
 
@@ -143,6 +176,8 @@ export class PodWorker {
           this.ctx.adopted.get(this.uid)!.delete(c.name);
           this.ctx.counters.adoptions++;
           s.state.restartCount = adopted.record.restartCount;
+          this.ensureCgroup(pod);
+          s.oomBaseline = this.cgroup?.oomKills();
           this.attach(s, adopted);
         } else if (prev) {
           // Known from the API but not running here (an agent restart): never run it again as if new.
@@ -184,6 +219,12 @@ export class PodWorker {
       ? { exitCode: 137, reason: 'ContainerStatusUnknown', message: 'The process exited while the node agent was not its parent (agent restart): its exit code is unknown', startedAt: s.state.running?.startedAt ?? iso(), finishedAt: iso(exit.finishedAt) }
       : { exitCode: exit.code, reason: exit.code === 0 ? 'Completed' : 'Error', startedAt: s.state.running?.startedAt ?? iso(), finishedAt: iso(exit.finishedAt), containerID: `process://${proc.pid}` };
     if (exit.signal) term.signal = exit.code! - 128;
+    const oom = term.exitCode === 137 && (s.oomByPolling || (this.cgroup !== undefined && this.cgroup.oomKills() > (s.oomBaseline ?? 0)));
+    if (oom) {
+      term.reason = 'OOMKilled';
+      delete term.message;
+    }
+    s.oomByPolling = false;
     s.state.running = undefined;
     s.state.terminated = term;
     s.state.ready = false;
@@ -211,6 +252,7 @@ export class PodWorker {
     const { init, main } = this.slotsFor(pod);
     const phase = podPhase(this.view(pod, init, main));
     if (phase === 'Succeeded' || phase === 'Failed') {
+      this.releaseCgroup();
       await this.writeStatus(pod, init, main);
       return;
     }
@@ -297,9 +339,19 @@ export class PodWorker {
     };
     const argv = cmd.argv.map((a) => expand(a, (n) => env[n]));
     const cwd = c.workingDir ? c.workingDir : join(podDir, 'containers', c.name);
+    const cgroup = this.ensureCgroup(pod);
+    if (cgroup && !resolvable(argv[0], env.PATH)) {
+      // Started through the cgroup-joining shell, a missing program would only show as exit 127: say it here.
+      const now = iso();
+      s.state.terminated = { exitCode: 128, reason: 'StartError', message: `failed to start ${JSON.stringify(argv[0])}: executable file not found in $PATH`, startedAt: now, finishedAt: now };
+      s.lastExitMs = Date.now();
+      this.schedule(0);
+      return;
+    }
+    s.oomBaseline = cgroup?.oomKills();
     try {
       const proc = await ContainerProcess.start({
-        argv, env, cwd,
+        argv: cgroup ? inCgroups(cgroup.procsFiles, argv) : argv, env, cwd,
         logFile: join(podDir, 'logs', c.name, `${s.state.restartCount}.log`),
         recordFile: join(podDir, 'records', `${c.name}.json`),
         podUid: this.uid, container: c.name, restartCount: s.state.restartCount,
@@ -314,6 +366,43 @@ export class PodWorker {
       s.lastExitMs = Date.now();
       this.schedule(0);
     }
+  }
+
+  /** The pod's cgroup (created at its first container start; re-opened after an agent restart). */
+  private ensureCgroup(pod: Pod): PodCgroup | undefined {
+    if (this.cgroup || this.cgroupFailed) return this.cgroup;
+    const res = podResources(pod);
+    try {
+      this.cgroup = this.ctx.cgroups.create(this.uid, res);
+    } catch (e) {
+      this.cgroupFailed = true;
+      this.ctx.log.warn({ pod: this.name(), err: (e as Error).message }, 'pod cgroup could not be created: memory limits fall back to RSS polling');
+    }
+    if (!this.cgroup && res.memoryLimit !== undefined && !this.rssTimer) {
+      const limit = res.memoryLimit;
+      this.rssTimer = setInterval(() => this.pollRss(limit), 1000);
+      this.rssTimer.unref();
+    }
+    return this.cgroup;
+  }
+
+  /** The fallback without a cgroup: over the limit, the largest container is killed as the OOM killer would. */
+  private pollRss(limit: number): void {
+    const running = [...this.slots.values()].filter((s) => s.proc?.running);
+    const sizes = running.map((s) => ({ s, rss: processGroupRss(s.proc!.pid) }));
+    const total = sizes.reduce((a, x) => a + x.rss, 0);
+    if (total <= limit || !sizes.length) return;
+    const victim = sizes.sort((a, b) => b.rss - a.rss)[0];
+    victim.s.oomByPolling = true;
+    this.ctx.log.warn({ pod: this.name(), container: victim.s.spec.name, rss: total, limit }, 'over the memory limit (RSS polling): killing');
+    victim.s.proc!.signal('SIGKILL');
+  }
+
+  /** Stops RSS polling and removes the pod cgroup once no process is left in it. */
+  private releaseCgroup(): void {
+    clearInterval(this.rssTimer);
+    this.rssTimer = undefined;
+    if (this.cgroup && this.cgroup.remove()) this.cgroup = undefined;
   }
 
   private view(pod: Pod, init: Slot[], main: Slot[]) {
@@ -357,6 +446,7 @@ export class PodWorker {
       await s.proc!.stop(Math.max(0, deadline - Date.now()));
     }));
     this.ctx.log.info({ pod: this.name(), graceSeconds: graceS }, 'pod stopped');
+    this.releaseCgroup();
     (await this.ctx.podIPs().catch(() => undefined))?.release(this.uid);
     if (!this.removedFromApi) {
       await this.ctx.client.delete(resourcePath(PODS, m.namespace, m.name), { apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 0, preconditions: { uid: this.uid } })
