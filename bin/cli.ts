@@ -6,6 +6,7 @@ const commands: Record<string, () => Promise<{ main(argv: string[]): Promise<voi
   dns: () => import('../agents/dns/main.ts'),
   ingress: () => import('../agents/ingress/main.ts'),
   scheduler: () => import('../agents/scheduler/main.ts'),
+  agent: () => import('../agents/agent/main.ts'),
   up: () => import('./up.ts'),
   // Client verbs (bin/commands/): talk to a cluster over its HTTP API.
   apply: () => import('./commands/apply.ts'),
