@@ -195,6 +195,7 @@ export async function main(argv: string[]): Promise<void> {
     cluster.ingress = { pid: 0, http: `${values.ingress}:80`, https: `${values.ingress}:443`, metrics: `127.0.0.1:${base + 402}` };
     supervise('ingress', ['ingress', '--server', apiUrls, '--nats', natsUrl, '--listen', cluster.ingress.http, '--listen-tls', cluster.ingress.https,
       '--metrics-address', cluster.ingress.metrics], cluster.ingress);
+  }
   for (let i = 0; i < nSchedulers; i++) {
     const record = { pid: 0, metrics: `127.0.0.1:${base + 321 + i}` };
     cluster.schedulers.push(record);
