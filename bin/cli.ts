@@ -5,6 +5,7 @@ const commands: Record<string, () => Promise<{ main(argv: string[]): Promise<voi
   controllers: () => import('../agents/controllers/main.ts'),
   dns: () => import('../agents/dns/main.ts'),
   ingress: () => import('../agents/ingress/main.ts'),
+  proxy: () => import('../agents/proxy/main.ts'),
   scheduler: () => import('../agents/scheduler/main.ts'),
   agent: () => import('../agents/agent/main.ts'),
   up: () => import('./up.ts'),

@@ -11,7 +11,7 @@ import { ApiClient, resourcePath } from '../agents/client/api.ts';
 import { resolveKind } from '../agents/client/kinds.ts';
 import { type ClusterView, type ServiceView, type SliceView, lookup } from '../agents/dns/records.ts';
 import { DnsServer } from '../agents/dns/server.ts';
-import { DnsProcess } from '../harness/dns.ts';
+import { startDns } from '../harness/dns.ts';
 import { FlotillaCluster } from '../harness/flotilla-cluster.ts';
 import { NatsServers } from '../harness/nats.ts';
 import { waitFor } from '../harness/procs.ts';
@@ -175,7 +175,7 @@ t.test('flotilla dns follows the cluster', async (t) => {
   t.teardown(() => cluster.stop());
   const client = new ApiClient(cluster.urls);
   t.teardown(() => client.close());
-  const dns = await DnsProcess.start({ servers: cluster.urls, nats: nats.url });
+  const dns = await startDns({ servers: cluster.urls, nats: nats.url });
   t.teardown(() => dns.stop());
   const r = new Resolver({ timeout: 1000, tries: 1 });
   r.setServers([dns.address]);

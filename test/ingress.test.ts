@@ -14,7 +14,7 @@ import { ApiClient, ApiClientError, resourcePath } from '../agents/client/api.ts
 import { resolveKind } from '../agents/client/kinds.ts';
 import { type IngressView, buildRoutes, hostRank, match, prefixMatches, tlsSecretFor } from '../agents/ingress/routes.ts';
 import { FlotillaCluster } from '../harness/flotilla-cluster.ts';
-import { IngressProcess } from '../harness/ingress.ts';
+import { startIngress } from '../harness/ingress.ts';
 import { NatsServers } from '../harness/nats.ts';
 import { freePort, tempDir, waitFor } from '../harness/procs.ts';
 
@@ -143,7 +143,7 @@ t.test('flotilla ingress against a real cluster', async (t) => {
     data: { 'tls.crt': crt.toString('base64'), 'tls.key': readFileSync(join(dir, 'tls.key')).toString('base64') },
   });
 
-  const proxy = await IngressProcess.start({ servers: cluster.urls, nats: nats.url, tls: true });
+  const proxy = await startIngress({ servers: cluster.urls, nats: nats.url, tls: true });
   t.teardown(() => proxy.stop());
   t.ok(await api.get(resourcePath(resolveKind('ingressclasses')!, '', 'flotilla')), 'the controller created its default IngressClass');
   await api.create(resourcePath(ING, 'default'), {
