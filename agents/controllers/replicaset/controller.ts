@@ -31,7 +31,7 @@ export class ReplicaSetController extends QueueController {
   private readonly pods: Informer<Pod>;
 
   constructor(ctx: ControllerContext, private readonly burstReplicas = BURST_REPLICAS) {
-    super(ctx, 'replicaset');
+    super(ctx, 'replicaset', { workers: ctx.config.replicaSetWorkers });
     this.expectations = new ControllerExpectations(ctx.now);
     this.replicaSets = ctx.informers.informer<ReplicaSet>('replicasets');
     this.pods = ctx.informers.informer<Pod>('pods');
