@@ -13,17 +13,18 @@
 //   4. the leader failover gap: kill -9 the leading controller manager, at
 //      once create a one-replica Deployment, and time the standby's first
 //      write (its ReplicaSet), with the default 15 s lease.
+import { readFileSync } from 'node:fs';
 import { connect } from 'nats';
 import { Pool } from 'undici';
 import { ApiClient, resourcePath } from '../agents/client/api.ts';
 import { resolveKind } from '../agents/client/kinds.ts';
-import type { Deployment, ReplicaSet } from '../agents/informer/types.ts';
+import type { Deployment, Pod, ReplicaSet } from '../agents/informer/types.ts';
 import { STREAM, filterSubject } from '../api/events.ts';
 import { ControllerManager } from '../harness/controllers.ts';
 import { FakeNodes } from '../harness/fake-node.ts';
 import { FlotillaCluster } from '../harness/flotilla-cluster.ts';
 import { NatsServers } from '../harness/nats.ts';
-import { sleep, tempDir, waitFor } from '../harness/procs.ts';
+import { hasExited, sleep, tempDir, waitFor } from '../harness/procs.ts';
 import { type Section, fmt } from './report.ts';
 
 const REPLICAS = Number(process.env.BENCH_REPLICAS ?? 5000);
@@ -49,9 +50,13 @@ async function calibrate(urls: readonly string[], n: number): Promise<number> {
     for (;;) {
       const i = next++;
       if (i >= n) return;
-      const r = await pools[w % pools.length]!.request({ path: '/api/v1/namespaces/default/pods', method: 'POST', body: podBody(`calibration-${i}`), headers: { 'content-type': 'application/json' }, headersTimeout: 60_000 });
-      await r.body.dump();
-      if (r.statusCode !== 201) throw new Error(`calibration create: ${r.statusCode}`);
+      // A create that timed out (504) may have been applied: 409 on the retry means it was.
+      for (let attempt = 0; ; attempt++) {
+        const r = await pools[w % pools.length]!.request({ path: '/api/v1/namespaces/default/pods', method: 'POST', body: podBody(`calibration-${i}`), headers: { 'content-type': 'application/json' }, headersTimeout: 60_000 });
+        await r.body.dump();
+        if (r.statusCode === 201 || r.statusCode === 409) break;
+        if (attempt > 5) throw new Error(`calibration create: ${r.statusCode}`);
+      }
     }
   }));
   const s = (performance.now() - t0) / 1000;
@@ -78,6 +83,58 @@ async function writeCounts(natsUrl: string): Promise<Map<string, number>> {
 
 const diff = (a: Map<string, number>, b: Map<string, number>) => new Map([...b].map(([k, v]) => [k, v - (a.get(k) ?? 0)]));
 
+/** CPU seconds (user + system) a process has used so far; 0 once it is gone. */
+function cpuSeconds(pid: number | undefined): number {
+  if (!pid) return 0;
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Where a phase's time goes: when the last pod was created, bound and made
+ * ready (from FakeNodes' cache) against the moment the Deployment was
+ * complete, and the CPU each process used meanwhile.
+ */
+class Profile {
+  private readonly t0 = performance.now();
+  private readonly cpu0: Map<string, number>;
+  readonly marks = new Map<string, number>();
+  private timer: NodeJS.Timeout;
+
+  constructor(private readonly procs: () => Map<string, number | undefined>, pods: () => Pod[], image: string, n: number) {
+    this.cpu0 = this.cpu();
+    this.timer = setInterval(() => {
+      const mine = pods().filter((p) => p.spec?.containers[0]?.image === image && !p.metadata.deletionTimestamp);
+      const at = (performance.now() - this.t0) / 1000;
+      const mark = (k: string, count: number) => { if (count >= n && !this.marks.has(k)) this.marks.set(k, at); };
+      mark('created', mine.length);
+      mark('bound', mine.filter((p) => p.spec?.nodeName).length);
+      mark('ready', mine.filter((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).length);
+    }, 250);
+  }
+
+  private cpu(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [k, pid] of this.procs()) out.set(k, (out.get(k) ?? 0) + cpuSeconds(pid));
+    const self = process.cpuUsage();
+    out.set('benchmark process (FakeNodes)', (self.user + self.system) / 1e6);
+    return out;
+  }
+
+  /** "all created 12.0 s, bound 14.1 s, ready 15.0 s; CPU s: servers 80, …" */
+  finish(): string {
+    clearInterval(this.timer);
+    const cpu = this.cpu();
+    const marks = ['created', 'bound', 'ready'].map((k) => `${k} ${this.marks.has(k) ? `${this.marks.get(k)!.toFixed(1)} s` : '—'}`).join(', ');
+    const used = [...cpu].map(([k, v]) => `${k} ${(v - (this.cpu0.get(k) ?? 0)).toFixed(0)}`).join(', ');
+    return `last pod ${marks}; CPU seconds used: ${used}`;
+  }
+}
+
 export async function benchControllers(): Promise<Section> {
   const nats = await NatsServers.start(1);
   const cluster = await FlotillaCluster.start(3, { args: ['--nats', nats.url] });
@@ -90,11 +147,23 @@ export async function benchControllers(): Promise<Section> {
     const rate = await calibrate(cluster.urls, CALIBRATION_PODS);
     console.log(`  ${fmt(rate)} writes/s`);
 
-    nodes = new FakeNodes({ client, nats: nats.url, count: NODES, workers: 128 });
+    nodes = new FakeNodes({ client, nats: nats.url, count: NODES, workers: 32 });
     await nodes.start();
     for (const id of ['cm-a', 'cm-b']) {
       cms.push(await ControllerManager.start({ servers: cluster.urls, nats: nats.url, id, dir, args: ['--controllers', 'replicaset,deployment'] }));
     }
+    // Supervise them as `flotilla up` does: a manager that lost its Lease exits and is restarted as a standby.
+    let supervising = true;
+    let restarts = 0;
+    const supervisor = setInterval(() => {
+      for (const c of cms) {
+        if (supervising && hasExited(c.proc)) {
+          restarts++;
+          console.log(`  controller manager ${c.o.id} exited (${restarts}); restarting it`);
+          void c.restart().catch(() => {});
+        }
+      }
+    }, 1000);
     await waitFor('a leading controller manager', async () => (await Promise.all(cms.map((c) => c.leading()))).some(Boolean), 60_000, 200);
 
     const get = () => client.get<Deployment>(resourcePath(DEPLOYMENTS, 'default', 'web'));
@@ -108,7 +177,14 @@ export async function benchControllers(): Promise<Section> {
 
     // 2. create → available.
     console.log(`Deployment of ${REPLICAS} replicas: create → available…`);
+    const procs = () => new Map<string, number | undefined>([
+      ...cluster.members.map((m) => ['3 API servers', m.proc?.pid] as [string, number | undefined]),
+      ...nats.members.map((m) => ['nats-server', m.proc?.pid] as [string, number | undefined]),
+      ...cms.map((c) => ['2 controller managers', c.proc?.pid] as [string, number | undefined]),
+    ]);
+    const podsNow = () => nodes!.pods.list('default');
     const w0 = await writeCounts(nats.url);
+    const p0 = new Profile(procs, podsNow, 'v1', REPLICAS);
     const t0 = performance.now();
     await client.create(resourcePath(DEPLOYMENTS, 'default'), {
       apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web' },
@@ -116,21 +192,26 @@ export async function benchControllers(): Promise<Section> {
     });
     await rolledOut('v1');
     const createS = (performance.now() - t0) / 1000;
+    const createProfile = p0.finish();
     const createWrites = diff(w0, await writeCounts(nats.url));
     console.log(`  ${createS.toFixed(1)} s, ${createWrites.get('all')} writes`);
 
     // 3. rolling update.
     console.log('rolling update…');
     const w1 = await writeCounts(nats.url);
+    const p1 = new Profile(procs, podsNow, 'v2', REPLICAS);
     const t1 = performance.now();
     await client.patch(resourcePath(DEPLOYMENTS, 'default', 'web'), { spec: { template: template('v2') } }, 'application/merge-patch+json');
     await rolledOut('v2');
     const rollS = (performance.now() - t1) / 1000;
+    const rollProfile = p1.finish();
     const rollWrites = diff(w1, await writeCounts(nats.url));
     console.log(`  ${rollS.toFixed(1)} s, ${rollWrites.get('all')} writes`);
 
     // 4. failover gap.
     console.log('failover: kill -9 the leader…');
+    supervising = false;
+    clearInterval(supervisor);
     const leader = (await Promise.all(cms.map(async (c) => ((await c.leading()) ? c : undefined)))).find(Boolean)!;
     await sleep(3000); // a renewal or two after the rollout's last write
     const killedAt = Date.now();
@@ -156,14 +237,19 @@ export async function benchControllers(): Promise<Section> {
       [`rolling update of ${fmt(REPLICAS)} (25 % surge / 25 % unavailable)`, `${rollS.toFixed(1)} s`, `API time ${idealRoll.toFixed(1)} s`],
       ['… time ÷ time the API needs for its writes', `${(rollS / idealRoll).toFixed(2)}×`, ''],
       ['… API writes per replaced pod', `${perPod(rollWrites)} (${fmt(rollWrites.get('all')!)} writes: ${breakdown(rollWrites)})`, ''],
+      ['controller manager exits during create and update (Lease lost, restarted)', String(restarts), '0'],
       [`leader failover gap (kill -9 → the standby's first write), lease ${LEASE_S} s`, `${(gapMs / 1000).toFixed(1)} s`, `≤ ${LEASE_S + 2} s`],
     ];
     const body = [
-      `Three \`flotilla server\` processes, one nats-server, two \`flotilla controllers --controllers replicaset,deployment\` processes (default leader election: 15 s lease, 10 s renew deadline, 2 s retry); ${NODES} FakeNodes in the benchmark process bind pods and make them Running and Ready (128 concurrent writes). Writes are counted as events on the JetStream stream (every API write is one event).`,
+      `Three \`flotilla server\` processes, one nats-server, two \`flotilla controllers --controllers replicaset,deployment\` processes (default leader election: 15 s lease, 10 s renew deadline, 2 s retry); ${NODES} FakeNodes in the benchmark process bind pods and make them Running and Ready (32 concurrent writes). Writes are counted as events on the JetStream stream (every API write is one event).`,
       '',
       '| measurement | result | goal |',
       '|---|---|---|',
       ...rows.map((r) => `| ${r.join(' | ')} |`),
+      '',
+      `Create profile: ${createProfile}.`,
+      '',
+      `Rolling update profile: ${rollProfile}.`,
     ].join('\n');
     return { name: 'controllers', title: `Deployment and ReplicaSet controllers: ${fmt(REPLICAS)} replicas`, body };
   } finally {
