@@ -23,6 +23,7 @@ import { LocalPathProvisioner } from './volume/provisioner.ts';
 import { JobController } from './job/controller.ts';
 import { TTLAfterFinishedController } from './ttlafterfinished/controller.ts';
 import { CronJobController } from './cronjob/controller.ts';
+import { StatefulSetController } from './statefulset/controller.ts';
 
 export interface ControllerDescriptor {
   /** The name `--controllers` uses (kube-controller-manager's where one exists). */
@@ -52,6 +53,7 @@ export const CONTROLLERS: ControllerDescriptor[] = [
   { name: 'job', create: (ctx) => new JobController(ctx) },
   { name: 'ttl-after-finished', create: (ctx) => new TTLAfterFinishedController(ctx) },
   { name: 'cronjob', create: (ctx) => new CronJobController(ctx) },
+  { name: 'statefulset', create: (ctx) => new StatefulSetController(ctx) },
 ];
 
 /** The descriptors `spec` ("*", "a,b", "*,-a") selects; throws for a name that is not a controller. */
