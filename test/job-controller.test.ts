@@ -99,8 +99,10 @@ t.test('Jobs against a real server', async (t) => {
   // Every Job event: counts never exceed what is possible, and a pod uid is never both counted and uncounted twice.
   const jobs = new Informer<Job>({ client, nats: c.nats.url, kind: JOBS, name: 'test-jobs' });
   const violations: string[] = [];
+  const completed = new Set<string>();
   jobs.addEventHandler({
     onUpdate: (_o, j) => {
+      if (j.status?.conditions?.some((x) => x.type === 'Complete' && x.status === 'True')) completed.add(j.metadata.name);
       const s = j.status as Record<string, any> | undefined;
       const completions = j.spec?.completions as number | undefined;
       if (completions != null && (s?.succeeded ?? 0) > completions) violations.push(`${j.metadata.name}: succeeded ${s?.succeeded} > ${completions}`);
@@ -210,7 +212,8 @@ t.test('Jobs against a real server', async (t) => {
     const j = await mkJob('once', { ttlSecondsAfterFinished: 1 });
     const [p] = await running(j.metadata.uid!, 1);
     nodes.finish('default', p!.metadata.name, 'Succeeded');
-    await condition('once', 'Complete');
+    // Seen on the stream: the Job may be gone before a read could see it Complete.
+    await waitFor('once Complete', () => completed.has('once'), 20_000);
     await waitFor('job deleted', async () => !(await client.list<Job>(resourcePath(JOBS, 'default'))).items.some((x) => x.metadata.name === 'once'), 20_000);
     await waitFor('its pod deleted', async () => (await c.podsOf('default', j.metadata.uid!)).length === 0, 20_000);
     t.pass('deleted with background propagation');

@@ -6,13 +6,14 @@
 // the old one and removes the old one once the new one is available;
 // OnDelete replaces a pod only when it is deleted. Pods are pinned to their
 // node by node affinity and bound by the scheduler (or a stand-in).
-import { ApiClientError, resourcePath } from '../../client/api.ts';
+import { resourcePath } from '../../client/api.ts';
 import { resolveKind } from '../../client/kinds.ts';
 import type { Informer } from '../../informer/informer.ts';
 import type { LabelSelector, Node, Pod, PodTemplate, Stored } from '../../informer/types.ts';
 import { availableAt, isPodAvailable } from '../availability.ts';
 import { canonical } from '../conditions.ts';
 import type { ControllerContext } from '../context.ts';
+import { requeueOnConflict } from '../conflict.ts';
 import { QueueController } from '../controller.ts';
 import { scaledValue } from '../disruption/budget.ts';
 import { isPodReady } from '../endpoints/pods.ts';
@@ -20,6 +21,7 @@ import { ControllerExpectations } from '../expectations.ts';
 import {
   CONTROLLER_REVISION_HASH, type ControllerRevision, HashCollisionError, syncRevisions, truncateHistory,
 } from '../history/revisions.ts';
+import { PodControl } from '../podcontrol.ts';
 import { claimObjects, controllerRef, podFromTemplate } from '../ownership.ts';
 import { pinToNode, placement, targetNode } from './placement.ts';
 
@@ -48,10 +50,12 @@ export class DaemonSetController extends QueueController {
   private readonly nodes: Informer<Node>;
   private readonly revisions: Informer<ControllerRevision>;
   readonly expectations: ControllerExpectations;
+  private readonly podControl: PodControl;
 
   constructor(ctx: ControllerContext) {
     super(ctx, 'daemonset');
     this.expectations = new ControllerExpectations(ctx.now);
+    this.podControl = new PodControl(ctx, this.recorder, this.expectations);
     this.sets = ctx.informers.informer<DaemonSetObj>('daemonsets');
     this.pods = ctx.informers.informer<Pod>('pods');
     this.nodes = ctx.informers.informer<Node>('nodes');
@@ -98,7 +102,11 @@ export class DaemonSetController extends QueueController {
     });
   }
 
-  protected async reconcile(key: string): Promise<void> {
+  protected reconcile(key: string): Promise<void> {
+    return requeueOnConflict(this, key, () => this.sync(key));
+  }
+
+  private async sync(key: string): Promise<void> {
     const cached = this.sets.getByKey(key);
     if (!cached || cached.metadata.deletionTimestamp) return;
     const ds = structuredClone(cached);
@@ -179,7 +187,7 @@ export class DaemonSetController extends QueueController {
       }
     }
     if (rolling && !create.length && !remove.length) this.rollingUpdate(key, ds, nodes, wanted, byNode, hash, surge, now, create, remove);
-    if (remove.length) await this.deletePods(key, ds, remove);
+    if (remove.length) await this.podControl.delete(key, ds, remove);
     if (create.length) {
       this.expectations.expectCreations(key, create.length);
       await Promise.all(create.map((n) => this.createPod(key, ds, n, hash)));
@@ -256,30 +264,7 @@ export class DaemonSetController extends QueueController {
     const pod = podFromTemplate(ds.spec!.template!, ds) as Pod;
     pod.metadata.labels = { ...pod.metadata.labels, [CONTROLLER_REVISION_HASH]: hash, [TEMPLATE_GENERATION]: String(ds.metadata.generation ?? 1) };
     pinToNode(pod.spec!, node);
-    try {
-      const made = await this.ctx.client.create<Pod>(resourcePath(PODS, ds.metadata.namespace), pod);
-      this.recorder.event(ds, 'Normal', 'SuccessfulCreate', `Created pod: ${made.metadata.name}`);
-    } catch (e) {
-      this.expectations.creationObserved(key);
-      this.recorder.event(ds, 'Warning', 'FailedCreate', `Error creating: ${(e as Error).message}`);
-      throw e;
-    }
-  }
-
-  private async deletePods(key: string, ds: DaemonSetObj, pods: Pod[]): Promise<void> {
-    const keys = pods.map((p) => `${p.metadata.namespace}/${p.metadata.name}`);
-    this.expectations.expectDeletions(key, keys);
-    await Promise.all(pods.map(async (p, i) => {
-      try {
-        await this.ctx.client.delete(resourcePath(PODS, p.metadata.namespace, p.metadata.name), { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: { uid: p.metadata.uid } });
-        this.recorder.event(ds, 'Normal', 'SuccessfulDelete', `Deleted pod: ${p.metadata.name}`);
-      } catch (e) {
-        this.expectations.deletionObserved(key, keys[i]);
-        if (e instanceof ApiClientError && (e.code === 404 || e.code === 409)) return;
-        this.recorder.event(ds, 'Warning', 'FailedDelete', `Error deleting: ${(e as Error).message}`);
-        throw e;
-      }
-    }));
+    await this.podControl.create(key, ds, pod);
   }
 
   /** Kubernetes' updateDaemonSetStatus: counts by node, from the oldest live pod of each. */

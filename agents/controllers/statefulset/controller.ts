@@ -19,6 +19,7 @@ import type { KubeObject, Pod } from '../../informer/types.ts';
 import { availableAt, isPodAvailable } from '../availability.ts';
 import { canonical } from '../conditions.ts';
 import type { ControllerContext } from '../context.ts';
+import { requeueOnConflict } from '../conflict.ts';
 import { QueueController } from '../controller.ts';
 import { isPodReady } from '../endpoints/pods.ts';
 import { ControllerExpectations } from '../expectations.ts';
@@ -85,7 +86,11 @@ export class StatefulSetController extends QueueController {
     for (const s of this.sets.byNamespace(p.metadata.namespace ?? '')) if (ordinalOf(s.metadata.name, p.metadata.name) !== undefined) this.enqueue(s);
   }
 
-  protected async reconcile(key: string): Promise<void> {
+  protected reconcile(key: string): Promise<void> {
+    return requeueOnConflict(this, key, () => this.sync(key));
+  }
+
+  private async sync(key: string): Promise<void> {
     const cached = this.sets.getByKey(key);
     if (!cached || cached.metadata.deletionTimestamp) return;
     const set = structuredClone(cached);
