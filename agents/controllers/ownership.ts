@@ -122,3 +122,15 @@ export function podFromTemplate(template: PodTemplate, owner: KubeObject, opts: 
   else metadata.generateName = opts.generateName ?? `${owner.metadata?.name}-`;
   return { apiVersion: 'v1', kind: 'Pod', metadata, spec: structuredClone(template.spec ?? {}) } as KubeObject;
 }
+
+/**
+ * ClaimOptions.canAdopt as Kubernetes' controllers make it: a fresh read
+ * proving the owner still exists with the same uid and is not being deleted.
+ */
+export function ownerStillThere(client: ApiClient, kind: KindDef, owner: KubeObject): () => Promise<boolean> {
+  return async () => {
+    const m = owner.metadata ?? {};
+    const fresh = await client.get<KubeObject>(resourcePath(kind, m.namespace, m.name));
+    return fresh.metadata?.uid === m.uid && !fresh.metadata?.deletionTimestamp;
+  };
+}

@@ -19,10 +19,10 @@ import { scaledValue } from '../disruption/budget.ts';
 import { isPodReady } from '../endpoints/pods.ts';
 import { ControllerExpectations } from '../expectations.ts';
 import {
-  CONTROLLER_REVISION_HASH, type ControllerRevision, HashCollisionError, syncRevisions, truncateHistory,
+  CONTROLLER_REVISION_HASH, type ControllerRevision, syncRevisions, truncateHistory,
 } from '../history/revisions.ts';
 import { PodControl } from '../podcontrol.ts';
-import { claimObjects, controllerRef, podFromTemplate } from '../ownership.ts';
+import { claimObjects, ownerStillThere, controllerRef, podFromTemplate } from '../ownership.ts';
 import { pinToNode, placement, targetNode } from './placement.ts';
 
 const DAEMONSETS = resolveKind('daemonsets')!;
@@ -114,20 +114,9 @@ export class DaemonSetController extends QueueController {
     const before = canonical(ds.status ?? {});
     const pods = await claimObjects(this.pods.byNamespace(ns), {
       client: this.ctx.client, kind: PODS, owner: ds, selector: ds.spec?.selector,
-      canAdopt: async () => {
-        const fresh = await this.ctx.client.get<DaemonSetObj>(resourcePath(DAEMONSETS, ns, ds.metadata.name));
-        return fresh.metadata.uid === ds.metadata.uid && !fresh.metadata.deletionTimestamp;
-      },
+      canAdopt: ownerStillThere(this.ctx.client, DAEMONSETS, ds),
     });
-    let revs;
-    try {
-      revs = await syncRevisions(this.ctx, this.revisions, ds, 'DaemonSet');
-    } catch (e) {
-      if (!(e instanceof HashCollisionError)) throw e;
-      ds.status = { ...ds.status, collisionCount: (ds.status?.collisionCount ?? 0) + 1 };
-      await this.ctx.client.update(resourcePath(DAEMONSETS, ns, ds.metadata.name, 'status'), ds);
-      throw e;
-    }
+    const revs = await syncRevisions(this.ctx, this.revisions, ds, DAEMONSETS);
     const hash = revs.update.metadata.labels?.[CONTROLLER_REVISION_HASH] ?? '';
     const now = this.ctx.now();
     const byNode = new Map<string, Pod[]>();

@@ -7,7 +7,7 @@
 // one equal to the current template: reused (renumbered to the top when it
 // was an older one, which is a rollback) or created.
 import { ApiClientError, resourcePath } from '../../client/api.ts';
-import { resolveKind } from '../../client/kinds.ts';
+import { type KindDef, resolveKind } from '../../client/kinds.ts';
 import type { Informer } from '../../informer/informer.ts';
 import type { PodTemplate, Stored } from '../../informer/types.ts';
 import { canonical } from '../conditions.ts';
@@ -67,11 +67,11 @@ export interface Revisions {
 
 /**
  * The owner's revisions, with the one of its current template created (or
- * renumbered to the top). A name taken by different data bumps
- * status.collisionCount (written by the caller) and throws, so the next
- * pass tries the next name, as Kubernetes does.
+ * renumbered to the top). A name taken by different data bumps the
+ * owner's status.collisionCount and throws, so the next pass tries the
+ * next name, as Kubernetes does.
  */
-export async function syncRevisions(ctx: ControllerContext, informer: Informer<ControllerRevision>, owner: Owner, kindName: string): Promise<Revisions> {
+export async function syncRevisions(ctx: ControllerContext, informer: Informer<ControllerRevision>, owner: Owner, kind: KindDef): Promise<Revisions> {
   const ns = owner.metadata.namespace ?? '';
   const all = informer.byNamespace(ns).filter((r) => controllerRef(r)?.uid === owner.metadata.uid).sort((a, b) => a.revision - b.revision);
   const data = revisionData(owner.spec?.template);
@@ -101,7 +101,8 @@ export async function syncRevisions(ctx: ControllerContext, informer: Informer<C
     if (!(e instanceof ApiClientError && e.code === 409)) throw e;
     const existing = await ctx.client.get<ControllerRevision>(resourcePath(REVISIONS, ns, rev.metadata.name));
     if (sameData(existing, data) && controllerRef(existing)?.uid === owner.metadata.uid) return { all: [...all.filter((r) => r.metadata.name !== existing.metadata.name), existing], update: existing };
-    throw new HashCollisionError(`${kindName} ${ns}/${owner.metadata.name}: revision name ${rev.metadata.name} is taken by other data`);
+    await ctx.client.update(resourcePath(kind, ns, owner.metadata.name, 'status'), { ...owner, status: { ...owner.status, collisionCount: (owner.status?.collisionCount ?? 0) + 1 } });
+    throw new HashCollisionError(`${kind.kind} ${ns}/${owner.metadata.name}: revision name ${rev.metadata.name} is taken by other data; collisionCount incremented`);
   }
 }
 

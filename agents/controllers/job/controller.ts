@@ -21,7 +21,7 @@ import { requeueOnConflict } from '../conflict.ts';
 import { QueueController } from '../controller.ts';
 import { ControllerExpectations } from '../expectations.ts';
 import { PodControl } from '../podcontrol.ts';
-import { claimObjects, controllerRef, podFromTemplate, selectorMatches } from '../ownership.ts';
+import { claimObjects, ownerStillThere, controllerRef, podFromTemplate, selectorMatches } from '../ownership.ts';
 import {
   JOB_COMPLETION_INDEX, JOB_TRACKING_FINALIZER, completionIndex, formatIndexes, hasTrackingFinalizer, isActive, isTerminating,
   nextCreateTime, parseIndexes, podOutcome,
@@ -125,10 +125,7 @@ export class JobController extends QueueController {
     const ns = job.metadata.namespace ?? '';
     const pods = await claimObjects(this.pods.byNamespace(ns), {
       client: this.ctx.client, kind: PODS, owner: job, selector: job.spec?.selector,
-      canAdopt: async () => {
-        const fresh = await this.ctx.client.get<JobObj>(resourcePath(JOBS, ns, job.metadata.name));
-        return fresh.metadata.uid === job.metadata.uid && !fresh.metadata.deletionTimestamp;
-      },
+      canAdopt: ownerStillThere(this.ctx.client, JOBS, job),
     });
     let status: JobStatus = normalize(structuredClone(job.status ?? {}));
     let before = canonical(status);

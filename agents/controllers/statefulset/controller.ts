@@ -24,9 +24,9 @@ import { QueueController } from '../controller.ts';
 import { isPodReady } from '../endpoints/pods.ts';
 import { ControllerExpectations } from '../expectations.ts';
 import {
-  CONTROLLER_REVISION_HASH, type ControllerRevision, HashCollisionError, syncRevisions, templateOf, truncateHistory,
+  CONTROLLER_REVISION_HASH, type ControllerRevision, syncRevisions, templateOf, truncateHistory,
 } from '../history/revisions.ts';
-import { claimObjects, controllerRef } from '../ownership.ts';
+import { claimObjects, ownerStillThere, controllerRef } from '../ownership.ts';
 import { type StatefulSetObj, claimsFor, newStatefulPod, ordinalOf, podName } from './pods.ts';
 
 const SETS = resolveKind('statefulsets')!;
@@ -99,20 +99,9 @@ export class StatefulSetController extends QueueController {
     const candidates = this.pods.byNamespace(ns).filter((p) => ordinalOf(set.metadata.name, p.metadata.name) !== undefined || controllerRef(p)?.uid === set.metadata.uid);
     const pods = await claimObjects(candidates, {
       client: this.ctx.client, kind: PODS, owner: set, selector: set.spec?.selector,
-      canAdopt: async () => {
-        const fresh = await this.ctx.client.get<StatefulSetObj>(resourcePath(SETS, ns, set.metadata.name));
-        return fresh.metadata.uid === set.metadata.uid && !fresh.metadata.deletionTimestamp;
-      },
+      canAdopt: ownerStillThere(this.ctx.client, SETS, set),
     });
-    let revs;
-    try {
-      revs = await syncRevisions(this.ctx, this.revisions, set, 'StatefulSet');
-    } catch (e) {
-      if (!(e instanceof HashCollisionError)) throw e;
-      set.status = { ...set.status, collisionCount: (set.status?.collisionCount ?? 0) + 1 };
-      await this.writeStatus(set);
-      throw e;
-    }
+    const revs = await syncRevisions(this.ctx, this.revisions, set, SETS);
     const update = revs.update;
     const current = revs.all.find((r) => r.metadata.name === set.status?.currentRevision) ?? update;
     const now = this.ctx.now();
