@@ -10,6 +10,7 @@ import t from 'tap';
 import { resourcePath } from '../agents/client/api.ts';
 import { resolveKind } from '../agents/client/kinds.ts';
 import { CONTROLLER_REVISION_HASH, type ControllerRevision, revisionData, revisionHash, safeEncode, templateOf } from '../agents/controllers/history/revisions.ts';
+import { GarbageCollector } from '../agents/controllers/garbagecollector/controller.ts';
 import { StatefulSetController } from '../agents/controllers/statefulset/controller.ts';
 import { POD_INDEX_LABEL, POD_NAME_LABEL, type StatefulSetObj, claimsFor, newStatefulPod, ordinalOf } from '../agents/controllers/statefulset/pods.ts';
 import { Informer } from '../agents/informer/informer.ts';
@@ -62,7 +63,7 @@ t.test('identities, claims and revision names', async (t) => {
 });
 
 t.test('StatefulSets against a real server', async (t) => {
-  const c = await startWorkloadCluster(t, [(ctx) => new StatefulSetController(ctx)], { nodes: { count: 2 } });
+  const c = await startWorkloadCluster(t, [(ctx) => new StatefulSetController(ctx), (ctx) => new GarbageCollector(ctx)], { nodes: { count: 2 } });
   const { client, nodes } = c;
   const get = (name: string) => client.get<StatefulSetObj>(resourcePath(SETS, 'default', name));
   const mk = (name: string, spec: Record<string, unknown>) => client.create<StatefulSetObj>(resourcePath(SETS, 'default'), {
@@ -203,6 +204,24 @@ t.test('StatefulSets against a real server', async (t) => {
       const r = await c.kubectl('rollout', 'status', 'statefulset/od', '--watch=false');
       t.match(`${r.out}${r.err}`, /rollout status is only available for RollingUpdate strategy type/);
     }
+  });
+
+  t.test('persistentVolumeClaimRetentionPolicy Delete: claims go with scaled-away pods and with the set', async (t) => {
+    const s = await mk('tmp', {
+      replicas: 3, podManagementPolicy: 'Parallel',
+      persistentVolumeClaimRetentionPolicy: { whenScaled: 'Delete', whenDeleted: 'Delete' },
+      volumeClaimTemplates: [{ metadata: { name: 'scratch' }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } } }],
+    });
+    await settled('tmp', { replicas: 3, readyReplicas: 3 });
+    const claims = async () => (await client.list<KubeObject>(resourcePath(CLAIMS, 'default'))).items.filter((x) => x.metadata!.name!.startsWith('scratch-tmp-'));
+    const owners = (await claims()).map((x) => (x.metadata as any).ownerReferences);
+    t.same(owners.map((o) => o?.map((r: any) => `${r.kind}/${r.uid}`)), [0, 1, 2].map(() => [`StatefulSet/${s.metadata.uid}`]), 'owned by the set');
+    await patch('tmp', { spec: { replicas: 1 } });
+    await settled('tmp', { replicas: 1 });
+    await waitFor('the scaled-away claims deleted', async () => JSON.stringify((await claims()).map((x) => x.metadata!.name)) === '["scratch-tmp-0"]', 20_000);
+    await client.delete(resourcePath(SETS, 'default', 'tmp'));
+    await waitFor('the last claim deleted with the set', async () => (await claims()).length === 0, 20_000);
+    t.pass('claims followed the policy');
   });
 
   t.test('no violation on any pod event', async (t) => {

@@ -27,7 +27,7 @@ import {
   CONTROLLER_REVISION_HASH, type ControllerRevision, syncRevisions, templateOf, truncateHistory,
 } from '../history/revisions.ts';
 import { claimObjects, ownerStillThere, controllerRef } from '../ownership.ts';
-import { type StatefulSetObj, claimsFor, newStatefulPod, ordinalOf, podName } from './pods.ts';
+import { type StatefulSetObj, claimOwnerRefs, claimsFor, newStatefulPod, ordinalOf, podName } from './pods.ts';
 
 const SETS = resolveKind('statefulsets')!;
 const PODS = resolveKind('pods')!;
@@ -132,6 +132,7 @@ export class StatefulSetController extends QueueController {
     }
     condemned.sort((a, b) => (ordinalOf(set.metadata.name, a.metadata.name) ?? -1) - (ordinalOf(set.metadata.name, b.metadata.name) ?? -1));
     if (!this.expectations.satisfied(key)) return;
+    await this.syncClaimOwners(set, slots, condemned);
 
     // 1. Every ordinal gets its pod (in order, each ready before the next, unless Parallel).
     const toCreate: number[] = [];
@@ -201,6 +202,28 @@ export class StatefulSetController extends QueueController {
     }
   }
 
+  /** Gives the claims of existing pods the owners the retention policy asks for. */
+  private async syncClaimOwners(set: StatefulSetObj, slots: (Pod | undefined)[], condemned: Pod[]): Promise<void> {
+    const ns = set.metadata.namespace ?? '';
+    const check = async (pod: Pod, isCondemned: boolean) => {
+      if (isTerminating(pod)) return;
+      const ord = ordinalOf(set.metadata.name, pod.metadata.name);
+      if (ord === undefined) return;
+      for (const want of claimsFor(set, ord)) {
+        const claim = this.claims.get(ns, want.metadata!.name!);
+        if (!claim) continue;
+        const refs = claimOwnerRefs(claim, set, pod, isCondemned);
+        const now = (claim.metadata as { ownerReferences?: unknown[] }).ownerReferences ?? [];
+        if (canonical(refs) === canonical(now)) continue;
+        await this.ctx.client.patch(resourcePath(CLAIMS, ns, claim.metadata!.name), {
+          metadata: { ownerReferences: refs.length ? refs : null, resourceVersion: claim.metadata!.resourceVersion },
+        }, 'application/merge-patch+json');
+      }
+    };
+    for (const p of slots) if (p) await check(p, false);
+    for (const p of condemned) await check(p, true);
+  }
+
   private async createPod(key: string, set: StatefulSetObj, rev: ControllerRevision, ordinal: number): Promise<void> {
     const pod = newStatefulPod(set, templateOf(rev), rev.metadata.name, ordinal);
     const ns = set.metadata.namespace;
@@ -208,6 +231,9 @@ export class StatefulSetController extends QueueController {
     try {
       for (const claim of claimsFor(set, ordinal)) {
         if (this.claims.get(ns ?? '', claim.metadata!.name!)) continue;
+        if (set.spec?.persistentVolumeClaimRetentionPolicy?.whenDeleted === 'Delete') {
+          claim.metadata!.ownerReferences = claimOwnerRefs(claim, set, pod, false);
+        }
         try {
           await this.ctx.client.create(resourcePath(CLAIMS, ns), claim);
           this.recorder.event(set, 'Normal', 'SuccessfulCreate', `create Claim ${claim.metadata!.name} Pod ${name} in StatefulSet ${set.metadata.name} success`);

@@ -4,6 +4,7 @@
 // `<template>-<set>-<ordinal>`, each mounted in place of the volume of the
 // template's name.
 import type { KubeObject, Pod, PodTemplate, StatefulSet } from '../../informer/types.ts';
+import type { OwnerReference } from '../ownership.ts';
 import { podFromTemplate } from '../ownership.ts';
 import { CONTROLLER_REVISION_HASH } from '../history/revisions.ts';
 
@@ -23,6 +24,7 @@ export type StatefulSetObj = StatefulSet & {
     minReadySeconds?: number;
     revisionHistoryLimit?: number;
     ordinals?: { start?: number };
+    persistentVolumeClaimRetentionPolicy?: { whenDeleted?: 'Retain' | 'Delete'; whenScaled?: 'Retain' | 'Delete' };
   };
   status?: {
     replicas?: number; readyReplicas?: number; currentReplicas?: number; updatedReplicas?: number; availableReplicas?: number;
@@ -72,4 +74,24 @@ export function newStatefulPod(set: StatefulSetObj, template: PodTemplate, revis
     spec.volumes = volumes;
   }
   return pod;
+}
+
+/**
+ * The owners a claim of `pod` should have under the set's
+ * persistentVolumeClaimRetentionPolicy (Kubernetes' claimOwnerMatchesSetAndPod):
+ * whenScaled Delete makes the pod of a condemned ordinal (beyond replicas)
+ * its owner, so the claim goes with the pod; whenDeleted Delete makes the set
+ * its owner otherwise, so the claim goes with the set; Retain owns nothing.
+ * Owners other than the set and its pods are kept as they are.
+ */
+export function claimOwnerRefs(claim: KubeObject, set: StatefulSetObj, pod: Pod, condemned: boolean): OwnerReference[] {
+  const policy = set.spec?.persistentVolumeClaimRetentionPolicy ?? {};
+  const ours = new Set([set.metadata.uid, pod.metadata.uid]);
+  const refs = ((claim.metadata as { ownerReferences?: OwnerReference[] } | undefined)?.ownerReferences ?? []).filter((r) => !ours.has(r.uid));
+  if (condemned && policy.whenScaled === 'Delete') {
+    refs.push({ apiVersion: 'v1', kind: 'Pod', name: pod.metadata.name, uid: pod.metadata.uid! });
+  } else if (policy.whenDeleted === 'Delete') {
+    refs.push({ apiVersion: 'apps/v1', kind: 'StatefulSet', name: set.metadata.name, uid: set.metadata.uid! });
+  }
+  return refs;
 }
