@@ -24,7 +24,7 @@ import { PodControl } from '../podcontrol.ts';
 import { claimObjects, ownerStillThere, controllerRef, podFromTemplate, selectorMatches } from '../ownership.ts';
 import {
   JOB_COMPLETION_INDEX, JOB_TRACKING_FINALIZER, completionIndex, formatIndexes, hasTrackingFinalizer, isActive, isTerminating,
-  nextCreateTime, parseIndexes, podOutcome,
+  matchPodFailurePolicy, nextCreateTime, parseIndexes, podOutcome,
 } from './pods.ts';
 
 const JOBS = resolveKind('jobs')!;
@@ -135,10 +135,24 @@ export class JobController extends QueueController {
     const completions = job.spec?.completions ?? undefined;
     const completed = isIndexed(job) ? parseIndexes(status.completedIndexes, completions ?? 0) : new Set<number>();
     let newly = 0;
+    const ignored: Pod[] = [];
     for (const p of pods) {
       const uid = p.metadata.uid!;
       const outcome = podOutcome(p, job);
       if (!outcome || !hasTrackingFinalizer(p) || this.removing.has(uid) || uncounted.succeeded.has(uid) || uncounted.failed.has(uid)) continue;
+      if (outcome === 'failed') {
+        const match = matchPodFailurePolicy(job, p);
+        if (match?.action === 'Ignore') {
+          // Not a failure at all: not counted, not towards backoffLimit; only its finalizer goes.
+          ignored.push(p);
+          continue;
+        }
+        if (match?.action === 'FailJob' && !conditionTrue(status.conditions, 'FailureTarget')) {
+          // Recorded with the pod's uncounted entry, so a crash after this write cannot lose it.
+          status.conditions = setCondition(status.conditions, { type: 'FailureTarget', status: 'True', reason: 'PodFailurePolicy', message: match.message }, now);
+          this.recorder.event(job, 'Warning', 'PodFailurePolicy', match.message);
+        }
+      }
       uncounted[outcome].add(uid);
       newly++;
       if (outcome === 'succeeded' && isIndexed(job)) {
@@ -156,6 +170,8 @@ export class JobController extends QueueController {
       status = normalize(structuredClone(job.status ?? {}));
       before = canonical(status);
     }
+
+    for (const p of ignored) await this.removeFinalizer(p);
 
     // 2. Their finalizers go; 3. they are counted.
     const byUid = new Map(pods.map((p) => [p.metadata.uid!, p]));
@@ -287,7 +303,9 @@ export class JobController extends QueueController {
       active = active.filter((p) => !gone.has(p));
     }
     if (toCreate.length) {
-      const at = nextCreateTime(pods, job, this.ctx.config.jobBackoffBaseMs, this.ctx.config.jobBackoffMaxMs, now);
+      // Failures a podFailurePolicy rule ignores do not delay replacements.
+      const counted = pods.filter((p) => !(podOutcome(p, job) === 'failed' && matchPodFailurePolicy(job, p)?.action === 'Ignore'));
+      const at = nextCreateTime(counted, job, this.ctx.config.jobBackoffBaseMs, this.ctx.config.jobBackoffMaxMs, now);
       if (at > now) {
         this.enqueueAfter(key, at - now);
         return active;
