@@ -7,7 +7,7 @@ import { resolveKind } from '../agents/client/kinds.ts';
 import { GarbageCollector } from '../agents/controllers/garbagecollector/controller.ts';
 import { JobController } from '../agents/controllers/job/controller.ts';
 import {
-  JOB_COMPLETION_INDEX, JOB_TRACKING_FINALIZER, backoffDelay, completionIndex, formatIndexes, nextCreateTime, parseIndexes, podOutcome,
+  JOB_COMPLETION_INDEX, JOB_TRACKING_FINALIZER, backoffDelay, completionIndex, formatIndexes, matchPodFailurePolicy, nextCreateTime, parseIndexes, podOutcome,
 } from '../agents/controllers/job/pods.ts';
 import { TTLAfterFinishedController, jobExpiry } from '../agents/controllers/ttlafterfinished/controller.ts';
 import { Informer } from '../agents/informer/informer.ts';
@@ -63,6 +63,33 @@ t.test('pod outcomes, indexes and back-off', async (t) => {
     T(7) + 10_000, 'a success resets the count');
 });
 
+t.test('podFailurePolicy matching', async (t) => {
+  const rules = [
+    { action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget' }] },
+    { action: 'FailJob', onExitCodes: { containerName: 'main', operator: 'In', values: [3, 4] } },
+    { action: 'Count', onExitCodes: { operator: 'NotIn', values: [3, 4, 42] } },
+    { action: 'Ignore', onExitCodes: { operator: 'In', values: [42] } },
+  ];
+  const j = job({ podFailurePolicy: { rules } });
+  const failed = (containers: [string, number][], conditions: { type: string; status: string }[] = []) => ({
+    metadata: { name: 'p', namespace: 'ns' },
+    spec: { containers: [] },
+    status: { phase: 'Failed', conditions, containerStatuses: containers.map(([name, exitCode]) => ({ name, ready: false, restartCount: 0, state: { terminated: { exitCode } } })) },
+  } as unknown as Pod);
+  const cases: [string, Pod, string | undefined][] = [
+    ['exit 3 in main: FailJob', failed([['main', 3]]), 'FailJob'],
+    ['exit 3 in a sidecar: the FailJob rule names main; NotIn [3,4,42] does not match 3 either, In [42] neither', failed([['side', 3]]), undefined],
+    ['exit 1: Count', failed([['main', 1]]), 'Count'],
+    ['exit 42: Ignore', failed([['main', 42]]), 'Ignore'],
+    ['exit 0 never matches, even NotIn', failed([['main', 0]]), undefined],
+    ['a DisruptionTarget condition first: Ignore', failed([['main', 3]], [{ type: 'DisruptionTarget', status: 'True' }]), 'Ignore'],
+    ['a False condition does not match', failed([['main', 42]], [{ type: 'DisruptionTarget', status: 'False' }]), 'Ignore'],
+  ];
+  for (const [what, p, want] of cases) t.equal(matchPodFailurePolicy(j, p)?.action, want, what);
+  t.equal(matchPodFailurePolicy(j, failed([['main', 4]]))?.message, 'Container main for pod ns/p failed with exit code 4 matching FailJob rule at index 1');
+  t.equal(matchPodFailurePolicy(job(), failed([['main', 4]])), undefined, 'no policy');
+});
+
 t.test('jobExpiry', async (t) => {
   const done = (type: string, ttl?: number) => ({
     metadata: { name: 'j' }, spec: ttl === undefined ? {} : { ttlSecondsAfterFinished: ttl },
@@ -99,8 +126,10 @@ t.test('Jobs against a real server', async (t) => {
   // Every Job event: counts never exceed what is possible, and a pod uid is never both counted and uncounted twice.
   const jobs = new Informer<Job>({ client, nats: c.nats.url, kind: JOBS, name: 'test-jobs' });
   const violations: string[] = [];
+  const completed = new Set<string>();
   jobs.addEventHandler({
     onUpdate: (_o, j) => {
+      if (j.status?.conditions?.some((x) => x.type === 'Complete' && x.status === 'True')) completed.add(j.metadata.name);
       const s = j.status as Record<string, any> | undefined;
       const completions = j.spec?.completions as number | undefined;
       if (completions != null && (s?.succeeded ?? 0) > completions) violations.push(`${j.metadata.name}: succeeded ${s?.succeeded} > ${completions}`);
@@ -210,10 +239,26 @@ t.test('Jobs against a real server', async (t) => {
     const j = await mkJob('once', { ttlSecondsAfterFinished: 1 });
     const [p] = await running(j.metadata.uid!, 1);
     nodes.finish('default', p!.metadata.name, 'Succeeded');
-    await condition('once', 'Complete');
+    // Seen on the stream: the Job may be gone before a read could see it Complete.
+    await waitFor('once Complete', () => completed.has('once'), 20_000);
     await waitFor('job deleted', async () => !(await client.list<Job>(resourcePath(JOBS, 'default'))).items.some((x) => x.metadata.name === 'once'), 20_000);
     await waitFor('its pod deleted', async () => (await c.podsOf('default', j.metadata.uid!)).length === 0, 20_000);
     t.pass('deleted with background propagation');
+  });
+
+  t.test('podFailurePolicy: Ignore does not count, FailJob fails at once', async (t) => {
+    const j = await mkJob('policy', {
+      backoffLimit: 0,
+      podFailurePolicy: { rules: [{ action: 'Ignore', onExitCodes: { operator: 'In', values: [42] } }, { action: 'FailJob', onExitCodes: { operator: 'In', values: [3] } }] },
+    });
+    const [first] = await running(j.metadata.uid!, 1);
+    nodes.finish('default', first!.metadata.name, 'Failed', 42);
+    const second = await waitFor('a replacement', async () => (await c.podsOf('default', j.metadata.uid!)).find((p) => p.metadata.name !== first!.metadata.name && p.status?.phase === 'Running'), 20_000);
+    t.equal((await getJob('policy')).status?.failed, 0, 'the ignored failure is not counted (backoffLimit 0 not exceeded)');
+    nodes.finish('default', second.metadata.name, 'Failed', 3);
+    const failed = await condition('policy', 'Failed');
+    t.match(failed.status?.conditions?.find((x) => x.type === 'Failed'), { reason: 'PodFailurePolicy', message: `Container c for pod default/${second.metadata.name} failed with exit code 3 matching FailJob rule at index 1` });
+    t.match(failed.status, { failed: 1, active: 0 });
   });
 
   t.test('no count ever exceeded what is possible', async (t) => {

@@ -25,6 +25,8 @@ import { JobController } from './job/controller.ts';
 import { TTLAfterFinishedController } from './ttlafterfinished/controller.ts';
 import { DeploymentController } from './deployment/controller.ts';
 import { CronJobController } from './cronjob/controller.ts';
+import { StatefulSetController } from './statefulset/controller.ts';
+import { DaemonSetController } from './daemonset/controller.ts';
 
 export interface ControllerDescriptor {
   /** The name `--controllers` uses (kube-controller-manager's where one exists). */
@@ -56,6 +58,8 @@ export const CONTROLLERS: ControllerDescriptor[] = [
   { name: 'ttl-after-finished', create: (ctx) => new TTLAfterFinishedController(ctx) },
   { name: 'deployment', create: (ctx) => new DeploymentController(ctx) },
   { name: 'cronjob', create: (ctx) => new CronJobController(ctx) },
+  { name: 'statefulset', create: (ctx) => new StatefulSetController(ctx) },
+  { name: 'daemonset', create: (ctx) => new DaemonSetController(ctx) },
 ];
 
 /** The descriptors `spec` ("*", "a,b", "*,-a") selects; throws for a name that is not a controller. */

@@ -16,6 +16,7 @@ import type { Job, KubeObject, Stored } from '../../informer/types.ts';
 import { formatInZone, missedActivations, parseSchedule } from '../../../api/cron.ts';
 import { canonical, conditionTrue, rfc3339 } from '../conditions.ts';
 import type { ControllerContext } from '../context.ts';
+import { requeueOnConflict } from '../conflict.ts';
 import { QueueController } from '../controller.ts';
 import { controllerRef, newControllerRef } from '../ownership.ts';
 
@@ -66,7 +67,11 @@ export class CronJobController extends QueueController {
     this.handle(this.jobs, { onAdd: job, onUpdate: (_o, j) => job(j), onDelete: job });
   }
 
-  protected async reconcile(key: string): Promise<void> {
+  protected reconcile(key: string): Promise<void> {
+    return requeueOnConflict(this, key, () => this.sync(key));
+  }
+
+  private async sync(key: string): Promise<void> {
     const cached = this.cronJobs.getByKey(key);
     if (!cached || cached.metadata.deletionTimestamp) return;
     const cj = structuredClone(cached);

@@ -17,12 +17,14 @@ import type { Condition, Job, KubeObject, Pod } from '../../informer/types.ts';
 import { isPodReady } from '../endpoints/pods.ts';
 import { canonical, conditionTrue, rfc3339, setCondition } from '../conditions.ts';
 import type { ControllerContext } from '../context.ts';
+import { requeueOnConflict } from '../conflict.ts';
 import { QueueController } from '../controller.ts';
 import { ControllerExpectations } from '../expectations.ts';
-import { claimObjects, controllerRef, podFromTemplate, selectorMatches } from '../ownership.ts';
+import { PodControl } from '../podcontrol.ts';
+import { claimObjects, ownerStillThere, controllerRef, podFromTemplate, selectorMatches } from '../ownership.ts';
 import {
   JOB_COMPLETION_INDEX, JOB_TRACKING_FINALIZER, completionIndex, formatIndexes, hasTrackingFinalizer, isActive, isTerminating,
-  nextCreateTime, parseIndexes, podOutcome,
+  matchPodFailurePolicy, nextCreateTime, parseIndexes, podOutcome,
 } from './pods.ts';
 
 const JOBS = resolveKind('jobs')!;
@@ -52,12 +54,14 @@ export class JobController extends QueueController {
   private readonly jobs: Informer<JobObj>;
   private readonly pods: Informer<Pod>;
   readonly expectations: ControllerExpectations;
+  private readonly podControl: PodControl;
   /** Pod uids whose finalizer removal was sent but not yet seen in the cache: never counted again. */
   private readonly removing = new Set<string>();
 
   constructor(ctx: ControllerContext) {
     super(ctx, 'job');
     this.expectations = new ControllerExpectations(ctx.now);
+    this.podControl = new PodControl(ctx, this.recorder, this.expectations);
     this.jobs = ctx.informers.informer<JobObj>('jobs');
     this.pods = ctx.informers.informer<Pod>('pods');
     this.handle(this.jobs, {
@@ -110,13 +114,7 @@ export class JobController extends QueueController {
 
   protected async reconcile(key: string): Promise<void> {
     if (key.startsWith(ORPHAN)) return this.cleanupOrphan(key.slice(ORPHAN.length));
-    try {
-      await this.sync(key);
-    } catch (e) {
-      // A write against a cache that had not caught up with our last write: look again once it has.
-      if (e instanceof ApiClientError && e.code === 409) return this.enqueueAfter(key, 200);
-      throw e;
-    }
+    return requeueOnConflict(this, key, () => this.sync(key));
   }
 
   private async sync(key: string): Promise<void> {
@@ -127,10 +125,7 @@ export class JobController extends QueueController {
     const ns = job.metadata.namespace ?? '';
     const pods = await claimObjects(this.pods.byNamespace(ns), {
       client: this.ctx.client, kind: PODS, owner: job, selector: job.spec?.selector,
-      canAdopt: async () => {
-        const fresh = await this.ctx.client.get<JobObj>(resourcePath(JOBS, ns, job.metadata.name));
-        return fresh.metadata.uid === job.metadata.uid && !fresh.metadata.deletionTimestamp;
-      },
+      canAdopt: ownerStillThere(this.ctx.client, JOBS, job),
     });
     let status: JobStatus = normalize(structuredClone(job.status ?? {}));
     let before = canonical(status);
@@ -140,10 +135,24 @@ export class JobController extends QueueController {
     const completions = job.spec?.completions ?? undefined;
     const completed = isIndexed(job) ? parseIndexes(status.completedIndexes, completions ?? 0) : new Set<number>();
     let newly = 0;
+    const ignored: Pod[] = [];
     for (const p of pods) {
       const uid = p.metadata.uid!;
       const outcome = podOutcome(p, job);
       if (!outcome || !hasTrackingFinalizer(p) || this.removing.has(uid) || uncounted.succeeded.has(uid) || uncounted.failed.has(uid)) continue;
+      if (outcome === 'failed') {
+        const match = matchPodFailurePolicy(job, p);
+        if (match?.action === 'Ignore') {
+          // Not a failure at all: not counted, not towards backoffLimit; only its finalizer goes.
+          ignored.push(p);
+          continue;
+        }
+        if (match?.action === 'FailJob' && !conditionTrue(status.conditions, 'FailureTarget')) {
+          // Recorded with the pod's uncounted entry, so a crash after this write cannot lose it.
+          status.conditions = setCondition(status.conditions, { type: 'FailureTarget', status: 'True', reason: 'PodFailurePolicy', message: match.message }, now);
+          this.recorder.event(job, 'Warning', 'PodFailurePolicy', match.message);
+        }
+      }
       uncounted[outcome].add(uid);
       newly++;
       if (outcome === 'succeeded' && isIndexed(job)) {
@@ -161,6 +170,8 @@ export class JobController extends QueueController {
       status = normalize(structuredClone(job.status ?? {}));
       before = canonical(status);
     }
+
+    for (const p of ignored) await this.removeFinalizer(p);
 
     // 2. Their finalizers go; 3. they are counted.
     const byUid = new Map(pods.map((p) => [p.metadata.uid!, p]));
@@ -292,7 +303,9 @@ export class JobController extends QueueController {
       active = active.filter((p) => !gone.has(p));
     }
     if (toCreate.length) {
-      const at = nextCreateTime(pods, job, this.ctx.config.jobBackoffBaseMs, this.ctx.config.jobBackoffMaxMs, now);
+      // Failures a podFailurePolicy rule ignores do not delay replacements.
+      const counted = pods.filter((p) => !(podOutcome(p, job) === 'failed' && matchPodFailurePolicy(job, p)?.action === 'Ignore'));
+      const at = nextCreateTime(counted, job, this.ctx.config.jobBackoffBaseMs, this.ctx.config.jobBackoffMaxMs, now);
       if (at > now) {
         this.enqueueAfter(key, at - now);
         return active;
@@ -317,32 +330,11 @@ export class JobController extends QueueController {
         if (!(c.env ?? []).some((e) => e.name === env.name)) c.env = [...(c.env ?? []), env];
       }
     }
-    try {
-      const made = await this.ctx.client.create<Pod>(resourcePath(PODS, job.metadata.namespace), pod);
-      this.recorder.event(job, 'Normal', 'SuccessfulCreate', `Created pod: ${made.metadata.name}`);
-    } catch (e) {
-      // The cache will never see it: stop waiting for it.
-      this.expectations.creationObserved(key);
-      this.recorder.event(job, 'Warning', 'FailedCreate', `Error creating: ${(e as Error).message}`);
-      throw e;
-    }
+    await this.podControl.create(key, job, pod);
   }
 
-  private async deletePods(job: JobObj, key: string, pods: Pod[]): Promise<void> {
-    if (!pods.length) return;
-    const keys = pods.map((p) => `${p.metadata.namespace}/${p.metadata.name}`);
-    this.expectations.expectDeletions(key, keys);
-    await Promise.all(pods.map(async (p, i) => {
-      try {
-        await this.ctx.client.delete(resourcePath(PODS, p.metadata.namespace, p.metadata.name), { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: { uid: p.metadata.uid } });
-        this.recorder.event(job, 'Normal', 'SuccessfulDelete', `Deleted pod: ${p.metadata.name}`);
-      } catch (e) {
-        this.expectations.deletionObserved(key, keys[i]);
-        if (e instanceof ApiClientError && (e.code === 404 || e.code === 409)) return;
-        this.recorder.event(job, 'Warning', 'FailedDelete', `Error deleting: ${(e as Error).message}`);
-        throw e;
-      }
-    }));
+  private deletePods(job: JobObj, key: string, pods: Pod[]): Promise<void> {
+    return this.podControl.delete(key, job, pods);
   }
 
   /** Removes the tracking finalizer; false when the pod changed under us (try again on its event). */

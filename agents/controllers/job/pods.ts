@@ -102,3 +102,47 @@ export function nextCreateTime(pods: readonly Pod[], job: Job, baseMs: number, m
   if (!after.length) return 0;
   return Math.max(...after) + backoffDelay(after.length, baseMs, maxMs);
 }
+
+interface PodFailurePolicyRule {
+  action: 'FailJob' | 'Ignore' | 'Count' | 'FailIndex';
+  onExitCodes?: { containerName?: string; operator: 'In' | 'NotIn'; values: number[] };
+  onPodConditions?: { type: string; status?: string }[];
+}
+
+export interface PolicyMatch {
+  action: PodFailurePolicyRule['action'];
+  message: string;
+}
+
+type TerminatedStatus = { name: string; state?: { terminated?: { exitCode?: number } } };
+
+/**
+ * The first rule of spec.podFailurePolicy a failed pod matches (Kubernetes'
+ * matchPodFailurePolicy): onExitCodes looks at containers (init containers
+ * too) that terminated with a non-zero code, onPodConditions at the pod's
+ * conditions. Undefined when no rule matches (the failure counts).
+ */
+export function matchPodFailurePolicy(job: Job, p: Pod): PolicyMatch | undefined {
+  const rules = ((job.spec?.podFailurePolicy as { rules?: PodFailurePolicyRule[] } | undefined)?.rules) ?? [];
+  const where = `${p.metadata.namespace}/${p.metadata.name}`;
+  const statuses = [...((p.status?.initContainerStatuses as TerminatedStatus[] | undefined) ?? []), ...((p.status?.containerStatuses as TerminatedStatus[] | undefined) ?? [])];
+  for (const [i, rule] of rules.entries()) {
+    const on = rule.onExitCodes;
+    if (on) {
+      for (const s of statuses) {
+        const code = s.state?.terminated?.exitCode;
+        if (code === undefined || code === 0 || (on.containerName && on.containerName !== s.name)) continue;
+        if (on.values.includes(code) === (on.operator === 'In')) {
+          return { action: rule.action, message: `Container ${s.name} for pod ${where} failed with exit code ${code} matching ${rule.action} rule at index ${i}` };
+        }
+      }
+    }
+    for (const pattern of rule.onPodConditions ?? []) {
+      const c = (p.status?.conditions ?? []).find((x) => x.type === pattern.type);
+      if (c && c.status === (pattern.status ?? 'True')) {
+        return { action: rule.action, message: `Pod ${where} has condition ${pattern.type} matching ${rule.action} rule at index ${i}` };
+      }
+    }
+  }
+  return undefined;
+}
