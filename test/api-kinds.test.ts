@@ -154,6 +154,7 @@ const EXAMPLES: KubeObject[] = [
   { apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass', metadata: { name: 'local', annotations: { 'storageclass.kubernetes.io/is-default-class': 'true' } }, provisioner: 'flotilla.io/local-path', volumeBindingMode: 'WaitForFirstConsumer' },
   ns({ apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name: 'web' }, spec: { minAvailable: '50%', selector: { matchLabels: { app: 'web' } } } }),
   ns({ apiVersion: 'v1', kind: 'ResourceQuota', metadata: { name: 'compute' }, spec: { hard: { pods: '10', 'requests.cpu': '4', 'limits.memory': '8Gi', 'count/deployments.apps': '5' } } }),
+  { apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: { name: 'high' }, value: 1000, description: 'for important pods' },
 ];
 
 t.test('every kind has a valid example that passes schema and semantic validation after defaulting', async (t) => {
@@ -176,7 +177,7 @@ t.test('defaulting is idempotent and keeps objects valid on a no-op update', asy
 });
 
 t.test('registry: names, scopes, subresources, categories, scale', async (t) => {
-  t.equal(KINDS.length, 27);
+  t.equal(KINDS.length, 28);
   const row = (k: KindDef) => [k.plural, k.singular, k.shortNames.join(','), k.namespaced, k.subresources.join(','), k.categories.join(',')];
   t.same(row(kindByName('po')!), ['pods', 'pod', 'po', true, 'status,binding,log', 'all']);
   t.same(row(kindByName('svc')!), ['services', 'service', 'svc', true, 'status', 'all']);
