@@ -20,6 +20,7 @@ import { CONNECT_SUBRESOURCES, type ResourceRequest } from './info.ts';
 import { decodeBody, mediaType, readBody, sendJson, statusSuccess } from './io.ts';
 import { type ListOptions, listOptionsOf, selectObjects } from './list.ts';
 import { queryBool } from './query.ts';
+import { admitPodPriority } from './priority-admission.ts';
 import { admitDefaultStorageClass } from './storage-admission.ts';
 import { tableFor, wantsTable } from './table.ts';
 import { DEFAULT_TOLERATION_SECONDS, type DefaultTolerationSecondsOptions, addDefaultTolerations } from './default-toleration-seconds.ts';
@@ -389,9 +390,10 @@ export class Handlers {
     }
   }
 
-  /** Mutating admission of new objects (Kubernetes' DefaultStorageClass plugin). */
+  /** Mutating admission of new objects (Kubernetes' DefaultStorageClass and Priority plugins). */
   private admitCreate(r: ResourceRequest, obj: KubeObject): void {
     if (r.kind.group === '' && r.kind.kind === 'PersistentVolumeClaim') admitDefaultStorageClass(this.reg, obj);
+    if (r.kind.group === '' && r.kind.kind === 'Pod') admitPodPriority(this.reg, obj);
   }
 
   private async admitNamespace(r: ResourceRequest, obj: KubeObject): Promise<void> {
