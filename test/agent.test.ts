@@ -7,7 +7,7 @@
 // exits under each restartPolicy; stops deleted pods gracefully before their
 // objects go; and after kill -9 adopts its running containers without
 // starting any twice, stopping those whose pods were deleted meanwhile.
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import t from 'tap';
 import { request } from 'undici';
 import { ApiClient, ApiClientError, resourcePath } from '../agents/client/api.ts';
@@ -146,6 +146,58 @@ t.test('node agent', async (t) => {
     const body = await ask(p.status!.podIP!);
     t.not(body.pid, webPid, 'a new process answers');
     webPid = body.pid;
+  });
+
+  await t.test('probes: readiness flips Ready, a failing liveness probe restarts the container with Events', async (t) => {
+    // Healthy and ready unless files named after its pid exist in its working directory.
+    const server = `
+const http = require('http'); const fs = require('fs');
+http.createServer((q, s) => {
+  const bad = (f) => fs.existsSync(f + '-' + process.pid);
+  if (q.url === '/healthz') { s.statusCode = bad('sick') ? 500 : 200; return s.end(); }
+  if (q.url === '/ready') { s.statusCode = bad('unready') ? 503 : 200; return s.end(); }
+  s.end(JSON.stringify({ pid: process.pid, env: {}, cwd: process.cwd() }));
+}).listen(+process.env.PORT, process.env.POD_IP);`;
+    await c.create(path, pod('probed', [{
+      name: 'app', image: 'node', command: ['node', '-e', server], ports: [{ containerPort: 8080, name: 'http' }],
+      startupProbe: { exec: { command: ['sh', '-c', 'test -n "$POD_IP"'] }, periodSeconds: 1 },
+      readinessProbe: { httpGet: { path: '/ready', port: 'http' }, periodSeconds: 1, failureThreshold: 1 },
+      livenessProbe: { httpGet: { path: '/healthz', port: 8080 }, periodSeconds: 1, failureThreshold: 2 },
+    }]));
+    await c.create(path, pod('no-listener', [{
+      name: 'c', image: 'busybox', command: ['sleep', '1000'], ports: [{ containerPort: 8080 }],
+      readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 },
+    }]));
+    const isReady = (p: Pod) => p.status?.conditions?.find((x) => x.type === 'Ready')?.status === 'True';
+    const p1 = await waitPod('probed', 'Ready', (p) => isReady(p) && cs(p)?.started === true);
+    const { pid, cwd } = await ask(p1.status!.podIP!);
+    writeFileSync(`${cwd}/unready-${pid}`, '');
+    const p2 = await waitPod('probed', 'not Ready', (p) => !isReady(p));
+    t.match(p2.status?.conditions?.find((x) => x.type === 'ContainersReady'), { status: 'False', reason: 'ContainersNotReady' });
+    t.equal(cs(p2)?.state?.running !== undefined, true, 'still running: readiness never restarts');
+    rmSync(`${cwd}/unready-${pid}`);
+    await waitPod('probed', 'Ready again', isReady);
+    t.pass('readiness recovered');
+    writeFileSync(`${cwd}/sick-${pid}`, '');
+    const p3 = await waitPod('probed', 'restarted by its liveness probe', (p) => cs(p)?.restartCount === 1 && !!cs(p)?.state?.running);
+    t.not((await ask(p3.status!.podIP!)).pid, pid, 'a new process');
+    const events = await waitFor('the probe events', async () => {
+      const l = await c.list<{ reason: string; message: string; involvedObject: { name: string } }>(resourcePath(kindByName('events')!, 'default'));
+      const mine = l.items.filter((e) => e.involvedObject.name === 'probed');
+      return mine.some((e) => e.reason === 'Killing') ? mine : undefined;
+    });
+    t.ok(events.some((e) => e.reason === 'Unhealthy' && e.message === 'Liveness probe failed: HTTP probe failed with statuscode: 500'), 'Unhealthy event for the liveness failure');
+    t.ok(events.some((e) => e.reason === 'Unhealthy' && e.message === 'Readiness probe failed: HTTP probe failed with statuscode: 503'), 'Unhealthy event for the readiness failure');
+    t.ok(events.some((e) => e.reason === 'Killing' && e.message === 'Container app failed liveness probe, will be restarted'));
+    const nl = await getPod('no-listener');
+    t.equal(isReady(nl), false, 'a tcpSocket readiness probe that cannot connect keeps the pod not Ready');
+    t.equal(cs(nl)?.started, true);
+    const tcpEvent = await waitFor('the tcp probe event', async () => {
+      const l = await c.list<{ reason: string; message: string; involvedObject: { name: string } }>(resourcePath(kindByName('events')!, 'default'));
+      return l.items.find((e) => e.involvedObject.name === 'no-listener' && e.reason === 'Unhealthy');
+    });
+    t.match(tcpEvent.message, /^Readiness probe failed: dial tcp 127\.[0-9.]+:8080: .*ECONNREFUSED/);
+    for (const n of ['probed', 'no-listener']) await c.delete(`${path}/${n}`, { gracePeriodSeconds: 0 });
   });
 
   await t.test('resource limits are enforced by the kernel through a pod cgroup', async (t) => {

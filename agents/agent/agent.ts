@@ -17,6 +17,7 @@ import { type Measurements, type ResourceList } from './node-status.ts';
 import { PodIPAllocator } from './pod-ip.ts';
 import { type BackoffPolicy, DEFAULT_BACKOFF, PodWorker, type WorkerContext } from './pod-worker.ts';
 import type { EnvSources } from './runtime/env.ts';
+import { EventBroadcaster } from '../recorder/recorder.ts';
 import { Cgroups } from './runtime/cgroups.ts';
 import { ContainerProcess } from './runtime/process.ts';
 
@@ -56,9 +57,11 @@ export class NodeAgent {
   private readonly ctx: WorkerContext;
   private readonly abort = new AbortController();
   readonly cgroups: Cgroups;
+  readonly events: EventBroadcaster;
 
   constructor(private readonly o: NodeAgentOptions) {
     this.cgroups = Cgroups.detect();
+    this.events = new EventBroadcaster({ client: o.client, host: o.name, logger: o.log });
     this.node = new NodeStatusManager({
       client: o.client, name: o.name, address: o.address, labels: o.labels, capacity: o.capacity, allocatable: o.allocatable,
       nodeInfo: o.nodeInfo, kubeletPort: o.kubeletPort, podCIDR: o.podCIDR, measure: o.measure, readyNote: () => this.cgroups.describe(), statusIntervalMs: o.statusIntervalMs, log: o.log,
@@ -70,7 +73,7 @@ export class NodeAgent {
     this.ctx = {
       client: o.client, nodeName: o.name, hostIP: o.address, dataDir: o.dataDir, env: this.envSources(),
       podIPs: () => (this.allocator ??= this.node.waitForPodCIDR(this.abort.signal).then((c) => new PodIPAllocator(c))),
-      backoff: o.backoff ?? DEFAULT_BACKOFF, cgroups: this.cgroups, log: o.log, adopted: this.adopted,
+      backoff: o.backoff ?? DEFAULT_BACKOFF, cgroups: this.cgroups, recorder: this.events.recorder('kubelet'), log: o.log, adopted: this.adopted,
       onDone: (uid) => {
         this.workers.delete(uid);
         rmSync(join(o.dataDir, 'pods', uid, 'records'), { recursive: true, force: true });
@@ -100,6 +103,7 @@ export class NodeAgent {
     this.lease?.stop();
     this.node.stop();
     await this.pods.stop();
+    await this.events.stop();
   }
 
   private worker(p: Pod): PodWorker | undefined {
