@@ -7,6 +7,7 @@
 // exits under each restartPolicy; stops deleted pods gracefully before their
 // objects go; and after kill -9 adopts its running containers without
 // starting any twice, stopping those whose pods were deleted meanwhile.
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import t from 'tap';
 import { request } from 'undici';
@@ -16,9 +17,11 @@ import type { Lease, Node, Pod } from '../agents/informer/types.ts';
 import { cidrSize, parseCidr, parseIPv4 } from '../api/ipv4.ts';
 import { kindByName } from '../api/kinds/index.ts';
 import { AgentProcess, processAlive } from '../harness/agent.ts';
+import { kubectlMissing } from '../harness/kubectl.ts';
 import { FlotillaCluster } from '../harness/flotilla-cluster.ts';
 import { NatsServers } from '../harness/nats.ts';
 import { sleep, waitFor } from '../harness/procs.ts';
+import { main as logsMain } from '../bin/commands/logs.ts';
 import { runControllers } from './support/controllers.ts';
 
 const PODS = kindByName('pods')!;
@@ -283,6 +286,48 @@ http.createServer((q, s) => {
       }
     }, 20_000);
     t.notOk(processAlive(rec.pid), 'the process was killed before the object was removed');
+  });
+
+  await t.test('logs: kubectl logs [-f] [--previous] and flotilla logs, proxied by the API server to the agent', { skip: kubectlMissing(t) ?? false }, async (t) => {
+    const script = 'n=$(cat n 2>/dev/null || echo 0); echo $((n+1)) > n; echo run-$n line-a; echo run-$n line-b; sleep 2; echo run-$n late; exit 1';
+    await c.create(path, pod('talker', [{ name: 'talk', image: 'busybox', command: ['sh', '-c', script] }]));
+    const running = await waitPod('talker', 'its second run', (p) => cs(p)?.restartCount >= 1 && !!cs(p)?.state?.running, 20_000);
+    const run = cs(running)!.restartCount as number;
+    const kubectl = (...args: string[]) => spawnSync('kubectl', ['--kubeconfig', cluster.kubeconfig, ...args], { encoding: 'utf8', timeout: 30_000 });
+    const prev = kubectl('logs', 'talker', '--previous');
+    t.equal(prev.stdout, `run-${run - 1} line-a\nrun-${run - 1} line-b\nrun-${run - 1} late\n`, 'kubectl logs --previous: the run before');
+    t.equal(prev.status, 0);
+    // -f follows the current run to its end, then kubectl exits.
+    const follow = await new Promise<{ out: string; code: number | null }>((resolve) => {
+      const child = spawn('kubectl', ['--kubeconfig', cluster.kubeconfig, 'logs', '-f', 'talker'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (b: Buffer) => { out += b.toString(); });
+      const timer = setTimeout(() => child.kill(), 20_000);
+      child.on('exit', (code) => { clearTimeout(timer); resolve({ out, code }); });
+    });
+    t.match(follow.out, new RegExp(`run-${run} line-a\\nrun-${run} line-b\\nrun-${run} late\\n$`), 'kubectl logs -f streamed the run until it ended');
+    t.equal(follow.code, 0, 'and returned when the container stopped');
+    // `flotilla logs` driven in-process (the same verb the CLI runs), to spare a process start per call.
+    const flotilla = async (...args: string[]) => {
+      let stdout = '';
+      let stderr = '';
+      await logsMain(['--server', cluster.urls.join(','), ...args], { out: (x) => { stdout += x; }, err: (x) => { stderr += x; }, stdin: process.stdin });
+      // The verb sets the exit code on an error, as the CLI must; this test process must not keep it.
+      if (stderr) process.exitCode = 0;
+      return { stdout, stderr };
+    };
+    t.equal((await flotilla('talker', '--previous', '--tail', '1')).stdout.trim().split('\n').length, 1, 'flotilla logs --tail 1');
+    t.match((await flotilla('talker', '--previous', '--tail', '1')).stdout, /^run-\d+ late\n$/);
+    const stamped = (await flotilla('pod/talker', '--previous', '--timestamps')).stdout.trim().split('\n');
+    t.ok(stamped.length === 3 && stamped.every((l) => /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z run-\d+ /.test(l)), '--timestamps prefixes RFC 3339 times');
+    const times = stamped.map((l) => Date.parse(l.split(' ')[0]));
+    t.ok(times[2] - times[1] >= 1500, 'the times are when the lines were written (2 s apart around the sleep)');
+    t.equal((await flotilla('talker', '--previous', '--limit-bytes', '4')).stdout, 'run-', '--limit-bytes');
+    t.equal((await flotilla('talker', '--since', '1h', '--previous')).stdout.split('\n').length, 4, '--since keeps recent lines');
+    const bad = kubectl('logs', 'talker', '-c', 'nope');
+    t.match(bad.stderr, /container nope is not valid for pod talker/);
+    t.match((await flotilla('talker', '-c', 'nope')).stderr, /container nope is not valid for pod talker/, 'flotilla logs reports it too');
+    await c.delete(`${path}/talker`, { gracePeriodSeconds: 0 });
   });
 
   await t.test('kill -9 of the agent: its containers are adopted, none runs twice; those of deleted pods are stopped', async (t) => {

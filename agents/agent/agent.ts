@@ -18,6 +18,8 @@ import { PodIPAllocator } from './pod-ip.ts';
 import { type BackoffPolicy, DEFAULT_BACKOFF, PodWorker, type WorkerContext } from './pod-worker.ts';
 import type { EnvSources } from './runtime/env.ts';
 import { EventBroadcaster } from '../recorder/recorder.ts';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { LogObserver, LogRequestError, containerLogFiles, parseLogQuery, serveLogFile } from './logs.ts';
 import { Cgroups } from './runtime/cgroups.ts';
 import { ContainerProcess } from './runtime/process.ts';
 
@@ -58,6 +60,7 @@ export class NodeAgent {
   private readonly abort = new AbortController();
   readonly cgroups: Cgroups;
   readonly events: EventBroadcaster;
+  readonly logs = new LogObserver();
 
   constructor(private readonly o: NodeAgentOptions) {
     this.cgroups = Cgroups.detect();
@@ -73,7 +76,7 @@ export class NodeAgent {
     this.ctx = {
       client: o.client, nodeName: o.name, hostIP: o.address, dataDir: o.dataDir, env: this.envSources(),
       podIPs: () => (this.allocator ??= this.node.waitForPodCIDR(this.abort.signal).then((c) => new PodIPAllocator(c))),
-      backoff: o.backoff ?? DEFAULT_BACKOFF, cgroups: this.cgroups, recorder: this.events.recorder('kubelet'), log: o.log, adopted: this.adopted,
+      backoff: o.backoff ?? DEFAULT_BACKOFF, cgroups: this.cgroups, logs: this.logs, recorder: this.events.recorder('kubelet'), log: o.log, adopted: this.adopted,
       onDone: (uid) => {
         this.workers.delete(uid);
         rmSync(join(o.dataDir, 'pods', uid, 'records'), { recursive: true, force: true });
@@ -104,6 +107,35 @@ export class NodeAgent {
     this.node.stop();
     await this.pods.stop();
     await this.events.stop();
+    this.logs.stop();
+  }
+
+  /**
+   * The kubelet's /containerLogs/{namespace}/{pod}/{container} (the API
+   * server proxies pods/log here); true when the path was one of the agent's.
+   */
+  handleHttp(req: IncomingMessage, res: ServerResponse): boolean {
+    const url = new URL(req.url ?? '/', 'http://agent');
+    const m = /^\/containerLogs\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(url.pathname);
+    if (!m) return false;
+    const [ns, name, container] = m.slice(1).map(decodeURIComponent);
+    const fail = (code: number, message: string) => {
+      if (res.headersSent) return void res.end();
+      const reason = code === 404 ? 'NotFound' : code === 400 ? 'BadRequest' : 'InternalError';
+      res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', message, reason, code }));
+    };
+    void (async () => {
+      const q = parseLogQuery(url.searchParams);
+      const pod = this.pods.get(ns, name);
+      if (!pod?.metadata.uid) throw new LogRequestError(404, `pods "${name}" not found`);
+      const files = containerLogFiles(join(this.o.dataDir, 'pods', pod.metadata.uid, 'logs', container));
+      if (!files.length) throw new LogRequestError(400, `container "${container}" in pod "${name}" is waiting to start: ContainerCreating`);
+      if (q.previous && files.length < 2) throw new LogRequestError(400, `previous terminated container "${container}" in pod "${name}" not found`);
+      const file = q.previous ? files[files.length - 2] : files[files.length - 1];
+      const running = () => !q.previous && !!this.workers.get(pod.metadata.uid!)?.processes().some((p) => p.logFile === file);
+      await serveLogFile(req, res, file, q, running);
+    })().catch((e) => fail(e instanceof LogRequestError ? e.code : 500, (e as Error).message));
+    return true;
   }
 
   private worker(p: Pod): PodWorker | undefined {

@@ -21,6 +21,7 @@ import { IMAGE_PATH, containerArgv } from './runtime/images.ts';
 import { type ProbeKind, type ProbeSpec, ProbeWorker } from './runtime/probes.ts';
 import { ContainerProcess, type ExitInfo } from './runtime/process.ts';
 import type { EventRecorder } from '../recorder/recorder.ts';
+import type { LogObserver } from './logs.ts';
 import type { PodIPAllocator } from './pod-ip.ts';
 import { spawn } from 'node:child_process';
 
@@ -44,6 +45,7 @@ export interface WorkerContext {
   podIPs: () => Promise<PodIPAllocator>;
   backoff: BackoffPolicy;
   cgroups: Cgroups;
+  logs: LogObserver;
   recorder: EventRecorder;
   log: Logger;
   /** Processes found running at start (agent restart), by pod uid then container name. */
@@ -127,9 +129,9 @@ export class PodWorker {
 
   private removedFromApi = false;
 
-  /** The slots' processes (for metrics and tests). */
-  processes(): { container: string; pid: number }[] {
-    return [...this.slots.values()].filter((s) => s.proc?.running).map((s) => ({ container: s.spec.name, pid: s.proc!.pid }));
+  /** The running container processes (for logs, metrics and tests). */
+  processes(): { container: string; pid: number; logFile: string }[] {
+    return [...this.slots.values()].filter((s) => s.proc?.running).map((s) => ({ container: s.spec.name, pid: s.proc!.pid, logFile: s.proc!.record.logFile }));
   }
 
   private schedule(delayMs: number): void {
@@ -216,6 +218,7 @@ export class PodWorker {
     s.state.running = { startedAt: iso(new Date(proc.record.startedAt)), containerID: `process://${proc.pid}` };
     s.state.waiting = undefined;
     s.state.terminated = undefined;
+    this.ctx.logs.watch(proc.record.logFile);
     void proc.exited.then((exit) => this.onExit(s, proc, exit));
     this.startProbes(s, proc);
   }
@@ -269,6 +272,7 @@ export class PodWorker {
   }
 
   private onExit(s: Slot, proc: ContainerProcess, exit: ExitInfo): void {
+    this.ctx.logs.unwatch(proc.record.logFile);
     if (s.proc !== proc) return;
     const term: Terminated = exit.code === undefined
       ? { exitCode: 137, reason: 'ContainerStatusUnknown', message: 'The process exited while the node agent was not its parent (agent restart): its exit code is unknown', startedAt: s.state.running?.startedAt ?? iso(), finishedAt: iso(exit.finishedAt) }
