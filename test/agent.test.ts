@@ -53,8 +53,8 @@ t.test('node agent', async (t) => {
   const ipam = await runControllers(c, nats.url, [(ctx) => new NodeIpamController(ctx)], { clusterCIDR: `127.${100 + (octet % 100)}.0.0/16` });
   t.teardown(() => ipam.stop());
   const agent = await AgentProcess.start({
-    servers: cluster.urls, name: NODE, address: ADDRESS,
-    args: ['--capacity', 'cpu=4,memory=8Gi', '--system-reserved', 'cpu=500m,memory=1Gi', '--zone', 'zone-a', '--backoff-initial', '2s'],
+    servers: cluster.urls, name: NODE, address: ADDRESS, nats: nats.url,
+    args: ['--metrics-interval', '2s', '--capacity', 'cpu=4,memory=8Gi', '--system-reserved', 'cpu=500m,memory=1Gi', '--zone', 'zone-a', '--backoff-initial', '2s'],
   });
   t.teardown(() => agent.stop());
   const path = resourcePath(PODS, 'default');
@@ -149,6 +149,22 @@ t.test('node agent', async (t) => {
     const body = await ask(p.status!.podIP!);
     t.not(body.pid, webPid, 'a new process answers');
     webPid = body.pid;
+  });
+
+  await t.test('resource metrics: kubectl top pods and nodes', { skip: kubectlMissing(t) ?? false }, async (t) => {
+    const pm = await waitFor('PodMetrics of web', async () => {
+      try {
+        return await c.get<{ containers: { name: string; usage: { cpu: string; memory: string } }[] }>('/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/web');
+      } catch {
+        return undefined;
+      }
+    }, 20_000, 250);
+    t.equal(pm.containers[0]?.name, 'web');
+    t.ok(parseInt(pm.containers[0]!.usage.memory, 10) > 10_000, `the node process's memory is measured (${pm.containers[0]!.usage.memory})`);
+    const top = spawnSync('kubectl', ['--kubeconfig', cluster.kubeconfig, 'top', 'pod', 'web', '--no-headers'], { encoding: 'utf8', timeout: 30_000 });
+    t.match(top.stdout, /^web\s+\d+m\s+\d+Mi/, 'kubectl top pod');
+    const topNode = spawnSync('kubectl', ['--kubeconfig', cluster.kubeconfig, 'top', 'node', NODE, '--no-headers'], { encoding: 'utf8', timeout: 30_000 });
+    t.match(topNode.stdout, new RegExp(`^${NODE}\\s+\\d+m\\s+\\d+%\\s+\\d+Mi`), 'kubectl top node');
   });
 
   await t.test('probes: readiness flips Ready, a failing liveness probe restarts the container with Events', async (t) => {

@@ -19,6 +19,9 @@ import { type BackoffPolicy, DEFAULT_BACKOFF, PodWorker, type WorkerContext } fr
 import type { EnvSources } from './runtime/env.ts';
 import { EventBroadcaster } from '../recorder/recorder.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { NatsConnection } from 'nats';
+import { connectNats } from '../informer/nats.ts';
+import { MetricsPublisher } from './metrics.ts';
 import { LogObserver, LogRequestError, containerLogFiles, parseLogQuery, serveLogFile } from './logs.ts';
 import { Cgroups } from './runtime/cgroups.ts';
 import { ContainerProcess } from './runtime/process.ts';
@@ -45,6 +48,9 @@ export interface NodeAgentOptions {
   backoff?: BackoffPolicy;
   statusIntervalMs?: number;
   leaseIntervalMs?: number;
+  /** NATS URL(s) for resource metrics (metrics.pods.<node>); none: no metrics are published. */
+  nats?: string;
+  metricsIntervalMs?: number;
   log: Logger;
 }
 
@@ -61,6 +67,8 @@ export class NodeAgent {
   readonly cgroups: Cgroups;
   readonly events: EventBroadcaster;
   readonly logs = new LogObserver();
+  metrics?: MetricsPublisher;
+  private nc?: NatsConnection;
 
   constructor(private readonly o: NodeAgentOptions) {
     this.cgroups = Cgroups.detect();
@@ -98,11 +106,24 @@ export class NodeAgent {
     });
     await this.pods.start();
     this.killOrphans();
+    if (this.o.nats) {
+      this.nc = await connectNats(this.o.nats, `flotilla-agent-${this.o.name}`);
+      this.metrics = new MetricsPublisher({
+        nc: this.nc, node: this.o.name, intervalMs: this.o.metricsIntervalMs ?? 15_000, log: this.o.log,
+        containers: () => [...this.workers.values()].flatMap((w) => {
+          const ref = w.podRef;
+          return ref ? w.processes().map((p) => ({ namespace: ref.namespace, pod: ref.name, container: p.container, pgid: p.pid })) : [];
+        }),
+      });
+      this.metrics.start();
+    }
   }
 
   /** Stops watching and renewing; the containers keep running (as the kubelet's do), to be adopted by the next run. */
   async stop(): Promise<void> {
     this.abort.abort();
+    this.metrics?.stop();
+    await this.nc?.close().catch(() => {});
     this.lease?.stop();
     this.node.stop();
     await this.pods.stop();

@@ -22,7 +22,7 @@ const USAGE = `usage: flotilla agent --data DIR [--name NODE] [--address 127.0.0
        [--zone ZONE] [--node-labels k=v,…] [--capacity cpu=2,memory=4Gi,pods=110,ephemeral-storage=10Gi]
        [--system-reserved cpu=100m,memory=100Mi] [--kube-reserved cpu=100m,memory=100Mi] [--pod-cidr CIDR]
        [--backoff-initial 10s] [--backoff-max 5m] [--node-status-update-frequency 10s] [--lease-renew-interval 10s]
-       [--log-level info]`;
+       [--nats URL[,URL…]] [--metrics-interval 15s] [--log-level info]`;
 
 function labelsFrom(text: string | undefined): Record<string, string> {
   const out: Record<string, string> = {};
@@ -45,7 +45,8 @@ export async function main(argv: string[]): Promise<void> {
         'node-labels': { type: 'string' }, capacity: { type: 'string' }, 'system-reserved': { type: 'string' },
         'kube-reserved': { type: 'string' }, 'pod-cidr': { type: 'string' },
         'backoff-initial': { type: 'string', default: '10s' }, 'backoff-max': { type: 'string', default: '5m' },
-        'node-status-update-frequency': { type: 'string', default: '10s' }, 'lease-renew-interval': { type: 'string', default: '10s' },
+        'node-status-update-frequency': { type: 'string', default: '10s' },
+        nats: { type: 'string' }, 'metrics-interval': { type: 'string', default: '15s' }, 'lease-renew-interval': { type: 'string', default: '10s' },
         'log-level': { type: 'string', default: process.env.FLOTILLA_LOG_LEVEL ?? 'info' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -78,7 +79,7 @@ export async function main(argv: string[]): Promise<void> {
     ...labelsFrom(str('node-labels')),
   };
 
-  const cfg = loadClientConfig({ server: str('server') });
+  const cfg = loadClientConfig({ server: str('server'), nats: str('nats') });
   const api = new ApiClient(cfg.servers, { userAgent: `flotilla-agent/${name}` });
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry });
@@ -98,6 +99,7 @@ export async function main(argv: string[]): Promise<void> {
     backoff: { initialMs: parseDuration(str('backoff-initial')!, '--backoff-initial'), maxMs: parseDuration(str('backoff-max')!, '--backoff-max') },
     statusIntervalMs: parseDuration(str('node-status-update-frequency')!, '--node-status-update-frequency'),
     leaseIntervalMs: parseDuration(str('lease-renew-interval')!, '--lease-renew-interval'),
+    nats: cfg.nats, metricsIntervalMs: parseDuration(str('metrics-interval')!, '--metrics-interval'),
     log,
   });
   for (const [k, help] of [['starts', 'Container processes started.'], ['restarts', 'Container restarts.'], ['adoptions', 'Container processes adopted after an agent restart.'], ['statusWrites', 'Pod status writes.'], ['kills', 'Containers stopped.'], ['orphansKilled', 'Adopted processes stopped because their pod was gone.']] as const) {
@@ -107,7 +109,7 @@ export async function main(argv: string[]): Promise<void> {
   new client.Gauge({ name: 'flotilla_agent_pods', help: 'Pods with a worker on this node.', registers: [registry], collect() { this.set(agent!.workers.size); } });
   log.info({ servers: cfg.servers, address, endpoint: health.address, dataDir, capacity: formatList(capacity), allocatable: formatList(alloc) }, 'starting');
   await agent.start();
-  log.info({ pods: agent.pods.size }, 'pods synced');
+  log.info({ pods: agent.pods.size, metrics: cfg.nats ? `every ${str('metrics-interval')} on NATS` : 'none (no NATS configured)' }, 'pods synced');
 
   let stopping = false;
   const shutdown = async (signal: string) => {

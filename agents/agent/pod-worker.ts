@@ -129,6 +129,11 @@ export class PodWorker {
 
   private removedFromApi = false;
 
+  /** The pod's namespace and name, once known. */
+  get podRef(): { namespace: string; name: string } | undefined {
+    return this.pod ? { namespace: this.pod.metadata.namespace ?? 'default', name: this.pod.metadata.name } : undefined;
+  }
+
   /** The running container processes (for logs, metrics and tests). */
   processes(): { container: string; pid: number; logFile: string }[] {
     return [...this.slots.values()].filter((s) => s.proc?.running).map((s) => ({ container: s.spec.name, pid: s.proc!.pid, logFile: s.proc!.record.logFile }));
