@@ -19,6 +19,7 @@ const commands: Record<string, () => Promise<{ main(argv: string[]): Promise<voi
   cluster: () => import('./commands/cluster.ts'),
   events: () => import('./commands/events.ts'),
   describe: () => import('./commands/describe.ts'),
+  logs: () => import('./commands/logs.ts'),
 };
 
 const [cmd, ...rest] = process.argv.slice(2);

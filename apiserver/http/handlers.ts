@@ -19,6 +19,7 @@ import {
 import { CONNECT_SUBRESOURCES, type ResourceRequest } from './info.ts';
 import { decodeBody, mediaType, readBody, sendJson, statusSuccess } from './io.ts';
 import { type ListOptions, listOptionsOf, selectObjects } from './list.ts';
+import { servePodLog } from './pod-log.ts';
 import { queryBool } from './query.ts';
 import { admitPodPriority } from './priority-admission.ts';
 import { admitDefaultStorageClass } from './storage-admission.ts';
@@ -86,7 +87,7 @@ export class Handlers {
   }
 
   private async get(r: ResourceRequest, ctx: RequestContext): Promise<void> {
-    if (r.subresource === 'log') throw this.logUnavailable(r);
+    if (r.subresource === 'log') return servePodLog(this.reg, r, ctx);
     await this.reg.sync(this.consistencyOf(ctx.query), ctx.timeoutMs);
     const obj = this.reg.get(r.kind, r.namespace, r.name);
     if (r.subresource === 'scale') return sendJson(ctx.res, 200, scaleOf(r.kind, JSON.parse(obj.json)), ctx.req);
@@ -415,10 +416,6 @@ export class Handlers {
     if (!(await this.reg.lookup(r.kind, r.namespace, r.name, ctx.timeoutMs))) throw errors.notFound(r.group, r.kind.plural, r.name);
     const what = { exec: 'exec into', attach: 'attach to', portforward: 'port forwarding to' }[r.subresource];
     throw new ApiError(503, 'ServiceUnavailable', `${what} pod "${r.name}" is served by the node agent running it; no node agent serves ${r.subresource} yet`);
-  }
-
-  private logUnavailable(r: ResourceRequest): ApiError {
-    return new ApiError(503, 'ServiceUnavailable', `logs of pod "${r.name}" are served by the node agent running it; no node agent serves this pod`, { retryAfterSeconds: 5 });
   }
 
   private async body(ctx: RequestContext): Promise<unknown> {
