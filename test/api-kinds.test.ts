@@ -189,8 +189,7 @@ t.test('defaulting is idempotent and keeps objects valid on a no-op update', asy
 });
 
 t.test('registry: names, scopes, subresources, categories, scale', async (t) => {
-  t.equal(KINDS.length, 30);
-  t.equal(KINDS.length, 28);
+  t.equal(KINDS.length, 31);
   const row = (k: KindDef) => [k.plural, k.singular, k.shortNames.join(','), k.namespaced, k.subresources.join(','), k.categories.join(',')];
   t.same(row(kindByName('po')!), ['pods', 'pod', 'po', true, 'status,binding,log', 'all']);
   t.same(row(kindByName('svc')!), ['services', 'service', 'svc', true, 'status', 'all']);

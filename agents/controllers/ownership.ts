@@ -155,6 +155,8 @@ export function ownedOrOrphans<T extends KubeObject>(informer: Informer<T>, owne
   const ns = owner.metadata?.namespace ?? '';
   const mine = owner.metadata?.uid ? informer.byIndex(CONTROLLER_UID_INDEX, owner.metadata.uid) : [];
   return [...mine.filter((o) => (o.metadata?.namespace ?? '') === ns), ...informer.byIndex(CONTROLLER_UID_INDEX, ORPHAN).filter((o) => (o.metadata?.namespace ?? '') === ns)];
+}
+
 /**
  * ClaimOptions.canAdopt as Kubernetes' controllers make it: a fresh read
  * proving the owner still exists with the same uid and is not being deleted.

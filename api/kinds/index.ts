@@ -19,8 +19,7 @@ import { SCHEDULING_KINDS } from './scheduling.ts';
 import { STORAGE_KINDS } from './storage.ts';
 
 export const KINDS: KindDef[] = [...CORE_KINDS, ...APPS_KINDS, ...BATCH_KINDS, ...COORDINATION_KINDS, ...AUTOSCALING_KINDS, ...RBAC_KINDS, ...DISCOVERY_KINDS,
-  ...STORAGE_KINDS, ...POLICY_KINDS, ...QUOTA_KINDS, ...NETWORKING_KINDS];
-  ...STORAGE_KINDS, ...POLICY_KINDS, ...QUOTA_KINDS, ...SCHEDULING_KINDS];
+  ...STORAGE_KINDS, ...POLICY_KINDS, ...QUOTA_KINDS, ...NETWORKING_KINDS, ...SCHEDULING_KINDS];
 
 /** The kind served at /api(s)/{group}/{version}/{plural}. */
 export function kindByResource(group: string, version: string, plural: string): KindDef | undefined {
