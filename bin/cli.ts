@@ -19,6 +19,9 @@ const commands: Record<string, () => Promise<{ main(argv: string[]): Promise<voi
   cluster: () => import('./commands/cluster.ts'),
   events: () => import('./commands/events.ts'),
   describe: () => import('./commands/describe.ts'),
+  cordon: async () => ({ main: (await import('./commands/node.ts')).commandFor('cordon') }),
+  uncordon: async () => ({ main: (await import('./commands/node.ts')).commandFor('uncordon') }),
+  drain: async () => ({ main: (await import('./commands/node.ts')).commandFor('drain') }),
   logs: () => import('./commands/logs.ts'),
 };
 

@@ -160,7 +160,8 @@ async function readStreamOnce(natsUrls: string[]): Promise<StreamEvent[]> {
  * changes after it; a 410 names where its history begins).
  */
 async function committedIndexes(cluster: ChaosCluster): Promise<{ from: number; indexes: number[] } | undefined> {
-  const paths = ['/api/v1/configmaps', '/api/v1/namespaces', '/apis/coordination.k8s.io/v1/leases'];
+  // Every kind the servers or the workload write (the servers create the system PriorityClasses).
+  const paths = ['/api/v1/configmaps', '/api/v1/namespaces', '/apis/coordination.k8s.io/v1/leases', '/apis/scheduling.k8s.io/v1/priorityclasses'];
   const watchAll = async (url: string, p: string, rv: number): Promise<{ gone?: number; rvs: number[] }> => {
     const r = await request(`${url}${p}?watch=1&resourceVersion=${rv}&timeoutSeconds=1`, { bodyTimeout: 60_000 });
     const text = await r.body.text();

@@ -97,7 +97,7 @@ t.test('against a real server', async (t) => {
     t.match(r.out, /^Name:\s+web\nNamespace:\s+default\nLabels:\s+app=web\n/);
     t.match(r.out, /Node:\s+n1\nStatus:\s+Pending\n/);
     t.match(r.out, /Containers:\n  c:\n    Image:\s+nginx:1.27\n    Port:\s+80\/TCP\n/);
-    t.match(r.out, /Events:\n  Type\s+Reason\s+Age\s+From\s+Message\n.*\n  Normal\s+Scheduled\s+60s\s+test-controller\s+Successfully assigned default\/web to n1\n  Warning\s+Failed\s+10s\s+test-controller\s+Error: image not found\n$/);
+    t.match(r.out, /Events:\n  Type\s+Reason\s+Age\s+From\s+Message\n.*\n  Normal\s+Scheduled\s+6\ds\s+test-controller\s+Successfully assigned default\/web to n1\n  Warning\s+Failed\s+1\ds\s+test-controller\s+Error: image not found\n$/);
     t.notMatch(r.out, /earlier pod|configmap named web/, 'events of another uid or kind are not shown');
     const missing = await run(describe, 'pod', 'nope');
     t.ok(missing.failed);

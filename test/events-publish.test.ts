@@ -79,7 +79,7 @@ async function readStream(nc: NatsConnection, skip: number[] = []): Promise<{ in
 /** The authoritative list of committed writes: a surviving server's watch history for every written kind. */
 async function committedWrites(url: string): Promise<number[]> {
   const all: number[] = [];
-  for (const path of ['/api/v1/namespaces/default/configmaps', '/api/v1/namespaces', '/apis/coordination.k8s.io/v1/namespaces/kube-system/leases']) {
+  for (const path of ['/api/v1/namespaces/default/configmaps', '/api/v1/namespaces', '/apis/coordination.k8s.io/v1/namespaces/kube-system/leases', '/apis/scheduling.k8s.io/v1/priorityclasses']) {
     const r = await request(`${url}${path}?watch=1&resourceVersion=1&timeoutSeconds=1`, { bodyTimeout: 20_000 });
     const text = await r.body.text();
     for (const line of text.split('\n').filter(Boolean)) {

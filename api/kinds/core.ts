@@ -49,7 +49,7 @@ export const namespace = defineKind({
 // ---- Pod -------------------------------------------------------------------------
 
 export const pod = defineKind({
-  ...core, kind: 'Pod', plural: 'pods', shortNames: ['po'], categories: ['all'], subresources: ['status', 'binding', 'log'],
+  ...core, kind: 'Pod', plural: 'pods', shortNames: ['po'], categories: ['all'], subresources: ['status', 'binding', 'log', 'eviction'],
   description: 'Pod is a collection of containers that can run on a host.',
   fields: { spec: PodSpec, status: PodStatus },
   default: defaultPod,

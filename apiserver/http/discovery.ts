@@ -87,6 +87,10 @@ export function resourceList(group: string, version: string): Record<string, unk
         case 'log':
           resources.push({ name: `${k.plural}/log`, singularName: '', namespaced: k.namespaced, kind: k.kind, verbs: ['get'] });
           break;
+        case 'eviction':
+          // kubectl drain looks for this entry (and its group/version) before it evicts.
+          resources.push({ name: `${k.plural}/eviction`, singularName: '', namespaced: k.namespaced, group: 'policy', version: 'v1', kind: 'Eviction', verbs: ['create'] });
+          break;
       }
     }
   }

@@ -24,6 +24,7 @@ import { queryBool } from './query.ts';
 import { admitPodPriority } from './priority-admission.ts';
 import { admitClaimLimits, admitPodLimits } from './limit-range-admission.ts';
 import { admitQuota } from './quota-admission.ts';
+import { admitEviction } from './eviction.ts';
 import { admitDefaultStorageClass } from './storage-admission.ts';
 import { tableFor, wantsTable } from './table.ts';
 import { DEFAULT_TOLERATION_SECONDS, type DefaultTolerationSecondsOptions, addDefaultTolerations } from './default-toleration-seconds.ts';
@@ -62,6 +63,7 @@ export class Handlers {
       case 'list':
         return this.list(r, ctx);
       case 'create':
+        if (r.subresource === 'eviction') return this.evict(r, ctx);
         return r.subresource === 'binding' ? this.bind(r, ctx) : this.create(r, ctx);
       case 'update':
         if (r.subresource === 'finalize') return this.update(r, ctx, 'update');
@@ -242,6 +244,20 @@ export class Handlers {
       return next;
     }, this.wctx(ctx, 'scale'), clientRv);
     sendJson(ctx.res, 200, scaleOf(r.kind, JSON.parse(stored.json)), ctx.req);
+  }
+
+  /** POST pods/NAME/eviction: a deletion within the pod's PodDisruptionBudget (eviction.ts). */
+  private async evict(r: ResourceRequest, ctx: RequestContext): Promise<void> {
+    const body = await this.body(ctx);
+    const wctx = this.wctx(ctx, 'delete');
+    const { grace, uid } = await admitEviction(this.reg, { namespace: r.namespace, name: r.name, body }, wctx);
+    if (wctx.dryRun) return sendJson(ctx.res, 201, statusSuccess(), ctx.req);
+    const cur = await this.reg.lookup(r.kind, r.namespace, r.name, ctx.timeoutMs);
+    if (!cur) throw errors.notFound('', 'pods', r.name);
+    await this.reg.delete(r.kind, r.namespace, r.name, {
+      uid, grace: this.graceFor(r.kind, JSON.parse(cur.json) as KubeObject, grace), force: grace === 0,
+    }, wctx);
+    sendJson(ctx.res, 201, statusSuccess(), ctx.req);
   }
 
   /** POST pods/NAME/binding: the scheduler assigns a node. */
