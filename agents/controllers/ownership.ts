@@ -6,7 +6,7 @@ import { type ApiClient, ApiClientError, resourcePath } from '../client/api.ts';
 import type { KindDef } from '../client/kinds.ts';
 import type { KubeObject, LabelSelector, PodTemplate } from '../informer/types.ts';
 import type { OwnerReference } from '../../api/schema/types.ts';
-import { labelSelectorMatches } from '../../api/selectors.ts';
+import { labelSelectorMatches, labelSelectorToRequirements, matchesLabels } from '../../api/selectors.ts';
 import type { Informer } from '../informer/informer.ts';
 
 export type { OwnerReference };
@@ -39,6 +39,17 @@ export function selectorMatches(selector: LabelSelector | undefined, labels: Rec
   }
 }
 
+/** selectorMatches with the selector parsed once, for checking many objects (a ReplicaSet's thousands of pods). */
+export function selectorMatcher(selector: LabelSelector | undefined): (labels: Record<string, string> | undefined) => boolean {
+  let reqs: ReturnType<typeof labelSelectorToRequirements>;
+  try {
+    reqs = labelSelectorToRequirements(selector);
+  } catch {
+    return () => false;
+  }
+  return (labels) => reqs !== null && matchesLabels(reqs, labels);
+}
+
 export interface ClaimOptions {
   client: ApiClient;
   /** The kind of the claimed objects (pods, replicasets, …). */
@@ -64,9 +75,10 @@ export async function claimObjects<T extends KubeObject>(candidates: readonly T[
   const ownerUid = o.owner.metadata?.uid;
   const ownerDeleting = !!o.owner.metadata?.deletionTimestamp;
   let adoptable: boolean | undefined;
+  const selects = selectorMatcher(o.selector);
   for (const obj of candidates) {
     const ref = controllerRef(obj);
-    const matches = selectorMatches(o.selector, obj.metadata?.labels);
+    const matches = selects(obj.metadata?.labels);
     if (ref) {
       if (ref.uid !== ownerUid) continue;
       if (matches || ownerDeleting) {

@@ -66,16 +66,6 @@ function afterOrZero(a: number, b: number): boolean {
   return a > b;
 }
 
-/** Later, or in a newer logarithmic bucket, first; equals by uid (pseudo-random but stable). */
-function newerFirst(a: Pod, ta: number, b: Pod, tb: number, now: number): number {
-  if (!ta || !tb) return afterOrZero(ta, tb) ? -1 : afterOrZero(tb, ta) ? 1 : 0;
-  const diff = logRank(ta, now) - logRank(tb, now);
-  if (diff !== 0) return diff < 0 ? -1 : 1;
-  const ua = a.metadata.uid ?? '';
-  const ub = b.metadata.uid ?? '';
-  return ua < ub ? -1 : ua > ub ? 1 : 0;
-}
-
 export interface RankedPod {
   pod: Pod;
   /** Active related pods on the same node (pods of the same owner, or of its siblings under one Deployment). */
@@ -94,33 +84,7 @@ export interface RankedPod {
  *  8. created more recently first (log₂ buckets), ties broken by uid.
  */
 export function compareForDeletion(a: RankedPod, b: RankedPod, now: number): number {
-  const pa = a.pod;
-  const pb = b.pod;
-  const na = pa.spec?.nodeName ?? '';
-  const nb = pb.spec?.nodeName ?? '';
-  if (na !== nb && (!na || !nb)) return !na ? -1 : 1;
-  const oa = PHASE_ORDINAL[pa.status?.phase ?? ''] ?? 0;
-  const ob = PHASE_ORDINAL[pb.status?.phase ?? ''] ?? 0;
-  if (oa !== ob) return oa - ob;
-  const ra = isPodReady(pa);
-  const rb = isPodReady(pb);
-  if (ra !== rb) return ra ? 1 : -1;
-  const ca = deletionCost(pa);
-  const cb = deletionCost(pb);
-  if (ca !== cb) return ca - cb;
-  if (a.rank !== b.rank) return b.rank - a.rank;
-  if (ra && rb) {
-    const ta = podReadyTime(pa) ?? 0;
-    const tb = podReadyTime(pb) ?? 0;
-    if (ta !== tb) return newerFirst(pa, ta, pb, tb, now);
-  }
-  const xa = maxRestarts(pa);
-  const xb = maxRestarts(pb);
-  if (xa !== xb) return xb - xa;
-  const ka = created(pa);
-  const kb = created(pb);
-  if (ka !== kb) return newerFirst(pa, ka, pb, kb, now);
-  return 0;
+  return compareKeys(sortKey(a, now), sortKey(b, now));
 }
 
 /**
@@ -133,7 +97,38 @@ export function podsToDelete(pods: readonly Pod[], related: readonly Pod[], n: n
   for (const p of related) {
     if (isPodActive(p)) onNode.set(p.spec?.nodeName ?? '', (onNode.get(p.spec?.nodeName ?? '') ?? 0) + 1);
   }
-  const ranked = pods.map((pod) => ({ pod, rank: onNode.get(pod.spec?.nodeName ?? '') ?? 0 }));
-  ranked.sort((a, b) => compareForDeletion(a, b, now));
+  // Sort keys computed once per pod, not once per comparison (thousands of pods: n log n date parses otherwise).
+  const ranked = pods.map((pod) => sortKey({ pod, rank: onNode.get(pod.spec?.nodeName ?? '') ?? 0 }, now));
+  ranked.sort(compareKeys);
   return ranked.slice(0, n).map((r) => r.pod);
+}
+
+interface SortKey { pod: Pod; rank: number; node: string; phase: number; ready: boolean; cost: number; readyAt: number; readyLog: number; restarts: number; createdAt: number; createdLog: number; uid: string }
+
+function sortKey(r: RankedPod, now: number): SortKey {
+  const p = r.pod;
+  const readyAt = podReadyTime(p) ?? 0;
+  const createdAt = created(p);
+  return {
+    pod: p, rank: r.rank, node: p.spec?.nodeName ?? '', phase: PHASE_ORDINAL[p.status?.phase ?? ''] ?? 0, ready: isPodReady(p), cost: deletionCost(p),
+    readyAt, readyLog: readyAt ? logRank(readyAt, now) : 0, restarts: maxRestarts(p), createdAt, createdLog: createdAt ? logRank(createdAt, now) : 0, uid: p.metadata.uid ?? '',
+  };
+}
+
+/** The rules of compareForDeletion on precomputed keys. */
+function compareKeys(a: SortKey, b: SortKey): number {
+  if (a.node !== b.node && (!a.node || !b.node)) return !a.node ? -1 : 1;
+  if (a.phase !== b.phase) return a.phase - b.phase;
+  if (a.ready !== b.ready) return a.ready ? 1 : -1;
+  if (a.cost !== b.cost) return a.cost - b.cost;
+  if (a.rank !== b.rank) return b.rank - a.rank;
+  const newer = (ta: number, la: number, tb: number, lb: number) => {
+    if (!ta || !tb) return afterOrZero(ta, tb) ? -1 : afterOrZero(tb, ta) ? 1 : 0;
+    if (la !== lb) return la < lb ? -1 : 1;
+    return a.uid < b.uid ? -1 : a.uid > b.uid ? 1 : 0;
+  };
+  if (a.ready && b.ready && a.readyAt !== b.readyAt) return newer(a.readyAt, a.readyLog, b.readyAt, b.readyLog);
+  if (a.restarts !== b.restarts) return b.restarts - a.restarts;
+  if (a.createdAt !== b.createdAt) return newer(a.createdAt, a.createdLog, b.createdAt, b.createdLog);
+  return 0;
 }
