@@ -20,8 +20,12 @@ interface ClusterFile {
   kubeconfig: string;
   /** metrics: where the replica serves /healthz and /metrics. */
   controllers: { pid: number; metrics?: string }[];
-  schedulers: { pid: number }[];
+  schedulers: { pid: number; metrics?: string }[];
   agents: { name: string; pid: number }[];
+  /** The cluster DNS server: where it answers, and its /metrics. */
+  dns?: { pid: number; address: string; metrics: string };
+  /** The ingress proxy: HTTP and HTTPS addresses, and its /metrics. */
+  ingress?: { pid: number; http: string; https: string; metrics: string };
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -33,6 +37,11 @@ export async function main(argv: string[]): Promise<void> {
       'base-port': { type: 'string', default: '7100' },
       'nats-cluster': { type: 'boolean', default: false },
       controllers: { type: 'string', default: '2' },
+      // The cluster DNS (`flotilla dns`) address; "none" to run without it.
+      dns: { type: 'string', default: '127.0.0.10:53' },
+      // The ingress proxy's host (HTTP on :80, HTTPS on :443); "none" to run without it.
+      ingress: { type: 'string', default: '127.0.0.9' },
+      schedulers: { type: 'string', default: '2' },
     },
     strict: true,
   });
@@ -42,6 +51,8 @@ export async function main(argv: string[]): Promise<void> {
   if (!Number.isInteger(base) || base < 1024 || base > 65000) throw new Error('--base-port must be between 1024 and 65000');
   const nControllers = Number(values.controllers);
   if (!Number.isInteger(nControllers) || nControllers < 0 || nControllers > 5) throw new Error('--controllers must be between 0 and 5');
+  const nSchedulers = Number(values.schedulers);
+  if (!Number.isInteger(nSchedulers) || nSchedulers < 0 || nSchedulers > 5) throw new Error('--schedulers must be between 0 and 5');
   const dir = resolve(values.dir);
   mkdirSync(join(dir, 'logs'), { recursive: true });
   const lockFile = join(dir, 'up.pid');
@@ -176,11 +187,28 @@ export async function main(argv: string[]): Promise<void> {
     cluster.controllers.push(record);
     supervise(`controllers${i + 1}`, ['controllers', '--server', apiUrls, '--nats', natsUrl, '--id', `controllers${i + 1}`, '--metrics-address', record.metrics], record);
   }
+  if (values.dns !== 'none') {
+    cluster.dns = { pid: 0, address: values.dns!, metrics: `127.0.0.1:${base + 401}` };
+    supervise('dns', ['dns', '--server', apiUrls, '--nats', natsUrl, '--listen', cluster.dns.address, '--metrics-address', cluster.dns.metrics], cluster.dns);
+  }
+  if (values.ingress !== 'none') {
+    cluster.ingress = { pid: 0, http: `${values.ingress}:80`, https: `${values.ingress}:443`, metrics: `127.0.0.1:${base + 402}` };
+    supervise('ingress', ['ingress', '--server', apiUrls, '--nats', natsUrl, '--listen', cluster.ingress.http, '--listen-tls', cluster.ingress.https,
+      '--metrics-address', cluster.ingress.metrics], cluster.ingress);
+  }
+  for (let i = 0; i < nSchedulers; i++) {
+    const record = { pid: 0, metrics: `127.0.0.1:${base + 321 + i}` };
+    cluster.schedulers.push(record);
+    supervise(`scheduler${i + 1}`, ['scheduler', '--server', apiUrls, '--nats', natsUrl, '--id', `scheduler${i + 1}`, '--metrics-address', record.metrics], record);
+  }
   process.stdout.write([
     `Flotilla is up: ${n} servers (data in ${join(dir, 'data')}, logs in ${join(dir, 'logs')})`,
     ...servers.map((s) => `  server ${s.id}: API http://${s.api}  peer ${s.peer}  pid ${s.pid}`),
     `  controllers:  ${nControllers} (one leads through the Lease kube-system/flotilla-controller-manager; /metrics on ${cluster.controllers.map((c) => c.metrics).join(', ') || '-'})`,
+    `  schedulers:   ${nSchedulers} (one leads through the Lease kube-system/kube-scheduler; /metrics on ${cluster.schedulers.map((c) => c.metrics).join(', ') || '-'})`,
     `  NATS:         ${natsUrl} (stream EVENTS; npx flotilla events --follow)`,
+    ...(cluster.ingress ? [`  ingress:      http://${cluster.ingress.http}  https://${cluster.ingress.https} (IngressClass "flotilla", the default)`] : []),
+    ...(cluster.dns ? [`  DNS:          ${cluster.dns.address} (names like kubernetes.default.svc.cluster.local; /metrics on ${cluster.dns.metrics})`] : []),
     `  cluster file: ${join(dir, 'cluster.json')}`,
     `  kubectl:      KUBECONFIG=${kubeconfig} kubectl get namespaces`,
     `  flotilla:     npx flotilla get namespaces      (reads ${join(values.dir, 'cluster.json')})`,

@@ -12,6 +12,8 @@ export interface ControllerManagerOptions {
   nats: string;
   /** Replica name (--id) and log name. */
   id: string;
+  /** The flotilla subcommand (default 'controllers'; harness/scheduler.ts runs 'scheduler'). */
+  command?: 'controllers' | 'scheduler';
   /** Extra flags (--controllers, --leader-elect-lease-duration, …). */
   args?: string[];
   /** Directory for the log (default: a temp dir). */
@@ -36,10 +38,10 @@ export class ControllerManager {
     let port = await freePort();
     await startListening({
       listeners: () => [{
-        what: `controllers ${this.o.id}`,
+        what: `${this.o.command ?? 'controllers'} ${this.o.id}`,
         start: () => {
           this.metricsAddress = `127.0.0.1:${port}`;
-          this.proc = startFlotilla(['controllers', '--server', this.o.servers.join(','), '--nats', this.o.nats, '--id', this.o.id,
+          this.proc = startFlotilla([this.o.command ?? 'controllers', '--server', this.o.servers.join(','), '--nats', this.o.nats, '--id', this.o.id,
             '--metrics-address', this.metricsAddress, ...(this.o.args ?? [])], { logFile: this.logFile, env: { FLOTILLA_LOG_LEVEL: 'info', ...this.o.env } });
           return this.proc;
         },

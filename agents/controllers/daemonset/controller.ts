@@ -10,7 +10,7 @@ import { resourcePath } from '../../client/api.ts';
 import { resolveKind } from '../../client/kinds.ts';
 import type { Informer } from '../../informer/informer.ts';
 import type { LabelSelector, Node, Pod, PodTemplate, Stored } from '../../informer/types.ts';
-import { availableAt, isPodAvailable } from '../availability.ts';
+import { availableAt, isPodAvailable } from '../replicaset/pods.ts';
 import { canonical } from '../conditions.ts';
 import type { ControllerContext } from '../context.ts';
 import { requeueOnConflict } from '../conflict.ts';
@@ -22,7 +22,7 @@ import {
   CONTROLLER_REVISION_HASH, type ControllerRevision, syncRevisions, truncateHistory,
 } from '../history/revisions.ts';
 import { PodControl } from '../podcontrol.ts';
-import { claimObjects, ownerStillThere, controllerRef, podFromTemplate } from '../ownership.ts';
+import { claimObjects, indexByController, ownedOrOrphans, ownerStillThere, controllerRef, podFromTemplate } from '../ownership.ts';
 import { pinToNode, placement, targetNode } from './placement.ts';
 
 const DAEMONSETS = resolveKind('daemonsets')!;
@@ -58,6 +58,7 @@ export class DaemonSetController extends QueueController {
     this.podControl = new PodControl(ctx, this.recorder, this.expectations);
     this.sets = ctx.informers.informer<DaemonSetObj>('daemonsets');
     this.pods = ctx.informers.informer<Pod>('pods');
+    indexByController(this.pods);
     this.nodes = ctx.informers.informer<Node>('nodes');
     this.revisions = ctx.informers.informer<ControllerRevision>('controllerrevisions');
     this.handle(this.sets, {
@@ -112,7 +113,7 @@ export class DaemonSetController extends QueueController {
     const ds = structuredClone(cached);
     const ns = ds.metadata.namespace ?? '';
     const before = canonical(ds.status ?? {});
-    const pods = await claimObjects(this.pods.byNamespace(ns), {
+    const pods = await claimObjects(ownedOrOrphans(this.pods, ds), {
       client: this.ctx.client, kind: PODS, owner: ds, selector: ds.spec?.selector,
       canAdopt: ownerStillThere(this.ctx.client, DAEMONSETS, ds),
     });

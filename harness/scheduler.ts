@@ -1,0 +1,52 @@
+// `flotilla scheduler` processes for tests and benchmarks: the same
+// supervision as the controller manager's (harness/controllers.ts) — a free
+// loopback port for /healthz and /metrics, its own log, restart, kill,
+// `leading()` — plus the scheduler's counters from /healthz.
+import { ControllerManager, type ControllerManagerOptions } from './controllers.ts';
+
+export interface SchedulerHealth {
+  status: string;
+  leading: boolean;
+  synced: boolean;
+  scheduled: number;
+  unschedulable: number;
+  errors: number;
+  bindFailures: number;
+  pending: { active: number; backoff: number; unschedulable: number };
+}
+
+export class SchedulerProcess {
+  private constructor(readonly replica: ControllerManager) {}
+
+  static async start(o: Omit<ControllerManagerOptions, 'command'>): Promise<SchedulerProcess> {
+    return new SchedulerProcess(await ControllerManager.start({ ...o, command: 'scheduler' }));
+  }
+
+  get id(): string {
+    return this.replica.o.id;
+  }
+
+  get logFile(): string {
+    return this.replica.logFile;
+  }
+
+  async health(): Promise<SchedulerHealth | undefined> {
+    return (await this.replica.health()) as SchedulerHealth | undefined;
+  }
+
+  leading(): Promise<boolean> {
+    return this.replica.leading();
+  }
+
+  metrics(): Promise<string> {
+    return this.replica.metrics();
+  }
+
+  restart(): Promise<void> {
+    return this.replica.restart();
+  }
+
+  stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    return this.replica.stop(signal);
+  }
+}

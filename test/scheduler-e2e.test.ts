@@ -1,0 +1,102 @@
+// `flotilla scheduler` as real processes against a real server and NATS:
+// two replicas (one leads through the Lease kube-system/kube-scheduler);
+// a burst of pods over nodes with limited allocatable is bound completely
+// and no node is ever over-committed — checked at every pod event the
+// stream delivers, not only at the end; a pod that fits nowhere gets
+// PodScheduled=False/Unschedulable with kube-scheduler's message and a
+// FailedScheduling event, and is placed once a node is added; every
+// placed pod has a Scheduled event.
+import t from 'tap';
+import { ApiClient, resourcePath } from '../agents/client/api.ts';
+import { resolveKind } from '../agents/client/kinds.ts';
+import { Informer } from '../agents/informer/informer.ts';
+import type { KubeObject, Pod } from '../agents/informer/types.ts';
+import { FakeNodes } from '../harness/fake-node.ts';
+import { FlotillaCluster } from '../harness/flotilla-cluster.ts';
+import { NatsServers } from '../harness/nats.ts';
+import { waitFor } from '../harness/procs.ts';
+import { SchedulerProcess } from '../harness/scheduler.ts';
+import { createPods, overCommitWatch } from './support/scheduling.ts';
+
+const PODS = resolveKind('pods')!;
+const EVENTS = resolveKind('events')!;
+const LEASES = resolveKind('leases')!;
+const LE = ['--leader-elect-lease-duration', '3s', '--leader-elect-renew-deadline', '2s', '--leader-elect-retry-period', '500ms'];
+const ALLOC = { cpu: '2', memory: '4Gi', pods: '10', 'ephemeral-storage': '10Gi' };
+
+const pod = (name: string, cpu: string, memory: string): KubeObject => ({
+  apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'default', labels: { app: 'burst' } },
+  spec: { containers: [{ name: 'c', image: 'busybox', resources: { requests: { cpu, memory } } }] },
+});
+
+t.test('two schedulers: a burst bound without over-commit, an unschedulable pod placed when a node is added', async (t) => {
+  const nats = await NatsServers.start(1);
+  t.teardown(() => nats.stop());
+  const cluster = await FlotillaCluster.start(1, { args: ['--nats', nats.url] });
+  t.teardown(() => cluster.stop());
+  const client = new ApiClient(cluster.urls);
+  t.teardown(() => client.close());
+
+  // 12 nodes × (2 cpu, 4Gi): 500m pods → 4 per node by cpu = 48 slots.
+  const nodes = new FakeNodes({ client, nats: nats.url, count: 12, allocatable: ALLOC, bind: false });
+  await nodes.start();
+  t.teardown(() => nodes.stop());
+  const pods = new Informer<Pod>({ client, nats: nats.url, kind: PODS, name: 'test-pods' });
+  const watch = overCommitWatch(pods, ALLOC);
+  await pods.start();
+  t.teardown(() => pods.stop());
+
+  const a = await SchedulerProcess.start({ servers: cluster.urls, nats: nats.url, id: 'sched-a', args: LE });
+  t.teardown(() => a.stop('SIGKILL'));
+  const b = await SchedulerProcess.start({ servers: cluster.urls, nats: nats.url, id: 'sched-b', args: LE });
+  t.teardown(() => b.stop('SIGKILL'));
+  await waitFor('a leader', async () => (await a.leading()) || (await b.leading()), 20_000, 100);
+  const [leader, standby] = (await a.leading()) ? [a, b] : [b, a];
+  t.notOk(await standby.leading(), 'only one replica schedules');
+  const lease = await client.get<{ spec?: { holderIdentity?: string } }>(resourcePath(LEASES, 'kube-system', 'kube-scheduler'));
+  t.equal(lease.spec?.holderIdentity, leader.id, 'the Lease kube-system/kube-scheduler names the leader');
+
+  // 48 pods that fill every node exactly, in one burst.
+  await createPods(client, Array.from({ length: 48 }, (_, i) => pod(`burst-${i}`, '500m', '256Mi')));
+  await waitFor('every burst pod bound', () => pods.list().filter((p) => p.spec?.nodeName).length === 48, 60_000, 100);
+  const perNode = new Map<string, number>();
+  for (const p of pods.list()) perNode.set(p.spec!.nodeName!, (perNode.get(p.spec!.nodeName!) ?? 0) + 1);
+  t.same([...perNode.values()].sort(), Array(12).fill(4), 'every node holds exactly 4 pods (2 cpu / 500m)');
+  t.same(watch.violations, [], 'no node over-committed at any binding event, no pod bound twice');
+
+  // One more fits nowhere.
+  await client.create(resourcePath(PODS, 'default'), pod('extra', '500m', '256Mi'));
+  const msg = '0/12 nodes are available: 12 Insufficient cpu.';
+  const cond = await waitFor('PodScheduled=False on the extra pod', () => {
+    const c = pods.get('default', 'extra')?.status?.conditions?.find((x) => x.type === 'PodScheduled');
+    return c?.status === 'False' ? c : undefined;
+  }, 20_000, 100);
+  t.equal(cond.reason, 'Unschedulable');
+  t.equal(cond.message, msg, 'the message counts the reasons as kube-scheduler does');
+  const failed = await waitFor('a FailedScheduling event', async () => {
+    const evs = await client.list<KubeObject & { reason?: string; message?: string; type?: string; involvedObject?: { name?: string } }>(resourcePath(EVENTS, 'default'));
+    return evs.items.find((e) => e.reason === 'FailedScheduling' && e.involvedObject?.name === 'extra');
+  }, 20_000, 200);
+  t.equal(failed.type, 'Warning');
+  t.equal(failed.message, msg);
+
+  // A new node: the pod is placed there at once (a node event moves it back to the active queue).
+  const more = new FakeNodes({ client, nats: nats.url, names: ['node-new'], allocatable: ALLOC, bind: false });
+  await more.start();
+  t.teardown(() => more.stop());
+  await waitFor('the extra pod bound to the new node', () => pods.get('default', 'extra')?.spec?.nodeName, 20_000, 100);
+  t.equal(pods.get('default', 'extra')?.spec?.nodeName, 'node-new');
+  const scheduled = await waitFor('a Scheduled event for the extra pod', async () => {
+    const evs = await client.list<KubeObject & { reason?: string; message?: string; involvedObject?: { name?: string } }>(resourcePath(EVENTS, 'default'));
+    return evs.items.find((e) => e.reason === 'Scheduled' && e.involvedObject?.name === 'extra');
+  }, 20_000, 200);
+  t.equal(scheduled.message, 'Successfully assigned default/extra to node-new');
+  t.same(watch.violations, [], 'still no over-commit');
+
+  const metrics = await leader.metrics();
+  t.match(metrics, /scheduler_schedule_attempts_total\{result="scheduled",profile="default-scheduler"\} 49/, 'attempts counted by result');
+  t.match(metrics, /scheduler_schedule_attempts_total\{result="unschedulable",profile="default-scheduler"\} [1-9]/);
+  t.match(metrics, /scheduler_e2e_scheduling_duration_seconds_count\{result="scheduled",profile="default-scheduler"\} 49/);
+  t.match(metrics, /scheduler_pending_pods\{queue="active"\}/);
+  t.match(await standby.metrics(), /flotilla_scheduler_leading 0/);
+});
