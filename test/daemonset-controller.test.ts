@@ -153,6 +153,15 @@ t.test('DaemonSets against a real server', async (t) => {
     if (!kubectlMissing(t)) {
       const r = await c.kubectl('rollout', 'status', 'daemonset/ru', '--timeout=30s');
       t.match(r.out, /successfully rolled out/);
+      const h = await c.kubectl('rollout', 'history', 'daemonset/ru');
+      t.match(h.out, /REVISION\s+CHANGE-CAUSE\n1\s+<none>\n2\s+<none>/, 'kubectl rollout history lists the ControllerRevisions');
+      const u = await c.kubectl('rollout', 'undo', 'daemonset/ru');
+      t.equal(u.code, 0, u.err);
+      await waitFor('back to agent:1', async () => {
+        const pods = (await c.podsOf('default', d.metadata.uid!)).filter((p) => !p.metadata.deletionTimestamp);
+        return pods.length === 3 && pods.every((p) => p.spec?.containers[0]?.image === 'agent:1' && p.status?.conditions?.some((x) => x.type === 'Ready' && x.status === 'True'));
+      }, 30_000);
+      t.pass('kubectl rollout undo daemonset');
     }
   });
 

@@ -183,6 +183,16 @@ t.test('StatefulSets against a real server', async (t) => {
     t.equal(back.status?.updateRevision, rev1);
     const revs = (await client.list<ControllerRevision>(resourcePath(REVISIONS, 'default'))).items.filter((r) => r.metadata.ownerReferences?.[0]?.uid === s.metadata.uid);
     t.same(revs.map((r) => [r.metadata.name, r.revision]).sort(), [[rev1, 3], [rev2, 2]].sort());
+    if (!kubectlMissing(t)) {
+      const h = await c.kubectl('rollout', 'history', 'statefulset/roll');
+      t.equal(h.code, 0, h.err);
+      t.match(h.out, /REVISION\s+CHANGE-CAUSE\n2\s+<none>\n3\s+<none>/, 'kubectl rollout history lists the ControllerRevisions');
+      const u = await c.kubectl('rollout', 'undo', 'statefulset/roll', '--to-revision=2');
+      t.equal(u.code, 0, u.err);
+      const undone = await settled('roll', { updatedReplicas: 3, readyReplicas: 3, currentReplicas: 3 });
+      t.equal(undone.status?.updateRevision, rev2, 'kubectl rollout undo --to-revision=2 goes back to db:2');
+      t.equal((await client.get<Pod>(resourcePath(PODS, 'default', 'roll-0'))).spec?.containers[0]?.image, 'db:2');
+    }
   });
 
   t.test('OnDelete: a template change replaces nothing until a pod is deleted', async (t) => {
