@@ -150,6 +150,8 @@ t.test('DaemonSets against a real server', async (t) => {
     t.ok(b.seen.minReadyNodes >= 2, `at least 3 - 1 nodes had a ready pod at every event (min ${b.seen.minReadyNodes})`);
     t.ok(b.seen.maxLive <= 3, `never more than one pod per node (max ${b.seen.maxLive})`);
     t.ok(first);
+    t.equal((await c.rollout('status', 'daemonset/ru', '--watch=false')).out, 'daemon set "ru" successfully rolled out\n', 'flotilla rollout status');
+    t.equal((await c.rollout('history', 'daemonset/ru')).out, 'daemonset.apps/ru \nREVISION  CHANGE-CAUSE\n1         <none>\n2         <none>\n\n');
     if (!kubectlMissing(t)) {
       const r = await c.kubectl('rollout', 'status', 'daemonset/ru', '--timeout=30s');
       t.match(r.out, /successfully rolled out/);
@@ -196,5 +198,8 @@ t.test('DaemonSets against a real server', async (t) => {
     await settled('od', { numberReady: 3, updatedNumberScheduled: 1 });
     const images = (await c.podsOf('default', d.metadata.uid!)).filter((p) => !p.metadata.deletionTimestamp).map((p) => `${p.spec?.nodeName}=${p.spec?.containers[0]?.image}`).sort();
     t.same(images, ['node-1=agent:1', 'node-2=agent:2', 'node-3=agent:1']);
+    const st = await c.rollout('status', 'daemonset/od');
+    t.match(st.err, /rollout status is only available for RollingUpdate strategy type/);
+    t.equal(st.code, 1);
   });
 });
