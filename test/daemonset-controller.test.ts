@@ -2,8 +2,9 @@
 // tolerations every daemon pod gets), then against a real server with three
 // FakeNodes binding the pinned pods: one pod per eligible node, nodes that
 // gain or lose a label or a taint, RollingUpdate with maxUnavailable and with
-// maxSurge (the bounds checked on every pod event), OnDelete, status and
-// `kubectl rollout status daemonset`.
+// maxSurge (the bounds checked on every pod event), OnDelete, status,
+// `kubectl rollout status|history|undo daemonset`; and the real scheduler
+// binding the pinned pods (a cordoned node included).
 import t from 'tap';
 import { resourcePath } from '../agents/client/api.ts';
 import { resolveKind } from '../agents/client/kinds.ts';
@@ -13,6 +14,7 @@ import { CONTROLLER_REVISION_HASH } from '../agents/controllers/history/revision
 import { Informer } from '../agents/informer/informer.ts';
 import type { Node, Pod, PodSpec } from '../agents/informer/types.ts';
 import { kubectlMissing } from '../harness/kubectl.ts';
+import { SchedulerProcess } from '../harness/scheduler.ts';
 import { waitFor } from '../harness/procs.ts';
 import { startWorkloadCluster } from './support/workload-cluster.ts';
 
@@ -202,4 +204,29 @@ t.test('DaemonSets against a real server', async (t) => {
     t.match(st.err, /rollout status is only available for RollingUpdate strategy type/);
     t.equal(st.code, 1);
   });
+});
+
+t.test('the real scheduler binds each daemon pod to its node, a cordoned one included', async (t) => {
+  const c = await startWorkloadCluster(t, [(ctx) => new DaemonSetController(ctx)], { nodes: { count: 3, bind: false } });
+  const { client } = c;
+  const sched = await SchedulerProcess.start({ servers: c.cluster.urls, nats: c.nats.url, id: 'sched', args: [] });
+  t.teardown(() => sched.stop('SIGKILL'));
+  await waitFor('the scheduler leads', () => sched.leading(), 20_000, 100);
+  // A cordoned node: unschedulable with its taint; ordinary pods stay off it, daemon pods tolerate it.
+  await client.patch(resourcePath(NODES, '', 'node-3'), { spec: { unschedulable: true, taints: [{ key: 'node.kubernetes.io/unschedulable', effect: 'NoSchedule' }] } }, 'application/merge-patch+json');
+  const d = await client.create<DaemonSetObj>(resourcePath(DS, 'default'), {
+    apiVersion: 'apps/v1', kind: 'DaemonSet', metadata: { name: 'sched' },
+    spec: { selector: { matchLabels: { app: 'sched' } }, template: { metadata: { labels: { app: 'sched' } }, spec: { containers: [{ name: 'a', image: 'agent:1', resources: { requests: { cpu: '100m' } } }] } } },
+  });
+  const bound = await waitFor('three bound pods', async () => {
+    const pods = (await c.podsOf('default', d.metadata.uid!)).filter((p) => p.spec?.nodeName);
+    return pods.length === 3 ? pods : undefined;
+  }, 30_000);
+  for (const p of bound) t.equal(p.spec?.nodeName, targetNode({ ...p, spec: { ...p.spec!, nodeName: undefined } } as Pod), `${p.metadata.name} bound to the node it was pinned to`);
+  t.same(bound.map((p) => p.spec?.nodeName).sort(), ['node-1', 'node-2', 'node-3']);
+  const st = await waitFor('status', async () => {
+    const x = await client.get<DaemonSetObj>(resourcePath(DS, 'default', 'sched'));
+    return (x.status as Record<string, number> | undefined)?.numberReady === 3 ? x : undefined;
+  }, 20_000);
+  t.match(st.status, { desiredNumberScheduled: 3, currentNumberScheduled: 3, numberReady: 3 });
 });
