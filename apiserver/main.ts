@@ -14,6 +14,8 @@ import { MemberDirectory, ensureAdminToken, hashToken } from './http/members.ts'
 import { parseTolerationSeconds } from './http/default-toleration-seconds.ts';
 import { ApiHttpServer } from './http/server.ts';
 import { namespacePrepareForCreate } from './http/admission.ts';
+import { PRIORITY_CLASSES, systemPriorityClasses } from './http/priority-admission.ts';
+import { resourceKey } from './command.ts';
 import { kindByResource } from '../api/kinds/index.ts';
 import { EventPublisher } from './publisher.ts';
 import { Registry } from './registry.ts';
@@ -171,7 +173,10 @@ export async function main(argv: string[]): Promise<void> {
 
   const system = { user: 'system:apiserver', verb: 'system' as const, timeoutMs: 5000 };
   node.on('role', ({ role }: { role: Role }) => {
-    if (role === Role.Leader) void ensureNamespaces(registry, log, system);
+    if (role === Role.Leader) {
+      void ensureNamespaces(registry, log, system);
+      void ensurePriorityClasses(registry, log, system);
+    }
   });
   void publishIdentity(registry, values.id, apiUrl, peers.get(values.id)!, log, system);
 
@@ -211,6 +216,18 @@ async function ensureNamespaces(registry: Registry, log: pino.Logger, ctx: Param
       kind.default(obj);
       namespacePrepareForCreate(obj);
       await registry.create(kind, '', obj, ctx);
+    });
+  }
+}
+
+/** The leader makes sure the system PriorityClasses exist (Kubernetes' scheduling bootstrap). */
+async function ensurePriorityClasses(registry: Registry, log: pino.Logger, ctx: Parameters<Registry['create']>[3]): Promise<void> {
+  for (const obj of systemPriorityClasses()) {
+    const name = obj.metadata!.name!;
+    await retrying(`create PriorityClass ${name}`, log, async () => {
+      if (registry.store.get(resourceKey(PRIORITY_CLASSES.group, PRIORITY_CLASSES.plural), '', name)) return;
+      PRIORITY_CLASSES.default(obj);
+      await registry.create(PRIORITY_CLASSES, '', obj, ctx);
     });
   }
 }

@@ -7,6 +7,7 @@
 // first (pods created while no scheduler runs), then the bindings per
 // second of that backlog, then a second burst created while the scheduler
 // runs: time until the last pod is bound. Scheduler RSS from its /metrics.
+import { loadavg } from 'node:os';
 import { Pool } from 'undici';
 import type { Node, Pod } from '../agents/informer/types.ts';
 import { Algorithm } from '../agents/scheduler/algorithm.ts';
@@ -157,6 +158,8 @@ export async function benchScheduler(): Promise<Section> {
       `| burst of ${fmt(E2E_PODS)} pods created while the scheduler runs: created in / last bound after | ${burstCreateS.toFixed(2)} s / ${burstS.toFixed(2)} s | |`,
       `| scheduler RSS with ${fmt(E2E_NODES)} nodes and ${fmt(2 * E2E_PODS)} pods | ${rss.toFixed(0)} MiB | |`,
       `| binding failures | ${h?.bindFailures ?? '?'} | 0 |`,
+      '',
+      `Load average at the end of the run: ${loadavg().map((x) => x.toFixed(1)).join(', ')} (this machine is shared with other work; figures move with it).`,
       '',
       'kube-scheduler\'s scheduler_perf threshold for SchedulingBasic (5,000 nodes, 10,000 pods) is about 680 pods/s on CI machines with many cores; the algorithm figure above is one core of this machine, and the end-to-end figure is bounded by the Raft log\'s write rate (every binding is one committed write).',
     );

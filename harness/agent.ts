@@ -12,6 +12,8 @@ export interface AgentOptions {
   servers: readonly string[];
   /** The node name. */
   name: string;
+  /** NATS URL for resource metrics (none: the agent publishes none). */
+  nats?: string;
   /** The node's loopback address (127.x.y.z). */
   address: string;
   /** Directory for the data dir and the log (default: a temp dir). */
@@ -70,7 +72,7 @@ export class AgentProcess {
         what: `flotilla agent ${this.o.name}`,
         start: () => {
           this.proc = startFlotilla(['agent', '--server', this.o.servers.join(','), '--name', this.o.name, '--address', this.o.address,
-            '--port', String(this.port), '--data', this.dataDir, ...(this.o.args ?? [])], { logFile: this.logFile, env: { FLOTILLA_LOG_LEVEL: 'info', ...this.o.env } });
+            '--port', String(this.port), '--data', this.dataDir, ...(this.o.nats ? ['--nats', this.o.nats] : []), ...(this.o.args ?? [])], { logFile: this.logFile, env: { FLOTILLA_LOG_LEVEL: 'info', ...this.o.env } });
           return this.proc;
         },
         ready: () => this.ready(),

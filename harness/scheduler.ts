@@ -12,6 +12,7 @@ export interface SchedulerHealth {
   unschedulable: number;
   errors: number;
   bindFailures: number;
+  preemptions: number;
   pending: { active: number; backoff: number; unschedulable: number };
 }
 

@@ -7,7 +7,8 @@
 // exits under each restartPolicy; stops deleted pods gracefully before their
 // objects go; and after kill -9 adopts its running containers without
 // starting any twice, stopping those whose pods were deleted meanwhile.
-import { readFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import t from 'tap';
 import { request } from 'undici';
 import { ApiClient, ApiClientError, resourcePath } from '../agents/client/api.ts';
@@ -16,9 +17,11 @@ import type { Lease, Node, Pod } from '../agents/informer/types.ts';
 import { cidrSize, parseCidr, parseIPv4 } from '../api/ipv4.ts';
 import { kindByName } from '../api/kinds/index.ts';
 import { AgentProcess, processAlive } from '../harness/agent.ts';
+import { kubectlMissing } from '../harness/kubectl.ts';
 import { FlotillaCluster } from '../harness/flotilla-cluster.ts';
 import { NatsServers } from '../harness/nats.ts';
 import { sleep, waitFor } from '../harness/procs.ts';
+import { main as logsMain } from '../bin/commands/logs.ts';
 import { runControllers } from './support/controllers.ts';
 
 const PODS = kindByName('pods')!;
@@ -50,8 +53,8 @@ t.test('node agent', async (t) => {
   const ipam = await runControllers(c, nats.url, [(ctx) => new NodeIpamController(ctx)], { clusterCIDR: `127.${100 + (octet % 100)}.0.0/16` });
   t.teardown(() => ipam.stop());
   const agent = await AgentProcess.start({
-    servers: cluster.urls, name: NODE, address: ADDRESS,
-    args: ['--capacity', 'cpu=4,memory=8Gi', '--system-reserved', 'cpu=500m,memory=1Gi', '--zone', 'zone-a', '--backoff-initial', '2s'],
+    servers: cluster.urls, name: NODE, address: ADDRESS, nats: nats.url,
+    args: ['--metrics-interval', '2s', '--capacity', 'cpu=4,memory=8Gi', '--system-reserved', 'cpu=500m,memory=1Gi', '--zone', 'zone-a', '--backoff-initial', '2s'],
   });
   t.teardown(() => agent.stop());
   const path = resourcePath(PODS, 'default');
@@ -148,6 +151,74 @@ t.test('node agent', async (t) => {
     webPid = body.pid;
   });
 
+  await t.test('resource metrics: kubectl top pods and nodes', { skip: kubectlMissing(t) ?? false }, async (t) => {
+    const pm = await waitFor('PodMetrics of web', async () => {
+      try {
+        return await c.get<{ containers: { name: string; usage: { cpu: string; memory: string } }[] }>('/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/web');
+      } catch {
+        return undefined;
+      }
+    }, 20_000, 250);
+    t.equal(pm.containers[0]?.name, 'web');
+    t.ok(parseInt(pm.containers[0]!.usage.memory, 10) > 10_000, `the node process's memory is measured (${pm.containers[0]!.usage.memory})`);
+    const top = spawnSync('kubectl', ['--kubeconfig', cluster.kubeconfig, 'top', 'pod', 'web', '--no-headers'], { encoding: 'utf8', timeout: 30_000 });
+    t.match(top.stdout, /^web\s+\d+m\s+\d+Mi/, 'kubectl top pod');
+    const topNode = spawnSync('kubectl', ['--kubeconfig', cluster.kubeconfig, 'top', 'node', NODE, '--no-headers'], { encoding: 'utf8', timeout: 30_000 });
+    t.match(topNode.stdout, new RegExp(`^${NODE}\\s+\\d+m\\s+\\d+%\\s+\\d+Mi`), 'kubectl top node');
+  });
+
+  await t.test('probes: readiness flips Ready, a failing liveness probe restarts the container with Events', async (t) => {
+    // Healthy and ready unless files named after its pid exist in its working directory.
+    const server = `
+const http = require('http'); const fs = require('fs');
+http.createServer((q, s) => {
+  const bad = (f) => fs.existsSync(f + '-' + process.pid);
+  if (q.url === '/healthz') { s.statusCode = bad('sick') ? 500 : 200; return s.end(); }
+  if (q.url === '/ready') { s.statusCode = bad('unready') ? 503 : 200; return s.end(); }
+  s.end(JSON.stringify({ pid: process.pid, env: {}, cwd: process.cwd() }));
+}).listen(+process.env.PORT, process.env.POD_IP);`;
+    await c.create(path, pod('probed', [{
+      name: 'app', image: 'node', command: ['node', '-e', server], ports: [{ containerPort: 8080, name: 'http' }],
+      startupProbe: { exec: { command: ['sh', '-c', 'test -n "$POD_IP"'] }, periodSeconds: 1 },
+      readinessProbe: { httpGet: { path: '/ready', port: 'http' }, periodSeconds: 1, failureThreshold: 1 },
+      livenessProbe: { httpGet: { path: '/healthz', port: 8080 }, periodSeconds: 1, failureThreshold: 2 },
+    }]));
+    await c.create(path, pod('no-listener', [{
+      name: 'c', image: 'busybox', command: ['sleep', '1000'], ports: [{ containerPort: 8080 }],
+      readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 },
+    }]));
+    const isReady = (p: Pod) => p.status?.conditions?.find((x) => x.type === 'Ready')?.status === 'True';
+    const p1 = await waitPod('probed', 'Ready', (p) => isReady(p) && cs(p)?.started === true);
+    const { pid, cwd } = await ask(p1.status!.podIP!);
+    writeFileSync(`${cwd}/unready-${pid}`, '');
+    const p2 = await waitPod('probed', 'not Ready', (p) => !isReady(p));
+    t.match(p2.status?.conditions?.find((x) => x.type === 'ContainersReady'), { status: 'False', reason: 'ContainersNotReady' });
+    t.equal(cs(p2)?.state?.running !== undefined, true, 'still running: readiness never restarts');
+    rmSync(`${cwd}/unready-${pid}`);
+    await waitPod('probed', 'Ready again', isReady);
+    t.pass('readiness recovered');
+    writeFileSync(`${cwd}/sick-${pid}`, '');
+    const p3 = await waitPod('probed', 'restarted by its liveness probe', (p) => cs(p)?.restartCount === 1 && !!cs(p)?.state?.running);
+    t.not((await ask(p3.status!.podIP!)).pid, pid, 'a new process');
+    const events = await waitFor('the probe events', async () => {
+      const l = await c.list<{ reason: string; message: string; involvedObject: { name: string } }>(resourcePath(kindByName('events')!, 'default'));
+      const mine = l.items.filter((e) => e.involvedObject.name === 'probed');
+      return mine.some((e) => e.reason === 'Killing') ? mine : undefined;
+    });
+    t.ok(events.some((e) => e.reason === 'Unhealthy' && e.message === 'Liveness probe failed: HTTP probe failed with statuscode: 500'), 'Unhealthy event for the liveness failure');
+    t.ok(events.some((e) => e.reason === 'Unhealthy' && e.message === 'Readiness probe failed: HTTP probe failed with statuscode: 503'), 'Unhealthy event for the readiness failure');
+    t.ok(events.some((e) => e.reason === 'Killing' && e.message === 'Container app failed liveness probe, will be restarted'));
+    const nl = await getPod('no-listener');
+    t.equal(isReady(nl), false, 'a tcpSocket readiness probe that cannot connect keeps the pod not Ready');
+    t.equal(cs(nl)?.started, true);
+    const tcpEvent = await waitFor('the tcp probe event', async () => {
+      const l = await c.list<{ reason: string; message: string; involvedObject: { name: string } }>(resourcePath(kindByName('events')!, 'default'));
+      return l.items.find((e) => e.involvedObject.name === 'no-listener' && e.reason === 'Unhealthy');
+    });
+    t.match(tcpEvent.message, /^Readiness probe failed: dial tcp 127\.[0-9.]+:8080: .*ECONNREFUSED/);
+    for (const n of ['probed', 'no-listener']) await c.delete(`${path}/${n}`, { gracePeriodSeconds: 0 });
+  });
+
   await t.test('resource limits are enforced by the kernel through a pod cgroup', async (t) => {
     const node = await c.get<Node>(resourcePath(NODES, '', NODE));
     const ready = node.status?.conditions?.find((x) => x.type === 'Ready');
@@ -231,6 +302,48 @@ t.test('node agent', async (t) => {
       }
     }, 20_000);
     t.notOk(processAlive(rec.pid), 'the process was killed before the object was removed');
+  });
+
+  await t.test('logs: kubectl logs [-f] [--previous] and flotilla logs, proxied by the API server to the agent', { skip: kubectlMissing(t) ?? false }, async (t) => {
+    const script = 'n=$(cat n 2>/dev/null || echo 0); echo $((n+1)) > n; echo run-$n line-a; echo run-$n line-b; sleep 2; echo run-$n late; exit 1';
+    await c.create(path, pod('talker', [{ name: 'talk', image: 'busybox', command: ['sh', '-c', script] }]));
+    const running = await waitPod('talker', 'its second run', (p) => cs(p)?.restartCount >= 1 && !!cs(p)?.state?.running, 20_000);
+    const run = cs(running)!.restartCount as number;
+    const kubectl = (...args: string[]) => spawnSync('kubectl', ['--kubeconfig', cluster.kubeconfig, ...args], { encoding: 'utf8', timeout: 30_000 });
+    const prev = kubectl('logs', 'talker', '--previous');
+    t.equal(prev.stdout, `run-${run - 1} line-a\nrun-${run - 1} line-b\nrun-${run - 1} late\n`, 'kubectl logs --previous: the run before');
+    t.equal(prev.status, 0);
+    // -f follows the current run to its end, then kubectl exits.
+    const follow = await new Promise<{ out: string; code: number | null }>((resolve) => {
+      const child = spawn('kubectl', ['--kubeconfig', cluster.kubeconfig, 'logs', '-f', 'talker'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (b: Buffer) => { out += b.toString(); });
+      const timer = setTimeout(() => child.kill(), 20_000);
+      child.on('exit', (code) => { clearTimeout(timer); resolve({ out, code }); });
+    });
+    t.match(follow.out, new RegExp(`run-${run} line-a\\nrun-${run} line-b\\nrun-${run} late\\n$`), 'kubectl logs -f streamed the run until it ended');
+    t.equal(follow.code, 0, 'and returned when the container stopped');
+    // `flotilla logs` driven in-process (the same verb the CLI runs), to spare a process start per call.
+    const flotilla = async (...args: string[]) => {
+      let stdout = '';
+      let stderr = '';
+      await logsMain(['--server', cluster.urls.join(','), ...args], { out: (x) => { stdout += x; }, err: (x) => { stderr += x; }, stdin: process.stdin });
+      // The verb sets the exit code on an error, as the CLI must; this test process must not keep it.
+      if (stderr) process.exitCode = 0;
+      return { stdout, stderr };
+    };
+    t.equal((await flotilla('talker', '--previous', '--tail', '1')).stdout.trim().split('\n').length, 1, 'flotilla logs --tail 1');
+    t.match((await flotilla('talker', '--previous', '--tail', '1')).stdout, /^run-\d+ late\n$/);
+    const stamped = (await flotilla('pod/talker', '--previous', '--timestamps')).stdout.trim().split('\n');
+    t.ok(stamped.length === 3 && stamped.every((l) => /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z run-\d+ /.test(l)), '--timestamps prefixes RFC 3339 times');
+    const times = stamped.map((l) => Date.parse(l.split(' ')[0]));
+    t.ok(times[2] - times[1] >= 1500, 'the times are when the lines were written (2 s apart around the sleep)');
+    t.equal((await flotilla('talker', '--previous', '--limit-bytes', '4')).stdout, 'run-', '--limit-bytes');
+    t.equal((await flotilla('talker', '--since', '1h', '--previous')).stdout.split('\n').length, 4, '--since keeps recent lines');
+    const bad = kubectl('logs', 'talker', '-c', 'nope');
+    t.match(bad.stderr, /container nope is not valid for pod talker/);
+    t.match((await flotilla('talker', '-c', 'nope')).stderr, /container nope is not valid for pod talker/, 'flotilla logs reports it too');
+    await c.delete(`${path}/talker`, { gracePeriodSeconds: 0 });
   });
 
   await t.test('kill -9 of the agent: its containers are adopted, none runs twice; those of deleted pods are stopped', async (t) => {

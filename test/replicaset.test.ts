@@ -84,6 +84,15 @@ t.test('slow start batches', async (t) => {
   t.equal(r.successes, 4, 'batches 1 and 2 succeed, batch 4 has one success then failures');
   t.equal(calls, 7, 'stops after the first failing batch: 1 + 2 + 4 calls, not 100');
   t.match(r.error, /quota/);
+  let pending = 0;
+  let most = 0;
+  const limited = await slowStartBatch(100, 1, async () => {
+    most = Math.max(most, ++pending);
+    await new Promise((res) => setTimeout(res, 1));
+    pending--;
+  }, 8);
+  t.same(limited, { successes: 100 });
+  t.equal(most, 8, 'never more than 8 calls pending at once');
 });
 
 const PODS = resolveKind('pods')!;

@@ -5,7 +5,8 @@
 // stream delivers, not only at the end; a pod that fits nowhere gets
 // PodScheduled=False/Unschedulable with kube-scheduler's message and a
 // FailedScheduling event, and is placed once a node is added; every
-// placed pod has a Scheduled event.
+// placed pod has a Scheduled event; a pod of a higher PriorityClass
+// preempts the fewest lower-priority pods and is bound once they are gone.
 import t from 'tap';
 import { ApiClient, resourcePath } from '../agents/client/api.ts';
 import { resolveKind } from '../agents/client/kinds.ts';
@@ -21,7 +22,8 @@ import { createPods, overCommitWatch } from './support/scheduling.ts';
 const PODS = resolveKind('pods')!;
 const EVENTS = resolveKind('events')!;
 const LEASES = resolveKind('leases')!;
-const LE = ['--leader-elect-lease-duration', '3s', '--leader-elect-renew-deadline', '2s', '--leader-elect-retry-period', '500ms'];
+// client-go's default durations: a loaded machine must not make the leader lose its Lease mid-test.
+const LE = ['--leader-elect-lease-duration', '15s', '--leader-elect-renew-deadline', '10s', '--leader-elect-retry-period', '2s'];
 const ALLOC = { cpu: '2', memory: '4Gi', pods: '10', 'ephemeral-storage': '10Gi' };
 
 const pod = (name: string, cpu: string, memory: string): KubeObject => ({
@@ -66,7 +68,8 @@ t.test('two schedulers: a burst bound without over-commit, an unschedulable pod 
 
   // One more fits nowhere.
   await client.create(resourcePath(PODS, 'default'), pod('extra', '500m', '256Mi'));
-  const msg = '0/12 nodes are available: 12 Insufficient cpu.';
+  // Every pod has priority 0: preemption cannot help, and the message says so.
+  const msg = '0/12 nodes are available: 12 Insufficient cpu. preemption: 0/12 nodes are available: 12 No preemption victims found for incoming pod.';
   const cond = await waitFor('PodScheduled=False on the extra pod', () => {
     const c = pods.get('default', 'extra')?.status?.conditions?.find((x) => x.type === 'PodScheduled');
     return c?.status === 'False' ? c : undefined;
@@ -93,10 +96,28 @@ t.test('two schedulers: a burst bound without over-commit, an unschedulable pod 
   t.equal(scheduled.message, 'Successfully assigned default/extra to node-new');
   t.same(watch.violations, [], 'still no over-commit');
 
+  // Preemption: every node is full; a pod of a higher PriorityClass that needs a whole node evicts the
+  // fewest victims — the one 500m pod on node-new (other nodes would need four) — and is bound there once it is gone.
+  await client.create(resourcePath(resolveKind('priorityclasses')!), { apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: { name: 'high' }, value: 1000 });
+  const vip = pod('vip', '2', '256Mi');
+  (vip.spec as Record<string, unknown>).priorityClassName = 'high';
+  await client.create(resourcePath(PODS, 'default'), vip);
+  const vipNode = await waitFor('the high-priority pod bound', () => pods.get('default', 'vip')?.spec?.nodeName, 30_000, 100);
+  t.equal(vipNode, 'node-new', 'placed where one victim was enough');
+  t.notOk(pods.get('default', 'extra'), 'the victim was deleted');
+  t.equal(pods.list().filter((p) => p.metadata.name.startsWith('burst-')).length, 48, 'no other pod was touched');
+  const preempted = await waitFor('a Preempted event', async () => {
+    const evs = await client.list<KubeObject & { reason?: string; message?: string; involvedObject?: { name?: string } }>(resourcePath(EVENTS, 'default'));
+    return evs.items.find((e) => e.reason === 'Preempted' && e.involvedObject?.name === 'extra');
+  }, 20_000, 200);
+  t.equal(preempted.message, `Preempted by pod ${pods.get('default', 'vip')!.metadata.uid} on node node-new`);
+  t.same(watch.violations, [], 'no over-commit through the preemption');
+
   const metrics = await leader.metrics();
-  t.match(metrics, /scheduler_schedule_attempts_total\{result="scheduled",profile="default-scheduler"\} 49/, 'attempts counted by result');
+  t.match(metrics, /scheduler_schedule_attempts_total\{result="scheduled",profile="default-scheduler"\} 50/, 'attempts counted by result');
+  t.match(metrics, /scheduler_preemption_attempts_total [1-9]/);
   t.match(metrics, /scheduler_schedule_attempts_total\{result="unschedulable",profile="default-scheduler"\} [1-9]/);
-  t.match(metrics, /scheduler_e2e_scheduling_duration_seconds_count\{result="scheduled",profile="default-scheduler"\} 49/);
+  t.match(metrics, /scheduler_e2e_scheduling_duration_seconds_count\{result="scheduled",profile="default-scheduler"\} 50/);
   t.match(metrics, /scheduler_pending_pods\{queue="active"\}/);
   t.match(await standby.metrics(), /flotilla_scheduler_leading 0/);
 });

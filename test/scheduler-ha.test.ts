@@ -16,7 +16,8 @@ import { SchedulerProcess } from '../harness/scheduler.ts';
 import { createPods, overCommitWatch } from './support/scheduling.ts';
 
 const LEASES = resolveKind('leases')!;
-const LE = ['--leader-elect-lease-duration', '3s', '--leader-elect-renew-deadline', '2s', '--leader-elect-retry-period', '500ms'];
+// Short enough for a quick takeover, long enough that a loaded machine does not lose the Lease by itself.
+const LE = ['--leader-elect-lease-duration', '6s', '--leader-elect-renew-deadline', '4s', '--leader-elect-retry-period', '1s'];
 const ALLOC = { cpu: '4', memory: '16Gi', pods: '30', 'ephemeral-storage': '10Gi' };
 const TOTAL = 400;
 

@@ -4,7 +4,7 @@
 // score (LeastAllocated, BalancedAllocation, TaintToleration, NodeAffinity,
 // InterPodAffinity, PodTopologySpread), the FitError message, how many
 // nodes are searched, the queue's order and back-off, the cache's assumed
-// pods and the algorithm that ties them together.
+// pods, the algorithm that ties them together, and preemption.
 import t from 'tap';
 import type { KubeObject, Node, Pod } from '../agents/informer/types.ts';
 import { Algorithm, FitError, fitErrorMessage, numFeasibleNodesToFind } from '../agents/scheduler/algorithm.ts';
@@ -25,6 +25,7 @@ import { VolumeBinding } from '../agents/scheduler/plugins/volume-binding.ts';
 import { defaultProfile } from '../agents/scheduler/profile.ts';
 import { SchedulingQueue } from '../agents/scheduler/queue.ts';
 import { podRequests } from '../agents/scheduler/resources.ts';
+import { Preemptor, pickOne } from '../agents/scheduler/preemption.ts';
 
 let uid = 0;
 type Spec = Record<string, unknown>;
@@ -340,4 +341,75 @@ t.test('VolumeBinding: a bound volume\'s node affinity, WaitForFirstConsumer cla
   t.same(runFilter(new VolumeBinding(), uses('bound'), c), { a: 'node(s) had volume node affinity conflict', b: '', c: 'node(s) had volume node affinity conflict' }, 'a bound claim\'s volume pins the pod');
   t.same(runFilter(new VolumeBinding(), uses('late'), c), { a: "node(s) didn't find available persistent volumes to bind", b: "node(s) didn't find available persistent volumes to bind", c: '' }, 'WaitForFirstConsumer without provisioner: a big enough volume reachable from the node');
   t.same(runFilter(new VolumeBinding(), uses('prov'), c), { a: '', b: 'node(s) had volume node affinity conflict', c: '' }, 'WaitForFirstConsumer with a provisioner: the class\'s allowedTopologies');
+});
+
+t.test('preemption: victims, the node chosen, budgets, and why it cannot help', async (t) => {
+  const alg = new Algorithm(defaultProfile());
+  const small = { alloc: { cpu: '2', memory: '8Gi', pods: '110' } };
+  const low = (name: string, cpu: string, priority: number, start: string, labels: Record<string, string> = {}) =>
+    mkPod(name, { priority, containers: [req(cpu)] }, { labels, creationTimestamp: start });
+  const run = (c: ReturnType<typeof cluster>, pod: Pod, pdbs: KubeObject[] = []) => {
+    const info = new PodInfo(pod);
+    try {
+      alg.schedule(info, c.view);
+      return 'fits';
+    } catch (e) {
+      const r = new Preemptor(alg, c.cache).preempt(info, e as FitError, c.view, pdbs);
+      return 'message' in r ? r.message : { node: r.candidate.node, victims: r.candidate.victims.map((v) => v.pod.metadata.name), pdb: r.candidate.pdbViolations };
+    }
+  };
+  const high = (cpu = '1', extra: Spec = {}) => mkPod('high', { priority: 100, containers: [req(cpu)], ...extra });
+
+  // One node, four 500m pods of priority 0: the pod needs 1 cpu → two victims; the earlier-started ones are reprieved first.
+  const one = cluster([mkNode('a', small)], [
+    ['a', low('p1', '500m', 0, '2026-01-01T00:00:01Z')], ['a', low('p2', '500m', 0, '2026-01-01T00:00:02Z')],
+    ['a', low('p3', '500m', 0, '2026-01-01T00:00:03Z')], ['a', low('p4', '500m', 0, '2026-01-01T00:00:04Z')]]);
+  t.same(run(one, high()), { node: 'a', victims: ['p3', 'p4'], pdb: 0 }, 'the fewest pods; the most recently started go');
+  t.equal(one.cache.nodeInfo('a')!.pods.size, 4, 'the dry run leaves the cache as it was');
+  t.equal(one.cache.nodeInfo('a')!.requested.cpu, 2000);
+
+  // Lower-priority victims are preferred over fewer ones of higher priority.
+  const two = cluster([mkNode('a', small), mkNode('b', small)], [
+    ['a', low('a1', '2', 10, '2026-01-01T00:00:01Z')],
+    ['b', low('b1', '1', 5, '2026-01-01T00:00:01Z')], ['b', low('b2', '1', 5, '2026-01-01T00:00:02Z')]]);
+  t.same(run(two, high('2')), { node: 'b', victims: ['b1', 'b2'], pdb: 0 }, 'the node whose highest victim has the lowest priority');
+  const three = cluster([mkNode('a', small), mkNode('b', small)], [
+    ['a', low('a1', '1', 5, '2026-01-01T00:00:01Z')], ['a', low('a2', '1', 3, '2026-01-01T00:00:02Z')],
+    ['b', low('b1', '1', 5, '2026-01-01T00:00:01Z')], ['b', low('b2', '1', 1, '2026-01-01T00:00:02Z')]]);
+  t.same(run(three, high('2')), { node: 'b', victims: ['b1', 'b2'], pdb: 0 }, 'equal top victims: the smaller sum of priorities');
+  const four = cluster([mkNode('a', small), mkNode('b', small)], [
+    ['a', low('a1', '1', 5, '2026-01-01T00:00:01Z')], ['a', low('a2', '1', 5, '2026-01-01T00:00:02Z')],
+    ['b', low('b1', '1', 5, '2026-01-01T00:00:01Z')], ['b', low('b2', '1', 50, '2026-01-01T00:00:02Z')]]);
+  t.same(run(four, high()), { node: 'a', victims: ['a2'], pdb: 0 }, 'a full tie: the first node; the higher-priority pod is reprieved');
+
+  // A PodDisruptionBudget that allows no disruption steers the choice.
+  const budget = { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name: 'db', namespace: 'default' }, spec: { selector: { matchLabels: { app: 'db' } } }, status: { disruptionsAllowed: 0 } } as KubeObject;
+  const pdbc = cluster([mkNode('a', small), mkNode('b', small)], [
+    ['a', low('db-1', '2', 0, '2026-01-01T00:00:01Z', { app: 'db' })],
+    ['b', low('web-1', '2', 1, '2026-01-01T00:00:01Z', { app: 'web' })]]);
+  t.same(run(pdbc, high('2'), [budget]), { node: 'b', victims: ['web-1'], pdb: 0 }, 'a victim a budget protects is avoided, even at a higher priority');
+  const onlyDb = cluster([mkNode('a', small)], [['a', low('db-1', '2', 0, '2026-01-01T00:00:01Z', { app: 'db' })]]);
+  t.same(run(onlyDb, high('2'), [budget]), { node: 'a', victims: ['db-1'], pdb: 1 }, 'best effort: a budget does not forbid the only way');
+
+  t.equal(run(one, high('1', { preemptionPolicy: 'Never' })), 'preemption: not eligible due to preemptionPolicy=Never.');
+  const peers = cluster([mkNode('a', small)], [['a', low('same', '2', 100, '2026-01-01T00:00:01Z')]]);
+  t.equal(run(peers, high()), 'preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.', 'equal priority is never a victim');
+  const tainted = cluster([mkNode('a', { ...small, taints: [{ key: 'k', value: 'v', effect: 'NoSchedule' }] }), mkNode('b', small)],
+    [['b', low('x', '2', 100, '2026-01-01T00:00:01Z')]]);
+  t.equal(run(tainted, high()), 'preemption: 0/2 nodes are available: 1 No preemption victims found for incoming pod, 1 Preemption is not helpful for scheduling.', 'a taint is not fixed by evicting pods');
+
+  t.same(pickOne([
+    { node: 'x', victims: [new PodInfo(low('v', '1', 5, ''))], pdbViolations: 0 },
+    { node: 'y', victims: [new PodInfo(low('v', '1', 5, '')), new PodInfo(low('w', '1', 5, ''))], pdbViolations: 0 },
+  ]).node, 'x', 'then the fewest victims (smaller sum of offset priorities)');
+});
+
+t.test('a pod nominated by preemption keeps its room from pods of lower priority', async (t) => {
+  const c = cluster([mkNode('a', { alloc: { cpu: '2', memory: '8Gi', pods: '110' } })], [['a', mkPod('x', { containers: [req('1')] })]]);
+  c.cache.nominate(new PodInfo(mkPod('nominee', { priority: 100, containers: [req('1')] })), 'a');
+  const alg = new Algorithm(defaultProfile());
+  t.throws(() => alg.schedule(new PodInfo(mkPod('lower', { priority: 10, containers: [req('1')] })), c.view), { message: '0/1 nodes are available: 1 Insufficient cpu.' }, 'a lower-priority pod does not take the nominated room');
+  t.equal(alg.schedule(new PodInfo(mkPod('higher', { priority: 200, containers: [req('1')] })), c.view).node, 'a', 'a higher-priority pod may');
+  c.cache.unnominate('default/nominee');
+  t.equal(alg.schedule(new PodInfo(mkPod('lower', { priority: 10, containers: [req('1')] })), c.view).node, 'a', 'once the nomination is gone');
 });

@@ -17,6 +17,12 @@ import { type Measurements, type ResourceList } from './node-status.ts';
 import { PodIPAllocator } from './pod-ip.ts';
 import { type BackoffPolicy, DEFAULT_BACKOFF, PodWorker, type WorkerContext } from './pod-worker.ts';
 import type { EnvSources } from './runtime/env.ts';
+import { EventBroadcaster } from '../recorder/recorder.ts';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { NatsConnection } from 'nats';
+import { connectNats } from '../informer/nats.ts';
+import { MetricsPublisher } from './metrics.ts';
+import { LogObserver, LogRequestError, containerLogFiles, parseLogQuery, serveLogFile } from './logs.ts';
 import { Cgroups } from './runtime/cgroups.ts';
 import { ContainerProcess } from './runtime/process.ts';
 
@@ -42,6 +48,9 @@ export interface NodeAgentOptions {
   backoff?: BackoffPolicy;
   statusIntervalMs?: number;
   leaseIntervalMs?: number;
+  /** NATS URL(s) for resource metrics (metrics.pods.<node>); none: no metrics are published. */
+  nats?: string;
+  metricsIntervalMs?: number;
   log: Logger;
 }
 
@@ -56,9 +65,14 @@ export class NodeAgent {
   private readonly ctx: WorkerContext;
   private readonly abort = new AbortController();
   readonly cgroups: Cgroups;
+  readonly events: EventBroadcaster;
+  readonly logs = new LogObserver();
+  metrics?: MetricsPublisher;
+  private nc?: NatsConnection;
 
   constructor(private readonly o: NodeAgentOptions) {
     this.cgroups = Cgroups.detect();
+    this.events = new EventBroadcaster({ client: o.client, host: o.name, logger: o.log });
     this.node = new NodeStatusManager({
       client: o.client, name: o.name, address: o.address, labels: o.labels, capacity: o.capacity, allocatable: o.allocatable,
       nodeInfo: o.nodeInfo, kubeletPort: o.kubeletPort, podCIDR: o.podCIDR, measure: o.measure, readyNote: () => this.cgroups.describe(), statusIntervalMs: o.statusIntervalMs, log: o.log,
@@ -70,7 +84,7 @@ export class NodeAgent {
     this.ctx = {
       client: o.client, nodeName: o.name, hostIP: o.address, dataDir: o.dataDir, env: this.envSources(),
       podIPs: () => (this.allocator ??= this.node.waitForPodCIDR(this.abort.signal).then((c) => new PodIPAllocator(c))),
-      backoff: o.backoff ?? DEFAULT_BACKOFF, cgroups: this.cgroups, log: o.log, adopted: this.adopted,
+      backoff: o.backoff ?? DEFAULT_BACKOFF, cgroups: this.cgroups, logs: this.logs, recorder: this.events.recorder('kubelet'), log: o.log, adopted: this.adopted,
       onDone: (uid) => {
         this.workers.delete(uid);
         rmSync(join(o.dataDir, 'pods', uid, 'records'), { recursive: true, force: true });
@@ -92,14 +106,57 @@ export class NodeAgent {
     });
     await this.pods.start();
     this.killOrphans();
+    if (this.o.nats) {
+      this.nc = await connectNats(this.o.nats, `flotilla-agent-${this.o.name}`);
+      this.metrics = new MetricsPublisher({
+        nc: this.nc, node: this.o.name, intervalMs: this.o.metricsIntervalMs ?? 15_000, log: this.o.log,
+        containers: () => [...this.workers.values()].flatMap((w) => {
+          const ref = w.podRef;
+          return ref ? w.processes().map((p) => ({ namespace: ref.namespace, pod: ref.name, container: p.container, pgid: p.pid })) : [];
+        }),
+      });
+      this.metrics.start();
+    }
   }
 
   /** Stops watching and renewing; the containers keep running (as the kubelet's do), to be adopted by the next run. */
   async stop(): Promise<void> {
     this.abort.abort();
+    this.metrics?.stop();
+    await this.nc?.close().catch(() => {});
     this.lease?.stop();
     this.node.stop();
     await this.pods.stop();
+    await this.events.stop();
+    this.logs.stop();
+  }
+
+  /**
+   * The kubelet's /containerLogs/{namespace}/{pod}/{container} (the API
+   * server proxies pods/log here); true when the path was one of the agent's.
+   */
+  handleHttp(req: IncomingMessage, res: ServerResponse): boolean {
+    const url = new URL(req.url ?? '/', 'http://agent');
+    const m = /^\/containerLogs\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(url.pathname);
+    if (!m) return false;
+    const [ns, name, container] = m.slice(1).map(decodeURIComponent);
+    const fail = (code: number, message: string) => {
+      if (res.headersSent) return void res.end();
+      const reason = code === 404 ? 'NotFound' : code === 400 ? 'BadRequest' : 'InternalError';
+      res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', message, reason, code }));
+    };
+    void (async () => {
+      const q = parseLogQuery(url.searchParams);
+      const pod = this.pods.get(ns, name);
+      if (!pod?.metadata.uid) throw new LogRequestError(404, `pods "${name}" not found`);
+      const files = containerLogFiles(join(this.o.dataDir, 'pods', pod.metadata.uid, 'logs', container));
+      if (!files.length) throw new LogRequestError(400, `container "${container}" in pod "${name}" is waiting to start: ContainerCreating`);
+      if (q.previous && files.length < 2) throw new LogRequestError(400, `previous terminated container "${container}" in pod "${name}" not found`);
+      const file = q.previous ? files[files.length - 2] : files[files.length - 1];
+      const running = () => !q.previous && !!this.workers.get(pod.metadata.uid!)?.processes().some((p) => p.logFile === file);
+      await serveLogFile(req, res, file, q, running);
+    })().catch((e) => fail(e instanceof LogRequestError ? e.code : 500, (e as Error).message));
+    return true;
   }
 
   private worker(p: Pod): PodWorker | undefined {

@@ -18,7 +18,10 @@ import { type Cgroups, type PodCgroup, podResources, processGroupRss } from './r
 import { ContainerConfigError, type EnvSources, containerEnv } from './runtime/env.ts';
 import { expand } from './runtime/expand.ts';
 import { IMAGE_PATH, containerArgv } from './runtime/images.ts';
+import { type ProbeKind, type ProbeSpec, ProbeWorker } from './runtime/probes.ts';
 import { ContainerProcess, type ExitInfo } from './runtime/process.ts';
+import type { EventRecorder } from '../recorder/recorder.ts';
+import type { LogObserver } from './logs.ts';
 import type { PodIPAllocator } from './pod-ip.ts';
 import { spawn } from 'node:child_process';
 
@@ -42,6 +45,8 @@ export interface WorkerContext {
   podIPs: () => Promise<PodIPAllocator>;
   backoff: BackoffPolicy;
   cgroups: Cgroups;
+  logs: LogObserver;
+  recorder: EventRecorder;
   log: Logger;
   /** Processes found running at start (agent restart), by pod uid then container name. */
   adopted: Map<string, Map<string, ContainerProcess>>;
@@ -67,6 +72,11 @@ interface Slot {
   oomBaseline?: number;
   /** Killed by the RSS-polling fallback for being over the memory limit. */
   oomByPolling?: boolean;
+  /** The probes of the current run. */
+  probes: ProbeWorker[];
+  /** The environment and working directory the current run started with (exec probes run in them). */
+  env?: Record<string, string>;
+  cwd?: string;
 }
 
 /**
@@ -119,9 +129,14 @@ export class PodWorker {
 
   private removedFromApi = false;
 
-  /** The slots' processes (for metrics and tests). */
-  processes(): { container: string; pid: number }[] {
-    return [...this.slots.values()].filter((s) => s.proc?.running).map((s) => ({ container: s.spec.name, pid: s.proc!.pid }));
+  /** The pod's namespace and name, once known. */
+  get podRef(): { namespace: string; name: string } | undefined {
+    return this.pod ? { namespace: this.pod.metadata.namespace ?? 'default', name: this.pod.metadata.name } : undefined;
+  }
+
+  /** The running container processes (for logs, metrics and tests). */
+  processes(): { container: string; pid: number; logFile: string }[] {
+    return [...this.slots.values()].filter((s) => s.proc?.running).map((s) => ({ container: s.spec.name, pid: s.proc!.pid, logFile: s.proc!.record.logFile }));
   }
 
   private schedule(delayMs: number): void {
@@ -168,7 +183,7 @@ export class PodWorker {
         const prevAll = [...(pod.status?.containerStatuses ?? []), ...((pod.status?.initContainerStatuses ?? []) as Prev[])] as Prev[];
         const prev = prevAll.find((x) => x.name === c.name);
         s = {
-          spec: c, init, backoffMs: 0,
+          spec: c, init, backoffMs: 0, probes: [],
           state: { name: c.name, image: c.image ?? '', restartCount: prev?.restartCount ?? 0, ready: false, started: false },
         };
         const adopted = this.ctx.adopted.get(this.uid)?.get(c.name);
@@ -208,12 +223,61 @@ export class PodWorker {
     s.state.running = { startedAt: iso(new Date(proc.record.startedAt)), containerID: `process://${proc.pid}` };
     s.state.waiting = undefined;
     s.state.terminated = undefined;
-    s.state.started = true;
-    s.state.ready = true;
+    this.ctx.logs.watch(proc.record.logFile);
     void proc.exited.then((exit) => this.onExit(s, proc, exit));
+    this.startProbes(s, proc);
+  }
+
+  private event(type: 'Normal' | 'Warning', reason: string, message: string): void {
+    if (this.pod) this.ctx.recorder.event({ ...this.pod, kind: 'Pod', apiVersion: 'v1' }, type, reason, message);
+  }
+
+  /**
+   * A container run's probes. Without a startup probe it is started at once;
+   * without a readiness probe it is ready once started. Liveness and
+   * readiness wait for startup; a failed liveness or startup probe kills the
+   * container (its restartPolicy then decides).
+   */
+  private startProbes(s: Slot, proc: ContainerProcess): void {
+    for (const w of s.probes) w.stop();
+    s.probes = [];
+    const spec = s.spec as Container & { startupProbe?: ProbeSpec; livenessProbe?: ProbeSpec; readinessProbe?: ProbeSpec };
+    const probes = s.init ? {} : { startup: spec.startupProbe, liveness: spec.livenessProbe, readiness: spec.readinessProbe };
+    s.state.started = !probes.startup;
+    s.state.ready = s.state.started && !probes.readiness;
+    const label: Record<ProbeKind, string> = { startup: 'Startup', liveness: 'Liveness', readiness: 'Readiness' };
+    const target = () => ({
+      podIP: this.podIP ?? '', ports: s.spec.ports ?? [], cwd: s.cwd ?? join(this.ctx.dataDir, 'pods', this.uid, 'containers', s.spec.name),
+      env: s.env ?? { PATH: [...IMAGE_PATH, '/usr/local/bin', '/usr/bin', '/bin'].join(':'), POD_IP: this.podIP ?? '' },
+    });
+    for (const kind of ['startup', 'liveness', 'readiness'] as const) {
+      const p = probes[kind];
+      if (!p) continue;
+      const w = new ProbeWorker(kind, p, {
+        target,
+        gate: kind === 'startup' ? undefined : () => s.state.started,
+        onFailure: (_w, output) => this.event('Warning', 'Unhealthy', `${label[kind]} probe failed: ${output}`),
+        onResult: (_w, ok) => {
+          if (s.proc !== proc || !proc.running) return;
+          if (kind === 'readiness') s.state.ready = ok && s.state.started;
+          else if (kind === 'startup' && ok) {
+            s.state.started = true;
+            s.state.ready = !probes.readiness;
+          } else if (!ok) {
+            this.event('Normal', 'Killing', `Container ${s.spec.name} failed ${kind} probe, will be restarted`);
+            const grace = p.terminationGracePeriodSeconds ?? (this.pod?.spec as { terminationGracePeriodSeconds?: number } | undefined)?.terminationGracePeriodSeconds ?? 30;
+            void proc.stop(grace * 1000);
+          }
+          this.schedule(0);
+        },
+      });
+      s.probes.push(w);
+      w.start();
+    }
   }
 
   private onExit(s: Slot, proc: ContainerProcess, exit: ExitInfo): void {
+    this.ctx.logs.unwatch(proc.record.logFile);
     if (s.proc !== proc) return;
     const term: Terminated = exit.code === undefined
       ? { exitCode: 137, reason: 'ContainerStatusUnknown', message: 'The process exited while the node agent was not its parent (agent restart): its exit code is unknown', startedAt: s.state.running?.startedAt ?? iso(), finishedAt: iso(exit.finishedAt) }
@@ -225,6 +289,8 @@ export class PodWorker {
       delete term.message;
     }
     s.oomByPolling = false;
+    for (const w of s.probes) w.stop();
+    s.probes = [];
     s.state.running = undefined;
     s.state.terminated = term;
     s.state.ready = false;
@@ -300,6 +366,7 @@ export class PodWorker {
         reason: 'CrashLoopBackOff',
         message: `back-off ${Math.round(s.backoffMs / 1000)}s restarting failed container=${s.spec.name} pod=${pod.metadata.name}_${pod.metadata.namespace}(${this.uid})`,
       };
+      this.event('Warning', 'BackOff', `Back-off restarting failed container ${s.spec.name} in pod ${pod.metadata.name}_${pod.metadata.namespace}(${this.uid})`);
       this.schedule(left + 10);
       return;
     }
@@ -349,6 +416,8 @@ export class PodWorker {
       return;
     }
     s.oomBaseline = cgroup?.oomKills();
+    s.env = env;
+    s.cwd = cwd;
     try {
       const proc = await ContainerProcess.start({
         argv: cgroup ? inCgroups(cgroup.procsFiles, argv) : argv, env, cwd,
@@ -358,6 +427,7 @@ export class PodWorker {
       });
       this.ctx.counters.starts++;
       this.attach(s, proc);
+      this.event('Normal', 'Started', `Started container ${c.name}`);
       this.ctx.log.info({ pod: this.name(), container: c.name, pid: proc.pid, restartCount: s.state.restartCount }, 'container started');
     } catch (e) {
       // The kubelet's reason when the runtime cannot start the process (no such program, …).

@@ -141,18 +141,6 @@ export function podFromTemplate(template: PodTemplate, owner: KubeObject, opts: 
   return { apiVersion: 'v1', kind: 'Pod', metadata, spec: structuredClone(template.spec ?? {}) } as KubeObject;
 }
 
-/**
- * ClaimOptions.canAdopt as Kubernetes' controllers make it: a fresh read
- * proving the owner still exists with the same uid and is not being deleted.
- */
-export function ownerStillThere(client: ApiClient, kind: KindDef, owner: KubeObject): () => Promise<boolean> {
-  return async () => {
-    const m = owner.metadata ?? {};
-    const fresh = await client.get<KubeObject>(resourcePath(kind, m.namespace, m.name));
-    return fresh.metadata?.uid === m.uid && !fresh.metadata?.deletionTimestamp;
-  };
-}
-
 /** Index of objects by their controller's uid; objects without a controller are filed under ORPHAN. */
 export const CONTROLLER_UID_INDEX = 'controller-uid';
 const ORPHAN = '<orphan>';
@@ -167,4 +155,16 @@ export function ownedOrOrphans<T extends KubeObject>(informer: Informer<T>, owne
   const ns = owner.metadata?.namespace ?? '';
   const mine = owner.metadata?.uid ? informer.byIndex(CONTROLLER_UID_INDEX, owner.metadata.uid) : [];
   return [...mine.filter((o) => (o.metadata?.namespace ?? '') === ns), ...informer.byIndex(CONTROLLER_UID_INDEX, ORPHAN).filter((o) => (o.metadata?.namespace ?? '') === ns)];
+}
+
+/**
+ * ClaimOptions.canAdopt as Kubernetes' controllers make it: a fresh read
+ * proving the owner still exists with the same uid and is not being deleted.
+ */
+export function ownerStillThere(client: ApiClient, kind: KindDef, owner: KubeObject): () => Promise<boolean> {
+  return async () => {
+    const m = owner.metadata ?? {};
+    const fresh = await client.get<KubeObject>(resourcePath(kind, m.namespace, m.name));
+    return fresh.metadata?.uid === m.uid && !fresh.metadata?.deletionTimestamp;
+  };
 }

@@ -64,6 +64,13 @@ export interface InformerOptions {
   source?: 'stream' | 'watch';
   /** Only objects matching this field selector ("spec.nodeName=n1"); needs source 'watch'. */
   fieldSelector?: string;
+  /**
+   * Keeps only the objects this accepts (applied on the client, after the
+   * server's selectors): for a set no selector can express, such as the pods
+   * of any of a process's hollow nodes. An object that stops passing leaves
+   * the cache as a delete. Watch source only.
+   */
+  filter?: (obj: KubeObject) => boolean;
   /** Watch source: ask the server to end each watch after this many seconds (then watch again); default 300. */
   watchTimeoutSeconds?: number;
   /** The kind to follow (kindByName('pods'), …, from api/kinds/index.ts). */
@@ -177,6 +184,7 @@ export class Informer<T extends KubeObject = KubeObject> {
     if (opts.namespace && !opts.kind.namespaced) throw new Error(`${opts.kind.plural} are cluster-scoped: no namespace applies`);
     // The stream has no field to filter on; silently ignoring the selector would hand out objects the caller excluded.
     if (opts.fieldSelector && opts.source !== 'watch') throw new Error('a field selector needs the watch source');
+    if (opts.filter && opts.source !== 'watch') throw new Error('a filter needs the watch source');
     if (opts.source !== 'watch' && !opts.nats) throw new Error('the stream source needs a NATS connection');
     this.o = opts;
     this.kind = opts.kind;
@@ -440,7 +448,8 @@ export class Informer<T extends KubeObject = KubeObject> {
     if (!Number.isSafeInteger(rv) || rv < 0) throw new Error(`LIST ${this.name} returned no usable resourceVersion (${String(list.metadata.resourceVersion)})`);
     if (this.stopping) return undefined;
     this.counters.lists++;
-    this.replace(list.items, rv);
+    const keep = this.o.filter;
+    this.replace(keep ? list.items.filter((o) => keep(o)) : list.items, rv);
     this.markSynced();
     return rv;
   }
@@ -512,10 +521,10 @@ export class Informer<T extends KubeObject = KubeObject> {
       this.counters.events++;
       const key = keyOf(obj);
       const old = this.items.get(key);
-      if (type === 'DELETED') {
+      if (type === 'DELETED' || (this.o.filter && !this.o.filter(obj))) {
         if (old) {
           this.remove(key);
-          this.notify((h) => h.onDelete?.(obj));
+          this.notify((h) => h.onDelete?.(type === 'DELETED' ? obj : old));
         }
       } else {
         this.store(key, obj);

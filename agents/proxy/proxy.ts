@@ -10,6 +10,7 @@ import type { Logger } from '../informer/stream.ts';
 import { silentLogger } from '../informer/stream.ts';
 import type { SliceLike } from '../endpoints/ready.ts';
 import { type Listener, type ProxyService, type Target, endpointsFor, listenersFor } from './table.ts';
+import { relayToFirst } from './tcp.ts';
 
 export interface ProxySource {
   services(): ProxyService[];
@@ -133,46 +134,19 @@ export class ServiceProxy {
   }
 
   private accept(key: string, client: net.Socket): void {
-    client.on('error', () => client.destroy());
     const o = this.open.get(key);
     const backend = o?.listener.backend;
     const targets = backend ? (this.endpoints.get(backend) ?? []) : [];
     if (!targets.length) {
       this.o.onConnection?.('no-endpoints');
+      client.on('error', () => {});
       client.destroy();
       return;
     }
     const start = (this.next.get(backend!) ?? 0) % targets.length;
     this.next.set(backend!, start + 1);
-    const order = [...targets.slice(start), ...targets.slice(0, start)].slice(0, this.o.attempts ?? 3);
-    client.pause();
-    const tryNext = (i: number) => {
-      if (i >= order.length || client.destroyed) {
-        this.o.onConnection?.('refused');
-        client.destroy();
-        return;
-      }
-      const t = order[i]!;
-      const up = net.connect({ host: t.ip, port: t.port, allowHalfOpen: true });
-      let connected = false;
-      up.once('connect', () => {
-        connected = true;
-        this.o.onConnection?.('proxied');
-        client.pipe(up);
-        up.pipe(client);
-        client.resume();
-      });
-      up.on('error', () => {
-        if (!connected) tryNext(i + 1);
-        else client.destroy();
-      });
-      // A clean end travels through the pipes (half-close); only a broken backend connection cuts the client off.
-      up.on('close', (hadError) => {
-        if (connected && hadError) client.destroy();
-      });
-      client.on('close', () => up.destroy());
-    };
-    tryNext(0);
+    const order = [...targets.slice(start), ...targets.slice(0, start)].slice(0, this.o.attempts ?? 3).map((t) => ({ host: t.ip, port: t.port }));
+    relayToFirst(client, order, (ok) => this.o.onConnection?.(ok ? 'proxied' : 'refused'));
   }
 
   async stop(): Promise<void> {

@@ -72,7 +72,7 @@ export class Algorithm {
     let i = 0;
     for (; i < nodes.length && feasible.length < want; i++) {
       const n = nodes[(this.nextStartNodeIndex + i) % nodes.length]!;
-      const s = runFilters(filters, state, pod, n);
+      const s = filterWithNominated(filters, state, pod, n, view);
       if (s) reasons.set(n.name, s);
       else feasible.push(n);
     }
@@ -82,6 +82,18 @@ export class Algorithm {
     return { node: this.select(state, pod, feasible, view), state, feasible: feasible.length, evaluated: i };
   }
 
+
+  /** Why the pod does not fit on this one node as the cluster is now (PreFilter run afresh), undefined when it fits: preemption's check. */
+  filterOnNode(pod: PodInfo, node: NodeInfo, view: ClusterView): Status | undefined {
+    const state: CycleState = new Map();
+    const skipped = new Set<Plugin>();
+    for (const p of this.profile.preFilter) {
+      const s = p.preFilter(state, pod, view);
+      if (s === SKIP) skipped.add(p);
+      else if (s) return s;
+    }
+    return filterWithNominated(this.profile.filter.filter((f) => !skipped.has(f)), state, pod, node, view);
+  }
 
   /** The weighted score of every feasible node; the best one (reservoir sampling among ties). */
   private select(state: CycleState, pod: PodInfo, feasible: NodeInfo[], view: ClusterView): string {
@@ -107,6 +119,23 @@ export class Algorithm {
       }
     }
     return feasible[best]!.name;
+  }
+}
+
+/**
+ * The filters on a node as it will be once the pods nominated to it (by
+ * preemption) with at least this pod's priority are placed: the room
+ * preemption made for them is not taken by others (kube-scheduler adds them
+ * to the node the same way; it also checks without them, for affinity).
+ */
+export function filterWithNominated(filters: readonly FilterPlugin[], state: CycleState, pod: PodInfo, node: NodeInfo, view: ClusterView): Status | undefined {
+  const nominated = view.nominatedPods(node.name).filter((p) => p.key !== pod.key && p.priority >= pod.priority && !node.pods.has(p.key));
+  if (!nominated.length) return runFilters(filters, state, pod, node);
+  for (const p of nominated) node.addPod(p);
+  try {
+    return runFilters(filters, state, pod, node);
+  } finally {
+    for (const p of nominated) node.removePod(p.key);
   }
 }
 

@@ -35,6 +35,9 @@ export class SchedulerCache {
    * value, or under '' for a term without one.
    */
   private readonly antiAffinityByLabel = new Map<string, Set<PodState>>();
+  /** Pending pods nominated to a node by preemption: node → key → pod (kube-scheduler's nominator). */
+  private readonly nominated = new Map<string, Map<string, PodInfo>>();
+  private readonly nominatedNode = new Map<string, string>();
   /** Counted pods with any inter-pod (anti-)affinity term (their terms may attract or repel the next pod). */
   private readonly withAffinity = new Set<PodState>();
 
@@ -125,6 +128,35 @@ export class SchedulerCache {
     this.unindex(s);
   }
 
+  /**
+   * Runs `fn` with these counted pods taken out of the cache, then puts
+   * them back as they were (preemption's "what if these were gone").
+   * `fn` may put one back early and take it out again (trying to reprieve
+   * a victim).
+   */
+  withoutPods<T>(keys: readonly string[], fn: (h: { restore(key: string): void; remove(key: string): void }) => T): T {
+    const out = new Map<string, PodState>();
+    const remove = (k: string) => {
+      const s = this.pods.get(k);
+      if (!s || out.has(k)) return;
+      this.unindex(s);
+      out.set(k, s);
+    };
+    const restore = (k: string) => {
+      const s = out.get(k);
+      if (!s) return;
+      out.delete(k);
+      this.slot(s.node).addPod(s.info);
+      this.index(s);
+    };
+    for (const k of keys) remove(k);
+    try {
+      return fn({ restore, remove });
+    } finally {
+      for (const k of [...out.keys()]) restore(k);
+    }
+  }
+
   /** Forgets assumed pods whose binding succeeded but whose event never came. */
   expire(now: number): string[] {
     const gone: string[] = [];
@@ -168,6 +200,30 @@ export class SchedulerCache {
         if (n) yield [s.info, n];
       }
     }
+  }
+
+  /** Records the node a pending pod was nominated to (status.nominatedNodeName). */
+  nominate(info: PodInfo, node: string): void {
+    this.unnominate(info.key);
+    let m = this.nominated.get(node);
+    if (!m) this.nominated.set(node, (m = new Map()));
+    m.set(info.key, info);
+    this.nominatedNode.set(info.key, node);
+  }
+
+  /** The pod is no longer nominated (bound, deleted, or its nomination cleared). */
+  unnominate(key: string): void {
+    const was = this.nominatedNode.get(key);
+    if (!was) return;
+    this.nominated.get(was)?.delete(key);
+    if (!this.nominated.get(was)?.size) this.nominated.delete(was);
+    this.nominatedNode.delete(key);
+  }
+
+  /** The pending pods nominated to a node. */
+  nominatedPods(node: string): PodInfo[] {
+    const m = this.nominated.get(node);
+    return m ? [...m.values()] : [];
   }
 
   /** The counted pods with any inter-pod (anti-)affinity term, with their nodes. */
@@ -237,6 +293,7 @@ export function clusterView(cache: SchedulerCache, listers: Pick<ClusterView, 'n
     podsFor: (sel) => cache.podsFor(sel),
     podsWithRequiredAntiAffinity: (labels) => cache.podsWithRequiredAntiAffinity(labels),
     podsWithAffinity: () => cache.podsWithAffinity(),
+    nominatedPods: (node) => cache.nominatedPods(node),
     ...listers,
   };
 }

@@ -37,9 +37,11 @@ export interface ClusterView {
   podsWithRequiredAntiAffinity(labels: Record<string, string>): Iterable<[PodInfo, NodeInfo]>;
   /** Placed pods with any inter-pod (anti-)affinity term, with their nodes. */
   podsWithAffinity(): Iterable<[PodInfo, NodeInfo]>;
+  /** Pending pods that preemption nominated to this node (their room is kept for them). */
+  nominatedPods(node: string): PodInfo[];
   namespaceLabels: NamespaceLabels;
   get(resource: 'persistentvolumeclaims' | 'persistentvolumes' | 'storageclasses' | 'replicasets' | 'statefulsets', namespace: string, name: string): KubeObject | undefined;
-  list(resource: 'persistentvolumes' | 'services', namespace?: string): KubeObject[];
+  list(resource: 'persistentvolumes' | 'services' | 'poddisruptionbudgets', namespace?: string): KubeObject[];
 }
 
 /** Per-pod state one plugin computes in PreFilter/PreScore and reads in Filter/Score. */

@@ -10,6 +10,9 @@ export interface SchedulerMetrics {
   bindingsInFlight: client.Gauge;
   binding: client.Histogram<'result'>;
   leading: client.Gauge;
+  preemptionAttempts: client.Counter;
+  preemptionVictims: client.Histogram;
+  preemptionDuration: client.Histogram;
 }
 
 const exp = (start: number, factor: number, n: number) => client.exponentialBuckets(start, factor, n);
@@ -25,5 +28,8 @@ export function schedulerMetrics(registry: client.Registry): SchedulerMetrics {
     bindingsInFlight: new client.Gauge({ name: 'flotilla_scheduler_bindings_in_flight', help: 'Bindings sent and not yet answered.', registers }),
     binding: new client.Histogram({ name: 'scheduler_binding_duration_seconds', help: 'Binding latency in seconds (pre-bind writes and the pods/binding request).', labelNames: ['result'], buckets: exp(0.001, 2, 15), registers }),
     leading: new client.Gauge({ name: 'flotilla_scheduler_leading', help: '1 while this replica schedules pods.', registers }),
+    preemptionAttempts: new client.Counter({ name: 'scheduler_preemption_attempts_total', help: 'Total preemption attempts in the cluster till now', registers }),
+    preemptionVictims: new client.Histogram({ name: 'scheduler_preemption_victims', help: 'Number of selected preemption victims', buckets: exp(1, 2, 7), registers }),
+    preemptionDuration: new client.Histogram({ name: 'flotilla_scheduler_preemption_duration_seconds', help: 'Time spent looking for preemption victims.', buckets: exp(0.0001, 2, 16), registers }),
   };
 }

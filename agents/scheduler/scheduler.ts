@@ -17,6 +17,8 @@ import { type Informer, keyOf } from '../informer/informer.ts';
 import type { KubeObject, Node, Pod } from '../informer/types.ts';
 import type { EventRecorder } from '../recorder/recorder.ts';
 import { Algorithm, FitError } from './algorithm.ts';
+import { PodInfo } from './pod-info.ts';
+import { Preemptor } from './preemption.ts';
 import { SchedulerCache, clusterView } from './cache.ts';
 import type { ClusterView, Profile } from './framework.ts';
 import { type SchedulerMetrics, schedulerMetrics } from './metrics.ts';
@@ -49,6 +51,7 @@ export class Scheduler {
   readonly algorithm: Algorithm;
   readonly metrics: SchedulerMetrics;
   readonly view: ClusterView;
+  readonly preemptor: Preemptor;
   private readonly profile: Profile;
   private readonly pods: Informer<Pod>;
   private readonly nodes: Informer<Node>;
@@ -58,7 +61,7 @@ export class Scheduler {
   private readonly bindings = new Set<Promise<void>>();
   private readonly now: () => number;
   /** Counts for tests and /healthz. */
-  readonly stats = { scheduled: 0, unschedulable: 0, errors: 0, bindFailures: 0 };
+  readonly stats = { scheduled: 0, unschedulable: 0, errors: 0, bindFailures: 0, preemptions: 0 };
 
   constructor(private readonly o: SchedulerOptions) {
     this.now = o.now ?? Date.now;
@@ -66,10 +69,11 @@ export class Scheduler {
     this.queue = new SchedulingQueue({ initialBackoffMs: o.initialBackoffMs, maxBackoffMs: o.maxBackoffMs, now: this.now });
     this.algorithm = new Algorithm(this.profile, { percentageOfNodesToScore: o.percentageOfNodesToScore });
     this.metrics = schedulerMetrics(o.registry);
+    this.preemptor = new Preemptor(this.algorithm, this.cache);
     const inf = o.informers;
     this.pods = inf.informer<Pod>('pods');
     this.nodes = inf.informer<Node>('nodes');
-    this.listers = Object.fromEntries(['persistentvolumeclaims', 'persistentvolumes', 'storageclasses', 'services', 'replicasets', 'statefulsets', 'namespaces']
+    this.listers = Object.fromEntries(['persistentvolumeclaims', 'persistentvolumes', 'storageclasses', 'services', 'replicasets', 'statefulsets', 'namespaces', 'poddisruptionbudgets']
       .map((r) => [r, inf.informer(r)]));
     this.view = clusterView(this.cache, {
       namespaceLabels: (ns) => this.listers.namespaces!.get('', ns)?.metadata?.labels,
@@ -103,6 +107,7 @@ export class Scheduler {
     const key = keyOf(p);
     if (p.spec?.nodeName) {
       this.queue.delete(key);
+      this.cache.unnominate(key);
       if (isTerminal(p)) {
         this.cache.removePod(key);
         // Its resources are free again.
@@ -116,14 +121,20 @@ export class Scheduler {
     if (this.cache.isAssumed(key)) return;
     if (p.metadata.deletionTimestamp || !this.responsible(p) || ((p.spec as { schedulingGates?: unknown[] })?.schedulingGates?.length ?? 0) > 0) {
       this.queue.delete(key);
+      this.cache.unnominate(key);
       return;
     }
+    // A nomination (ours, or a predecessor's) keeps the room preemption made.
+    const nominated = (p.status as { nominatedNodeName?: string } | undefined)?.nominatedNodeName;
+    if (nominated) this.cache.nominate(new PodInfo(p), nominated);
+    else this.cache.unnominate(key);
     this.queue.update(p);
   }
 
   private onPodDelete(p: Pod): void {
     const key = keyOf(p);
     this.queue.delete(key);
+    this.cache.unnominate(key);
     if (p.spec?.nodeName || this.cache.isAssumed(key)) {
       this.cache.removePod(key);
       this.queue.moveAllToActiveOrBackoff();
@@ -200,7 +211,7 @@ export class Scheduler {
       if (e instanceof FitError) {
         this.stats.unschedulable++;
         this.metrics.attempts.inc({ result: 'unschedulable', profile: this.profile.schedulerName });
-        this.fail(qp, 'Unschedulable', e.message, true);
+        this.postFilter(qp, e);
       } else {
         this.stats.errors++;
         this.metrics.attempts.inc({ result: 'error', profile: this.profile.schedulerName });
@@ -222,6 +233,35 @@ export class Scheduler {
       r?.();
     });
     this.bindings.add(p);
+  }
+
+  /**
+   * The pod fits nowhere: preemption. Victims found: they are deleted (with
+   * their grace period) and the pod is nominated to their node; it waits for
+   * them to go. Otherwise the message says why preemption cannot help.
+   */
+  private postFilter(qp: QueuedPod, e: FitError): void {
+    const info = qp.info;
+    const t0 = performance.now();
+    this.metrics.preemptionAttempts.inc();
+    const r = this.preemptor.preempt(info, e, this.view, this.listers.poddisruptionbudgets!.list());
+    this.metrics.preemptionDuration.observe((performance.now() - t0) / 1000);
+    if ('message' in r) {
+      this.fail(qp, 'Unschedulable', `${e.message} ${r.message}`, true);
+      return;
+    }
+    const { node, victims } = r.candidate;
+    this.stats.preemptions++;
+    this.metrics.preemptionVictims.observe(victims.length);
+    this.cache.nominate(info, node);
+    this.o.log.info({ pod: info.key, node, victims: victims.map((v) => v.key) }, 'preempting');
+    for (const v of victims) {
+      const m = v.pod.metadata;
+      this.o.recorder.event(v.pod, 'Normal', 'Preempted', `Preempted by pod ${info.pod.metadata.uid} on node ${node}`);
+      void this.o.client.delete(resourcePath(PODS, m.namespace, m.name), { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: { uid: m.uid } })
+        .catch((err) => { if (!(err instanceof ApiClientError && (err.code === 404 || err.code === 409))) this.o.log.warn({ pod: v.key, err: (err as Error).message }, 'could not delete a preemption victim'); });
+    }
+    this.fail(qp, 'Unschedulable', e.message, true, node);
   }
 
   private async bind(qp: QueuedPod, node: string, state: Map<string, unknown>): Promise<void> {
@@ -261,16 +301,17 @@ export class Scheduler {
   }
 
   /** Back to the queue, a FailedScheduling event, and PodScheduled=False on the pod (when it says something new). */
-  private fail(qp: QueuedPod, reason: 'Unschedulable' | 'SchedulerError', message: string, unschedulable: boolean): void {
+  private fail(qp: QueuedPod, reason: 'Unschedulable' | 'SchedulerError', message: string, unschedulable: boolean, nominatedNodeName?: string): void {
     this.queue.requeue(qp, unschedulable);
     const pod = qp.info.pod;
     this.o.recorder.event(pod, 'Warning', 'FailedScheduling', message);
     const conds = (pod.status?.conditions ?? []);
     const cur = conds.find((c) => c.type === 'PodScheduled');
-    if (cur?.status === 'False' && cur.reason === reason && cur.message === message) return;
+    const nominatedNow = (pod.status as { nominatedNodeName?: string } | undefined)?.nominatedNodeName;
+    if (cur?.status === 'False' && cur.reason === reason && cur.message === message && (!nominatedNodeName || nominatedNow === nominatedNodeName)) return;
     const cond = { type: 'PodScheduled', status: 'False', reason, message, lastProbeTime: null, lastTransitionTime: cur?.status === 'False' ? cur.lastTransitionTime : new Date(this.now()).toISOString().replace(/\.\d+Z$/, 'Z') };
     const m = pod.metadata;
-    void this.o.client.patch(resourcePath(PODS, m.namespace, m.name, 'status'), { status: { conditions: [...conds.filter((c) => c.type !== 'PodScheduled'), cond] } }, 'application/merge-patch+json')
+    void this.o.client.patch(resourcePath(PODS, m.namespace, m.name, 'status'), { status: { conditions: [...conds.filter((c) => c.type !== 'PodScheduled'), cond], ...(nominatedNodeName ? { nominatedNodeName } : {}) } }, 'application/merge-patch+json')
       .catch((e) => this.o.log.info({ pod: qp.info.key, err: (e as Error).message }, 'could not update the PodScheduled condition'));
   }
 }

@@ -15,10 +15,11 @@ import { NETWORKING_KINDS } from './networking.ts';
 import { RBAC_KINDS } from './rbac.ts';
 import { POLICY_KINDS } from './policy.ts';
 import { QUOTA_KINDS } from './quota.ts';
+import { SCHEDULING_KINDS } from './scheduling.ts';
 import { STORAGE_KINDS } from './storage.ts';
 
 export const KINDS: KindDef[] = [...CORE_KINDS, ...APPS_KINDS, ...BATCH_KINDS, ...COORDINATION_KINDS, ...AUTOSCALING_KINDS, ...RBAC_KINDS, ...DISCOVERY_KINDS,
-  ...STORAGE_KINDS, ...POLICY_KINDS, ...QUOTA_KINDS, ...NETWORKING_KINDS];
+  ...STORAGE_KINDS, ...POLICY_KINDS, ...QUOTA_KINDS, ...NETWORKING_KINDS, ...SCHEDULING_KINDS];
 
 /** The kind served at /api(s)/{group}/{version}/{plural}. */
 export function kindByResource(group: string, version: string, plural: string): KindDef | undefined {

@@ -39,7 +39,7 @@ export class DeploymentController extends QueueController {
   private readonly pods: Informer<Pod>;
 
   constructor(ctx: ControllerContext) {
-    super(ctx, 'deployment');
+    super(ctx, 'deployment', { workers: ctx.config.deploymentWorkers });
     this.deployments = ctx.informers.informer<Deployment>('deployments');
     this.replicaSets = ctx.informers.informer<ReplicaSet>('replicasets');
     this.pods = ctx.informers.informer<Pod>('pods');

@@ -7,7 +7,14 @@ import { desiredReplicasAnnotation, maxReplicasAnnotation } from './annotations.
 import { isRollingUpdate, maxSurge, maxUnavailable, replicasOf } from './fenceposts.ts';
 
 export const specReplicas = (rs: ReplicaSet): number => rs.spec?.replicas ?? 0;
-const available = (rs: ReplicaSet): number => rs.status?.availableReplicas ?? 0;
+/**
+ * A ReplicaSet's available pods, never counted above its spec.replicas.
+ * Kubernetes reads status.availableReplicas as it is; but a ReplicaSet just
+ * scaled down still reports the pods it is deleting until its controller
+ * writes status again, and counting those let a second scale-down go below
+ * replicas − maxUnavailable. Capping at spec keeps the bound on real pods.
+ */
+const available = (rs: ReplicaSet): number => Math.min(rs.status?.availableReplicas ?? 0, specReplicas(rs));
 const created = (rs: ReplicaSet): number => (rs.metadata.creationTimestamp ? Date.parse(rs.metadata.creationTimestamp) : 0);
 const sum = (rss: readonly ReplicaSet[], f: (rs: ReplicaSet) => number) => rss.reduce((n, rs) => n + f(rs), 0);
 

@@ -14,7 +14,7 @@ import { QueueController } from '../controller.ts';
 import { ControllerExpectations } from '../expectations.ts';
 import { CONTROLLER_UID_INDEX, claimObjects, controllerRef, indexByController, ownedOrOrphans, podFromTemplate, selectorMatches } from '../ownership.ts';
 import { availableAt, isPodActive, isPodReady, podsToDelete } from './pods.ts';
-import { slowStartBatch } from './slow-start.ts';
+import { settleLimited, slowStartBatch } from './slow-start.ts';
 import { calculateStatus, statusChanged } from './status.ts';
 
 const PODS = resolveKind('pods')!;
@@ -22,6 +22,8 @@ const REPLICASETS = resolveKind('replicasets')!;
 
 /** Kubernetes' BurstReplicas: creations or deletions per sync. */
 export const BURST_REPLICAS = 500;
+/** Requests one ReplicaSet's sync keeps pending at once (see slow-start.ts). */
+export const MAX_IN_FLIGHT = 64;
 
 const isReplicaSetRef = (r: { apiVersion: string; kind: string } | undefined) => !!r && r.kind === 'ReplicaSet' && r.apiVersion.startsWith('apps/');
 
@@ -31,7 +33,7 @@ export class ReplicaSetController extends QueueController {
   private readonly pods: Informer<Pod>;
 
   constructor(ctx: ControllerContext, private readonly burstReplicas = BURST_REPLICAS) {
-    super(ctx, 'replicaset');
+    super(ctx, 'replicaset', { workers: ctx.config.replicaSetWorkers });
     this.expectations = new ControllerExpectations(ctx.now);
     this.replicaSets = ctx.informers.informer<ReplicaSet>('replicasets');
     this.pods = ctx.informers.informer<Pod>('pods');
@@ -164,7 +166,7 @@ export class ReplicaSetController extends QueueController {
           this.recorder.event(rs, 'Warning', 'FailedCreate', `Error creating: ${(e as Error).message}`);
           throw e;
         }
-      });
+      }, MAX_IN_FLIGHT);
       // Creations that failed or never started will not be seen: stop waiting for them.
       for (let i = successes; i < n; i++) this.expectations.creationObserved(key);
       return error;
@@ -173,7 +175,7 @@ export class ReplicaSetController extends QueueController {
       const n = Math.min(diff, this.burstReplicas);
       const victims = podsToDelete(pods, this.relatedPods(rs), n, this.ctx.now());
       this.expectations.expectDeletions(key, victims.map(keyOf));
-      const results = await Promise.allSettled(victims.map(async (p) => {
+      const results = await settleLimited(victims, MAX_IN_FLIGHT, async (p) => {
         try {
           await this.ctx.client.delete(resourcePath(PODS, p.metadata.namespace, p.metadata.name), { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: { uid: p.metadata.uid } });
           this.recorder.event(rs, 'Normal', 'SuccessfulDelete', `Deleted pod: ${p.metadata.name}`);
@@ -184,7 +186,7 @@ export class ReplicaSetController extends QueueController {
           this.recorder.event(rs, 'Warning', 'FailedDelete', `Error deleting: ${(e as Error).message}`);
           throw e;
         }
-      }));
+      });
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       return failed?.reason as Error | undefined;
     }
