@@ -9,6 +9,7 @@ import t from 'tap';
 import { resourcePath } from '../agents/client/api.ts';
 import { resolveKind } from '../agents/client/kinds.ts';
 import { type DaemonSetObj, DaemonSetController } from '../agents/controllers/daemonset/controller.ts';
+import { FailedPodBackoff } from '../agents/controllers/daemonset/backoff.ts';
 import { daemonTolerations, pinToNode, placement, targetNode } from '../agents/controllers/daemonset/placement.ts';
 import { CONTROLLER_REVISION_HASH } from '../agents/controllers/history/revisions.ts';
 import { Informer } from '../agents/informer/informer.ts';
@@ -51,6 +52,20 @@ t.test('placement', async (t) => {
   t.equal(pinned.tolerations!.length, 6, 'the template\'s own toleration is not doubled');
   t.equal(targetNode({ metadata: { name: 'p' }, spec: pinned } as Pod), 'node-7');
   t.equal(targetNode({ metadata: { name: 'p' }, spec: { ...pinned, nodeName: 'node-2' } } as Pod), 'node-2', 'a bound pod: its node');
+});
+
+t.test('failed pod back-off (1 s doubling to 15 min, per DaemonSet and node)', async (t) => {
+  const b = new FailedPodBackoff();
+  t.equal(b.remaining('ds/n1', 0), 0, 'the first failure goes at once');
+  b.next('ds/n1', 0);
+  t.equal(b.remaining('ds/n1', 400), 600, '1 s after the first deletion');
+  t.equal(b.remaining('ds/n2', 400), 0, 'another node is not held back');
+  b.next('ds/n1', 1000);
+  t.equal(b.remaining('ds/n1', 1000), 2000, 'then 2 s');
+  for (let i = 0, at = 3000; i < 20; i++, at += 1) b.next('ds/n1', at);
+  t.equal(b.remaining('ds/n1', 3019), 15 * 60_000, 'capped at 15 min');
+  b.next('ds/n1', 3019 + 31 * 60_000);
+  t.equal(b.remaining('ds/n1', 3019 + 31 * 60_000), 1000, 'idle for more than twice the cap: back to 1 s');
 });
 
 const DS = resolveKind('daemonsets')!;
@@ -186,6 +201,28 @@ t.test('DaemonSets against a real server', async (t) => {
     t.equal(b.seen.minReadyNodes, 3, 'every node kept a ready pod at every event');
     t.ok(b.seen.maxLive <= 4, `at most 3 + 1 pods (max ${b.seen.maxLive})`);
     t.ok(b.seen.maxLive >= 4, 'a surge pod existed');
+  });
+
+  t.test('a failed daemon pod is deleted (FailedDaemonPod) and replaced on its node, again after a back-off', async (t) => {
+    const d = await mk('flaky', { selector: { matchLabels: { app: 'flaky' } }, template: { ...template('agent:1'), metadata: { labels: { app: 'flaky' } } } });
+    await settled('flaky', { numberReady: 3 });
+    const onNode1 = async () => (await c.podsOf('default', d.metadata.uid!)).filter((p) => p.spec?.nodeName === 'node-1' && !p.metadata.deletionTimestamp);
+    const seen: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const [p] = await waitFor('a running pod on node-1', async () => {
+        const ps = (await onNode1()).filter((x) => x.status?.phase === 'Running' && !seen.includes(x.metadata.name));
+        return ps.length ? ps : undefined;
+      }, 20_000);
+      seen.push(p!.metadata.name);
+      c.nodes.finish('default', p!.metadata.name, 'Failed');
+    }
+    await waitFor('a third pod on node-1, running', async () => (await onNode1()).some((x) => !seen.includes(x.metadata.name) && x.status?.phase === 'Running'), 20_000);
+    const ev = await waitFor('two FailedDaemonPod events', async () => {
+      const e = (await c.eventsOf('default', 'flaky', 'DaemonSet')).filter((x) => x.startsWith('FailedDaemonPod'));
+      return e.length >= 2 ? e : undefined;
+    }, 20_000);
+    t.match(ev[0], /^FailedDaemonPod: Found failed daemon pod default\/flaky-\S+ on node node-1, will try to kill it$/);
+    await client.delete(resourcePath(DS, 'default', 'flaky'));
   });
 
   t.test('OnDelete: replaced only when deleted', async (t) => {

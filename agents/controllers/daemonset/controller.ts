@@ -23,6 +23,7 @@ import {
 } from '../history/revisions.ts';
 import { PodControl } from '../podcontrol.ts';
 import { claimObjects, indexByController, ownedOrOrphans, ownerStillThere, controllerRef, podFromTemplate } from '../ownership.ts';
+import { FailedPodBackoff } from './backoff.ts';
 import { pinToNode, placement, targetNode } from './placement.ts';
 
 const DAEMONSETS = resolveKind('daemonsets')!;
@@ -51,6 +52,7 @@ export class DaemonSetController extends QueueController {
   private readonly revisions: Informer<ControllerRevision>;
   readonly expectations: ControllerExpectations;
   private readonly podControl: PodControl;
+  private readonly failedBackoff = new FailedPodBackoff();
 
   constructor(ctx: ControllerContext) {
     super(ctx, 'daemonset');
@@ -126,6 +128,7 @@ export class DaemonSetController extends QueueController {
       if (n) byNode.set(n, [...(byNode.get(n) ?? []), p]);
     }
     const nodes = this.nodes.list();
+    this.failedBackoff.gc(now);
     if (this.expectations.satisfied(key)) {
       await this.manage(key, ds, nodes, byNode, hash, now);
     }
@@ -159,9 +162,18 @@ export class DaemonSetController extends QueueController {
         continue;
       }
       if (!shouldRun && pods.length) continue; // tolerated NoExecute only: the pods stay, none is added
-      // Failed pods go (and are replaced on a later pass); the others count.
+      // Failed pods go (and are replaced on a later pass), after a back-off per node when they keep failing; the others count.
       const failed = pods.filter((p) => p.status?.phase === 'Failed' || p.status?.phase === 'Succeeded');
-      remove.push(...failed);
+      if (failed.length) {
+        const id = `${key}/${name}`;
+        const wait = this.failedBackoff.remaining(id, now);
+        if (wait > 0) this.enqueueAfter(key, wait + 50);
+        else {
+          this.failedBackoff.next(id, now);
+          for (const p of failed) this.recorder.event(ds, 'Warning', 'FailedDaemonPod', `Found failed daemon pod ${p.metadata.namespace}/${p.metadata.name} on node ${name}, will try to kill it`);
+          remove.push(...failed);
+        }
+      }
       const running = pods.filter((p) => !failed.includes(p)).sort(byAge);
       if (!running.length) {
         if (!failed.length) create.push(name);
