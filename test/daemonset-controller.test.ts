@@ -2,17 +2,20 @@
 // tolerations every daemon pod gets), then against a real server with three
 // FakeNodes binding the pinned pods: one pod per eligible node, nodes that
 // gain or lose a label or a taint, RollingUpdate with maxUnavailable and with
-// maxSurge (the bounds checked on every pod event), OnDelete, status and
-// `kubectl rollout status daemonset`.
+// maxSurge (the bounds checked on every pod event), OnDelete, status,
+// `kubectl rollout status|history|undo daemonset`; and the real scheduler
+// binding the pinned pods (a cordoned node included).
 import t from 'tap';
 import { resourcePath } from '../agents/client/api.ts';
 import { resolveKind } from '../agents/client/kinds.ts';
 import { type DaemonSetObj, DaemonSetController } from '../agents/controllers/daemonset/controller.ts';
+import { FailedPodBackoff } from '../agents/controllers/daemonset/backoff.ts';
 import { daemonTolerations, pinToNode, placement, targetNode } from '../agents/controllers/daemonset/placement.ts';
 import { CONTROLLER_REVISION_HASH } from '../agents/controllers/history/revisions.ts';
 import { Informer } from '../agents/informer/informer.ts';
 import type { Node, Pod, PodSpec } from '../agents/informer/types.ts';
 import { kubectlMissing } from '../harness/kubectl.ts';
+import { SchedulerProcess } from '../harness/scheduler.ts';
 import { waitFor } from '../harness/procs.ts';
 import { startWorkloadCluster } from './support/workload-cluster.ts';
 
@@ -49,6 +52,20 @@ t.test('placement', async (t) => {
   t.equal(pinned.tolerations!.length, 6, 'the template\'s own toleration is not doubled');
   t.equal(targetNode({ metadata: { name: 'p' }, spec: pinned } as Pod), 'node-7');
   t.equal(targetNode({ metadata: { name: 'p' }, spec: { ...pinned, nodeName: 'node-2' } } as Pod), 'node-2', 'a bound pod: its node');
+});
+
+t.test('failed pod back-off (1 s doubling to 15 min, per DaemonSet and node)', async (t) => {
+  const b = new FailedPodBackoff();
+  t.equal(b.remaining('ds/n1', 0), 0, 'the first failure goes at once');
+  b.next('ds/n1', 0);
+  t.equal(b.remaining('ds/n1', 400), 600, '1 s after the first deletion');
+  t.equal(b.remaining('ds/n2', 400), 0, 'another node is not held back');
+  b.next('ds/n1', 1000);
+  t.equal(b.remaining('ds/n1', 1000), 2000, 'then 2 s');
+  for (let i = 0, at = 3000; i < 20; i++, at += 1) b.next('ds/n1', at);
+  t.equal(b.remaining('ds/n1', 3019), 15 * 60_000, 'capped at 15 min');
+  b.next('ds/n1', 3019 + 31 * 60_000);
+  t.equal(b.remaining('ds/n1', 3019 + 31 * 60_000), 1000, 'idle for more than twice the cap: back to 1 s');
 });
 
 const DS = resolveKind('daemonsets')!;
@@ -150,9 +167,20 @@ t.test('DaemonSets against a real server', async (t) => {
     t.ok(b.seen.minReadyNodes >= 2, `at least 3 - 1 nodes had a ready pod at every event (min ${b.seen.minReadyNodes})`);
     t.ok(b.seen.maxLive <= 3, `never more than one pod per node (max ${b.seen.maxLive})`);
     t.ok(first);
+    t.equal((await c.rollout('status', 'daemonset/ru', '--watch=false')).out, 'daemon set "ru" successfully rolled out\n', 'flotilla rollout status');
+    t.equal((await c.rollout('history', 'daemonset/ru')).out, 'daemonset.apps/ru \nREVISION  CHANGE-CAUSE\n1         <none>\n2         <none>\n\n');
     if (!kubectlMissing(t)) {
       const r = await c.kubectl('rollout', 'status', 'daemonset/ru', '--timeout=30s');
       t.match(r.out, /successfully rolled out/);
+      const h = await c.kubectl('rollout', 'history', 'daemonset/ru');
+      t.match(h.out, /REVISION\s+CHANGE-CAUSE\n1\s+<none>\n2\s+<none>/, 'kubectl rollout history lists the ControllerRevisions');
+      const u = await c.kubectl('rollout', 'undo', 'daemonset/ru');
+      t.equal(u.code, 0, u.err);
+      await waitFor('back to agent:1', async () => {
+        const pods = (await c.podsOf('default', d.metadata.uid!)).filter((p) => !p.metadata.deletionTimestamp);
+        return pods.length === 3 && pods.every((p) => p.spec?.containers[0]?.image === 'agent:1' && p.status?.conditions?.some((x) => x.type === 'Ready' && x.status === 'True'));
+      }, 30_000);
+      t.pass('kubectl rollout undo daemonset');
     }
   });
 
@@ -175,6 +203,28 @@ t.test('DaemonSets against a real server', async (t) => {
     t.ok(b.seen.maxLive >= 4, 'a surge pod existed');
   });
 
+  t.test('a failed daemon pod is deleted (FailedDaemonPod) and replaced on its node, again after a back-off', async (t) => {
+    const d = await mk('flaky', { selector: { matchLabels: { app: 'flaky' } }, template: { ...template('agent:1'), metadata: { labels: { app: 'flaky' } } } });
+    await settled('flaky', { numberReady: 3 });
+    const onNode1 = async () => (await c.podsOf('default', d.metadata.uid!)).filter((p) => p.spec?.nodeName === 'node-1' && !p.metadata.deletionTimestamp);
+    const seen: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const [p] = await waitFor('a running pod on node-1', async () => {
+        const ps = (await onNode1()).filter((x) => x.status?.phase === 'Running' && !seen.includes(x.metadata.name));
+        return ps.length ? ps : undefined;
+      }, 20_000);
+      seen.push(p!.metadata.name);
+      c.nodes.finish('default', p!.metadata.name, 'Failed');
+    }
+    await waitFor('a third pod on node-1, running', async () => (await onNode1()).some((x) => !seen.includes(x.metadata.name) && x.status?.phase === 'Running'), 20_000);
+    const ev = await waitFor('two FailedDaemonPod events', async () => {
+      const e = (await c.eventsOf('default', 'flaky', 'DaemonSet')).filter((x) => x.startsWith('FailedDaemonPod'));
+      return e.length >= 2 ? e : undefined;
+    }, 20_000);
+    t.match(ev[0], /^FailedDaemonPod: Found failed daemon pod default\/flaky-\S+ on node node-1, will try to kill it$/);
+    await client.delete(resourcePath(DS, 'default', 'flaky'));
+  });
+
   t.test('OnDelete: replaced only when deleted', async (t) => {
     const d = await mk('od', {
       selector: { matchLabels: { app: 'od' } }, template: { ...template('agent:1'), metadata: { labels: { app: 'od' } } }, updateStrategy: { type: 'OnDelete' },
@@ -187,5 +237,33 @@ t.test('DaemonSets against a real server', async (t) => {
     await settled('od', { numberReady: 3, updatedNumberScheduled: 1 });
     const images = (await c.podsOf('default', d.metadata.uid!)).filter((p) => !p.metadata.deletionTimestamp).map((p) => `${p.spec?.nodeName}=${p.spec?.containers[0]?.image}`).sort();
     t.same(images, ['node-1=agent:1', 'node-2=agent:2', 'node-3=agent:1']);
+    const st = await c.rollout('status', 'daemonset/od');
+    t.match(st.err, /rollout status is only available for RollingUpdate strategy type/);
+    t.equal(st.code, 1);
   });
+});
+
+t.test('the real scheduler binds each daemon pod to its node, a cordoned one included', async (t) => {
+  const c = await startWorkloadCluster(t, [(ctx) => new DaemonSetController(ctx)], { nodes: { count: 3, bind: false } });
+  const { client } = c;
+  const sched = await SchedulerProcess.start({ servers: c.cluster.urls, nats: c.nats.url, id: 'sched', args: [] });
+  t.teardown(() => sched.stop('SIGKILL'));
+  await waitFor('the scheduler leads', () => sched.leading(), 20_000, 100);
+  // A cordoned node: unschedulable with its taint; ordinary pods stay off it, daemon pods tolerate it.
+  await client.patch(resourcePath(NODES, '', 'node-3'), { spec: { unschedulable: true, taints: [{ key: 'node.kubernetes.io/unschedulable', effect: 'NoSchedule' }] } }, 'application/merge-patch+json');
+  const d = await client.create<DaemonSetObj>(resourcePath(DS, 'default'), {
+    apiVersion: 'apps/v1', kind: 'DaemonSet', metadata: { name: 'sched' },
+    spec: { selector: { matchLabels: { app: 'sched' } }, template: { metadata: { labels: { app: 'sched' } }, spec: { containers: [{ name: 'a', image: 'agent:1', resources: { requests: { cpu: '100m' } } }] } } },
+  });
+  const bound = await waitFor('three bound pods', async () => {
+    const pods = (await c.podsOf('default', d.metadata.uid!)).filter((p) => p.spec?.nodeName);
+    return pods.length === 3 ? pods : undefined;
+  }, 30_000);
+  for (const p of bound) t.equal(p.spec?.nodeName, targetNode({ ...p, spec: { ...p.spec!, nodeName: undefined } } as Pod), `${p.metadata.name} bound to the node it was pinned to`);
+  t.same(bound.map((p) => p.spec?.nodeName).sort(), ['node-1', 'node-2', 'node-3']);
+  const st = await waitFor('status', async () => {
+    const x = await client.get<DaemonSetObj>(resourcePath(DS, 'default', 'sched'));
+    return (x.status as Record<string, number> | undefined)?.numberReady === 3 ? x : undefined;
+  }, 20_000);
+  t.match(st.status, { desiredNumberScheduled: 3, currentNumberScheduled: 3, numberReady: 3 });
 });

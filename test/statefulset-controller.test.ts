@@ -15,6 +15,7 @@ import { StatefulSetController } from '../agents/controllers/statefulset/control
 import { POD_INDEX_LABEL, POD_NAME_LABEL, type StatefulSetObj, claimsFor, newStatefulPod, ordinalOf } from '../agents/controllers/statefulset/pods.ts';
 import { Informer } from '../agents/informer/informer.ts';
 import type { KubeObject, Pod } from '../agents/informer/types.ts';
+import { daemonSetRolloutStatus, statefulSetRolloutStatus } from '../bin/commands/rollout-sets.ts';
 import { ControllerManager } from '../harness/controllers.ts';
 import { kubectlMissing } from '../harness/kubectl.ts';
 import { waitFor } from '../harness/procs.ts';
@@ -60,6 +61,26 @@ t.test('identities, claims and revision names', async (t) => {
   t.not(revisionHash(d), revisionHash(revisionData(template('b') as never)), 'another template, another hash');
   t.not(revisionHash(d), revisionHash(d, 1), 'collisionCount changes the name');
   t.match(revisionHash(d), /^[bcdfghjklmnpqrstvwxz2456789]+$/);
+});
+
+t.test('rollout status messages (kubectl\'s StatefulSetStatusViewer and DaemonSetStatusViewer)', async (t) => {
+  const sts = (status: Record<string, unknown>, o: { partition?: number; generation?: number; type?: string } = {}) => ({
+    metadata: { name: 'web', generation: o.generation ?? 1 },
+    spec: { replicas: 3, updateStrategy: { type: o.type ?? 'RollingUpdate', ...(o.partition !== undefined ? { rollingUpdate: { partition: o.partition } } : {}) } },
+    status,
+  }) as never;
+  t.same(statefulSetRolloutStatus(sts({ observedGeneration: 0 })), { message: 'Waiting for statefulset spec update to be observed...', done: false });
+  t.same(statefulSetRolloutStatus(sts({ observedGeneration: 1, readyReplicas: 1 })), { message: 'Waiting for 2 pods to be ready...', done: false });
+  t.same(statefulSetRolloutStatus(sts({ observedGeneration: 1, readyReplicas: 3, updatedReplicas: 1 }, { partition: 1 })), { message: 'Waiting for partitioned roll out to finish: 1 out of 2 new pods have been updated...', done: false });
+  t.same(statefulSetRolloutStatus(sts({ observedGeneration: 1, readyReplicas: 3, updatedReplicas: 2 }, { partition: 1 })), { message: 'partitioned roll out complete: 2 new pods have been updated...', done: true });
+  t.same(statefulSetRolloutStatus(sts({ observedGeneration: 1, readyReplicas: 3, updatedReplicas: 2, currentRevision: 'a', updateRevision: 'b' })), { message: 'waiting for statefulset rolling update to complete 2 pods at revision b...', done: false });
+  t.same(statefulSetRolloutStatus(sts({ observedGeneration: 1, readyReplicas: 3, currentReplicas: 3, currentRevision: 'b', updateRevision: 'b' })), { message: 'statefulset rolling update complete 3 pods at revision b...', done: true });
+  t.throws(() => statefulSetRolloutStatus(sts({}, { type: 'OnDelete' })), /only available for RollingUpdate strategy type/);
+  const ds = (status: Record<string, unknown>, generation = 1) => ({ metadata: { name: 'agent', generation }, spec: { updateStrategy: { type: 'RollingUpdate' } }, status }) as never;
+  t.same(daemonSetRolloutStatus(ds({ observedGeneration: 1 }, 2)), { message: 'Waiting for daemon set spec update to be observed...', done: false });
+  t.same(daemonSetRolloutStatus(ds({ observedGeneration: 1, desiredNumberScheduled: 3, updatedNumberScheduled: 1 })), { message: 'Waiting for daemon set "agent" rollout to finish: 1 out of 3 new pods have been updated...', done: false });
+  t.same(daemonSetRolloutStatus(ds({ observedGeneration: 1, desiredNumberScheduled: 3, updatedNumberScheduled: 3, numberAvailable: 2 })), { message: 'Waiting for daemon set "agent" rollout to finish: 2 of 3 updated pods are available...', done: false });
+  t.same(daemonSetRolloutStatus(ds({ observedGeneration: 1, desiredNumberScheduled: 3, updatedNumberScheduled: 3, numberAvailable: 3 })), { message: 'daemon set "agent" successfully rolled out', done: true });
 });
 
 t.test('StatefulSets against a real server', async (t) => {
@@ -168,6 +189,7 @@ t.test('StatefulSets against a real server', async (t) => {
       const r = await c.kubectl('rollout', 'status', 'statefulset/roll', '--watch=false');
       t.match(r.out, /partitioned roll out complete: 2 new pods have been updated/);
     }
+    t.equal((await c.rollout('status', 'statefulset/roll', '--watch=false')).out, 'partitioned roll out complete: 2 new pods have been updated...\n', 'flotilla rollout status says what kubectl says');
     await patch('roll', { spec: { updateStrategy: { rollingUpdate: { partition: 0 } } } });
     const done = await settled('roll', { updatedReplicas: 3, readyReplicas: 3, currentReplicas: 3 });
     t.equal(done.status?.currentRevision, rev2, 'the update revision becomes current');
@@ -183,6 +205,40 @@ t.test('StatefulSets against a real server', async (t) => {
     t.equal(back.status?.updateRevision, rev1);
     const revs = (await client.list<ControllerRevision>(resourcePath(REVISIONS, 'default'))).items.filter((r) => r.metadata.ownerReferences?.[0]?.uid === s.metadata.uid);
     t.same(revs.map((r) => [r.metadata.name, r.revision]).sort(), [[rev1, 3], [rev2, 2]].sort());
+    if (!kubectlMissing(t)) {
+      const h = await c.kubectl('rollout', 'history', 'statefulset/roll');
+      t.equal(h.code, 0, h.err);
+      t.match(h.out, /REVISION\s+CHANGE-CAUSE\n2\s+<none>\n3\s+<none>/, 'kubectl rollout history lists the ControllerRevisions');
+      const u = await c.kubectl('rollout', 'undo', 'statefulset/roll', '--to-revision=2');
+      t.equal(u.code, 0, u.err);
+      const undone = await settled('roll', { updatedReplicas: 3, readyReplicas: 3, currentReplicas: 3 });
+      t.equal(undone.status?.updateRevision, rev2, 'kubectl rollout undo --to-revision=2 goes back to db:2');
+      t.equal((await client.get<Pod>(resourcePath(PODS, 'default', 'roll-0'))).spec?.containers[0]?.image, 'db:2');
+    }
+  });
+
+  t.test('flotilla rollout history, undo and restart of a StatefulSet', async (t) => {
+    const s = await mk('cli', { replicas: 2 });
+    await settled('cli', { readyReplicas: 2, updatedReplicas: 2 });
+    await patch('cli', { spec: { template: template('db:2') } });
+    await settled('cli', { readyReplicas: 2, updatedReplicas: 2, currentReplicas: 2 });
+    const h = await c.rollout('history', 'statefulset/cli');
+    t.equal(h.out, 'statefulset.apps/cli \nREVISION  CHANGE-CAUSE\n1         <none>\n2         <none>\n\n', h.err);
+    t.match((await c.rollout('history', 'statefulset/cli', '--revision', '1')).out, /image: db:1/);
+    t.equal((await c.rollout('undo', 'statefulset/cli')).out, 'statefulset.apps/cli rolled back\n');
+    await settled('cli', { readyReplicas: 2, updatedReplicas: 2, currentReplicas: 2 });
+    t.equal((await client.get<Pod>(resourcePath(PODS, 'default', 'cli-1'))).spec?.containers[0]?.image, 'db:1', 'back to db:1');
+    const before = (await client.get<Pod>(resourcePath(PODS, 'default', 'cli-0'))).metadata.uid;
+    t.equal((await c.rollout('restart', 'statefulset/cli')).out, 'statefulset.apps/cli restarted\n');
+    await waitFor('cli-0 replaced by the restart', async () => {
+      const p = (await livePods(s.metadata.uid!)).find((x) => x.metadata.name === 'cli-0');
+      return p && p.metadata.uid !== before && p.status?.phase === 'Running';
+    }, 30_000);
+    const st = await c.rollout('status', 'statefulset/cli', '--timeout', '30s');
+    t.match(st.out, /partitioned roll out complete: 2 new pods have been updated/, st.err);
+    const pause = await c.rollout('pause', 'statefulset/cli');
+    t.match(pause.err, /statefulsets.apps "cli" pausing is not supported/);
+    t.equal(pause.code, 1, 'exit code 1');
   });
 
   t.test('OnDelete: a template change replaces nothing until a pod is deleted', async (t) => {

@@ -5,17 +5,18 @@
 // copies a ReplicaSet's template back into the Deployment (kubectl 1.32's
 // client-side rollback), pause/resume set spec.paused, restart stamps the
 // template with kubectl.kubernetes.io/restartedAt so a new rollout starts.
-// DaemonSets and StatefulSets have no rollout support here yet.
+// StatefulSets and DaemonSets are handled by rollout-sets.ts.
 import { stringify } from 'yaml';
 import { type ApiClient, ApiClientError, resourcePath } from '../../agents/client/api.ts';
-import { resolveKind } from '../../agents/client/kinds.ts';
+import { type KindDef, resolveKind } from '../../agents/client/kinds.ts';
 import type { Deployment, PodTemplate, ReplicaSet } from '../../agents/informer/types.ts';
 import { NOT_COPIED, REVISION, revisionOf } from '../../agents/controllers/deployment/annotations.ts';
 import { POD_TEMPLATE_HASH, equalIgnoreHash } from '../../agents/controllers/deployment/hash.ts';
 import { COMMON_OPTIONS, CONNECTION_HELP, DEFAULT_NAMESPACE, NAMESPACE_OPTION, UsageError, parseCommand, parseCount, parseDuration } from './args.ts';
 import { CliError, type Io, processIo, runVerb, withClient } from './runtime.ts';
+import { setRollout } from './rollout-sets.ts';
 
-export const USAGE = `Manage the rollout of a Deployment.
+export const USAGE = `Manage the rollout of a Deployment, StatefulSet or DaemonSet.
 
 Usage:
   flotilla rollout status DEPLOYMENT [--watch=false] [--timeout 0s] [--revision N]
@@ -25,7 +26,9 @@ Usage:
   flotilla rollout resume DEPLOYMENT
   flotilla rollout restart DEPLOYMENT
 
-DEPLOYMENT is NAME, deployment/NAME or deployment NAME.
+DEPLOYMENT is NAME, deployment/NAME or deployment NAME; statefulset/NAME and
+daemonset/NAME work for status, history, undo and restart (not pause/resume,
+as with kubectl).
 
 Options:
   -w, --watch        status: wait until the rollout finishes (default true)
@@ -52,14 +55,14 @@ const RESTARTED_AT = 'kubectl.kubernetes.io/restartedAt';
 const SUBCOMMANDS = ['status', 'history', 'undo', 'pause', 'resume', 'restart'] as const;
 type Sub = typeof SUBCOMMANDS[number];
 
-/** The deployment's name from NAME, deployment/NAME or deployment NAME. */
-function deploymentName(args: string[]): string {
+/** The kind and name from NAME (a deployment), KIND/NAME or KIND NAME: deployments, statefulsets, daemonsets. */
+function rolloutTarget(args: string[]): { kind: KindDef; name: string } {
   let [a, b] = args;
   if (a?.includes('/')) [a, b] = a.split('/', 2) as [string, string];
-  else if (b === undefined) return requireName(a);
+  else if (b === undefined) return { kind: DEPLOYMENTS, name: requireName(a) };
   const kind = resolveKind(a ?? '');
-  if (kind?.kind !== 'Deployment') throw new CliError(`rollout is supported for deployments only here, not "${a}"`);
-  return requireName(b);
+  if (!kind || !['Deployment', 'StatefulSet', 'DaemonSet'].includes(kind.kind)) throw new CliError(`rollout is supported for deployments, statefulsets and daemonsets, not "${a}"`);
+  return { kind, name: requireName(b) };
 }
 
 function requireName(n: string | undefined): string {
@@ -109,8 +112,18 @@ export async function main(argv: string[], io: Io = processIo): Promise<void> {
   await runVerb(io, USAGE, () => parseCommand('rollout', argv, OPTIONS), async ({ values, positionals }) => {
     const [sub, ...rest] = positionals;
     if (!sub || !SUBCOMMANDS.includes(sub as Sub)) throw new UsageError(`expected one of ${SUBCOMMANDS.join(', ')}`, 'rollout');
-    const name = deploymentName(rest);
+    const { kind, name } = rolloutTarget(rest);
     const ns = values.namespace || DEFAULT_NAMESPACE;
+    if (kind !== DEPLOYMENTS) {
+      await withClient(io, values, (client) => setRollout(client, io, sub, kind, ns, name, {
+        watch: values.watch, timeoutMs: values.timeout ? parseDuration(values.timeout, '--timeout') : 0,
+        revision: parseCount(values.revision, '--revision'), toRevision: parseCount(values['to-revision'], '--to-revision') ?? 0,
+      })).catch((e) => {
+        if (e instanceof ApiClientError && e.code === 404) throw new CliError(`${kind.plural}.${kind.group} "${name}" not found`);
+        throw e;
+      });
+      return;
+    }
     const path = resourcePath(DEPLOYMENTS, ns, name);
     const ref = `deployment.apps/${name}`;
     await withClient(io, values, async (client) => {

@@ -3,12 +3,14 @@
 // small readers (an object's status, its Events, the pods it owns).
 import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
+import { Readable } from 'node:stream';
 import type { Test } from 'tap';
 import { ApiClient, resourcePath } from '../../agents/client/api.ts';
 import { resolveKind } from '../../agents/client/kinds.ts';
 import type { ControllerConfig, ControllerContext } from '../../agents/controllers/context.ts';
 import type { Controller } from '../../agents/controllers/controller.ts';
 import type { KubeObject, Pod } from '../../agents/informer/types.ts';
+import { main as rolloutMain } from '../../bin/commands/rollout.ts';
 import { FakeNodes, type FakeNodesOptions } from '../../harness/fake-node.ts';
 import { FlotillaCluster } from '../../harness/flotilla-cluster.ts';
 import { NatsServers } from '../../harness/nats.ts';
@@ -28,6 +30,8 @@ export interface WorkloadCluster {
   podsOf(namespace: string, uid: string): Promise<Pod[]>;
   /** "Reason: message" of the Events about an object. */
   eventsOf(namespace: string, name: string, kind: string): Promise<string[]>;
+  /** Runs `flotilla rollout ARGS` in this process against the cluster. */
+  rollout(...args: string[]): Promise<{ out: string; err: string; code: number }>;
   /** Runs the real kubectl against the cluster. */
   kubectl(...args: string[]): Promise<{ code: number | null; out: string; err: string }>;
 }
@@ -50,6 +54,16 @@ export async function startWorkloadCluster(
   t.teardown(() => rmSync(cache, { recursive: true, force: true }));
   return {
     client, nats, cluster, nodes, ctl,
+    async rollout(...args) {
+      let out = '';
+      let err = '';
+      process.exitCode = 0;
+      await rolloutMain([...args, '--server', cluster.urls.join(',')], { out: (x) => { out += x; }, err: (x) => { err += x; }, stdin: Readable.from([]) });
+      // The CLI reports a failure through the exit code; the caller checks `code`, the test process must not fail for it.
+      const code = Number(process.exitCode ?? 0);
+      process.exitCode = 0;
+      return { out, err, code };
+    },
     kubectl: (...args) => new Promise((resolve) => {
       const p = spawn('kubectl', ['--kubeconfig', cluster.kubeconfig, '--cache-dir', cache, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';

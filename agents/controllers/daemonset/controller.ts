@@ -10,7 +10,7 @@ import { resourcePath } from '../../client/api.ts';
 import { resolveKind } from '../../client/kinds.ts';
 import type { Informer } from '../../informer/informer.ts';
 import type { LabelSelector, Node, Pod, PodTemplate, Stored } from '../../informer/types.ts';
-import { availableAt, isPodAvailable } from '../availability.ts';
+import { availableAt, isPodAvailable } from '../replicaset/pods.ts';
 import { canonical } from '../conditions.ts';
 import type { ControllerContext } from '../context.ts';
 import { requeueOnConflict } from '../conflict.ts';
@@ -22,7 +22,8 @@ import {
   CONTROLLER_REVISION_HASH, type ControllerRevision, syncRevisions, truncateHistory,
 } from '../history/revisions.ts';
 import { PodControl } from '../podcontrol.ts';
-import { claimObjects, ownerStillThere, controllerRef, podFromTemplate } from '../ownership.ts';
+import { claimObjects, indexByController, ownedOrOrphans, ownerStillThere, controllerRef, podFromTemplate } from '../ownership.ts';
+import { FailedPodBackoff } from './backoff.ts';
 import { pinToNode, placement, targetNode } from './placement.ts';
 
 const DAEMONSETS = resolveKind('daemonsets')!;
@@ -51,6 +52,7 @@ export class DaemonSetController extends QueueController {
   private readonly revisions: Informer<ControllerRevision>;
   readonly expectations: ControllerExpectations;
   private readonly podControl: PodControl;
+  private readonly failedBackoff = new FailedPodBackoff();
 
   constructor(ctx: ControllerContext) {
     super(ctx, 'daemonset');
@@ -58,6 +60,7 @@ export class DaemonSetController extends QueueController {
     this.podControl = new PodControl(ctx, this.recorder, this.expectations);
     this.sets = ctx.informers.informer<DaemonSetObj>('daemonsets');
     this.pods = ctx.informers.informer<Pod>('pods');
+    indexByController(this.pods);
     this.nodes = ctx.informers.informer<Node>('nodes');
     this.revisions = ctx.informers.informer<ControllerRevision>('controllerrevisions');
     this.handle(this.sets, {
@@ -112,7 +115,7 @@ export class DaemonSetController extends QueueController {
     const ds = structuredClone(cached);
     const ns = ds.metadata.namespace ?? '';
     const before = canonical(ds.status ?? {});
-    const pods = await claimObjects(this.pods.byNamespace(ns), {
+    const pods = await claimObjects(ownedOrOrphans(this.pods, ds), {
       client: this.ctx.client, kind: PODS, owner: ds, selector: ds.spec?.selector,
       canAdopt: ownerStillThere(this.ctx.client, DAEMONSETS, ds),
     });
@@ -125,6 +128,7 @@ export class DaemonSetController extends QueueController {
       if (n) byNode.set(n, [...(byNode.get(n) ?? []), p]);
     }
     const nodes = this.nodes.list();
+    this.failedBackoff.gc(now);
     if (this.expectations.satisfied(key)) {
       await this.manage(key, ds, nodes, byNode, hash, now);
     }
@@ -158,9 +162,18 @@ export class DaemonSetController extends QueueController {
         continue;
       }
       if (!shouldRun && pods.length) continue; // tolerated NoExecute only: the pods stay, none is added
-      // Failed pods go (and are replaced on a later pass); the others count.
+      // Failed pods go (and are replaced on a later pass), after a back-off per node when they keep failing; the others count.
       const failed = pods.filter((p) => p.status?.phase === 'Failed' || p.status?.phase === 'Succeeded');
-      remove.push(...failed);
+      if (failed.length) {
+        const id = `${key}/${name}`;
+        const wait = this.failedBackoff.remaining(id, now);
+        if (wait > 0) this.enqueueAfter(key, wait + 50);
+        else {
+          this.failedBackoff.next(id, now);
+          for (const p of failed) this.recorder.event(ds, 'Warning', 'FailedDaemonPod', `Found failed daemon pod ${p.metadata.namespace}/${p.metadata.name} on node ${name}, will try to kill it`);
+          remove.push(...failed);
+        }
+      }
       const running = pods.filter((p) => !failed.includes(p)).sort(byAge);
       if (!running.length) {
         if (!failed.length) create.push(name);

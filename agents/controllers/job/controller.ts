@@ -15,15 +15,16 @@ import { resolveKind } from '../../client/kinds.ts';
 import type { Informer } from '../../informer/informer.ts';
 import type { Condition, Job, KubeObject, Pod } from '../../informer/types.ts';
 import { isPodReady } from '../endpoints/pods.ts';
+import { compareForDeletion, isPodActive } from '../replicaset/pods.ts';
 import { canonical, conditionTrue, rfc3339, setCondition } from '../conditions.ts';
 import type { ControllerContext } from '../context.ts';
 import { requeueOnConflict } from '../conflict.ts';
 import { QueueController } from '../controller.ts';
 import { ControllerExpectations } from '../expectations.ts';
 import { PodControl } from '../podcontrol.ts';
-import { claimObjects, ownerStillThere, controllerRef, podFromTemplate, selectorMatches } from '../ownership.ts';
+import { claimObjects, indexByController, ownedOrOrphans, ownerStillThere, controllerRef, podFromTemplate, selectorMatches } from '../ownership.ts';
 import {
-  JOB_COMPLETION_INDEX, JOB_TRACKING_FINALIZER, completionIndex, formatIndexes, hasTrackingFinalizer, isActive, isTerminating,
+  JOB_COMPLETION_INDEX, JOB_TRACKING_FINALIZER, completionIndex, formatIndexes, hasTrackingFinalizer, isTerminating,
   matchPodFailurePolicy, nextCreateTime, parseIndexes, podOutcome,
 } from './pods.ts';
 
@@ -64,6 +65,7 @@ export class JobController extends QueueController {
     this.podControl = new PodControl(ctx, this.recorder, this.expectations);
     this.jobs = ctx.informers.informer<JobObj>('jobs');
     this.pods = ctx.informers.informer<Pod>('pods');
+    indexByController(this.pods);
     this.handle(this.jobs, {
       onAdd: (j) => this.enqueue(j),
       onUpdate: (_o, j) => this.enqueue(j),
@@ -123,7 +125,7 @@ export class JobController extends QueueController {
     let job = structuredClone(cached);
     const now = this.ctx.now();
     const ns = job.metadata.namespace ?? '';
-    const pods = await claimObjects(this.pods.byNamespace(ns), {
+    const pods = await claimObjects(ownedOrOrphans(this.pods, job), {
       client: this.ctx.client, kind: PODS, owner: job, selector: job.spec?.selector,
       canAdopt: ownerStillThere(this.ctx.client, JOBS, job),
     });
@@ -193,7 +195,7 @@ export class JobController extends QueueController {
 
     const succeeded = (status.succeeded ?? 0) + uncounted.succeeded.size;
     const failed = (status.failed ?? 0) + uncounted.failed.size;
-    let active = pods.filter(isActive);
+    let active = pods.filter(isPodActive);
     const terminating = pods.filter(isTerminating).length;
     const settled = uncounted.succeeded.size === 0 && uncounted.failed.size === 0;
     const conds = () => status.conditions;
@@ -280,7 +282,7 @@ export class JobController extends QueueController {
       const n = completions ?? 0;
       const seen = new Set<number>();
       const keep: Pod[] = [];
-      for (const p of rankForDeletion(active).reverse()) {
+      for (const p of rankForDeletion(active, now).reverse()) {
         const i = completionIndex(p, n);
         // Out of range, a duplicate, or already completed: delete.
         if (i === undefined || seen.has(i) || completed.has(i)) toDelete.push(p);
@@ -289,12 +291,12 @@ export class JobController extends QueueController {
           keep.push(p);
         }
       }
-      if (keep.length > parallelism) toDelete.push(...rankForDeletion(keep).slice(0, keep.length - parallelism));
+      if (keep.length > parallelism) toDelete.push(...rankForDeletion(keep, now).slice(0, keep.length - parallelism));
       const room = parallelism - Math.min(keep.length, parallelism);
       for (let i = 0; i < n && toCreate.length < room; i++) if (!seen.has(i) && !completed.has(i)) toCreate.push(i);
     } else {
       const want = completions == null ? (succeeded > 0 ? Math.min(active.length, parallelism) : parallelism) : Math.max(0, Math.min(parallelism, completions - succeeded));
-      if (active.length > want) toDelete = rankForDeletion(active).slice(0, active.length - want);
+      if (active.length > want) toDelete = rankForDeletion(active, now).slice(0, active.length - want);
       else toCreate = Array.from({ length: want - active.length }, () => undefined);
     }
     if (toDelete.length) {
@@ -396,13 +398,7 @@ function normalize(status: JobStatus): JobStatus {
   return status;
 }
 
-/** Pods in the order they should go (Kubernetes' ActivePods ranking, simplified): unscheduled, not ready, newest first. */
-export function rankForDeletion(pods: readonly Pod[]): Pod[] {
-  const score = (p: Pod) => [p.spec?.nodeName ? 1 : 0, isPodReady(p) ? 1 : 0, -Date.parse(p.metadata.creationTimestamp ?? '') || 0] as const;
-  return [...pods].sort((a, b) => {
-    const x = score(a);
-    const y = score(b);
-    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
-    return 0;
-  });
+/** Pods in the order they should go (Kubernetes' ActivePods ordering; ranks play no part for a Job). */
+function rankForDeletion(pods: readonly Pod[], now: number): Pod[] {
+  return pods.map((pod) => ({ pod, rank: 0 })).sort((a, b) => compareForDeletion(a, b, now)).map((r) => r.pod);
 }

@@ -29,9 +29,6 @@ export function podOutcome(p: Pod, job: Job): 'succeeded' | 'failed' | undefined
   return undefined;
 }
 
-/** Counts toward status.active: not finished and not being deleted. */
-export const isActive = (p: Pod): boolean => !isPodTerminal(p) && !p.metadata.deletionTimestamp;
-
 /** Being deleted but not finished (status.terminating). */
 export const isTerminating = (p: Pod): boolean => !isPodTerminal(p) && !!p.metadata.deletionTimestamp;
 

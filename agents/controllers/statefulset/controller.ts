@@ -16,7 +16,7 @@ import { ApiClientError, resourcePath } from '../../client/api.ts';
 import { resolveKind } from '../../client/kinds.ts';
 import type { Informer } from '../../informer/informer.ts';
 import type { KubeObject, Pod } from '../../informer/types.ts';
-import { availableAt, isPodAvailable } from '../availability.ts';
+import { availableAt, isPodAvailable } from '../replicaset/pods.ts';
 import { canonical } from '../conditions.ts';
 import type { ControllerContext } from '../context.ts';
 import { requeueOnConflict } from '../conflict.ts';
@@ -26,7 +26,7 @@ import { ControllerExpectations } from '../expectations.ts';
 import {
   CONTROLLER_REVISION_HASH, type ControllerRevision, syncRevisions, templateOf, truncateHistory,
 } from '../history/revisions.ts';
-import { claimObjects, ownerStillThere, controllerRef } from '../ownership.ts';
+import { claimObjects, indexByController, ownedOrOrphans, ownerStillThere, controllerRef } from '../ownership.ts';
 import { type StatefulSetObj, claimOwnerRefs, claimsFor, newStatefulPod, ordinalOf, podName } from './pods.ts';
 
 const SETS = resolveKind('statefulsets')!;
@@ -50,6 +50,7 @@ export class StatefulSetController extends QueueController {
     this.expectations = new ControllerExpectations(ctx.now);
     this.sets = ctx.informers.informer<StatefulSetObj>('statefulsets');
     this.pods = ctx.informers.informer<Pod>('pods');
+    indexByController(this.pods);
     this.claims = ctx.informers.informer('persistentvolumeclaims');
     this.revisions = ctx.informers.informer<ControllerRevision>('controllerrevisions');
     this.handle(this.sets, {
@@ -96,7 +97,8 @@ export class StatefulSetController extends QueueController {
     const set = structuredClone(cached);
     const ns = set.metadata.namespace ?? '';
     const before = canonical(set.status ?? {});
-    const candidates = this.pods.byNamespace(ns).filter((p) => ordinalOf(set.metadata.name, p.metadata.name) !== undefined || controllerRef(p)?.uid === set.metadata.uid);
+    // Orphans are adopted only under a member's name.
+    const candidates = ownedOrOrphans(this.pods, set).filter((p) => controllerRef(p) || ordinalOf(set.metadata.name, p.metadata.name) !== undefined);
     const pods = await claimObjects(candidates, {
       client: this.ctx.client, kind: PODS, owner: set, selector: set.spec?.selector,
       canAdopt: ownerStillThere(this.ctx.client, SETS, set),
