@@ -12,6 +12,8 @@ export interface SchedulerHealth {
   unschedulable: number;
   errors: number;
   bindFailures: number;
+  /** Bindings answered 504 (outcome unknown): kept assumed until their event. */
+  bindUnknown: number;
   preemptions: number;
   pending: { active: number; backoff: number; unschedulable: number };
 }
