@@ -47,7 +47,7 @@ const pod = (name: string, i: number, antiAffinity: boolean): Pod => ({
 } as Pod);
 
 /** Decisions per second of the algorithm over an in-memory cache; each decision is assumed like the scheduler does. */
-export function algorithmAlone(antiAffinityShare: number): { rate: number; placed: number; failed: number } {
+export function algorithmAlone(antiAffinityShare: number): { rate: number; cpuRate: number; placed: number; failed: number } {
   const cache = new SchedulerCache();
   for (let i = 0; i < ALG_NODES; i++) cache.addOrUpdateNode(node(`node-${i}`, i));
   const view = clusterView(cache, { namespaceLabels: () => undefined, get: () => undefined, list: () => [] });
@@ -57,6 +57,7 @@ export function algorithmAlone(antiAffinityShare: number): { rate: number; place
   let placed = 0;
   let failed = 0;
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   for (const p of pods) {
     try {
       cache.assume(p, alg.schedule(p, view).node);
@@ -66,7 +67,9 @@ export function algorithmAlone(antiAffinityShare: number): { rate: number; place
     }
   }
   const s = (performance.now() - t0) / 1000;
-  return { rate: ALG_PODS / s, placed, failed };
+  const cpu = process.cpuUsage(cpu0);
+  // Per CPU second too: the machine is shared, and wall time counts the time others had the core.
+  return { rate: ALG_PODS / s, cpuRate: ALG_PODS / ((cpu.user + cpu.system) / 1e6), placed, failed };
 }
 
 async function createAll(urls: string[], body: (i: number) => string, n: number, path: string): Promise<void> {
@@ -103,9 +106,9 @@ function metric(text: string, name: string): number {
 export async function benchScheduler(): Promise<Section> {
   const lines: string[] = [];
   const plain = algorithmAlone(0);
-  console.log(`algorithm: ${fmt(plain.rate)} decisions/s (${plain.placed} placed, ${plain.failed} failed)`);
+  console.log(`algorithm: ${fmt(plain.rate)} decisions/s, ${fmt(plain.cpuRate)} per CPU second (${plain.placed} placed, ${plain.failed} failed)`);
   const anti = algorithmAlone(0.1);
-  console.log(`algorithm, 10% required anti-affinity: ${fmt(anti.rate)} decisions/s (${anti.placed} placed, ${anti.failed} failed)`);
+  console.log(`algorithm, 10% required anti-affinity: ${fmt(anti.rate)} decisions/s, ${fmt(anti.cpuRate)} per CPU second (${anti.placed} placed, ${anti.failed} failed)`);
 
   const nats = await NatsServers.start(1);
   const c = await FlotillaCluster.start(3, { args: ['--nats', nats.url] });
@@ -158,8 +161,8 @@ export async function benchScheduler(): Promise<Section> {
       '',
       '| measurement | result | goal |',
       '|---|---|---|',
-      `| algorithm: decisions/s over ${(ALG_NODES).toLocaleString('en-US')} nodes | ${fmt(plain.rate)}/s (${plain.placed} placed) | ≥ 5,000/s |`,
-      `| algorithm: same, 10 % of the pods with required pod anti-affinity (hostname) | ${fmt(anti.rate)}/s (${anti.placed} placed, ${anti.failed} unschedulable) | |`,
+      `| algorithm: decisions/s over ${(ALG_NODES).toLocaleString('en-US')} nodes (wall clock; per CPU second) | ${fmt(plain.rate)}/s; ${fmt(plain.cpuRate)}/s (${plain.placed} placed) | ≥ 5,000/s on one core |`,
+      `| algorithm: same, 10 % of the pods with required pod anti-affinity (hostname) | ${fmt(anti.rate)}/s; ${fmt(anti.cpuRate)}/s (${anti.placed} placed, ${anti.failed} unschedulable) | |`,
       `| API pod write rate (create ${(E2E_PODS).toLocaleString('en-US')} pods, no scheduler) | ${fmt(writeRate)} writes/s | |`,
       `| bindings/s of that backlog by a scheduler started after it | ${fmt(bindRate)}/s = ${(bindRate / writeRate).toFixed(2)} × the write rate | ≥ 0.8 × |`,
       `| burst of ${(E2E_PODS).toLocaleString('en-US')} pods created while the scheduler runs: created in / last bound after | ${burstCreateS.toFixed(2)} s / ${burstS.toFixed(2)} s | |`,
