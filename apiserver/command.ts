@@ -4,6 +4,7 @@
 // inside the Raft entry envelope of proto/raft.proto.
 import { pack, unpack } from 'msgpackr';
 import type { GcRequest } from './deletion.ts';
+import type { ServiceRanges } from './service-allocation.ts';
 
 /** What the user asked for, recorded for the audit stream. */
 export type AuditVerb =
@@ -31,6 +32,8 @@ export interface CreateCommand extends CommandBase {
   op: 'create';
   /** The complete object (validated, defaulted, uid and creationTimestamp set) as JSON. */
   obj: string;
+  /** For a Service: the proposer's ranges to allocate its cluster IP and node ports from (apply time). */
+  svc?: ServiceRanges;
 }
 
 export interface UpdateCommand extends CommandBase {
@@ -38,6 +41,8 @@ export interface UpdateCommand extends CommandBase {
   /** The complete new object as JSON. */
   obj: string;
   pre: Precondition;
+  /** As for create. */
+  svc?: ServiceRanges;
 }
 
 export interface DeleteCommand extends CommandBase {

@@ -24,6 +24,7 @@ import { ResourceMetricsApi } from './resource-metrics/api.ts';
 import { ResourceMetricsCache } from './resource-metrics/cache.ts';
 import { ResourceMetricsSubscriber } from './resource-metrics/subscriber.ts';
 import { parseDuration } from '../api/units.ts';
+import { DEFAULT_SERVICE_RANGES, parseServiceRanges } from './service-allocation.ts';
 
 const SYSTEM_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube-node-lease'];
 const IDENTITY_PREFIX = 'flotilla-apiserver-';
@@ -52,12 +53,17 @@ export async function main(argv: string[]): Promise<void> {
       'default-unreachable-toleration-seconds': { type: 'string', default: '300' },
       // How long a pod's or node's last usage report is served by metrics.k8s.io.
       'metrics-retention': { type: 'string', default: '2m' },
+      // Where Service cluster IPs and node ports come from (loopback, so the node agents can bind them).
+      'service-cluster-ip-range': { type: 'string', default: DEFAULT_SERVICE_RANGES.clusterIPRange },
+      'service-node-port-range': { type: 'string', default: DEFAULT_SERVICE_RANGES.nodePortRange },
     },
     strict: true,
   });
   if (!values.id || !values.peers || !values.api || !values.data) {
     throw new Error('usage: flotilla server --id ID --peers ID=HOST:PORT,... --api HOST:PORT --data DIR [--join]');
   }
+  const serviceRanges = { clusterIPRange: values['service-cluster-ip-range']!, nodePortRange: values['service-node-port-range']! };
+  parseServiceRanges(serviceRanges); // a clear error now rather than refused Service writes later
   const log = pino({ name: 'flotilla-server', base: { server: values.id } });
   limitHeapGrowth(Number(values['gc-heap-growth-percent']));
   const peers = parsePeers(values.peers);
@@ -93,6 +99,7 @@ export async function main(argv: string[]): Promise<void> {
     snapshotBytes: values['snapshot-bytes'] ? parseBytes(values['snapshot-bytes'], '--snapshot-bytes') : undefined,
   });
   const registry = new Registry(node, store, unsafeFlag(values['unsafe-stale-reads']!, 'stale-reads', log));
+  registry.serviceRanges = serviceRanges;
   const metrics = new client.Registry();
   client.collectDefaultMetrics({ register: metrics });
   registerRaftMetrics(metrics, node);

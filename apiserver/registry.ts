@@ -11,6 +11,7 @@ import type { GcRequest } from './deletion.ts';
 import { ApiError, errors } from './errors.ts';
 import type { KindDef, KubeObject } from '../api/schema/types.ts';
 import type { ApplyResult, ObjectStore, StoredObject } from './store.ts';
+import { DEFAULT_SERVICE_RANGES, type ServiceRanges } from './service-allocation.ts';
 
 export type Consistency = { kind: 'linearizable' } | { kind: 'any' } | { kind: 'notOlderThan'; rv: number };
 
@@ -26,12 +27,16 @@ export interface WriteContext {
 export type Mutation = (cur: KubeObject) => KubeObject | Promise<KubeObject>;
 
 const MAX_RETRIES = 16;
+const SERVICES = resourceKey('', 'services');
 
 export function nowRfc3339(): string {
   return new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
 export class Registry {
+  /** The ranges this member's Service creates and updates allocate from (`--service-cluster-ip-range`, `--service-node-port-range`). */
+  serviceRanges: ServiceRanges = DEFAULT_SERVICE_RANGES;
+
   constructor(
     readonly node: RaftNode,
     readonly store: ObjectStore,
@@ -99,6 +104,7 @@ export class Registry {
       op: 'create', res: resourceKey(kind.group, kind.plural), ns, name: meta.name!, obj: JSON.stringify(obj),
       user: ctx.user, verb: ctx.verb, ts: meta.creationTimestamp,
     };
+    if (cmd.res === SERVICES) cmd.svc = this.serviceRanges;
     return this.propose(cmd, ctx.timeoutMs);
   }
 
@@ -124,6 +130,7 @@ export class Registry {
         op: 'update', res, ns, name, obj: JSON.stringify(next), pre: { rv: clientRv ?? cur.rv },
         user: ctx.user, verb: ctx.verb, ts: nowRfc3339(),
       };
+      if (res === SERVICES) cmd.svc = this.serviceRanges;
       try {
         return await this.propose(cmd, ctx.timeoutMs);
       } catch (e) {

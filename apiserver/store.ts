@@ -10,6 +10,7 @@ import type { StateMachine } from '../raft/node.ts';
 import { type AuditVerb, type Command, decodeCommand } from './command.ts';
 import { finalizersForDelete } from './deletion.ts';
 import { ApiError, errors } from './errors.ts';
+import { ServiceAllocations } from './service-allocation.ts';
 
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
 
@@ -79,6 +80,9 @@ export function eventBytes(e: StoreEvent): number {
 
 const SEP = '\u0000';
 
+/** The resource key of core/v1 Services, whose cluster IPs and node ports are allocated at apply time. */
+const SERVICES = '/services';
+
 /** Objects per snapshot batch, by bytes of JSON (see snapshotParts). */
 const SNAPSHOT_BATCH_BYTES = 256 * 1024;
 
@@ -127,6 +131,8 @@ export class ObjectStore extends EventEmitter implements StateMachine {
   /** Keep the outbox only when an event stream is configured. */
   keepOutbox = false;
 
+  /** Cluster IPs and node ports the stored Services hold (derived from them). */
+  readonly serviceAllocations = new ServiceAllocations();
   private readonly interned = new Map<string, string>();
   private lastTs = '';
 
@@ -311,7 +317,12 @@ export class ObjectStore extends EventEmitter implements StateMachine {
     switch (cmd.op) {
       case 'create': {
         if (cur) return { ok: false, error: errors.alreadyExists(group, plural, cmd.name) };
-        const obj = this.stamp(JSON.parse(cmd.obj), index);
+        const parsed = JSON.parse(cmd.obj) as { metadata?: Meta };
+        if (cmd.res === SERVICES) {
+          const refused = this.serviceAllocations.admit(key, cmd.name, parsed, cmd.svc);
+          if (refused) return { ok: false, error: refused };
+        }
+        const obj = this.stamp(parsed, index);
         if (!m) this.data.set(this.intern(cmd.res), (m = new Map()));
         m.set(flat(key), obj);
         this.count++;
@@ -329,7 +340,12 @@ export class ObjectStore extends EventEmitter implements StateMachine {
           const obj = this.stamp(parsed, index);
           m!.delete(key);
           this.count--;
+          if (cmd.res === SERVICES) this.serviceAllocations.release(key);
           return { ok: true, object: obj, event: event('DELETED', obj, cur), deleted: true };
+        }
+        if (cmd.res === SERVICES) {
+          const refused = this.serviceAllocations.admit(key, cmd.name, parsed, cmd.svc);
+          if (refused) return { ok: false, error: refused };
         }
         // A write that changes nothing is answered with the stored object: same
         // resourceVersion, no event (as Kubernetes skips the etcd write).
@@ -379,6 +395,7 @@ export class ObjectStore extends EventEmitter implements StateMachine {
         const obj = this.stamp(parsed, index);
         m!.delete(key);
         this.count--;
+        if (cmd.res === SERVICES) this.serviceAllocations.release(key);
         return { ok: true, object: obj, event: event('DELETED', obj, cur), deleted: true };
       }
     }
@@ -458,12 +475,15 @@ export class ObjectStore extends EventEmitter implements StateMachine {
     };
     const batches = s.v === 2 ? (values.slice(1) as [string, string, string][][]) : [s.rows ?? []];
     this.data.clear();
+    this.serviceAllocations.clear();
     this.count = 0;
     for (const rows of batches) {
       for (const [res, k, json] of rows) {
         let m = this.data.get(res);
         if (!m) this.data.set(this.intern(res), (m = new Map()));
-        const meta = (JSON.parse(json) as { metadata?: Meta }).metadata ?? {};
+        const parsed = JSON.parse(json) as { metadata?: Meta };
+        const meta = parsed.metadata ?? {};
+        if (res === SERVICES) this.serviceAllocations.occupy(k, parsed);
         m.set(flat(k), { json, rv: Number(meta.resourceVersion ?? 0), uid: meta.uid ?? '', labels: meta.labels });
         this.count++;
       }

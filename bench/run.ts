@@ -8,6 +8,7 @@ const benches: Record<string, () => Promise<Section>> = {
   events: async () => (await import('./events.ts')).benchEvents(),
   soak: async () => (await import('./soak.ts')).benchSoak(),
   scheduler: async () => (await import('./scheduler.ts')).benchScheduler(),
+  controllers: async () => (await import('./controllers.ts')).benchControllers(),
 };
 
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -1,8 +1,13 @@
 // `flotilla up`: a local cluster of separate processes, the README's start
-// command: nats-server -js (or three, --nats-cluster) and the servers. Writes <dir>/cluster.json and <dir>/kubeconfig (usable by kubectl
-// as it is), prints where everything is, and stops everything on
-// SIGINT/SIGTERM. Data survives a restart of `up` on the same dir: ports are
-// fixed by --base-port so the members find each other again.
+// command: nats-server (three with an R3 stream, or `--nats 1`), the API
+// servers behind one stable address (a health-checked TCP balancer, so the
+// kubeconfig survives the loss of any server), and the consumers. Writes
+// <dir>/cluster.json and <dir>/kubeconfig (usable by kubectl as it is),
+// prints where everything is, restarts a child that dies (with back-off;
+// `--no-restart` for chaos runs) and stops everything on SIGINT, SIGTERM or
+// SIGHUP. The children watch `up` and exit when it dies. Data survives a
+// restart of `up` on the same dir: ports are fixed by --base-port so the
+// members find each other again.
 import { randomBytes } from 'node:crypto';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -10,10 +15,18 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
+import { ApiBalancer } from './api-balancer.ts';
+import { detach, stopLeftovers } from './up-lifecycle.ts';
 
 const BIN = resolve(fileURLToPath(new URL('./flotilla.js', import.meta.url)));
 
 interface ClusterFile {
+  /** The stable API address (the balancer in front of the servers); the kubeconfig names it. */
+  api: string;
+  /** The pid of `flotilla up` itself. */
+  up: number;
+  /** NATS servers: pid and client URL. */
+  natsServers: { name: string; pid: number; url: string }[];
   /** data: the server's data directory (absolute; holds its admin-token for `flotilla cluster add-member`). */
   servers: { id: string; api: string; peer: string; pid: number; data: string }[];
   nats: string;
@@ -22,6 +35,10 @@ interface ClusterFile {
   controllers: { pid: number; metrics?: string }[];
   schedulers: { pid: number; metrics?: string }[];
   agents: { name: string; pid: number }[];
+  /** The cluster DNS server: where it answers, and its /metrics. */
+  dns?: { pid: number; address: string; metrics: string };
+  /** The ingress proxy: HTTP and HTTPS addresses, and its /metrics. */
+  ingress?: { pid: number; http: string; https: string; metrics: string };
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -31,8 +48,15 @@ export async function main(argv: string[]): Promise<void> {
       servers: { type: 'string', default: '3' },
       dir: { type: 'string', default: '.flotilla' },
       'base-port': { type: 'string', default: '7100' },
-      'nats-cluster': { type: 'boolean', default: false },
+      // NATS servers: 3 (a JetStream cluster with an R3 stream) or 1.
+      nats: { type: 'string', default: '3' },
+      'no-restart': { type: 'boolean', default: false },
+      detach: { type: 'boolean', default: false },
       controllers: { type: 'string', default: '2' },
+      // The cluster DNS (`flotilla dns`) address; "none" to run without it.
+      dns: { type: 'string', default: '127.0.0.10:53' },
+      // The ingress proxy's host (HTTP on :80, HTTPS on :443); "none" to run without it.
+      ingress: { type: 'string', default: '127.0.0.9' },
       schedulers: { type: 'string', default: '2' },
     },
     strict: true,
@@ -45,13 +69,18 @@ export async function main(argv: string[]): Promise<void> {
   if (!Number.isInteger(nControllers) || nControllers < 0 || nControllers > 5) throw new Error('--controllers must be between 0 and 5');
   const nSchedulers = Number(values.schedulers);
   if (!Number.isInteger(nSchedulers) || nSchedulers < 0 || nSchedulers > 5) throw new Error('--schedulers must be between 0 and 5');
+  const natsCount = Number(values.nats);
+  if (natsCount !== 1 && natsCount !== 3) throw new Error('--nats must be 1 or 3');
   const dir = resolve(values.dir);
   mkdirSync(join(dir, 'logs'), { recursive: true });
+  if (values.detach) return detach(dir, argv.filter((a) => a !== '--detach'));
   const lockFile = join(dir, 'up.pid');
   if (existsSync(lockFile)) {
     const pid = Number(readFileSync(lockFile, 'utf8'));
     if (pid && isAlive(pid)) throw new Error(`a cluster is already running from ${dir} (pid ${pid}); stop it first`);
   }
+  // Processes a previous `up` on this dir left behind (it was killed): stop them before reusing their ports.
+  await stopLeftovers(dir);
   writeFileSync(lockFile, String(process.pid));
 
   const members = Array.from({ length: n }, (_, i) => ({
@@ -70,9 +99,11 @@ export async function main(argv: string[]): Promise<void> {
   let stopping = false;
   const spawnLogged = (name: string, args: string[], command?: string) => {
     const out = createWriteStream(join(dir, 'logs', `${name}.log`), { flags: 'a' });
+    // FLOTILLA_PARENT_PID: a flotilla child exits when `up` is gone (bin/cli.ts).
+    const env = { ...process.env, FLOTILLA_PARENT_PID: String(process.pid) };
     const child = command
-      ? spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      ? spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env })
+      : spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
     child.stdout!.pipe(out);
     child.stderr!.pipe(out);
     child.on('exit', (code, sig) => {
@@ -81,13 +112,34 @@ export async function main(argv: string[]): Promise<void> {
     children.push(child);
     return child;
   };
+  let writeClusterFile = () => {};
+  // Every child is restarted when it exits (a controller manager that lost
+  // its Lease exits on purpose, as kube-controller-manager does, and comes
+  // back as a standby), after 1 s doubling to 30 s, back to 1 s once it ran
+  // for a minute; cluster.json keeps the current pids.
+  const supervise = (name: string, args: string[], record: { pid: number }, command?: string) => {
+    let delay = 500; // doubled before the first restart: 1 s
+    const start = () => {
+      const child = spawnLogged(name, args, command);
+      const startedAt = Date.now();
+      record.pid = child.pid!;
+      writeClusterFile();
+      child.on('exit', () => {
+        if (stopping || values['no-restart']) return;
+        delay = Date.now() - startedAt > 60_000 ? 1000 : Math.min(delay * 2, 30_000);
+        process.stderr.write(`flotilla up: restarting ${name} in ${delay / 1000} s\n`);
+        setTimeout(() => { if (!stopping) start(); }, delay);
+      });
+    };
+    start();
+  };
 
-  // NATS JetStream for the event stream: one server, or three with R3 streams.
+  // NATS JetStream for the event stream: three servers with an R3 stream, or one.
   const natsBin = findNatsServer();
-  const natsCount = values['nats-cluster'] ? 3 : 1;
   const nats = Array.from({ length: natsCount }, (_, i) => ({
     name: `nats${i + 1}`, port: base + 201 + i, clusterPort: base + 211 + i, store: join(dir, 'data', `nats${i + 1}`),
   }));
+  const natsServers: ClusterFile['natsServers'] = [];
   for (const n of nats) {
     const conf = join(dir, `${n.name}.conf`);
     const routes = nats.filter((x) => x !== n).map((x) => `nats-route://127.0.0.1:${x.clusterPort}`);
@@ -95,51 +147,50 @@ export async function main(argv: string[]): Promise<void> {
       `server_name: ${n.name}`, `listen: 127.0.0.1:${n.port}`, `jetstream { store_dir: "${n.store}" }`,
       ...(natsCount > 1 ? [`cluster { name: flotilla, listen: 127.0.0.1:${n.clusterPort}, routes: [${routes.join(', ')}] }`] : []), '',
     ].join('\n'));
-    spawnLogged(n.name, ['-c', conf], natsBin);
+    const record = { name: n.name, pid: 0, url: `nats://127.0.0.1:${n.port}` };
+    natsServers.push(record);
+    supervise(n.name, ['-c', conf], record, natsBin);
   }
   const natsUrl = nats.map((n) => `nats://127.0.0.1:${n.port}`).join(',');
 
   const servers = members.map((m) => {
     const data = resolve(join(dir, 'data', m.id));
-    const child = spawnLogged(m.id, ['server', '--id', m.id, '--peers', peers, '--api', m.api, '--data', data, '--cluster-token', clusterToken, '--nats', natsUrl]);
-    return { ...m, pid: child.pid!, data };
+    const record = { ...m, pid: 0, data };
+    supervise(m.id, ['server', '--id', m.id, '--peers', peers, '--api', m.api, '--data', data, '--cluster-token', clusterToken, '--nats', natsUrl], record);
+    return record;
   });
+  // The one API address: a balancer over the servers' API ports.
+  const apiAddress = `127.0.0.1:${base}`;
+  const balancer = new ApiBalancer({ backends: members.map((m) => m.api) });
+  try {
+    await balancer.listen('127.0.0.1', base);
+  } catch (e) {
+    throw new Error(`cannot listen on ${apiAddress} for the API (${(e as Error).message}); is another cluster using --base-port ${base}?`);
+  }
 
   const kubeconfig = join(dir, 'kubeconfig');
   writeFileSync(kubeconfig, [
     'apiVersion: v1', 'kind: Config', 'current-context: flotilla', 'preferences: {}',
-    'clusters:', '- name: flotilla', '  cluster:', `    server: http://${members[0].api}`,
+    'clusters:', '- name: flotilla', '  cluster:', `    server: http://${apiAddress}`,
     // Plain HTTP on loopback; client libraries (e.g. @kubernetes/client-node) refuse http:// without it.
     '    insecure-skip-tls-verify: true',
     'contexts:', '- name: flotilla', '  context:', '    cluster: flotilla', '    user: flotilla', '    namespace: default',
     'users:', '- name: flotilla', '  user: {}', '',
   ].join('\n'));
   const cluster: ClusterFile = {
+    api: `http://${apiAddress}`, up: process.pid, natsServers,
     servers, nats: natsUrl, kubeconfig, controllers: [], schedulers: [], agents: [],
   };
-  const writeClusterFile = () => writeFileSync(join(dir, 'cluster.json'), `${JSON.stringify(cluster, null, 2)}\n`);
+  writeClusterFile = () => writeFileSync(join(dir, 'cluster.json'), `${JSON.stringify(cluster, null, 2)}\n`);
   writeClusterFile();
 
-  // Consumers are restarted when they exit (a controller manager that lost
-  // its Lease exits on purpose, as kube-controller-manager does, and comes
-  // back as a standby); cluster.json keeps their current pids.
-  const supervise = (name: string, args: string[], record: { pid: number }) => {
-    const start = () => {
-      const child = spawnLogged(name, args);
-      record.pid = child.pid!;
-      writeClusterFile();
-      child.on('exit', () => {
-        if (!stopping) setTimeout(() => { if (!stopping) start(); }, 1000);
-      });
-    };
-    start();
-  };
   const apiUrls = members.map((m) => `http://${m.api}`).join(',');
 
   const stop = async (code: number) => {
     if (stopping) return;
     stopping = true;
     process.stderr.write('flotilla up: stopping\n');
+    await balancer.close().catch(() => {});
     for (const c of children) c.kill('SIGTERM');
     const deadline = Date.now() + 5000;
     while (children.some((c) => c.exitCode === null && c.signalCode === null) && Date.now() < deadline) {
@@ -155,6 +206,7 @@ export async function main(argv: string[]): Promise<void> {
   };
   process.on('SIGINT', () => void stop(0));
   process.on('SIGTERM', () => void stop(0));
+  process.on('SIGHUP', () => void stop(0));
 
   // Wait until every server is ready, then say where everything is.
   const deadline = Date.now() + 60_000;
@@ -179,23 +231,81 @@ export async function main(argv: string[]): Promise<void> {
     cluster.controllers.push(record);
     supervise(`controllers${i + 1}`, ['controllers', '--server', apiUrls, '--nats', natsUrl, '--id', `controllers${i + 1}`, '--metrics-address', record.metrics], record);
   }
+  if (values.dns !== 'none') {
+    cluster.dns = { pid: 0, address: values.dns!, metrics: `127.0.0.1:${base + 401}` };
+    supervise('dns', ['dns', '--server', apiUrls, '--nats', natsUrl, '--listen', cluster.dns.address, '--metrics-address', cluster.dns.metrics], cluster.dns);
+  }
+  if (values.ingress !== 'none') {
+    cluster.ingress = { pid: 0, http: `${values.ingress}:80`, https: `${values.ingress}:443`, metrics: `127.0.0.1:${base + 402}` };
+    supervise('ingress', ['ingress', '--server', apiUrls, '--nats', natsUrl, '--listen', cluster.ingress.http, '--listen-tls', cluster.ingress.https,
+      '--metrics-address', cluster.ingress.metrics], cluster.ingress);
+  }
   for (let i = 0; i < nSchedulers; i++) {
     const record = { pid: 0, metrics: `127.0.0.1:${base + 321 + i}` };
     cluster.schedulers.push(record);
     supervise(`scheduler${i + 1}`, ['scheduler', '--server', apiUrls, '--nats', natsUrl, '--id', `scheduler${i + 1}`, '--metrics-address', record.metrics], record);
   }
+  await waitForComponents(cluster, () => stopping);
   process.stdout.write([
     `Flotilla is up: ${n} servers (data in ${join(dir, 'data')}, logs in ${join(dir, 'logs')})`,
+    `  API:          http://${apiAddress} (balanced over the servers; the kubeconfig names it)`,
     ...servers.map((s) => `  server ${s.id}: API http://${s.api}  peer ${s.peer}  pid ${s.pid}`),
     `  controllers:  ${nControllers} (one leads through the Lease kube-system/flotilla-controller-manager; /metrics on ${cluster.controllers.map((c) => c.metrics).join(', ') || '-'})`,
     `  schedulers:   ${nSchedulers} (one leads through the Lease kube-system/kube-scheduler; /metrics on ${cluster.schedulers.map((c) => c.metrics).join(', ') || '-'})`,
-    `  NATS:         ${natsUrl} (stream EVENTS; npx flotilla events --follow)`,
+    `  NATS:         ${natsUrl} (stream EVENTS${natsCount > 1 ? ', 3 replicas' : ''}; npx flotilla events --follow)`,
+    ...(cluster.ingress ? [`  ingress:      http://${cluster.ingress.http}  https://${cluster.ingress.https} (IngressClass "flotilla", the default)`] : []),
+    ...(cluster.dns ? [`  DNS:          ${cluster.dns.address} (names like kubernetes.default.svc.cluster.local; /metrics on ${cluster.dns.metrics})`] : []),
     `  cluster file: ${join(dir, 'cluster.json')}`,
     `  kubectl:      KUBECONFIG=${kubeconfig} kubectl get namespaces`,
     `  flotilla:     npx flotilla get namespaces      (reads ${join(values.dir, 'cluster.json')})`,
-    'Press Ctrl-C to stop.',
+    `  stop:         Ctrl-C (or npx flotilla down --dir ${values.dir})`,
     '',
   ].join('\n'));
+}
+
+/**
+ * Waits (up to 60 s, saying what it waits for) until every consumer answers
+ * /readyz and the controller managers and schedulers have a leader.
+ */
+async function waitForComponents(cluster: ClusterFile, stopping: () => boolean): Promise<void> {
+  const ready = async (address: string) => {
+    try {
+      const r = await request(`http://${address}/readyz`, { headersTimeout: 1000, bodyTimeout: 1000 });
+      await r.body.dump();
+      return r.statusCode === 200;
+    } catch {
+      return false;
+    }
+  };
+  const leading = async (address: string) => {
+    try {
+      const r = await request(`http://${address}/healthz`, { headersTimeout: 1000, bodyTimeout: 1000 });
+      return ((await r.body.json()) as { leading?: boolean }).leading === true;
+    } catch {
+      return false;
+    }
+  };
+  const named: [string, string][] = [];
+  cluster.controllers.forEach((c, i) => c.metrics && named.push([`controllers${i + 1}`, c.metrics]));
+  cluster.schedulers.forEach((c, i) => c.metrics && named.push([`scheduler${i + 1}`, c.metrics]));
+  if (cluster.dns) named.push(['dns', cluster.dns.metrics]);
+  if (cluster.ingress) named.push(['ingress', cluster.ingress.metrics]);
+  const deadline = Date.now() + 60_000;
+  let said = '';
+  while (!stopping() && Date.now() < deadline) {
+    const waiting: string[] = [];
+    for (const [name, address] of named) if (!(await ready(address))) waiting.push(name);
+    for (const [group, list] of [['controller manager leader', cluster.controllers], ['scheduler leader', cluster.schedulers]] as [string, { metrics?: string }[]][]) {
+      const addresses = list.map((c) => c.metrics).filter((a): a is string => !!a);
+      if (addresses.length && !(await Promise.all(addresses.map(leading))).some(Boolean)) waiting.push(group);
+    }
+    if (!waiting.length) return;
+    const now = `flotilla up: waiting for ${waiting.join(', ')}\n`;
+    if (now !== said) process.stderr.write(now);
+    said = now;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  if (!stopping()) process.stderr.write('flotilla up: some components are not ready after 60 s; see the logs\n');
 }
 
 /** nats-server from Debian's package; installed when missing and we are root, else an exact instruction. */

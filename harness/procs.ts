@@ -1,6 +1,7 @@
 // Starting and stopping real processes for integration tests, chaos runs and
 // benchmarks. Only processes started here are ever signalled, and every one
 // of them is killed when the parent exits.
+import { request } from 'undici';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, createWriteStream, fstatSync, mkdtempSync, openSync, readSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -296,5 +297,16 @@ export async function startListening(opts: {
       process.stderr.write(`# ${e.message.split('\n')[0]}; starting the group again on other ports (attempt ${attempt + 1} of ${attempts})\n`);
       await opts.replan();
     }
+  }
+}
+
+/** Whether a consumer process answers 200 on http://ADDRESS/readyz (its /healthz and /metrics port). */
+export async function answersReadyz(address: string): Promise<boolean> {
+  try {
+    const r = await request(`http://${address}/readyz`, { headersTimeout: 1000, bodyTimeout: 1000 });
+    await r.body.dump();
+    return r.statusCode === 200;
+  } catch {
+    return false;
   }
 }

@@ -31,6 +31,24 @@ async function call(url: string, method: string, path: string, body?: unknown, h
   return { status: r.statusCode, body: parsed };
 }
 
+/**
+ * Creates an object while a member may be down: a create that meets the
+ * leader's death answers 503/504 (outcome unknown, as kube-apiserver does
+ * when etcd fails mid-request), so it is retried; 409 means an earlier try
+ * did land.
+ */
+async function createThroughFailover(url: string, path: string, body: unknown): Promise<void> {
+  let last = '';
+  for (let attempt = 0; attempt < 60; attempt++) {
+    const r = await call(url, 'POST', path, body).catch((e: Error) => ({ status: 0, body: e.message }));
+    if (r.status === 201 || r.status === 409) return;
+    if (r.status !== 0 && r.status < 500) throw new Error(`create ${path}: ${r.status} ${JSON.stringify(r.body)}`);
+    last = `${r.status} ${JSON.stringify(r.body)}`;
+    await sleep(250);
+  }
+  throw new Error(`create ${path} never landed: ${last}`);
+}
+
 const cm = (name: string, data: Record<string, string> = {}, labels?: Record<string, string>) => ({
   apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, ...(labels ? { labels } : {}) }, data,
 });
@@ -196,7 +214,7 @@ t.test('API server cluster', async (t) => {
 
     // Restart a server; resume from the last seen resourceVersion, on it and on others.
     await c.kill('s2');
-    for (let i = 10; i < 15; i++) await call(u1, 'POST', '/api/v1/namespaces/default/configmaps', cm(`w-${i}`, {}, { watch: 'me' }));
+    for (let i = 10; i < 15; i++) await createThroughFailover(u1, '/api/v1/namespaces/default/configmaps', cm(`w-${i}`, {}, { watch: 'me' }));
     c.startMember('s2');
     await c.waitReady(['s2']);
     for (const u of [u2, u3]) {

@@ -132,6 +132,10 @@ const EXAMPLES: KubeObject[] = [
     apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'pi', uid: '0f3c-11' },
     spec: { backoffLimit: 4, template: { spec: { restartPolicy: 'Never', containers: [{ name: 'pi', image: 'perl:5.34', command: ['perl', '-Mbignum=bpi', '-wle', 'print bpi(2000)'] }] } } },
   }),
+  ns({
+    apiVersion: 'batch/v1', kind: 'CronJob', metadata: { name: 'report' },
+    spec: { schedule: '*/5 * * * *', timeZone: 'Europe/Paris', jobTemplate: { spec: { template: { spec: { restartPolicy: 'OnFailure', containers: [{ name: 'r', image: 'report:1' }] } } } } },
+  }),
   ns({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'kube-scheduler' }, spec: { holderIdentity: 'node-1_abc', leaseDurationSeconds: 15, acquireTime: '2025-01-01T11:00:00.000000Z', renewTime: '2025-01-01T11:59:59.123456Z', leaseTransitions: 2 } }),
   ns({
     apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', metadata: { name: 'web' },
@@ -154,6 +158,15 @@ const EXAMPLES: KubeObject[] = [
   { apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass', metadata: { name: 'local', annotations: { 'storageclass.kubernetes.io/is-default-class': 'true' } }, provisioner: 'flotilla.io/local-path', volumeBindingMode: 'WaitForFirstConsumer' },
   ns({ apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name: 'web' }, spec: { minAvailable: '50%', selector: { matchLabels: { app: 'web' } } } }),
   ns({ apiVersion: 'v1', kind: 'ResourceQuota', metadata: { name: 'compute' }, spec: { hard: { pods: '10', 'requests.cpu': '4', 'limits.memory': '8Gi', 'count/deployments.apps': '5' } } }),
+  ns({ apiVersion: 'v1', kind: 'LimitRange', metadata: { name: 'defaults' }, spec: { limits: [{ type: 'Container', default: { cpu: '500m', memory: '256Mi' }, defaultRequest: { cpu: '100m', memory: '64Mi' }, max: { cpu: '2' }, min: { cpu: '10m' }, maxLimitRequestRatio: { cpu: '10' } }, { type: 'Pod', max: { memory: '1Gi' } }] } }),
+  ns({
+    apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', metadata: { name: 'web' },
+    spec: {
+      ingressClassName: 'flotilla', tls: [{ hosts: ['web.example.com'], secretName: 'web-tls' }],
+      rules: [{ host: '*.example.com', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'web', port: { number: 80 } } } }] } }],
+    },
+  }),
+  { apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', metadata: { name: 'flotilla', annotations: { 'ingressclass.kubernetes.io/is-default-class': 'true' } }, spec: { controller: 'flotilla.io/ingress' } },
   { apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: { name: 'high' }, value: 1000, description: 'for important pods' },
 ];
 
@@ -177,7 +190,7 @@ t.test('defaulting is idempotent and keeps objects valid on a no-op update', asy
 });
 
 t.test('registry: names, scopes, subresources, categories, scale', async (t) => {
-  t.equal(KINDS.length, 28);
+  t.equal(KINDS.length, 32);
   const row = (k: KindDef) => [k.plural, k.singular, k.shortNames.join(','), k.namespaced, k.subresources.join(','), k.categories.join(',')];
   t.same(row(kindByName('po')!), ['pods', 'pod', 'po', true, 'status,binding,log', 'all']);
   t.same(row(kindByName('svc')!), ['services', 'service', 'svc', true, 'status', 'all']);
@@ -196,7 +209,7 @@ t.test('registry: names, scopes, subresources, categories, scale', async (t) => 
     t.equal(kindByName(short)?.plural, n);
   }
   const all = KINDS.filter((k) => k.categories.includes('all')).map((k) => k.plural).sort();
-  t.same(all, ['daemonsets', 'deployments', 'horizontalpodautoscalers', 'jobs', 'pods', 'replicasets', 'services', 'statefulsets']);
+  t.same(all, ['cronjobs', 'daemonsets', 'deployments', 'horizontalpodautoscalers', 'jobs', 'pods', 'replicasets', 'services', 'statefulsets']);
   for (const p of ['deployments', 'replicasets', 'statefulsets']) {
     t.same(kindByResource('apps', 'v1', p)!.scale, { specReplicasPath: '.spec.replicas', statusReplicasPath: '.status.replicas', labelSelectorPath: '.status.selector' });
   }

@@ -85,8 +85,9 @@ t.test('against a real server', async (t) => {
     const port = Number(new URL(cluster.urls[0]).port);
     const ep = await waitFor('Endpoints', () => get<KubeObject & { subsets?: unknown[] }>(resourcePath(resolveKind('endpoints')!, 'default', 'kubernetes')), 15_000, 50);
     t.same(ep.subsets, [{ addresses: [{ ip: '127.0.0.1' }], ports: [{ name: 'https', port, protocol: 'TCP' }] }]);
-    const svc = await waitFor('Service', () => get<KubeObject & { spec?: { ports?: unknown[]; type?: string } }>(resourcePath(resolveKind('services')!, 'default', 'kubernetes')), 15_000, 50);
+    const svc = await waitFor('Service', () => get<KubeObject & { spec?: { ports?: unknown[]; type?: string; clusterIP?: string } }>(resourcePath(resolveKind('services')!, 'default', 'kubernetes')), 15_000, 50);
     t.match(svc.spec, { type: 'ClusterIP', ports: [{ name: 'https', port: 443, targetPort: port, protocol: 'TCP' }] });
+    t.equal(svc.spec?.clusterIP, '127.1.0.1', 'the first address of the service range, as in Kubernetes');
     await client.patch(resourcePath(resolveKind('endpoints')!, 'default', 'kubernetes'), { subsets: [] }, 'application/merge-patch+json');
     await waitFor('Endpoints repaired', async () => JSON.stringify((await get<typeof ep>(resourcePath(resolveKind('endpoints')!, 'default', 'kubernetes')))?.subsets) === JSON.stringify(ep.subsets), 15_000, 50);
     t.pass('a changed Endpoints is put back');

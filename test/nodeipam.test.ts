@@ -4,7 +4,8 @@
 import t from 'tap';
 import { ApiClient, ApiClientError, resourcePath } from '../agents/client/api.ts';
 import { newControllerContext, stopControllerContext } from '../agents/controllers/context.ts';
-import { CidrSet, parseCidr } from '../agents/controllers/nodeipam/cidr-set.ts';
+import { parseCidr } from '../api/ipv4.ts';
+import { CidrSet } from '../agents/controllers/nodeipam/cidr-set.ts';
 import { NodeIpamController } from '../agents/controllers/nodeipam/controller.ts';
 import type { KubeObject, Node } from '../agents/informer/types.ts';
 import { kindByName } from '../api/kinds/index.ts';

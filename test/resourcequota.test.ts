@@ -6,7 +6,7 @@ import t from 'tap';
 import { ApiClient, resourcePath } from '../agents/client/api.ts';
 import { resolveKind } from '../agents/client/kinds.ts';
 import { ResourceQuotaController } from '../agents/controllers/resourcequota/controller.ts';
-import { formatQuantity, podAmount, podCharged, podInScope, quotaUsage } from '../agents/controllers/resourcequota/usage.ts';
+import { formatQuantity, podAmount, podCharged, podInScope, quotaUsage } from '../api/quota-usage.ts';
 import type { KubeObject, Pod } from '../agents/informer/types.ts';
 import { FakeNodes } from '../harness/fake-node.ts';
 import { FlotillaCluster } from '../harness/flotilla-cluster.ts';

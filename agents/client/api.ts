@@ -464,6 +464,19 @@ export class ApiClient {
   }
 
   /**
+   * GET a streamed body (pods/NAME/log with follow): the bytes as they come.
+   * A non-2xx answer rejects with ApiClientError before any byte.
+   */
+  async *stream(path: string, query?: Query, signal?: AbortSignal): AsyncGenerator<Buffer> {
+    const started = await this.send('GET', path, { query, accept: '*/*', signal }, { stream: true });
+    try {
+      for await (const chunk of started.stream! as AsyncIterable<Buffer>) yield chunk;
+    } catch (e) {
+      if (!signal?.aborted) throw new ApiConnectionError(`GET ${path} on ${started.server} broke: ${(e as Error).message}`, [started.server], e);
+    }
+  }
+
+  /**
    * Any request; resolves to the response whatever its status (after failing
    * over on connection errors and 503s), so callers can handle non-Kubernetes
    * endpoints and codes themselves.

@@ -66,6 +66,14 @@ export interface ControllerConfig {
   hpaInitialReadinessDelayMs: number;
   /** resourcequota: full recount of every quota this often (--resource-quota-sync-period, 5 m). */
   resourceQuotaSyncPeriodMs: number;
+  /** job: the back-off before replacing a failed pod, doubled per failure since the last success (Kubernetes: 10 s). */
+  jobBackoffBaseMs: number;
+  /** job: the longest back-off (Kubernetes: 6 min). */
+  jobBackoffMaxMs: number;
+  /** deployment: concurrent Deployment reconciles (--concurrent-deployment-syncs, 5). */
+  deploymentWorkers: number;
+  /** replicaset: concurrent ReplicaSet reconciles (--concurrent-replicaset-syncs, 5). */
+  replicaSetWorkers: number;
 }
 
 export const DEFAULT_CONTROLLER_CONFIG: ControllerConfig = {
@@ -95,6 +103,10 @@ export const DEFAULT_CONTROLLER_CONFIG: ControllerConfig = {
   hpaCpuInitializationPeriodMs: 300_000,
   hpaInitialReadinessDelayMs: 30_000,
   resourceQuotaSyncPeriodMs: 300_000,
+  jobBackoffBaseMs: 10_000,
+  jobBackoffMaxMs: 360_000,
+  deploymentWorkers: 5,
+  replicaSetWorkers: 5,
 };
 
 /** A flag of `flotilla controllers` that sets one config field. Append new ones at the end. */
@@ -133,6 +145,10 @@ export const CONFIG_FLAGS: ConfigFlag[] = [
   { flag: 'horizontal-pod-autoscaler-initial-readiness-delay', field: 'hpaInitialReadinessDelayMs', type: 'duration', help: 'readiness changes within this of start are ignored' },
   { flag: 'resource-quota-sync-period', field: 'resourceQuotaSyncPeriodMs', type: 'duration', help: 'full recount of every quota this often' },
   { flag: 'horizontal-pod-autoscaler-tolerance', field: 'hpaTolerance', type: 'number', help: 'usage/target ratios within 1 ± this do not scale (default 0.1)' },
+  { flag: 'job-backoff-base', field: 'jobBackoffBaseMs', type: 'duration', help: 'back-off before a failed Job pod is replaced, doubled per failure (default 10s)' },
+  { flag: 'job-backoff-max', field: 'jobBackoffMaxMs', type: 'duration', help: 'the longest Job pod back-off (default 6m)' },
+  { flag: 'concurrent-deployment-syncs', field: 'deploymentWorkers', type: 'int', help: 'Deployments reconciled at once (default 5)' },
+  { flag: 'concurrent-replicaset-syncs', field: 'replicaSetWorkers', type: 'int', help: 'ReplicaSets reconciled at once (default 5)' },
 ];
 
 export interface ControllerContext {

@@ -7,6 +7,7 @@ import type { KindDef } from '../client/kinds.ts';
 import type { KubeObject, LabelSelector, PodTemplate } from '../informer/types.ts';
 import type { OwnerReference } from '../../api/schema/types.ts';
 import { labelSelectorMatches } from '../../api/selectors.ts';
+import type { Informer } from '../informer/informer.ts';
 
 export type { OwnerReference };
 
@@ -81,11 +82,28 @@ export async function claimObjects<T extends KubeObject>(candidates: readonly T[
     if (!matches || ownerDeleting || obj.metadata?.deletionTimestamp) continue;
     adoptable ??= o.canAdopt ? await o.canAdopt() : true;
     if (!adoptable) continue;
-    const refs = [...((obj as WithOwners).metadata.ownerReferences ?? []), newControllerRef(o.owner)];
-    const adopted = await ignoreGoneOrChanged(patchOwners(o, obj, refs));
+    const adopted = await adopt(o, obj);
     if (adopted) owned.push(adopted as T);
   }
   return owned;
+}
+
+/**
+ * Adopts an orphan. When the cached copy is stale (409), reads the object
+ * again: a stale cache often means this owner adopted it already (a reconcile
+ * ran before the cache saw the earlier adoption), and then it is owned — not
+ * counting it would make a ReplicaSet create a pod too many.
+ */
+async function adopt(o: ClaimOptions, obj: KubeObject): Promise<KubeObject | undefined> {
+  const patch = (cur: KubeObject) => patchOwners(o, cur, [...((cur as WithOwners).metadata.ownerReferences ?? []), newControllerRef(o.owner)]);
+  const adopted = await ignoreGoneOrChanged(patch(obj));
+  if (adopted) return adopted;
+  const m = obj.metadata!;
+  const fresh = await ignoreGoneOrChanged(o.client.get(resourcePath(o.kind, m.namespace, m.name)));
+  if (!fresh || fresh.metadata?.uid !== m.uid || fresh.metadata?.deletionTimestamp || !selectorMatches(o.selector, fresh.metadata?.labels)) return undefined;
+  const ref = controllerRef(fresh);
+  if (ref) return ref.uid === o.owner.metadata?.uid ? fresh : undefined;
+  return ignoreGoneOrChanged(patch(fresh));
 }
 
 function patchOwners(o: ClaimOptions, obj: KubeObject, refs: OwnerReference[]): Promise<KubeObject> {
@@ -121,4 +139,32 @@ export function podFromTemplate(template: PodTemplate, owner: KubeObject, opts: 
   if (opts.name) metadata.name = opts.name;
   else metadata.generateName = opts.generateName ?? `${owner.metadata?.name}-`;
   return { apiVersion: 'v1', kind: 'Pod', metadata, spec: structuredClone(template.spec ?? {}) } as KubeObject;
+}
+
+/** Index of objects by their controller's uid; objects without a controller are filed under ORPHAN. */
+export const CONTROLLER_UID_INDEX = 'controller-uid';
+const ORPHAN = '<orphan>';
+
+/** Adds CONTROLLER_UID_INDEX to a shared informer unless another controller already did. */
+export function indexByController<T extends KubeObject>(informer: Informer<T>): void {
+  if (!informer.hasIndexer(CONTROLLER_UID_INDEX)) informer.addIndexer(CONTROLLER_UID_INDEX, (o) => controllerRef(o)?.uid ?? ORPHAN);
+}
+
+/** The candidates of claimObjects from an indexed informer: what `owner` controls plus the orphans of its namespace. */
+export function ownedOrOrphans<T extends KubeObject>(informer: Informer<T>, owner: KubeObject): T[] {
+  const ns = owner.metadata?.namespace ?? '';
+  const mine = owner.metadata?.uid ? informer.byIndex(CONTROLLER_UID_INDEX, owner.metadata.uid) : [];
+  return [...mine.filter((o) => (o.metadata?.namespace ?? '') === ns), ...informer.byIndex(CONTROLLER_UID_INDEX, ORPHAN).filter((o) => (o.metadata?.namespace ?? '') === ns)];
+}
+
+/**
+ * ClaimOptions.canAdopt as Kubernetes' controllers make it: a fresh read
+ * proving the owner still exists with the same uid and is not being deleted.
+ */
+export function ownerStillThere(client: ApiClient, kind: KindDef, owner: KubeObject): () => Promise<boolean> {
+  return async () => {
+    const m = owner.metadata ?? {};
+    const fresh = await client.get<KubeObject>(resourcePath(kind, m.namespace, m.name));
+    return fresh.metadata?.uid === m.uid && !fresh.metadata?.deletionTimestamp;
+  };
 }

@@ -20,6 +20,13 @@ import { HorizontalPodAutoscalerController } from './hpa/controller.ts';
 import { ResourceQuotaController } from './resourcequota/controller.ts';
 import { PersistentVolumeBinder } from './volume/binder.ts';
 import { LocalPathProvisioner } from './volume/provisioner.ts';
+import { ReplicaSetController } from './replicaset/controller.ts';
+import { JobController } from './job/controller.ts';
+import { TTLAfterFinishedController } from './ttlafterfinished/controller.ts';
+import { DeploymentController } from './deployment/controller.ts';
+import { CronJobController } from './cronjob/controller.ts';
+import { StatefulSetController } from './statefulset/controller.ts';
+import { DaemonSetController } from './daemonset/controller.ts';
 
 export interface ControllerDescriptor {
   /** The name `--controllers` uses (kube-controller-manager's where one exists). */
@@ -46,6 +53,13 @@ export const CONTROLLERS: ControllerDescriptor[] = [
   { name: 'horizontal-pod-autoscaler', create: (ctx) => new HorizontalPodAutoscalerController(ctx) },
   { name: 'disruption', create: (ctx) => new DisruptionController(ctx) },
   { name: 'resourcequota', create: (ctx) => new ResourceQuotaController(ctx) },
+  { name: 'replicaset', create: (ctx) => new ReplicaSetController(ctx) },
+  { name: 'job', create: (ctx) => new JobController(ctx) },
+  { name: 'ttl-after-finished', create: (ctx) => new TTLAfterFinishedController(ctx) },
+  { name: 'deployment', create: (ctx) => new DeploymentController(ctx) },
+  { name: 'cronjob', create: (ctx) => new CronJobController(ctx) },
+  { name: 'statefulset', create: (ctx) => new StatefulSetController(ctx) },
+  { name: 'daemonset', create: (ctx) => new DaemonSetController(ctx) },
 ];
 
 /** The descriptors `spec` ("*", "a,b", "*,-a") selects; throws for a name that is not a controller. */

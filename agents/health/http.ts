@@ -1,6 +1,6 @@
 // /healthz, /readyz and /metrics for a consumer process (controllers,
 // scheduler, node agent): every Flotilla process can be probed and scraped.
-import { type Server, createServer } from 'node:http';
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type client from 'prom-client';
 
 export interface HealthCheck {
@@ -15,6 +15,8 @@ export interface HealthServerOptions {
   healthz: HealthCheck;
   /** Defaults to healthz. */
   readyz?: HealthCheck;
+  /** Serves other paths (the node agent's endpoints); true when it handled the request. */
+  extra?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
 
 export interface HealthServer {
@@ -31,6 +33,7 @@ export async function serveHealth(o: HealthServerOptions): Promise<HealthServer>
   if (i < 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid address "${o.address}": expected HOST:PORT`);
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
+    if (o.extra?.(req, res)) return;
     const check = path === '/healthz' ? o.healthz : path === '/readyz' ? (o.readyz ?? o.healthz) : undefined;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();

@@ -24,7 +24,7 @@ import pino from 'pino';
 import { type ApiEvent, type EventCheck, STREAM, filterSubject } from '../../api/events.ts';
 import type { KindDef, KubeObject } from '../../api/schema/types.ts';
 import { type LabelRequirement, matchesLabels, parseLabelSelector } from '../../api/selectors.ts';
-import { type ApiClient, resourcePath } from '../client/api.ts';
+import { type ApiClient, ApiClientError, resourcePath } from '../client/api.ts';
 import { connectNats } from './nats.ts';
 import { EventReader, type Logger, type ReadPosition, StreamGapError } from './stream.ts';
 
@@ -54,7 +54,25 @@ export interface InformerOptions {
    * provides the shared one when the informer starts (SharedInformerFactory),
    * or the URL(s) to connect to (comma-separated or a list).
    */
-  nats: NatsConnection | string | readonly string[] | (() => Promise<NatsConnection>);
+  nats?: NatsConnection | string | readonly string[] | (() => Promise<NatsConnection>);
+  /**
+   * Where events come from: 'stream' (default) reads the JetStream EVENTS
+   * stream, which carries every object of the kind; 'watch' LISTs and
+   * WATCHes through the API, so a field selector applies and the consumer
+   * sees only what the server lets it see (the node agent: its own pods).
+   */
+  source?: 'stream' | 'watch';
+  /** Only objects matching this field selector ("spec.nodeName=n1"); needs source 'watch'. */
+  fieldSelector?: string;
+  /**
+   * Keeps only the objects this accepts (applied on the client, after the
+   * server's selectors): for a set no selector can express, such as the pods
+   * of any of a process's hollow nodes. An object that stops passing leaves
+   * the cache as a delete. Watch source only.
+   */
+  filter?: (obj: KubeObject) => boolean;
+  /** Watch source: ask the server to end each watch after this many seconds (then watch again); default 300. */
+  watchTimeoutSeconds?: number;
   /** The kind to follow (kindByName('pods'), …, from api/kinds/index.ts). */
   kind: KindDef;
   /** Only this namespace (namespaced kinds); default: all. */
@@ -158,10 +176,16 @@ export class Informer<T extends KubeObject = KubeObject> {
   private syncWaiters: Waiter[] = [];
   private indexWaiters: Waiter[] = [];
   private wake?: () => void;
+  /** Watch source: aborts the watch in flight. */
+  private watchAbort?: AbortController;
 
   constructor(opts: InformerOptions) {
     if (!opts.kind) throw new Error('Informer needs a kind');
     if (opts.namespace && !opts.kind.namespaced) throw new Error(`${opts.kind.plural} are cluster-scoped: no namespace applies`);
+    // The stream has no field to filter on; silently ignoring the selector would hand out objects the caller excluded.
+    if (opts.fieldSelector && opts.source !== 'watch') throw new Error('a field selector needs the watch source');
+    if (opts.filter && opts.source !== 'watch') throw new Error('a filter needs the watch source');
+    if (opts.source !== 'watch' && !opts.nats) throw new Error('the stream source needs a NATS connection');
     this.o = opts;
     this.kind = opts.kind;
     this.namespace = opts.namespace || undefined;
@@ -201,8 +225,8 @@ export class Informer<T extends KubeObject = KubeObject> {
         }
         this.nc = nc;
       }
-      if (typeof this.o.nats === 'function' && !this.nc) this.nc = await this.o.nats();
-      this.loop = this.run();
+      if (typeof this.o.nats === 'function' && !this.nc && this.o.source !== 'watch') this.nc = await this.o.nats();
+      this.loop = this.o.source === 'watch' ? this.runWatch() : this.run();
       if (this.o.resyncMs && this.o.resyncMs > 0) {
         this.resyncTimer = setInterval(() => this.resync(), this.o.resyncMs);
         this.resyncTimer.unref?.();
@@ -217,6 +241,7 @@ export class Informer<T extends KubeObject = KubeObject> {
     // Still connecting (no loop yet): start() sees `stopping` and gives up.
     this.stopping = true;
     this.reader?.stop();
+    this.watchAbort?.abort();
     this.wake?.();
     clearInterval(this.resyncTimer);
     this.resyncTimer = undefined;
@@ -304,6 +329,11 @@ export class Informer<T extends KubeObject = KubeObject> {
     this.indexers.set(name, fn);
     this.indices.set(name, new Map());
     for (const [key, obj] of this.items) this.file(key, name, fn, obj);
+  }
+
+  /** Whether index `name` exists (shared informers: the first controller that needs an index adds it). */
+  hasIndexer(name: string): boolean {
+    return this.indexers.has(name);
   }
 
   /** Objects filed under `value` in index `name`. */
@@ -403,21 +433,103 @@ export class Informer<T extends KubeObject = KubeObject> {
     const jsm = await this.nc!.jetstreamManager();
     // Taken before the LIST: every message up to this sequence is at or below R.
     const info = await jsm.streams.info(this.stream);
+    const rv = await this.listAndReplace();
+    if (rv === undefined) return;
+    this.position = { index: rv, seq: info.state.last_seq, created: info.created };
+    this.log.debug({ resourceVersion: rv, seq: info.state.last_seq }, 'listed');
+  }
+
+  /** LIST (all pages at one revision), make the cache equal to it; its revision, or undefined when stopping. */
+  private async listAndReplace(): Promise<number | undefined> {
     const list = await this.client.list<T>(resourcePath(this.kind, this.namespace), {
-      limit: this.o.pageSize ?? 500, labelSelector: this.o.labelSelector || undefined,
+      limit: this.o.pageSize ?? 500, labelSelector: this.o.labelSelector || undefined, fieldSelector: this.o.fieldSelector || undefined,
     });
     const rv = Number(list.metadata.resourceVersion);
     if (!Number.isSafeInteger(rv) || rv < 0) throw new Error(`LIST ${this.name} returned no usable resourceVersion (${String(list.metadata.resourceVersion)})`);
-    if (this.stopping) return;
+    if (this.stopping) return undefined;
     this.counters.lists++;
-    this.replace(list.items, rv);
-    this.position = { index: rv, seq: info.state.last_seq, created: info.created };
-    this.log.debug({ objects: list.items.length, resourceVersion: rv, seq: info.state.last_seq }, 'listed');
+    const keep = this.o.filter;
+    this.replace(keep ? list.items.filter((o) => keep(o)) : list.items, rv);
+    this.markSynced();
+    return rv;
+  }
+
+  private markSynced(): void {
     if (!this.synced) {
       this.synced = true;
       for (const w of this.syncWaiters.splice(0)) {
         clearTimeout(w.timer);
         w.resolve();
+      }
+    }
+    this.releaseIndexWaiters();
+  }
+
+  /**
+   * The watch source, client-go's reflector: LIST at R, WATCH from R with
+   * bookmarks; a watch that ends (timeout, a server going away) resumes from
+   * the last resourceVersion seen; 410 Gone (the server no longer has the
+   * history after it) re-lists.
+   */
+  private async runWatch(): Promise<void> {
+    let backoff = 200;
+    // After stop() and start(), resume after the last event applied (410 if it is gone: re-list).
+    let from: number | undefined = this.synced ? this.lastIndex : undefined;
+    while (!this.stopping) {
+      try {
+        if (from === undefined) {
+          from = await this.listAndReplace();
+          if (from === undefined) break;
+        }
+        const abort = new AbortController();
+        this.watchAbort = abort;
+        await this.client.watch<T>(resourcePath(this.kind, this.namespace), {
+          resourceVersion: String(from), allowWatchBookmarks: true, timeoutSeconds: this.o.watchTimeoutSeconds ?? 300,
+          labelSelector: this.o.labelSelector || undefined, fieldSelector: this.o.fieldSelector || undefined,
+        }, (e) => {
+          const rv = Number(e.object?.metadata?.resourceVersion);
+          if (!Number.isSafeInteger(rv)) return;
+          this.applyWatchEvent(e.type, e.object, rv);
+          from = Math.max(from ?? 0, rv);
+        }, abort.signal);
+        this.watchAbort = undefined;
+        backoff = 200;
+      } catch (e) {
+        this.watchAbort = undefined;
+        if (this.stopping) break;
+        if (e instanceof ApiClientError && e.code === 410) {
+          this.counters.relists++;
+          this.log.warn({ err: e.message, lastIndex: this.lastIndex }, 'watch history expired; re-listing');
+          from = undefined;
+          continue;
+        }
+        this.log.warn({ err: (e as Error).message, retryInMs: backoff }, 'watch failed; retrying');
+        await this.sleep(backoff);
+        backoff = Math.min(backoff * 2, 30_000);
+      }
+    }
+  }
+
+  /** One watch event into the cache (the watch already applied the selectors server-side). */
+  private applyWatchEvent(type: string, obj: T, rv: number): void {
+    if (rv <= this.lastIndex && type !== 'BOOKMARK') {
+      this.counters.skipped++;
+      return;
+    }
+    this.lastIndex = Math.max(this.lastIndex, rv);
+    if (type !== 'BOOKMARK') {
+      this.counters.events++;
+      const key = keyOf(obj);
+      const old = this.items.get(key);
+      if (type === 'DELETED' || (this.o.filter && !this.o.filter(obj))) {
+        if (old) {
+          this.remove(key);
+          this.notify((h) => h.onDelete?.(type === 'DELETED' ? obj : old));
+        }
+      } else {
+        this.store(key, obj);
+        if (old) this.notify((h) => h.onUpdate?.(old, obj));
+        else this.notify((h) => h.onAdd?.(obj));
       }
     }
     this.releaseIndexWaiters();

@@ -1,12 +1,13 @@
-// batch/v1: Job.
+// batch/v1: Job and CronJob.
 
 import { arr, atomic, bool, int, int64, obj, oneOf, set, str, time } from '../schema/dsl.ts';
-import { LabelSelector, conditionOf } from '../schema/meta.ts';
+import { LabelSelector, ObjectMeta, ObjectReference, conditionOf } from '../schema/meta.ts';
 import type { Cause, KindDef } from '../schema/types.ts';
-import { immutable, invalid, required } from '../schema/validate.ts';
+import { immutable, invalid, isDNS1123Subdomain, notSupported, required } from '../schema/validate.ts';
+import { scheduleError, timeZoneError } from '../cron.ts';
 import {
   type Obj, ageColumn, changedExcept, column, defaults, defineKind, deepEqual, ensure, humanDuration, immutableFields, list,
-  nonNegative, rec, selectorColumn, templateColumns, validateLabelSelector,
+  formatLabelSelector, nonNegative, rec, selectorColumn, since, templateColumns, validateLabelSelector,
 } from './common.ts';
 import { PodTemplateSpec, defaultPodTemplate, validatePodTemplate } from './pod.ts';
 
@@ -77,6 +78,21 @@ function validateTemplateUpdate(job: Obj, old: Obj): Cause[] {
   return [immutable('spec.template', t)];
 }
 
+/** The checks of a JobSpec that hold in a Job and in a CronJob's jobTemplate. */
+function validateJobSpec(spec: Obj, path: string): Cause[] {
+  const out: Cause[] = [];
+  for (const f of ['parallelism', 'completions', 'activeDeadlineSeconds', 'backoffLimit', 'ttlSecondsAfterFinished', 'backoffLimitPerIndex', 'maxFailedIndexes']) {
+    out.push(...nonNegative(spec[f], `${path}.${f}`));
+  }
+  if (spec.manualSelector === true && !rec(spec.selector)) out.push(required(`${path}.selector`));
+  out.push(...validateLabelSelector(spec.selector, `${path}.selector`));
+  out.push(...validatePodTemplate(spec.template, `${path}.template`, { selector: spec.selector, restartPolicies: ['OnFailure', 'Never'] }));
+  if (spec.completionMode === 'Indexed' && spec.completions == null) {
+    out.push(required(`${path}.completions`, 'when completion mode is Indexed'));
+  }
+  return out;
+}
+
 export const job = defineKind({
   group: 'batch', version: 'v1', kind: 'Job', plural: 'jobs', categories: ['all'], subresources: ['status'],
   description: 'Job represents the configuration of a single job.',
@@ -140,19 +156,10 @@ export const job = defineKind({
   },
   validate(j, old) {
     const spec = rec(j.spec) ?? {};
-    const out: Cause[] = [];
-    for (const f of ['parallelism', 'completions', 'activeDeadlineSeconds', 'backoffLimit', 'ttlSecondsAfterFinished', 'backoffLimitPerIndex', 'maxFailedIndexes']) {
-      out.push(...nonNegative(spec[f], `spec.${f}`));
-    }
-    if (spec.manualSelector === true && !rec(spec.selector)) out.push(required('spec.selector'));
-    out.push(...validateLabelSelector(spec.selector, 'spec.selector'));
+    const out = validateJobSpec(spec, 'spec');
     if (spec.manualSelector !== true && rec(spec.selector) && j.metadata?.uid
       && spec.selector.matchLabels?.[JOB_LABELS.controllerUid] !== j.metadata.uid) {
       out.push(invalid('spec.selector', spec.selector, '`selector` not auto-generated'));
-    }
-    out.push(...validatePodTemplate(spec.template, 'spec.template', { selector: spec.selector, restartPolicies: ['OnFailure', 'Never'] }));
-    if (spec.completionMode === 'Indexed' && spec.completions == null) {
-      out.push(required('spec.completions', 'when completion mode is Indexed'));
     }
     if (old) {
       const elastic = spec.completionMode === 'Indexed' && spec.completions === spec.parallelism && old.spec?.completions === old.spec?.parallelism;
@@ -173,4 +180,83 @@ export const job = defineKind({
   ],
 });
 
-export const BATCH_KINDS: KindDef[] = [job];
+// ---- CronJob -------------------------------------------------------------------------------
+
+/** A CronJob's name leaves room for the 11 characters of "-<minutes since the epoch>" in its Jobs' names. */
+const CRONJOB_NAME_MAX = 52;
+
+function cronJobName(name: string): string[] {
+  const out = isDNS1123Subdomain(name);
+  if (name.length > CRONJOB_NAME_MAX) out.push(`must be no more than ${CRONJOB_NAME_MAX} characters`);
+  return out;
+}
+
+function validateSchedule(spec: Obj, oldSpec: Obj | undefined): Cause[] {
+  const schedule = spec.schedule;
+  if (typeof schedule !== 'string' || schedule === '') return [required('spec.schedule')];
+  if (oldSpec && oldSpec.schedule === schedule) return [];
+  if (schedule.includes('TZ')) {
+    return [invalid('spec.schedule', schedule, spec.timeZone != null
+      ? 'cannot use both timeZone field and TZ or CRON_TZ in schedule'
+      : 'cannot use TZ or CRON_TZ in schedule, use timeZone field instead')];
+  }
+  const err = scheduleError(schedule);
+  return err ? [invalid('spec.schedule', schedule, err)] : [];
+}
+
+const CONCURRENCY_POLICIES = ['Allow', 'Forbid', 'Replace'];
+
+export const cronJob = defineKind({
+  group: 'batch', version: 'v1', kind: 'CronJob', plural: 'cronjobs', shortNames: ['cj'], categories: ['all'], subresources: ['status'],
+  description: 'CronJob represents the configuration of a single cron job.',
+  name: cronJobName,
+  fields: {
+    spec: obj({
+      schedule: str({ description: 'The schedule in Cron format, see https://en.wikipedia.org/wiki/Cron.' }),
+      timeZone: str({ description: 'The time zone name for the given schedule; UTC when unset.' }),
+      startingDeadlineSeconds: int64(),
+      concurrencyPolicy: oneOf(...CONCURRENCY_POLICIES),
+      suspend: bool(),
+      jobTemplate: obj({ metadata: ObjectMeta, spec: job.schema.properties!.spec! }, { name: B('JobTemplateSpec') }),
+      successfulJobsHistoryLimit: int(),
+      failedJobsHistoryLimit: int(),
+    }, { name: B('CronJobSpec'), required: ['schedule', 'jobTemplate'] }),
+    status: obj({
+      active: atomic(ObjectReference),
+      lastScheduleTime: time(),
+      lastSuccessfulTime: time(),
+    }, { name: B('CronJobStatus') }),
+  },
+  default(cj) {
+    const spec = ensure(cj, 'spec');
+    defaults(spec, { concurrencyPolicy: 'Allow', suspend: false, successfulJobsHistoryLimit: 3, failedJobsHistoryLimit: 1 });
+    defaultPodTemplate(rec(spec.jobTemplate?.spec)?.template);
+  },
+  validate(cj, old) {
+    const spec = rec(cj.spec) ?? {};
+    const out = validateSchedule(spec, rec(old?.spec));
+    if (spec.timeZone != null) {
+      const err = timeZoneError(String(spec.timeZone));
+      if (err) out.push(invalid('spec.timeZone', spec.timeZone, err));
+    }
+    if (spec.concurrencyPolicy == null) out.push(required('spec.concurrencyPolicy'));
+    else if (!CONCURRENCY_POLICIES.includes(spec.concurrencyPolicy)) out.push(notSupported('spec.concurrencyPolicy', spec.concurrencyPolicy, CONCURRENCY_POLICIES));
+    for (const f of ['startingDeadlineSeconds', 'successfulJobsHistoryLimit', 'failedJobsHistoryLimit']) out.push(...nonNegative(spec[f], `spec.${f}`));
+    const jt = rec(spec.jobTemplate);
+    if (!jt) out.push(required('spec.jobTemplate'));
+    else out.push(...validateJobSpec(rec(jt.spec) ?? {}, 'spec.jobTemplate.spec'));
+    return out;
+  },
+  columns: [
+    column('Schedule', (cj) => String(cj.spec?.schedule ?? ''), { description: 'The schedule in Cron format.' }),
+    column('Timezone', (cj) => (cj.spec?.timeZone == null ? '<none>' : String(cj.spec.timeZone)), { description: 'The time zone name for the given schedule.' }),
+    column('Suspend', (cj) => (cj.spec?.suspend === true ? 'True' : 'False'), { type: 'boolean', description: 'Whether subsequent executions are suspended.' }),
+    column('Active', (cj) => list(cj.status?.active).length, { type: 'integer', description: 'The number of currently running jobs.' }),
+    column('Last Schedule', (cj, now) => (cj.status?.lastScheduleTime ? since(cj.status.lastScheduleTime, now) : '<none>'), { description: 'When the job was last successfully scheduled.' }),
+    ageColumn,
+    ...templateColumns('spec.jobTemplate.spec.template.spec'),
+    column('Selector', (cj) => formatLabelSelector(cj.spec?.jobTemplate?.spec?.selector), { wide: true, description: 'The label selector of the jobs.' }),
+  ],
+});
+
+export const BATCH_KINDS: KindDef[] = [job, cronJob];

@@ -11,6 +11,7 @@ import { type Obj, rec, selectorString } from './common.ts';
 import { COORDINATION_KINDS } from './coordination.ts';
 import { BINDING_SCHEMA, CORE_KINDS, servicePrepareForUpdate, validateBinding } from './core.ts';
 import { DISCOVERY_KINDS } from './discovery.ts';
+import { NETWORKING_KINDS } from './networking.ts';
 import { RBAC_KINDS } from './rbac.ts';
 import { POLICY_KINDS } from './policy.ts';
 import { QUOTA_KINDS } from './quota.ts';
@@ -18,7 +19,7 @@ import { SCHEDULING_KINDS } from './scheduling.ts';
 import { STORAGE_KINDS } from './storage.ts';
 
 export const KINDS: KindDef[] = [...CORE_KINDS, ...APPS_KINDS, ...BATCH_KINDS, ...COORDINATION_KINDS, ...AUTOSCALING_KINDS, ...RBAC_KINDS, ...DISCOVERY_KINDS,
-  ...STORAGE_KINDS, ...POLICY_KINDS, ...QUOTA_KINDS, ...SCHEDULING_KINDS];
+  ...STORAGE_KINDS, ...POLICY_KINDS, ...QUOTA_KINDS, ...NETWORKING_KINDS, ...SCHEDULING_KINDS];
 
 /** The kind served at /api(s)/{group}/{version}/{plural}. */
 export function kindByResource(group: string, version: string, plural: string): KindDef | undefined {

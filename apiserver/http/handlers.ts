@@ -19,8 +19,11 @@ import {
 import { CONNECT_SUBRESOURCES, type ResourceRequest } from './info.ts';
 import { decodeBody, mediaType, readBody, sendJson, statusSuccess } from './io.ts';
 import { type ListOptions, listOptionsOf, selectObjects } from './list.ts';
+import { servePodLog } from './pod-log.ts';
 import { queryBool } from './query.ts';
 import { admitPodPriority } from './priority-admission.ts';
+import { admitClaimLimits, admitPodLimits } from './limit-range-admission.ts';
+import { admitQuota } from './quota-admission.ts';
 import { admitDefaultStorageClass } from './storage-admission.ts';
 import { tableFor, wantsTable } from './table.ts';
 import { DEFAULT_TOLERATION_SECONDS, type DefaultTolerationSecondsOptions, addDefaultTolerations } from './default-toleration-seconds.ts';
@@ -86,7 +89,7 @@ export class Handlers {
   }
 
   private async get(r: ResourceRequest, ctx: RequestContext): Promise<void> {
-    if (r.subresource === 'log') throw this.logUnavailable(r);
+    if (r.subresource === 'log') return servePodLog(this.reg, r, ctx);
     await this.reg.sync(this.consistencyOf(ctx.query), ctx.timeoutMs);
     const obj = this.reg.get(r.kind, r.namespace, r.name);
     if (r.subresource === 'scale') return sendJson(ctx.res, 200, scaleOf(r.kind, JSON.parse(obj.json)), ctx.req);
@@ -125,6 +128,8 @@ export class Handlers {
     this.admitCreate(r, obj);
     defaultAndValidate(r.kind, obj);
     await this.admitNamespace(r, obj);
+    // Validating admission, last: the quota is charged only for what passed everything else.
+    await admitQuota(this.reg, r.kind, obj, { ...this.wctx(ctx, 'create'), dryRun: isDryRun(ctx.query) });
     const manager = fieldManagerOf(ctx);
     updateManagedFieldsForUpdate(undefined, obj, manager, nowRfc3339(), apiVersionOf(r.kind), { schema: r.kind.schema });
     if (isDryRun(ctx.query)) return sendJson(ctx.res, 201, obj, ctx.req);
@@ -197,6 +202,7 @@ export class Handlers {
       this.admitCreate(r, obj);
       defaultAndValidate(r.kind, obj);
       await this.admitNamespace(r, obj);
+      await admitQuota(this.reg, r.kind, obj, { ...this.wctx(ctx, 'apply'), dryRun: isDryRun(ctx.query) });
       if (isDryRun(ctx.query)) return sendJson(ctx.res, 201, obj, ctx.req);
       try {
         const stored = await this.reg.create(r.kind, r.namespace, obj, this.wctx(ctx, 'apply'));
@@ -392,8 +398,17 @@ export class Handlers {
 
   /** Mutating admission of new objects (Kubernetes' DefaultStorageClass and Priority plugins). */
   private admitCreate(r: ResourceRequest, obj: KubeObject): void {
-    if (r.kind.group === '' && r.kind.kind === 'PersistentVolumeClaim') admitDefaultStorageClass(this.reg, obj);
-    if (r.kind.group === '' && r.kind.kind === 'Pod') admitPodPriority(this.reg, obj);
+    if (r.kind.group === '' && r.kind.kind === 'PersistentVolumeClaim') {
+      admitDefaultStorageClass(this.reg, obj);
+      admitClaimLimits(this.reg, obj);
+    }
+    if (r.kind.group === '' && r.kind.kind === 'Pod') {
+      admitPodPriority(this.reg, obj);
+      // LimitRanger sees the pod as decoded and defaulted (requests default to limits first, as in Kubernetes);
+      // the QoS class is then worked out again from what it added.
+      r.kind.default(obj);
+      if (admitPodLimits(this.reg, obj)) delete (obj.status as { qosClass?: string } | undefined)?.qosClass;
+    }
   }
 
   private async admitNamespace(r: ResourceRequest, obj: KubeObject): Promise<void> {
@@ -415,10 +430,6 @@ export class Handlers {
     if (!(await this.reg.lookup(r.kind, r.namespace, r.name, ctx.timeoutMs))) throw errors.notFound(r.group, r.kind.plural, r.name);
     const what = { exec: 'exec into', attach: 'attach to', portforward: 'port forwarding to' }[r.subresource];
     throw new ApiError(503, 'ServiceUnavailable', `${what} pod "${r.name}" is served by the node agent running it; no node agent serves ${r.subresource} yet`);
-  }
-
-  private logUnavailable(r: ResourceRequest): ApiError {
-    return new ApiError(503, 'ServiceUnavailable', `logs of pod "${r.name}" are served by the node agent running it; no node agent serves this pod`, { retryAfterSeconds: 5 });
   }
 
   private async body(ctx: RequestContext): Promise<unknown> {

@@ -9,6 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { CLUSTER_FILE, normalizeServerUrl } from '../../agents/client/config.ts';
 import { ADMIN_TOKEN_FILE } from '../../api/cluster-files.ts';
 import { COMMON_OPTIONS, CONNECTION_HELP, UsageError, parseCommand, parseDuration } from './args.ts';
+import { componentReports, formatComponentTable } from './components.ts';
 import { formatTable, parseOutputFormat, toJson, toYaml } from './printers.ts';
 import { type Io, processIo, runVerb, withClient } from './runtime.ts';
 
@@ -66,11 +67,14 @@ export async function main(argv: string[], io: Io = processIo): Promise<void> {
       case 'status': {
         const format = parseOutputFormat(values.output, ['table', 'json', 'yaml']);
         const reports = await withClient(io, values, (c) => memberReports(c));
+        // With the cluster.json of `flotilla up` at hand: every other component too.
+        const components = values.server === undefined && !process.env.FLOTILLA_SERVER ? await componentReports() : undefined;
         if (format === 'json' || format === 'yaml') {
-          const doc = { members: reports };
+          const doc = components ? { members: reports, components } : { members: reports };
           io.out(format === 'json' ? toJson(doc) : toYaml(doc));
         } else {
           io.out(formatStatusTable(reports));
+          if (components?.length) io.out(`\n${formatComponentTable(components)}`);
         }
         return;
       }

@@ -3,28 +3,7 @@
 // allocation, so a released CIDR is not handed out again at once), occupy
 // one already in use (rebuilding the state from existing nodes), release.
 
-export interface Cidr { base: number; bits: number }
-
-/** Parses "a.b.c.d/n" (IPv4); throws a clear error otherwise. */
-export function parseCidr(text: string): Cidr {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(text.trim());
-  const octets = m ? m.slice(1, 5).map(Number) : [];
-  const bits = m ? Number(m[5]) : NaN;
-  if (!m || octets.some((o) => o > 255) || bits > 32) throw new Error(`invalid IPv4 CIDR "${text}" (expected a.b.c.d/n)`);
-  const ip = octets.reduce((a, o) => a * 256 + o, 0);
-  const size = 2 ** (32 - bits);
-  return { base: ip - (ip % size), bits };
-}
-
-export function formatCidr(c: Cidr): string {
-  const o = [24, 16, 8, 0].map((s) => Math.floor(c.base / 2 ** s) % 256);
-  return `${o.join('.')}/${c.bits}`;
-}
-
-/** Whether `inner` lies within `outer`. */
-export function contains(outer: Cidr, inner: Cidr): boolean {
-  return inner.bits >= outer.bits && inner.base >= outer.base && inner.base + 2 ** (32 - inner.bits) <= outer.base + 2 ** (32 - outer.bits);
-}
+import { type Cidr, contains, formatCidr, parseCidr } from '../../../api/ipv4.ts';
 
 export class CidrFullError extends Error {
   constructor(cluster: string, maskBits: number) {

@@ -13,7 +13,8 @@ import { splitKey } from '../../informer/informer.ts';
 import type { Node } from '../../informer/types.ts';
 import type { ControllerContext } from '../context.ts';
 import { QueueController } from '../controller.ts';
-import { CidrFullError, CidrSet, contains, parseCidr } from './cidr-set.ts';
+import { contains, parseCidr } from '../../../api/ipv4.ts';
+import { CidrFullError, CidrSet } from './cidr-set.ts';
 
 const NODES = resolveKind('nodes')!;
 const LOOPBACK = parseCidr('127.0.0.0/8');

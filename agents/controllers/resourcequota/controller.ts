@@ -1,14 +1,19 @@
 // The resource quota controller: keeps each ResourceQuota's status (hard =
-// spec.hard, used = what the namespace holds of each of those resources)
-// current on every change of a counted object, and recounts every quota each
-// --resource-quota-sync-period in case an event was missed.
+// spec.hard, used = what the namespace holds of each of those resources).
+// As in Kubernetes, admission charges new objects to status.used itself;
+// this controller counts a quota when it is new or its spec.hard changes,
+// gives back ("replenishes") when a counted object is deleted, a pod
+// finishes, a Service changes type or a claim its size, and recounts every
+// quota each --resource-quota-sync-period. It does not recount on creates:
+// its cache would not hold an object admission has just charged for, and a
+// recount then would hand the unit out again.
 import { resourcePath } from '../../client/api.ts';
 import { resolveKind } from '../../client/kinds.ts';
 import type { Informer } from '../../informer/informer.ts';
 import type { KubeObject, Pod } from '../../informer/types.ts';
 import type { ControllerContext } from '../context.ts';
 import { QueueController } from '../controller.ts';
-import { type QuotaSpec, quotaUsage, sameResources } from './usage.ts';
+import { type QuotaSpec, quotaUsage, sameResources } from '../../../api/quota-usage.ts';
 
 const QUOTAS = resolveKind('resourcequotas')!;
 
@@ -28,7 +33,13 @@ export class ResourceQuotaController extends QueueController {
   constructor(ctx: ControllerContext) {
     super(ctx, 'resourcequota');
     this.quotas = ctx.informers.informer<ResourceQuota>('resourcequotas');
-    this.handle(this.quotas, { onAdd: (q) => this.enqueue(q), onUpdate: (_o, q) => this.enqueue(q) });
+    this.handle(this.quotas, {
+      onAdd: (q) => this.enqueue(q),
+      // Admission's own raises of status.used are not a reason to count.
+      onUpdate: (o, q) => {
+        if (!sameResources(o.spec?.hard, q.spec?.hard) || !sameResources(q.status?.hard, q.spec?.hard)) this.enqueue(q);
+      },
+    });
     for (const r of ALWAYS) this.watch(r);
   }
 
@@ -45,7 +56,7 @@ export class ResourceQuotaController extends QueueController {
         for (const q of this.quotas.byNamespace(o.metadata?.namespace ?? '')) this.enqueue(q);
       };
       if (kind.plural !== 'resourcequotas') {
-        this.handle(inf, { onAdd: changed, onUpdate: (_o, n) => changed(n), onDelete: changed });
+        this.handle(inf, { onUpdate: (o, n) => { if (replenishes(kind.plural, o, n)) changed(n); }, onDelete: changed });
       }
     }
     return inf;
@@ -85,4 +96,16 @@ export class ResourceQuotaController extends QueueController {
     await this.ctx.client.update(resourcePath(QUOTAS, ns, q.metadata.name, 'status'), q);
     this.log.debug({ quota: `${ns}/${q.metadata.name}`, used }, 'quota usage updated');
   }
+}
+
+/** Whether an update gives quota back or changes what is charged (Kubernetes' replenishment triggers). */
+function replenishes(plural: string, o: KubeObject, n: KubeObject): boolean {
+  const spec = (x: KubeObject) => (x as { spec?: Record<string, any> }).spec ?? {};
+  if (plural === 'pods') {
+    const terminal = (x: KubeObject) => ['Succeeded', 'Failed'].includes(String((x as Pod).status?.phase));
+    return terminal(n) && !terminal(o);
+  }
+  if (plural === 'services') return spec(o).type !== spec(n).type || (spec(o).ports?.length ?? 0) !== (spec(n).ports?.length ?? 0);
+  if (plural === 'persistentvolumeclaims') return String(spec(o).resources?.requests?.storage) !== String(spec(n).resources?.requests?.storage);
+  return false;
 }

@@ -6,9 +6,17 @@
 // balancers), claims and their storage (also per class), object counts
 // (configmaps, secrets, count/<resource>.<group>). Scopes (and a scope
 // selector) restrict a quota to the pods they match.
-import { podQOSClass } from '../../../api/kinds/index.ts';
-import { parseQuantity } from '../../../api/schema/validate.ts';
-import type { KubeObject, Pod } from '../../informer/types.ts';
+// Shared by the resource-quota controller (status.used) and the server's
+// ResourceQuota admission (the charge of one new object).
+import { podQOSClass } from './kinds/index.ts';
+import { parseQuantity } from './schema/validate.ts';
+import type { KubeObject } from './schema/types.ts';
+
+/** The parts of a Pod quota counting reads. */
+export interface Pod extends KubeObject {
+  spec?: unknown;
+  status?: { phase?: string; [k: string]: unknown };
+}
 
 export interface ScopeRequirement { scopeName: string; operator: string; values?: string[] }
 

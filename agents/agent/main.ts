@@ -1,0 +1,188 @@
+// `flotilla agent`: the node agent process (Flotilla's kubelet) for one node.
+// JSON logs (pino) on stdout; /healthz and /metrics on --address:--port
+// (also published as the Node's kubelet endpoint port).
+import { mkdirSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import pino from 'pino';
+import client from 'prom-client';
+import { parseIPv4 } from '../../api/ipv4.ts';
+import { parseDuration } from '../../api/units.ts';
+import { ApiClient } from '../client/api.ts';
+import { loadClientConfig } from '../client/config.ts';
+import { serveHealth } from '../health/http.ts';
+import type { Logger } from '../informer/informer.ts';
+import { NodeAgent } from './agent.ts';
+import { SimNodes } from './sim.ts';
+import { allocatable, formatList, machineCapacity, measure, nodeInfo, parseReserved } from './node-status.ts';
+
+const VERSION = '0.1.0';
+
+const USAGE = `usage: flotilla agent --data DIR [--name NODE] [--address 127.0.0.11] [--port 10250] [--server URL[,URL…]]
+       [--zone ZONE] [--node-labels k=v,…] [--capacity cpu=2,memory=4Gi,pods=110,ephemeral-storage=10Gi]
+       [--system-reserved cpu=100m,memory=100Mi] [--kube-reserved cpu=100m,memory=100Mi] [--pod-cidr CIDR]
+       [--backoff-initial 10s] [--backoff-max 5m] [--node-status-update-frequency 10s] [--lease-renew-interval 10s]
+       [--nats URL[,URL…]] [--metrics-interval 15s] [--log-level info]
+       flotilla agent --runtime sim --count N [--name-prefix hollow-] [--address 127.0.64.1] [--port P]
+       [--start-latency 500ms] [--failure-rate 0] [--capacity …] [--server URL[,URL…]]`;
+
+function labelsFrom(text: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of (text ?? '').split(',').filter(Boolean)) {
+    const i = part.indexOf('=');
+    if (i <= 0) throw new Error(`invalid --node-labels entry "${part}": expected key=value`);
+    out[part.slice(0, i)] = part.slice(i + 1);
+  }
+  return out;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({
+      args: argv, strict: true, allowPositionals: false,
+      options: {
+        server: { type: 'string' }, name: { type: 'string' }, address: { type: 'string' },
+        port: { type: 'string', default: '10250' }, data: { type: 'string' }, zone: { type: 'string' },
+        'node-labels': { type: 'string' }, capacity: { type: 'string' }, 'system-reserved': { type: 'string' },
+        'kube-reserved': { type: 'string' }, 'pod-cidr': { type: 'string' },
+        'backoff-initial': { type: 'string', default: '10s' }, 'backoff-max': { type: 'string', default: '5m' },
+        'node-status-update-frequency': { type: 'string', default: '10s' },
+        nats: { type: 'string' }, 'metrics-interval': { type: 'string', default: '15s' }, 'lease-renew-interval': { type: 'string', default: '10s' },
+        'log-level': { type: 'string', default: process.env.FLOTILLA_LOG_LEVEL ?? 'info' },
+        runtime: { type: 'string', default: 'process' }, count: { type: 'string', default: '1' },
+        'name-prefix': { type: 'string', default: 'hollow-' }, 'start-latency': { type: 'string', default: '500ms' },
+        'failure-rate': { type: 'string', default: '0' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }).values;
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n${USAGE}`);
+  }
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const str = (k: string) => values[k] as string | undefined;
+  if (str('runtime') === 'sim') return runSim(str);
+  if (str('runtime') !== 'process') throw new Error(`--runtime ${str('runtime')}: expected process or sim`);
+  if (!str('data')) throw new Error(`--data is required\n${USAGE}`);
+  const address = str('address') ?? '127.0.0.11';
+  const a = parseIPv4(address);
+  if (a === undefined || Math.floor(a / 2 ** 24) !== 127) throw new Error(`--address ${address}: a node's address is a loopback IPv4 address (127.x.y.z)`);
+  const port = Number(str('port'));
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid --port ${str('port')}`);
+  const name = (str('name') ?? hostname()).toLowerCase();
+  const dataDir = resolve(str('data')!);
+  mkdirSync(dataDir, { recursive: true });
+  const log = pino({ name: 'agent', level: str('log-level'), base: { node: name } }) as unknown as Logger;
+
+  const capacityOverride = parseReserved(str('capacity'), '--capacity');
+  const capacity = machineCapacity(dataDir, capacityOverride);
+  const alloc = allocatable(capacity, parseReserved(str('system-reserved'), '--system-reserved'), parseReserved(str('kube-reserved'), '--kube-reserved'));
+  const labels: Record<string, string> = {
+    'kubernetes.io/hostname': name, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': nodeInfo(VERSION).architecture,
+    ...(str('zone') ? { 'topology.kubernetes.io/zone': str('zone')! } : {}),
+    ...labelsFrom(str('node-labels')),
+  };
+
+  const cfg = loadClientConfig({ server: str('server'), nats: str('nats') });
+  const api = new ApiClient(cfg.servers, { userAgent: `flotilla-agent/${name}` });
+  const registry = new client.Registry();
+  client.collectDefaultMetrics({ register: registry });
+
+  let agent: NodeAgent | undefined;
+  const health = await serveHealth({
+    address: `${address}:${port}`, registry,
+    healthz: () => ({ ok: true, detail: { node: name, synced: agent?.pods.hasSynced() ?? false, pods: agent?.workers.size ?? 0 } }),
+    readyz: () => ({ ok: agent?.pods.hasSynced() ?? false }),
+    extra: (req, res) => agent?.handleHttp(req, res) ?? false,
+  });
+  const boundPort = Number(health.address.slice(health.address.lastIndexOf(':') + 1));
+  agent = new NodeAgent({
+    client: api, name, address, dataDir, labels,
+    capacity: formatList(capacity), allocatable: formatList(alloc), allocatableValues: alloc,
+    nodeInfo: nodeInfo(VERSION), kubeletPort: boundPort, podCIDR: str('pod-cidr'), measure: () => measure(dataDir),
+    backoff: { initialMs: parseDuration(str('backoff-initial')!, '--backoff-initial'), maxMs: parseDuration(str('backoff-max')!, '--backoff-max') },
+    statusIntervalMs: parseDuration(str('node-status-update-frequency')!, '--node-status-update-frequency'),
+    leaseIntervalMs: parseDuration(str('lease-renew-interval')!, '--lease-renew-interval'),
+    nats: cfg.nats, metricsIntervalMs: parseDuration(str('metrics-interval')!, '--metrics-interval'),
+    log,
+  });
+  for (const [k, help] of [['starts', 'Container processes started.'], ['restarts', 'Container restarts.'], ['adoptions', 'Container processes adopted after an agent restart.'], ['statusWrites', 'Pod status writes.'], ['kills', 'Containers stopped.'], ['orphansKilled', 'Adopted processes stopped because their pod was gone.']] as const) {
+    const a2 = agent;
+    new client.Gauge({ name: `flotilla_agent_${k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}_total`, help, registers: [registry], collect() { this.set(a2.counters[k]); } });
+  }
+  new client.Gauge({ name: 'flotilla_agent_pods', help: 'Pods with a worker on this node.', registers: [registry], collect() { this.set(agent!.workers.size); } });
+  log.info({ servers: cfg.servers, address, endpoint: health.address, dataDir, capacity: formatList(capacity), allocatable: formatList(alloc) }, 'starting');
+  await agent.start();
+  log.info({ pods: agent.pods.size, metrics: cfg.nats ? `every ${str('metrics-interval')} on NATS` : 'none (no NATS configured)' }, 'pods synced');
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping (containers keep running)');
+    await agent!.stop().catch(() => {});
+    await health.close();
+    await api.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+}
+
+/** `--runtime sim`: N hollow nodes in this process (agents/agent/sim.ts). */
+async function runSim(str: (k: string) => string | undefined): Promise<void> {
+  const count = Number(str('count'));
+  if (!Number.isInteger(count) || count < 1) throw new Error(`invalid --count ${str('count')}`);
+  const failureRate = Number(str('failure-rate'));
+  if (!(failureRate >= 0 && failureRate <= 1)) throw new Error(`invalid --failure-rate ${str('failure-rate')}: expected 0…1`);
+  const address = simAddress(str);
+  const port = Number(str('port'));
+  const prefix = str('name-prefix')!;
+  const log = pino({ name: 'agent', level: str('log-level'), base: { runtime: 'sim', prefix } }) as unknown as Logger;
+  // Hollow nodes measure no machine: 4 cores, 16Gi, 110 pods, 100Gi unless --capacity says otherwise.
+  const capacity = { cpu: 4, memory: 16 * 2 ** 30, pods: 110, 'ephemeral-storage': 100 * 2 ** 30, ...parseReserved(str('capacity'), '--capacity') };
+  const alloc = allocatable(capacity, parseReserved(str('system-reserved'), '--system-reserved'), parseReserved(str('kube-reserved'), '--kube-reserved'));
+  const cfg = loadClientConfig({ server: str('server') });
+  const api = new ApiClient(cfg.servers, { userAgent: `flotilla-agent/sim-${prefix}` });
+  const registry = new client.Registry();
+  client.collectDefaultMetrics({ register: registry });
+  let sim: SimNodes | undefined;
+  const health = await serveHealth({
+    address: `${address}:${port}`, registry,
+    healthz: () => ({ ok: true, detail: { runtime: 'sim', nodes: count, informers: 1, synced: sim?.pods.hasSynced() ?? false, pods: sim?.pods.size ?? 0, ...sim?.counters } }),
+    readyz: () => ({ ok: sim?.pods.hasSynced() ?? false }),
+  });
+  sim = new SimNodes({
+    client: api, count, namePrefix: prefix, baseAddress: address,
+    labels: { 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': nodeInfo(VERSION).architecture, ...(str('zone') ? { 'topology.kubernetes.io/zone': str('zone')! } : {}), ...labelsFrom(str('node-labels')) },
+    capacity: formatList(capacity), allocatable: formatList(alloc), nodeInfo: nodeInfo(VERSION),
+    kubeletPort: Number(health.address.slice(health.address.lastIndexOf(':') + 1)),
+    startLatencyMs: parseDuration(str('start-latency')!, '--start-latency'), failureRate,
+    statusIntervalMs: parseDuration(str('node-status-update-frequency')!, '--node-status-update-frequency'),
+    leaseIntervalMs: parseDuration(str('lease-renew-interval')!, '--lease-renew-interval'),
+    log,
+  });
+  log.info({ count, prefix, servers: cfg.servers, endpoint: health.address }, 'starting hollow nodes');
+  await sim.start();
+  log.info({ pods: sim.pods.size }, 'hollow nodes registered, pods synced');
+  const shutdown = async () => {
+    await sim!.stop().catch(() => {});
+    await health.close();
+    await api.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown());
+  process.on('SIGTERM', () => void shutdown());
+}
+
+/** Hollow nodes' first address (default 127.0.64.1, apart from the process agents' 127.0.0.11, .12, …). */
+function simAddress(str: (k: string) => string | undefined): string {
+  const address = str('address') ?? '127.0.64.1';
+  const a = parseIPv4(address);
+  if (a === undefined || Math.floor(a / 2 ** 24) !== 127) throw new Error(`--address ${address}: a node's address is a loopback IPv4 address (127.x.y.z)`);
+  return address;
+}

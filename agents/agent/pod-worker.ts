@@ -1,0 +1,550 @@
+// One pod's worker, like the kubelet's pod workers: every change to the pod
+// (an API update, a container exit, a back-off expiring) schedules a sync,
+// and syncs of one pod never overlap. A sync starts init containers in
+// order, then the containers; restarts exited ones as restartPolicy says,
+// with the kubelet's back-off (10 s doubling to 5 min, forgotten after a run
+// of 10 min; the first restart is immediate); writes the status when it
+// changed. A pod being deleted is stopped (preStop, SIGTERM, the grace
+// period, SIGKILL of every process group) and only then removed from the API.
+import { accessSync, constants, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { type ApiClient, ApiClientError, resourcePath } from '../client/api.ts';
+import { resolveKind } from '../client/kinds.ts';
+import type { Logger } from '../informer/informer.ts';
+import type { Container, Pod } from '../informer/types.ts';
+import { type ContainerRuntimeState, type Terminated, podPhase, podStatus } from './pod-status.ts';
+import { type Cgroups, type PodCgroup, podResources, processGroupRss } from './runtime/cgroups.ts';
+import { ContainerConfigError, type EnvSources, containerEnv } from './runtime/env.ts';
+import { expand } from './runtime/expand.ts';
+import { IMAGE_PATH, containerArgv } from './runtime/images.ts';
+import { type ProbeKind, type ProbeSpec, ProbeWorker } from './runtime/probes.ts';
+import { ContainerProcess, type ExitInfo } from './runtime/process.ts';
+import type { EventRecorder } from '../recorder/recorder.ts';
+import type { LogObserver } from './logs.ts';
+import type { PodIPAllocator } from './pod-ip.ts';
+import { spawn } from 'node:child_process';
+
+const PODS = resolveKind('pods')!;
+
+export interface BackoffPolicy {
+  initialMs: number;
+  maxMs: number;
+}
+
+export const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 10_000, maxMs: 300_000 };
+
+/** What every pod worker of a node shares. */
+export interface WorkerContext {
+  client: ApiClient;
+  nodeName: string;
+  hostIP: string;
+  dataDir: string;
+  env: EnvSources;
+  /** Resolves once the node has a pod CIDR. */
+  podIPs: () => Promise<PodIPAllocator>;
+  backoff: BackoffPolicy;
+  cgroups: Cgroups;
+  logs: LogObserver;
+  recorder: EventRecorder;
+  log: Logger;
+  /** Processes found running at start (agent restart), by pod uid then container name. */
+  adopted: Map<string, Map<string, ContainerProcess>>;
+  /** Called when a worker has nothing left to do (the pod is gone and its processes too). */
+  onDone(uid: string): void;
+  /** Counts of what the runtime did, for metrics and tests. */
+  counters: { starts: number; restarts: number; adoptions: number; statusWrites: number; kills: number };
+}
+
+const iso = (d = new Date()) => d.toISOString().replace(/\.\d+Z$/, 'Z');
+
+interface Slot {
+  spec: Container;
+  init: boolean;
+  state: ContainerRuntimeState;
+  proc?: ContainerProcess;
+  /** The back-off the next restart waits (0: none yet). */
+  backoffMs: number;
+  lastStartMs?: number;
+  /** When the runtime last saw it end (finishedAt has only second precision). */
+  lastExitMs?: number;
+  /** The pod cgroup's OOM kill count when this process started. */
+  oomBaseline?: number;
+  /** Killed by the RSS-polling fallback for being over the memory limit. */
+  oomByPolling?: boolean;
+  /** The probes of the current run. */
+  probes: ProbeWorker[];
+  /** The environment and working directory the current run started with (exec probes run in them). */
+  env?: Record<string, string>;
+  cwd?: string;
+}
+
+/**
+ * Runs argv after moving itself into the given cgroups (exec keeps the pid
+ * and the process group), so that not one allocation escapes the limits.
+ */
+function inCgroups(procsFiles: string[], argv: string[]): string[] {
+  const script = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 126; shift; n=$((n-1)); done; exec "$@"';
+  return ['/bin/sh', '-c', script, 'sh', String(procsFiles.length), ...procsFiles, ...argv];
+}
+
+/** Whether a program name resolves (a path, or a name found on PATH). */
+function resolvable(program: string, path: string): boolean {
+  const isExec = (f: string) => {
+    try {
+      accessSync(f, constants.X_OK);
+      return statSync(f).isFile();
+    } catch {
+      return false;
+    }
+  };
+  if (program.includes('/')) return isExec(program);
+  return path.split(':').some((d) => d && isExec(join(d, program)));
+}
+
+export class PodWorker {
+  private pod?: Pod;
+  private syncing = false;
+  private pending = false;
+  private done = false;
+  private timer?: NodeJS.Timeout;
+  private readonly slots = new Map<string, Slot>();
+  private podIP?: string;
+  private startTime?: string;
+  private lastStatus?: string;
+  private terminating?: Promise<void>;
+  private cgroup?: PodCgroup;
+  private cgroupFailed = false;
+  private rssTimer?: NodeJS.Timeout;
+
+  constructor(readonly uid: string, private readonly ctx: WorkerContext) {}
+
+  /** The latest pod (undefined: deleted from the API). */
+  update(pod: Pod | undefined): void {
+    if (this.done) return;
+    this.pod = pod ?? (this.pod ? { ...this.pod, metadata: { ...this.pod.metadata, deletionTimestamp: this.pod.metadata.deletionTimestamp ?? iso() } } : undefined);
+    if (!pod) this.removedFromApi = true;
+    this.schedule(0);
+  }
+
+  private removedFromApi = false;
+
+  /** The pod's namespace and name, once known. */
+  get podRef(): { namespace: string; name: string } | undefined {
+    return this.pod ? { namespace: this.pod.metadata.namespace ?? 'default', name: this.pod.metadata.name } : undefined;
+  }
+
+  /** The running container processes (for logs, metrics and tests). */
+  processes(): { container: string; pid: number; logFile: string }[] {
+    return [...this.slots.values()].filter((s) => s.proc?.running).map((s) => ({ container: s.spec.name, pid: s.proc!.pid, logFile: s.proc!.record.logFile }));
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.done) return;
+    if (delayMs <= 0) {
+      if (this.syncing) {
+        this.pending = true;
+        return;
+      }
+      void this.run();
+      return;
+    }
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.schedule(0), delayMs);
+    this.timer.unref();
+  }
+
+  private async run(): Promise<void> {
+    this.syncing = true;
+    try {
+      do {
+        this.pending = false;
+        try {
+          await this.sync();
+        } catch (e) {
+          this.ctx.log.warn({ pod: this.name(), err: (e as Error).message }, 'pod sync failed; retrying');
+          this.schedule(1000);
+        }
+      } while (this.pending && !this.done);
+    } finally {
+      this.syncing = false;
+    }
+  }
+
+  private name(): string {
+    return this.pod ? `${this.pod.metadata.namespace}/${this.pod.metadata.name}` : this.uid;
+  }
+
+  private slotsFor(pod: Pod): { init: Slot[]; main: Slot[] } {
+    const make = (c: Container, init: boolean): Slot => {
+      let s = this.slots.get(c.name);
+      if (!s) {
+        type Prev = { name: string; restartCount: number; state?: unknown; lastState?: unknown };
+        const prevAll = [...(pod.status?.containerStatuses ?? []), ...((pod.status?.initContainerStatuses ?? []) as Prev[])] as Prev[];
+        const prev = prevAll.find((x) => x.name === c.name);
+        s = {
+          spec: c, init, backoffMs: 0, probes: [],
+          state: { name: c.name, image: c.image ?? '', restartCount: prev?.restartCount ?? 0, ready: false, started: false },
+        };
+        const adopted = this.ctx.adopted.get(this.uid)?.get(c.name);
+        if (adopted) {
+          this.ctx.adopted.get(this.uid)!.delete(c.name);
+          this.ctx.counters.adoptions++;
+          s.state.restartCount = adopted.record.restartCount;
+          this.ensureCgroup(pod);
+          s.oomBaseline = this.cgroup?.oomKills();
+          this.attach(s, adopted);
+        } else if (prev) {
+          // Known from the API but not running here (an agent restart): never run it again as if new.
+          const st = prev.state as { running?: { startedAt?: string }; terminated?: Terminated; waiting?: { reason: string; message?: string } } | undefined;
+          s.state.lastTerminated = (prev.lastState as { terminated?: Terminated } | undefined)?.terminated;
+          if (st?.terminated) s.state.terminated = st.terminated;
+          else if (st?.running) {
+            s.state.terminated = { exitCode: 137, reason: 'ContainerStatusUnknown', message: 'The container could not be located when the node agent restarted', startedAt: st.running.startedAt ?? iso(), finishedAt: iso() };
+            s.lastExitMs = Date.now();
+          } else if (st?.waiting && s.state.lastTerminated) {
+            s.state.waiting = st.waiting;
+            s.backoffMs = this.ctx.backoff.initialMs;
+          }
+        }
+        this.slots.set(c.name, s);
+      }
+      return s;
+    };
+    return {
+      init: ((pod.spec?.initContainers ?? []) as Container[]).map((c) => make(c, true)),
+      main: (pod.spec?.containers ?? []).map((c) => make(c, false)),
+    };
+  }
+
+  private attach(s: Slot, proc: ContainerProcess): void {
+    s.proc = proc;
+    s.lastStartMs = Date.parse(proc.record.startedAt);
+    s.state.running = { startedAt: iso(new Date(proc.record.startedAt)), containerID: `process://${proc.pid}` };
+    s.state.waiting = undefined;
+    s.state.terminated = undefined;
+    this.ctx.logs.watch(proc.record.logFile);
+    void proc.exited.then((exit) => this.onExit(s, proc, exit));
+    this.startProbes(s, proc);
+  }
+
+  private event(type: 'Normal' | 'Warning', reason: string, message: string): void {
+    if (this.pod) this.ctx.recorder.event({ ...this.pod, kind: 'Pod', apiVersion: 'v1' }, type, reason, message);
+  }
+
+  /**
+   * A container run's probes. Without a startup probe it is started at once;
+   * without a readiness probe it is ready once started. Liveness and
+   * readiness wait for startup; a failed liveness or startup probe kills the
+   * container (its restartPolicy then decides).
+   */
+  private startProbes(s: Slot, proc: ContainerProcess): void {
+    for (const w of s.probes) w.stop();
+    s.probes = [];
+    const spec = s.spec as Container & { startupProbe?: ProbeSpec; livenessProbe?: ProbeSpec; readinessProbe?: ProbeSpec };
+    const probes = s.init ? {} : { startup: spec.startupProbe, liveness: spec.livenessProbe, readiness: spec.readinessProbe };
+    s.state.started = !probes.startup;
+    s.state.ready = s.state.started && !probes.readiness;
+    const label: Record<ProbeKind, string> = { startup: 'Startup', liveness: 'Liveness', readiness: 'Readiness' };
+    const target = () => ({
+      podIP: this.podIP ?? '', ports: s.spec.ports ?? [], cwd: s.cwd ?? join(this.ctx.dataDir, 'pods', this.uid, 'containers', s.spec.name),
+      env: s.env ?? { PATH: [...IMAGE_PATH, '/usr/local/bin', '/usr/bin', '/bin'].join(':'), POD_IP: this.podIP ?? '' },
+    });
+    for (const kind of ['startup', 'liveness', 'readiness'] as const) {
+      const p = probes[kind];
+      if (!p) continue;
+      const w = new ProbeWorker(kind, p, {
+        target,
+        gate: kind === 'startup' ? undefined : () => s.state.started,
+        onFailure: (_w, output) => this.event('Warning', 'Unhealthy', `${label[kind]} probe failed: ${output}`),
+        onResult: (_w, ok) => {
+          if (s.proc !== proc || !proc.running) return;
+          if (kind === 'readiness') s.state.ready = ok && s.state.started;
+          else if (kind === 'startup' && ok) {
+            s.state.started = true;
+            s.state.ready = !probes.readiness;
+          } else if (!ok) {
+            this.event('Normal', 'Killing', `Container ${s.spec.name} failed ${kind} probe, will be restarted`);
+            const grace = p.terminationGracePeriodSeconds ?? (this.pod?.spec as { terminationGracePeriodSeconds?: number } | undefined)?.terminationGracePeriodSeconds ?? 30;
+            void proc.stop(grace * 1000);
+          }
+          this.schedule(0);
+        },
+      });
+      s.probes.push(w);
+      w.start();
+    }
+  }
+
+  private onExit(s: Slot, proc: ContainerProcess, exit: ExitInfo): void {
+    this.ctx.logs.unwatch(proc.record.logFile);
+    if (s.proc !== proc) return;
+    const term: Terminated = exit.code === undefined
+      ? { exitCode: 137, reason: 'ContainerStatusUnknown', message: 'The process exited while the node agent was not its parent (agent restart): its exit code is unknown', startedAt: s.state.running?.startedAt ?? iso(), finishedAt: iso(exit.finishedAt) }
+      : { exitCode: exit.code, reason: exit.code === 0 ? 'Completed' : 'Error', startedAt: s.state.running?.startedAt ?? iso(), finishedAt: iso(exit.finishedAt), containerID: `process://${proc.pid}` };
+    if (exit.signal) term.signal = exit.code! - 128;
+    const oom = term.exitCode === 137 && (s.oomByPolling || (this.cgroup !== undefined && this.cgroup.oomKills() > (s.oomBaseline ?? 0)));
+    if (oom) {
+      term.reason = 'OOMKilled';
+      delete term.message;
+    }
+    s.oomByPolling = false;
+    for (const w of s.probes) w.stop();
+    s.probes = [];
+    s.state.running = undefined;
+    s.state.terminated = term;
+    s.state.ready = false;
+    s.state.started = false;
+    s.lastExitMs = Date.now();
+    // A run long enough forgets the back-off (the kubelet: 2 × the maximum back-off).
+    if (s.lastStartMs && Date.now() - s.lastStartMs > 2 * this.ctx.backoff.maxMs) s.backoffMs = 0;
+    this.ctx.log.info({ pod: this.name(), container: s.spec.name, exitCode: term.exitCode, reason: term.reason }, 'container exited');
+    this.schedule(0);
+  }
+
+  private async sync(): Promise<void> {
+    const pod = this.pod;
+    if (!pod) return;
+    if (pod.metadata.deletionTimestamp) {
+      this.terminating ??= this.terminate(pod);
+      return this.terminating;
+    }
+    this.startTime ??= (pod.status?.startTime as string | undefined) ?? iso();
+    if (!this.podIP) {
+      const alloc = await this.ctx.podIPs();
+      const have = pod.status?.podIP;
+      this.podIP = have && alloc.reserve(this.uid, have) ? have : alloc.allocate(this.uid);
+    }
+    const { init, main } = this.slotsFor(pod);
+    const phase = podPhase(this.view(pod, init, main));
+    if (phase === 'Succeeded' || phase === 'Failed') {
+      this.releaseCgroup();
+      await this.writeStatus(pod, init, main);
+      return;
+    }
+    const policy = pod.spec?.restartPolicy ?? 'Always';
+    // Init containers, one at a time, in order.
+    let initDone = true;
+    for (const s of init) {
+      if (s.state.terminated?.exitCode === 0 && !s.proc?.running) continue;
+      initDone = false;
+      if (s.proc?.running) break;
+      if (s.state.terminated) {
+        if (policy === 'Never') break;
+        await this.restartOrWait(pod, s);
+      } else {
+        await this.startContainer(pod, s);
+      }
+      break;
+    }
+    if (initDone) {
+      for (const s of main) {
+        if (s.proc?.running) continue;
+        if (!s.state.terminated) {
+          if (!s.state.lastTerminated || !s.state.waiting || s.state.waiting.reason !== 'CrashLoopBackOff') await this.startContainer(pod, s);
+          else await this.restartOrWait(pod, s);
+          continue;
+        }
+        const restart = policy === 'Always' || (policy === 'OnFailure' && s.state.terminated.exitCode !== 0);
+        if (restart) await this.restartOrWait(pod, s);
+      }
+    }
+    await this.writeStatus(pod, init, main);
+  }
+
+  /** Restarts an exited container now, or waits out its back-off (CrashLoopBackOff). */
+  private async restartOrWait(pod: Pod, s: Slot): Promise<void> {
+    const last = s.state.terminated ?? s.state.lastTerminated;
+    const finished = last ? Date.parse(last.finishedAt) : 0;
+    // finishedAt has second precision: the wait is measured from the exit we saw.
+    const since = Date.now() - Math.max(finished, s.lastExitMs ?? 0);
+    if (s.backoffMs > 0 && since < s.backoffMs) {
+      const left = s.backoffMs - since;
+      if (s.state.terminated) s.state.lastTerminated = s.state.terminated;
+      s.state.terminated = undefined;
+      s.state.waiting = {
+        reason: 'CrashLoopBackOff',
+        message: `back-off ${Math.round(s.backoffMs / 1000)}s restarting failed container=${s.spec.name} pod=${pod.metadata.name}_${pod.metadata.namespace}(${this.uid})`,
+      };
+      this.event('Warning', 'BackOff', `Back-off restarting failed container ${s.spec.name} in pod ${pod.metadata.name}_${pod.metadata.namespace}(${this.uid})`);
+      this.schedule(left + 10);
+      return;
+    }
+    s.backoffMs = s.backoffMs ? Math.min(s.backoffMs * 2, this.ctx.backoff.maxMs) : this.ctx.backoff.initialMs;
+    if (s.state.terminated) s.state.lastTerminated = s.state.terminated;
+    s.state.terminated = undefined;
+    s.state.restartCount++;
+    this.ctx.counters.restarts++;
+    await this.startContainer(pod, s);
+  }
+
+  private async startContainer(pod: Pod, s: Slot): Promise<void> {
+    const c = s.spec as Container & { workingDir?: string };
+    const cmd = containerArgv(c);
+    if ('reason' in cmd) {
+      s.state.waiting = { reason: cmd.reason, message: cmd.message };
+      return;
+    }
+    let kenv: Record<string, string>;
+    try {
+      kenv = await containerEnv({ ...pod, status: { ...pod.status, podIP: this.podIP, hostIP: this.ctx.hostIP } }, c as never, this.ctx.env);
+    } catch (e) {
+      if (!(e instanceof ContainerConfigError)) throw e;
+      s.state.waiting = { reason: 'CreateContainerConfigError', message: e.message };
+      this.schedule(2000);
+      return;
+    }
+    const podDir = join(this.ctx.dataDir, 'pods', this.uid);
+    const port = c.ports?.[0]?.containerPort;
+    const env: Record<string, string> = {
+      PATH: [...IMAGE_PATH, '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'].join(':'),
+      HOSTNAME: pod.metadata.name,
+      HOME: join(podDir, 'containers', c.name),
+      POD_IP: this.podIP!,
+      ...(port ? { PORT: String(port) } : {}),
+      ...kenv,
+    };
+    const argv = cmd.argv.map((a) => expand(a, (n) => env[n]));
+    const cwd = c.workingDir ? c.workingDir : join(podDir, 'containers', c.name);
+    const cgroup = this.ensureCgroup(pod);
+    if (cgroup && !resolvable(argv[0], env.PATH)) {
+      // Started through the cgroup-joining shell, a missing program would only show as exit 127: say it here.
+      const now = iso();
+      s.state.terminated = { exitCode: 128, reason: 'StartError', message: `failed to start ${JSON.stringify(argv[0])}: executable file not found in $PATH`, startedAt: now, finishedAt: now };
+      s.lastExitMs = Date.now();
+      this.schedule(0);
+      return;
+    }
+    s.oomBaseline = cgroup?.oomKills();
+    s.env = env;
+    s.cwd = cwd;
+    try {
+      const proc = await ContainerProcess.start({
+        argv: cgroup ? inCgroups(cgroup.procsFiles, argv) : argv, env, cwd,
+        logFile: join(podDir, 'logs', c.name, `${s.state.restartCount}.log`),
+        recordFile: join(podDir, 'records', `${c.name}.json`),
+        podUid: this.uid, container: c.name, restartCount: s.state.restartCount,
+      });
+      this.ctx.counters.starts++;
+      this.attach(s, proc);
+      this.event('Normal', 'Started', `Started container ${c.name}`);
+      this.ctx.log.info({ pod: this.name(), container: c.name, pid: proc.pid, restartCount: s.state.restartCount }, 'container started');
+    } catch (e) {
+      // The kubelet's reason when the runtime cannot start the process (no such program, …).
+      const now = iso();
+      s.state.terminated = { exitCode: 128, reason: 'StartError', message: `failed to start ${JSON.stringify(argv[0])}: ${(e as Error).message}`, startedAt: now, finishedAt: now };
+      s.lastExitMs = Date.now();
+      this.schedule(0);
+    }
+  }
+
+  /** The pod's cgroup (created at its first container start; re-opened after an agent restart). */
+  private ensureCgroup(pod: Pod): PodCgroup | undefined {
+    if (this.cgroup || this.cgroupFailed) return this.cgroup;
+    const res = podResources(pod);
+    try {
+      this.cgroup = this.ctx.cgroups.create(this.uid, res);
+    } catch (e) {
+      this.cgroupFailed = true;
+      this.ctx.log.warn({ pod: this.name(), err: (e as Error).message }, 'pod cgroup could not be created: memory limits fall back to RSS polling');
+    }
+    if (!this.cgroup && res.memoryLimit !== undefined && !this.rssTimer) {
+      const limit = res.memoryLimit;
+      this.rssTimer = setInterval(() => this.pollRss(limit), 1000);
+      this.rssTimer.unref();
+    }
+    return this.cgroup;
+  }
+
+  /** The fallback without a cgroup: over the limit, the largest container is killed as the OOM killer would. */
+  private pollRss(limit: number): void {
+    const running = [...this.slots.values()].filter((s) => s.proc?.running);
+    const sizes = running.map((s) => ({ s, rss: processGroupRss(s.proc!.pid) }));
+    const total = sizes.reduce((a, x) => a + x.rss, 0);
+    if (total <= limit || !sizes.length) return;
+    const victim = sizes.sort((a, b) => b.rss - a.rss)[0];
+    victim.s.oomByPolling = true;
+    this.ctx.log.warn({ pod: this.name(), container: victim.s.spec.name, rss: total, limit }, 'over the memory limit (RSS polling): killing');
+    victim.s.proc!.signal('SIGKILL');
+  }
+
+  /** Stops RSS polling and removes the pod cgroup once no process is left in it. */
+  private releaseCgroup(): void {
+    clearInterval(this.rssTimer);
+    this.rssTimer = undefined;
+    if (this.cgroup && this.cgroup.remove()) this.cgroup = undefined;
+  }
+
+  private view(pod: Pod, init: Slot[], main: Slot[]) {
+    return { pod, init: init.map((s) => s.state), containers: main.map((s) => s.state), hostIP: this.ctx.hostIP, podIP: this.podIP, startTime: this.startTime ?? iso() };
+  }
+
+  /** Writes the status when it differs from the last one written. */
+  private async writeStatus(pod: Pod, init: Slot[], main: Slot[]): Promise<void> {
+    const status = podStatus(this.view(pod, init, main), this.lastWritten ?? pod.status, iso());
+    const text = JSON.stringify(status);
+    if (text === this.lastStatus) return;
+    try {
+      await this.ctx.client.patch(resourcePath(PODS, pod.metadata.namespace, pod.metadata.name, 'status'), { status }, 'application/merge-patch+json');
+      this.lastStatus = text;
+      this.lastWritten = status as Record<string, any>;
+      this.ctx.counters.statusWrites++;
+    } catch (e) {
+      if (e instanceof ApiClientError && e.code === 404) return;
+      throw e;
+    }
+  }
+
+  private lastWritten?: Record<string, any>;
+
+  /** Stops every container (preStop, SIGTERM, grace, SIGKILL), then removes the pod object. */
+  private async terminate(pod: Pod): Promise<void> {
+    clearTimeout(this.timer);
+    const m = pod.metadata as Pod['metadata'] & { deletionGracePeriodSeconds?: number };
+    const specGrace = (pod.spec as { terminationGracePeriodSeconds?: number } | undefined)?.terminationGracePeriodSeconds;
+    // Removed from the API without a grace period (forced): a short one still lets processes exit cleanly.
+    const graceS = this.removedFromApi ? Math.min(specGrace ?? 30, 2) : (m.deletionGracePeriodSeconds ?? specGrace ?? 30);
+    const deadline = Date.now() + graceS * 1000;
+    // Adopted processes of containers never synced (an agent restart) are stopped too.
+    this.slotsFor(pod);
+    for (const [, proc] of this.ctx.adopted.get(this.uid) ?? []) void proc.stop(0);
+    const running = [...this.slots.values()].filter((s) => s.proc?.running);
+    await Promise.all(running.map(async (s) => {
+      const hook = (s.spec as { lifecycle?: { preStop?: Record<string, any> } }).lifecycle?.preStop;
+      if (hook) await this.runHook(hook, s, deadline).catch((e) => this.ctx.log.warn({ pod: this.name(), container: s.spec.name, err: (e as Error).message }, 'preStop hook failed'));
+      this.ctx.counters.kills++;
+      await s.proc!.stop(Math.max(0, deadline - Date.now()));
+    }));
+    this.ctx.log.info({ pod: this.name(), graceSeconds: graceS }, 'pod stopped');
+    this.releaseCgroup();
+    (await this.ctx.podIPs().catch(() => undefined))?.release(this.uid);
+    if (!this.removedFromApi) {
+      await this.ctx.client.delete(resourcePath(PODS, m.namespace, m.name), { apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 0, preconditions: { uid: this.uid } })
+        .catch((e) => {
+          if (!(e instanceof ApiClientError && (e.code === 404 || e.code === 409))) throw e;
+        });
+    }
+    this.done = true;
+    this.ctx.onDone(this.uid);
+  }
+
+  /** A preStop hook: exec in the container's environment, or an HTTP GET to the pod; bounded by the grace period. */
+  private async runHook(hook: Record<string, any>, s: Slot, deadline: number): Promise<void> {
+    const timeout = Math.max(0, deadline - Date.now());
+    if (hook.exec?.command?.length) {
+      const [cmd, ...args] = hook.exec.command as string[];
+      await new Promise<void>((resolve) => {
+        const child = spawn(cmd, args, { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', POD_IP: this.podIP ?? '' }, stdio: 'ignore', timeout, killSignal: 'SIGKILL' });
+        child.once('exit', () => resolve());
+        child.once('error', () => resolve());
+      });
+    } else if (hook.httpGet) {
+      const g = hook.httpGet;
+      const port = typeof g.port === 'number' ? g.port : s.spec.ports?.find((p) => p.name === g.port)?.containerPort;
+      const host = g.host ?? this.podIP;
+      const r = await request(`${(g.scheme ?? 'HTTP').toLowerCase()}://${host}:${port}${g.path ?? '/'}`, { headersTimeout: timeout, bodyTimeout: timeout });
+      await r.body.dump();
+    }
+  }
+}
+
