@@ -9,6 +9,9 @@
 // runs: time until the last pod is bound. Scheduler RSS from its /metrics.
 import { loadavg } from 'node:os';
 import { Pool } from 'undici';
+import { ApiClient } from '../agents/client/api.ts';
+import { resolveKind } from '../agents/client/kinds.ts';
+import { Informer } from '../agents/informer/informer.ts';
 import type { Node, Pod } from '../agents/informer/types.ts';
 import { Algorithm } from '../agents/scheduler/algorithm.ts';
 import { SchedulerCache, clusterView } from '../agents/scheduler/cache.ts';
@@ -44,7 +47,7 @@ const pod = (name: string, i: number, antiAffinity: boolean): Pod => ({
 } as Pod);
 
 /** Decisions per second of the algorithm over an in-memory cache; each decision is assumed like the scheduler does. */
-export function algorithmAlone(antiAffinityShare: number): { rate: number; placed: number; failed: number } {
+export function algorithmAlone(antiAffinityShare: number): { rate: number; cpuRate: number; placed: number; failed: number } {
   const cache = new SchedulerCache();
   for (let i = 0; i < ALG_NODES; i++) cache.addOrUpdateNode(node(`node-${i}`, i));
   const view = clusterView(cache, { namespaceLabels: () => undefined, get: () => undefined, list: () => [] });
@@ -54,6 +57,7 @@ export function algorithmAlone(antiAffinityShare: number): { rate: number; place
   let placed = 0;
   let failed = 0;
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   for (const p of pods) {
     try {
       cache.assume(p, alg.schedule(p, view).node);
@@ -63,7 +67,9 @@ export function algorithmAlone(antiAffinityShare: number): { rate: number; place
     }
   }
   const s = (performance.now() - t0) / 1000;
-  return { rate: ALG_PODS / s, placed, failed };
+  const cpu = process.cpuUsage(cpu0);
+  // Per CPU second too: the machine is shared, and wall time counts the time others had the core.
+  return { rate: ALG_PODS / s, cpuRate: ALG_PODS / ((cpu.user + cpu.system) / 1e6), placed, failed };
 }
 
 async function createAll(urls: string[], body: (i: number) => string, n: number, path: string): Promise<void> {
@@ -100,14 +106,21 @@ function metric(text: string, name: string): number {
 export async function benchScheduler(): Promise<Section> {
   const lines: string[] = [];
   const plain = algorithmAlone(0);
-  console.log(`algorithm: ${fmt(plain.rate)} decisions/s (${plain.placed} placed, ${plain.failed} failed)`);
+  console.log(`algorithm: ${fmt(plain.rate)} decisions/s, ${fmt(plain.cpuRate)} per CPU second (${plain.placed} placed, ${plain.failed} failed)`);
   const anti = algorithmAlone(0.1);
-  console.log(`algorithm, 10% required anti-affinity: ${fmt(anti.rate)} decisions/s (${anti.placed} placed, ${anti.failed} failed)`);
+  console.log(`algorithm, 10% required anti-affinity: ${fmt(anti.rate)} decisions/s, ${fmt(anti.cpuRate)} per CPU second (${anti.placed} placed, ${anti.failed} failed)`);
 
   const nats = await NatsServers.start(1);
   const c = await FlotillaCluster.start(3, { args: ['--nats', nats.url] });
   let sched: SchedulerProcess | undefined;
+  const client = new ApiClient(c.urls);
+  // Bound pods as the log shows them (an informer in this process): the truth, whatever the scheduler thinks.
+  const pods = new Informer<Pod>({ client, nats: nats.url, kind: resolveKind('pods')!, name: 'bench-bound' });
+  const bound = new Map<string, number>();
+  const onPod = (p: Pod) => { if (p.spec?.nodeName && !bound.has(p.metadata.uid!)) bound.set(p.metadata.uid!, performance.now()); };
+  pods.addEventHandler({ onAdd: onPod, onUpdate: (_o, p) => onPod(p) });
   try {
+    await pods.start();
     await createAll(c.urls, (i) => JSON.stringify(node(`node-${i}`, i)), E2E_NODES, '/api/v1/nodes');
 
     // Warm the servers up (JIT, connections) with writes of another kind.
@@ -124,13 +137,10 @@ export async function benchScheduler(): Promise<Section> {
     t = performance.now();
     sched = await SchedulerProcess.start({ servers: c.urls, nats: nats.url, id: 'bench-scheduler', args: ['--leader-elect', 'false', '--log-level', 'warn'] });
     const started = performance.now();
-    let firstBound = 0;
-    await waitFor('the backlog bound', async () => {
-      const h = await sched!.health();
-      if (h && h.scheduled > 0 && !firstBound) firstBound = performance.now();
-      return (h?.scheduled ?? 0) >= E2E_PODS;
-    }, 600_000, 50);
-    const backlogS = (performance.now() - firstBound) / 1000;
+    await waitFor('the backlog bound', () => bound.size >= E2E_PODS, 900_000, 50);
+    const times = [...bound.values()];
+    const firstBound = Math.min(...times);
+    const backlogS = (Math.max(...times) - firstBound) / 1000;
     const bindRate = E2E_PODS / backlogS;
     console.log(`bound a backlog of ${E2E_PODS} in ${backlogS.toFixed(2)} s after the first binding (${((firstBound - started) / 1000).toFixed(2)} s to sync and start): ${fmt(bindRate)} bindings/s`);
 
@@ -138,32 +148,34 @@ export async function benchScheduler(): Promise<Section> {
     t = performance.now();
     await createAll(c.urls, podJson('b'), E2E_PODS, '/api/v1/namespaces/default/pods');
     const burstCreateS = (performance.now() - t) / 1000;
-    await waitFor('the burst bound', async () => ((await sched!.health())?.scheduled ?? 0) >= 2 * E2E_PODS, 600_000, 50);
-    const burstS = (performance.now() - t) / 1000;
+    await waitFor('the burst bound', () => bound.size >= 2 * E2E_PODS, 900_000, 50);
+    const burstS = (Math.max(...bound.values()) - t) / 1000;
     console.log(`burst of ${E2E_PODS}: created in ${burstCreateS.toFixed(2)} s, last bound after ${burstS.toFixed(2)} s`);
     const m = await sched.metrics();
     const rss = metric(m, 'process_resident_memory_bytes') / 2 ** 20;
     const h = await sched.health();
 
     lines.push(
-      `Algorithm alone: one process, a cache of ${fmt(ALG_NODES)} nodes (32 cpu, 128Gi, 110 pods), ${fmt(ALG_PODS)} pending pods requesting 100m/128Mi, each decision assumed before the next (the default profile, adaptive percentageOfNodesToScore).`,
-      `End to end: one nats-server, three \`flotilla server\` processes, ${fmt(E2E_NODES)} Node objects, one \`flotilla scheduler\` (--parallel-bindings 64, Scheduled events on); the bench process creates pods with 64 concurrent clients over the three servers.`,
+      `Algorithm alone: one process, a cache of ${(ALG_NODES).toLocaleString('en-US')} nodes (32 cpu, 128Gi, 110 pods), ${(ALG_PODS).toLocaleString('en-US')} pending pods requesting 100m/128Mi, each decision assumed before the next (the default profile, adaptive percentageOfNodesToScore).`,
+      `End to end: one nats-server, three \`flotilla server\` processes, ${(E2E_NODES).toLocaleString('en-US')} Node objects, one \`flotilla scheduler\` (--parallel-bindings 64, Scheduled events on); the bench process creates pods with 64 concurrent clients over the three servers.`,
       '',
       '| measurement | result | goal |',
       '|---|---|---|',
-      `| algorithm: decisions/s over ${fmt(ALG_NODES)} nodes | ${fmt(plain.rate)}/s (${plain.placed} placed) | ≥ 5,000/s |`,
-      `| algorithm: same, 10 % of the pods with required pod anti-affinity (hostname) | ${fmt(anti.rate)}/s (${anti.placed} placed, ${anti.failed} unschedulable) | |`,
-      `| API pod write rate (create ${fmt(E2E_PODS)} pods, no scheduler) | ${fmt(writeRate)} writes/s | |`,
+      `| algorithm: decisions/s over ${(ALG_NODES).toLocaleString('en-US')} nodes (wall clock; per CPU second) | ${fmt(plain.rate)}/s; ${fmt(plain.cpuRate)}/s (${plain.placed} placed) | ≥ 5,000/s on one core |`,
+      `| algorithm: same, 10 % of the pods with required pod anti-affinity (hostname) | ${fmt(anti.rate)}/s; ${fmt(anti.cpuRate)}/s (${anti.placed} placed, ${anti.failed} unschedulable) | |`,
+      `| API pod write rate (create ${(E2E_PODS).toLocaleString('en-US')} pods, no scheduler) | ${fmt(writeRate)} writes/s | |`,
       `| bindings/s of that backlog by a scheduler started after it | ${fmt(bindRate)}/s = ${(bindRate / writeRate).toFixed(2)} × the write rate | ≥ 0.8 × |`,
-      `| burst of ${fmt(E2E_PODS)} pods created while the scheduler runs: created in / last bound after | ${burstCreateS.toFixed(2)} s / ${burstS.toFixed(2)} s | |`,
-      `| scheduler RSS with ${fmt(E2E_NODES)} nodes and ${fmt(2 * E2E_PODS)} pods | ${rss.toFixed(0)} MiB | |`,
-      `| binding failures | ${h?.bindFailures ?? '?'} | 0 |`,
+      `| burst of ${(E2E_PODS).toLocaleString('en-US')} pods created while the scheduler runs: created in / last bound after | ${burstCreateS.toFixed(2)} s / ${burstS.toFixed(2)} s | |`,
+      `| scheduler RSS with ${(E2E_NODES).toLocaleString('en-US')} nodes and ${(2 * E2E_PODS).toLocaleString('en-US')} pods | ${rss.toFixed(0)} MiB | |`,
+      `| bindings refused / answered 504 (outcome unknown, kept assumed until their event) | ${h?.bindFailures ?? '?'} / ${h?.bindUnknown ?? '?'} | |`,
       '',
       `Load average at the end of the run: ${loadavg().map((x) => x.toFixed(1)).join(', ')} (this machine is shared with other work; figures move with it).`,
       '',
       'kube-scheduler\'s scheduler_perf threshold for SchedulingBasic (5,000 nodes, 10,000 pods) is about 680 pods/s on CI machines with many cores; the algorithm figure above is one core of this machine, and the end-to-end figure is bounded by the Raft log\'s write rate (every binding is one committed write).',
     );
   } finally {
+    await pods.stop();
+    await client.close();
     await sched?.stop('SIGKILL').catch(() => {});
     await c.stop();
     await nats.stop();

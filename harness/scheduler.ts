@@ -3,6 +3,7 @@
 // loopback port for /healthz and /metrics, its own log, restart, kill,
 // `leading()` — plus the scheduler's counters from /healthz.
 import { ControllerManager, type ControllerManagerOptions } from './controllers.ts';
+import { hasExited } from './procs.ts';
 
 export interface SchedulerHealth {
   status: string;
@@ -12,6 +13,8 @@ export interface SchedulerHealth {
   unschedulable: number;
   errors: number;
   bindFailures: number;
+  /** Bindings answered 504 (outcome unknown): kept assumed until their event. */
+  bindUnknown: number;
   preemptions: number;
   pending: { active: number; backoff: number; unschedulable: number };
 }
@@ -29,6 +32,26 @@ export class SchedulerProcess {
 
   get logFile(): string {
     return this.replica.logFile;
+  }
+
+  /** Whether the process has exited (a leader that lost its Lease exits on purpose). */
+  exited(): boolean {
+    return hasExited(this.replica.proc);
+  }
+
+  /**
+   * Restarts the replica whenever it exits, as `flotilla up` supervises it,
+   * until the returned function is called.
+   */
+  supervise(everyMs = 500): () => void {
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy || !this.exited()) return;
+      busy = true;
+      void this.restart().catch(() => {}).finally(() => { busy = false; });
+    }, everyMs);
+    timer.unref();
+    return () => clearInterval(timer);
   }
 
   async health(): Promise<SchedulerHealth | undefined> {

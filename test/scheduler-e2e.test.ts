@@ -6,7 +6,13 @@
 // PodScheduled=False/Unschedulable with kube-scheduler's message and a
 // FailedScheduling event, and is placed once a node is added; every
 // placed pod has a Scheduled event; a pod of a higher PriorityClass
-// preempts the fewest lower-priority pods and is bound once they are gone.
+// preempts the fewest lower-priority pods and is bound once they are gone;
+// volumes steer pods (a pinned volume, a WaitForFirstConsumer claim);
+// kubectl cordon keeps pods off a node, uncordon lets the waiting pod in.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
 import { ApiClient, resourcePath } from '../agents/client/api.ts';
 import { resolveKind } from '../agents/client/kinds.ts';
@@ -14,6 +20,7 @@ import { Informer } from '../agents/informer/informer.ts';
 import type { KubeObject, Pod } from '../agents/informer/types.ts';
 import { FakeNodes } from '../harness/fake-node.ts';
 import { FlotillaCluster } from '../harness/flotilla-cluster.ts';
+import { kubectlMissing } from '../harness/kubectl.ts';
 import { NatsServers } from '../harness/nats.ts';
 import { waitFor } from '../harness/procs.ts';
 import { SchedulerProcess } from '../harness/scheduler.ts';
@@ -113,11 +120,55 @@ t.test('two schedulers: a burst bound without over-commit, an unschedulable pod 
   t.equal(preempted.message, `Preempted by pod ${pods.get('default', 'vip')!.metadata.uid} on node node-new`);
   t.same(watch.violations, [], 'no over-commit through the preemption');
 
+  // Volumes: a claim bound to a volume pinned to node-3 brings its pod there; a WaitForFirstConsumer
+  // claim gets the node chosen for its first pod in volume.kubernetes.io/selected-node.
+  const PVS = resolveKind('persistentvolumes')!;
+  const PVCS = resolveKind('persistentvolumeclaims')!;
+  await client.create(resourcePath(resolveKind('storageclasses')!), { apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass', metadata: { name: 'wffc' }, provisioner: 'flotilla.io/local-path', volumeBindingMode: 'WaitForFirstConsumer' });
+  await client.create(resourcePath(PVS), { apiVersion: 'v1', kind: 'PersistentVolume', metadata: { name: 'pinned' }, spec: {
+    capacity: { storage: '1Gi' }, accessModes: ['ReadWriteOnce'], storageClassName: '', hostPath: { path: '/tmp/pinned' },
+    nodeAffinity: { required: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: ['node-3'] }] }] } },
+  } });
+  const claim = (name: string, extra: Record<string, unknown>) => ({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name, namespace: 'default' }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } }, ...extra } });
+  await client.create(resourcePath(PVCS, 'default'), claim('pinned-claim', { storageClassName: '', volumeName: 'pinned' }));
+  await client.create(resourcePath(PVCS, 'default'), claim('late-claim', { storageClassName: 'wffc' }));
+  const withClaim = (name: string, claimName: string): KubeObject => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'default' },
+    spec: { containers: [{ name: 'c', image: 'busybox' }], volumes: [{ name: 'v', persistentVolumeClaim: { claimName } }] } });
+  await client.create(resourcePath(PODS, 'default'), withClaim('on-pinned', 'pinned-claim'));
+  await client.create(resourcePath(PODS, 'default'), withClaim('on-late', 'late-claim'));
+  t.equal(await waitFor('the pinned volume\'s pod bound', () => pods.get('default', 'on-pinned')?.spec?.nodeName, 20_000, 100), 'node-3', 'the volume\'s node affinity decides');
+  const lateNode = await waitFor('the WaitForFirstConsumer pod bound', () => pods.get('default', 'on-late')?.spec?.nodeName, 20_000, 100);
+  const late = await client.get<KubeObject>(resourcePath(PVCS, 'default', 'late-claim'));
+  t.equal(late.metadata?.annotations?.['volume.kubernetes.io/selected-node'], lateNode, 'the claim names the chosen node for the binder and provisioner');
+
+  // kubectl cordon: the node takes no new pod (the reason counted), uncordon brings the pod there at once.
+  const kubectl = (...args: string[]) => {
+    if (kubectlMissing(t)) return undefined;
+    const r = spawnSync('kubectl', ['--kubeconfig', cluster.kubeconfig, '--cache-dir', mkdtempSync(join(tmpdir(), 'kube-cache-')), ...args], { encoding: 'utf8', timeout: 60_000 });
+    t.equal(r.status, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  const cordon = async (on: boolean) => {
+    if (kubectl(on ? 'cordon' : 'uncordon', 'node-1') === undefined) {
+      await client.patch(resourcePath(resolveKind('nodes')!, '', 'node-1'), { spec: { unschedulable: on ? true : null } }, 'application/merge-patch+json');
+    }
+  };
+  await cordon(true);
+  const toNode1: KubeObject = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'to-node-1', namespace: 'default' }, spec: { nodeSelector: { 'kubernetes.io/hostname': 'node-1' }, containers: [{ name: 'c', image: 'busybox' }] } };
+  await client.create(resourcePath(PODS, 'default'), toNode1);
+  const cordoned = await waitFor('the pod for the cordoned node to be refused', () => {
+    const c = pods.get('default', 'to-node-1')?.status?.conditions?.find((x) => x.type === 'PodScheduled');
+    return c?.status === 'False' ? c : undefined;
+  }, 20_000, 100);
+  t.equal(cordoned.message, "0/13 nodes are available: 1 node(s) were unschedulable, 12 node(s) didn't match Pod's node affinity/selector. preemption: 0/13 nodes are available: 13 Preemption is not helpful for scheduling.");
+  await cordon(false);
+  t.equal(await waitFor('the pod bound after uncordon', () => pods.get('default', 'to-node-1')?.spec?.nodeName, 20_000, 100), 'node-1');
+
   const metrics = await leader.metrics();
-  t.match(metrics, /scheduler_schedule_attempts_total\{result="scheduled",profile="default-scheduler"\} 50/, 'attempts counted by result');
+  t.match(metrics, /scheduler_schedule_attempts_total\{result="scheduled",profile="default-scheduler"\} 53/, 'attempts counted by result');
   t.match(metrics, /scheduler_preemption_attempts_total [1-9]/);
   t.match(metrics, /scheduler_schedule_attempts_total\{result="unschedulable",profile="default-scheduler"\} [1-9]/);
-  t.match(metrics, /scheduler_e2e_scheduling_duration_seconds_count\{result="scheduled",profile="default-scheduler"\} 50/);
+  t.match(metrics, /scheduler_e2e_scheduling_duration_seconds_count\{result="scheduled",profile="default-scheduler"\} 53/);
   t.match(metrics, /scheduler_pending_pods\{queue="active"\}/);
   t.match(await standby.metrics(), /flotilla_scheduler_leading 0/);
 });

@@ -52,6 +52,8 @@ export function numFeasibleNodesToFind(numAllNodes: number, percentage = 0): num
 
 export class Algorithm {
   private nextStartNodeIndex = 0;
+  private readonly totalBuf: number[] = [];
+  private readonly scoreBuf: number[] = [];
   constructor(readonly profile: Profile, private readonly o: { percentageOfNodesToScore?: number; random?: () => number } = {}) {}
 
   /** The node for the pod, or throws FitError. */
@@ -99,12 +101,18 @@ export class Algorithm {
   private select(state: CycleState, pod: PodInfo, feasible: NodeInfo[], view: ClusterView): string {
     const skipped = new Set<Plugin>();
     for (const p of this.profile.preScore) if (p.preScore(state, pod, feasible, view) === SKIP) skipped.add(p);
-    const total = new Array<number>(feasible.length).fill(0);
+    // Two buffers reused across decisions: scoring hundreds of nodes per pod should not feed the GC.
+    const n = feasible.length;
+    const total = this.totalBuf;
+    const scores = this.scoreBuf;
+    total.length = n;
+    total.fill(0);
     for (const sp of this.profile.score) {
       if (skipped.has(sp)) continue;
-      const scores = feasible.map((n) => sp.score(state, pod, n));
+      scores.length = n;
+      for (let i = 0; i < n; i++) scores[i] = sp.score(state, pod, feasible[i]!);
       sp.normalize?.(state, pod, scores, feasible);
-      for (let i = 0; i < scores.length; i++) total[i]! += scores[i]! * sp.weight;
+      for (let i = 0; i < n; i++) total[i]! += scores[i]! * sp.weight;
     }
     const random = this.o.random ?? Math.random;
     let best = 0;

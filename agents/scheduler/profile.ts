@@ -26,12 +26,13 @@ export function defaultProfile(client?: ApiClient): Profile {
   const spread = new PodTopologySpread(2);
   const interPod = new InterPodAffinity(2);
   const ports = new NodePorts();
+  const balanced = new BalancedAllocation(1);
   return {
     schedulerName: DEFAULT_SCHEDULER_NAME,
     preFilter: [nodeAffinity, ports, volumes, spread, interPod],
     filter: [new NodeUnschedulable(), new NodeName(), taints, nodeAffinity, ports, fit, volumes, spread, interPod],
-    preScore: [nodeAffinity, interPod, spread],
-    score: [taints, nodeAffinity, spread, interPod, fit, new BalancedAllocation(1)],
+    preScore: [nodeAffinity, interPod, spread, balanced],
+    score: [taints, nodeAffinity, spread, interPod, fit, balanced],
     preBind: [volumes],
   };
 }

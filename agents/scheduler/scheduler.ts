@@ -10,7 +10,7 @@ import { setImmediate as yieldToEvents } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
 import type pino from 'pino';
 import type client from 'prom-client';
-import { type ApiClient, ApiClientError, resourcePath } from '../client/api.ts';
+import { type ApiClient, ApiClientError, ApiConnectionError, resourcePath } from '../client/api.ts';
 import { resolveKind } from '../client/kinds.ts';
 import type { SharedInformerFactory } from '../informer/factory.ts';
 import { type Informer, keyOf } from '../informer/informer.ts';
@@ -61,7 +61,7 @@ export class Scheduler {
   private readonly bindings = new Set<Promise<void>>();
   private readonly now: () => number;
   /** Counts for tests and /healthz. */
-  readonly stats = { scheduled: 0, unschedulable: 0, errors: 0, bindFailures: 0, preemptions: 0 };
+  readonly stats = { scheduled: 0, unschedulable: 0, errors: 0, bindFailures: 0, bindUnknown: 0, preemptions: 0 };
 
   constructor(private readonly o: SchedulerOptions) {
     this.now = o.now ?? Date.now;
@@ -156,7 +156,12 @@ export class Scheduler {
     await this.catchUp().catch((e) => this.o.log.warn({ err: (e as Error).message }, 'could not confirm the pod cache is current; scheduling anyway'));
     this.queue.run();
     const expiry = setInterval(() => {
-      for (const key of this.cache.expire(this.now())) this.o.log.warn({ pod: key }, 'assumed pod expired: its binding succeeded but no event came');
+      for (const key of this.cache.expire(this.now())) {
+        this.o.log.warn({ pod: key }, 'assumed pod expired: no event confirmed its binding');
+        // Still pending (a binding whose outcome was unknown did not happen): schedule it again.
+        const p = this.pods.getByKey(key);
+        if (p && !p.spec?.nodeName) this.onPod(undefined, p);
+      }
       const c = this.queue.counts();
       this.metrics.pending.set({ queue: 'active' }, c.active);
       this.metrics.pending.set({ queue: 'backoff' }, c.backoff);
@@ -274,6 +279,17 @@ export class Scheduler {
         apiVersion: 'v1', kind: 'Binding', metadata: { name: m.name, namespace: m.namespace, uid: m.uid }, target: { apiVersion: 'v1', kind: 'Node', name: node },
       });
     } catch (e) {
+      if (e instanceof ApiClientError ? e.code === 504 : e instanceof ApiConnectionError) {
+        // The binding may have been committed (504 Timeout: "may still be processing the
+        // request"). Forgetting the assumption could let the next pod take the same room
+        // and over-commit the node; keep counting the pod there until its event says where
+        // it went, or the assumption expires and the pod is queued again (see run()).
+        this.cache.finishBinding(info.key, this.now());
+        this.queue.done(info.key);
+        this.stats.bindUnknown++;
+        this.o.log.warn({ pod: info.key, node, err: (e as Error).message }, 'binding outcome unknown: keeping the pod assumed until its event or expiry');
+        return;
+      }
       this.cache.forget(info.key);
       this.stats.bindFailures++;
       this.metrics.binding.observe({ result: 'error' }, (performance.now() - t0) / 1000);

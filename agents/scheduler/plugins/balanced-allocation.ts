@@ -3,7 +3,7 @@
 // deviation of the used fractions) × 100, fractions capped at 1, counting
 // the requests as they are (no defaults for missing ones), as Kubernetes does;
 // best-effort pods are not scored.
-import { MAX_NODE_SCORE, type ScorePlugin } from '../framework.ts';
+import { MAX_NODE_SCORE, type PreScorePlugin, SKIP, type ScorePlugin } from '../framework.ts';
 import type { NodeInfo } from '../node-info.ts';
 import type { PodInfo } from '../pod-info.ts';
 
@@ -17,16 +17,20 @@ export function balancedScore(fractions: number[]): number {
   return Math.trunc((1 - std) * MAX_NODE_SCORE);
 }
 
-export class BalancedAllocation implements ScorePlugin {
+export class BalancedAllocation implements PreScorePlugin, ScorePlugin {
   readonly name = 'NodeResourcesBalancedAllocation';
+  /** Reused for every node (scores run synchronously, one at a time). */
+  private readonly fractions: number[] = [];
   constructor(readonly weight = 1, private readonly resources = ['cpu', 'memory']) {}
 
+  /** A best-effort pod (no request of these resources) is not scored: it would pile onto one node (kubernetes#129138). */
+  preScore(_s: unknown, pod: PodInfo): typeof SKIP | undefined {
+    return this.resources.some((r) => pod.requests[r]) ? undefined : SKIP;
+  }
+
   score(_s: unknown, pod: PodInfo, node: NodeInfo): number {
-    // A best-effort pod (no request of these resources) is not scored: it would pile onto one node (kubernetes#129138).
-    let any = false;
-    for (const r of this.resources) if (pod.requests[r]) any = true;
-    if (!any) return 0;
-    const fractions: number[] = [];
+    const fractions = this.fractions;
+    fractions.length = 0;
     for (const r of this.resources) {
       const alloc = node.allocatable[r] ?? 0;
       if (alloc <= 0) continue;

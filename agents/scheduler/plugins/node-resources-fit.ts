@@ -51,7 +51,9 @@ export class NodeResourcesFit implements FilterPlugin, ScorePlugin {
   score(_s: unknown, pod: PodInfo, node: NodeInfo): number {
     let score = 0;
     let weights = 0;
-    for (const { name, weight } of this.resources) {
+    const rs = this.resources;
+    for (let i = 0; i < rs.length; i++) {
+      const { name, weight } = rs[i]!;
       const alloc = node.allocatable[name] ?? 0;
       const requested = (node.nonZeroRequested[name] ?? node.requested[name] ?? 0) + (pod.nonZero[name] ?? 0);
       score += leastRequestedScore(requested, alloc) * weight;
