@@ -1,5 +1,6 @@
 // `flotilla up`: a local cluster of separate processes, the README's start
-// command: nats-server -js (or three, --nats-cluster) and the servers. Writes <dir>/cluster.json and <dir>/kubeconfig (usable by kubectl
+// command: nats-server -js (or three, --nats-cluster), the servers, the
+// controller managers and the node agents (--agents, 2). Writes <dir>/cluster.json and <dir>/kubeconfig (usable by kubectl
 // as it is), prints where everything is, and stops everything on
 // SIGINT/SIGTERM. Data survives a restart of `up` on the same dir: ports are
 // fixed by --base-port so the members find each other again.
@@ -21,7 +22,8 @@ interface ClusterFile {
   /** metrics: where the replica serves /healthz and /metrics. */
   controllers: { pid: number; metrics?: string }[];
   schedulers: { pid: number }[];
-  agents: { name: string; pid: number }[];
+  /** address: the node's InternalIP; endpoint: its /healthz, /metrics and /containerLogs. */
+  agents: { name: string; pid: number; address?: string; endpoint?: string; data?: string }[];
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -33,6 +35,7 @@ export async function main(argv: string[]): Promise<void> {
       'base-port': { type: 'string', default: '7100' },
       'nats-cluster': { type: 'boolean', default: false },
       controllers: { type: 'string', default: '2' },
+      agents: { type: 'string', default: '2' },
     },
     strict: true,
   });
@@ -42,6 +45,8 @@ export async function main(argv: string[]): Promise<void> {
   if (!Number.isInteger(base) || base < 1024 || base > 65000) throw new Error('--base-port must be between 1024 and 65000');
   const nControllers = Number(values.controllers);
   if (!Number.isInteger(nControllers) || nControllers < 0 || nControllers > 5) throw new Error('--controllers must be between 0 and 5');
+  const nAgents = Number(values.agents);
+  if (!Number.isInteger(nAgents) || nAgents < 0 || nAgents > 50) throw new Error('--agents must be between 0 and 50');
   const dir = resolve(values.dir);
   mkdirSync(join(dir, 'logs'), { recursive: true });
   const lockFile = join(dir, 'up.pid');
@@ -176,10 +181,20 @@ export async function main(argv: string[]): Promise<void> {
     cluster.controllers.push(record);
     supervise(`controllers${i + 1}`, ['controllers', '--server', apiUrls, '--nats', natsUrl, '--id', `controllers${i + 1}`, '--metrics-address', record.metrics], record);
   }
+  // Node agents, one per node, each on its own loopback address (127.0.0.11, .12, …), so they can all use the kubelet's port.
+  for (let i = 0; i < nAgents; i++) {
+    const name = `node-${i + 1}`;
+    const address = `127.0.0.${11 + i}`;
+    const record = { name, pid: 0, address, endpoint: `http://${address}:10250`, data: resolve(join(dir, 'data', `agent-${name}`)) };
+    cluster.agents.push(record);
+    // Containers outlive an agent that crashes (the next run adopts them), but not `flotilla up` stopping.
+    supervise(`agent-${name}`, ['agent', '--name', name, '--address', address, '--port', '10250', '--data', record.data, '--server', apiUrls, '--nats', natsUrl, '--stop-containers-on-exit'], record);
+  }
   process.stdout.write([
     `Flotilla is up: ${n} servers (data in ${join(dir, 'data')}, logs in ${join(dir, 'logs')})`,
     ...servers.map((s) => `  server ${s.id}: API http://${s.api}  peer ${s.peer}  pid ${s.pid}`),
     `  controllers:  ${nControllers} (one leads through the Lease kube-system/flotilla-controller-manager; /metrics on ${cluster.controllers.map((c) => c.metrics).join(', ') || '-'})`,
+    `  node agents:  ${cluster.agents.map((a) => `${a.name} (${a.address})`).join(', ') || '-'}; pods run as processes, data in ${join(dir, 'data', 'agent-*')}`,
     `  NATS:         ${natsUrl} (stream EVENTS; npx flotilla events --follow)`,
     `  cluster file: ${join(dir, 'cluster.json')}`,
     `  kubectl:      KUBECONFIG=${kubeconfig} kubectl get namespaces`,

@@ -119,6 +119,19 @@ export class NodeAgent {
     }
   }
 
+  /**
+   * Stops every container this agent runs (for `flotilla up`, whose stop
+   * should leave nothing running); the records go with them, so the next
+   * run finds the pods' containers gone and restarts them per policy.
+   */
+  async stopContainers(graceMs: number): Promise<void> {
+    await Promise.all([...this.workers.values()].map((w) => w.stopProcesses(graceMs)));
+    for (const [uid, procs] of this.adopted) {
+      await Promise.all([...procs.values()].map((p) => p.stop(graceMs)));
+      this.cgroups.remove(uid);
+    }
+  }
+
   /** Stops watching and renewing; the containers keep running (as the kubelet's do), to be adopted by the next run. */
   async stop(): Promise<void> {
     this.abort.abort();

@@ -23,7 +23,7 @@ const USAGE = `usage: flotilla agent --data DIR [--name NODE] [--address 127.0.0
        [--zone ZONE] [--node-labels k=v,…] [--capacity cpu=2,memory=4Gi,pods=110,ephemeral-storage=10Gi]
        [--system-reserved cpu=100m,memory=100Mi] [--kube-reserved cpu=100m,memory=100Mi] [--pod-cidr CIDR]
        [--backoff-initial 10s] [--backoff-max 5m] [--node-status-update-frequency 10s] [--lease-renew-interval 10s]
-       [--nats URL[,URL…]] [--metrics-interval 15s] [--log-level info]
+       [--nats URL[,URL…]] [--metrics-interval 15s] [--stop-containers-on-exit] [--log-level info]
        flotilla agent --runtime sim --count N [--name-prefix hollow-] [--address 127.0.64.1] [--port P]
        [--start-latency 500ms] [--failure-rate 0] [--capacity …] [--server URL[,URL…]]`;
 
@@ -51,7 +51,7 @@ export async function main(argv: string[]): Promise<void> {
         'node-status-update-frequency': { type: 'string', default: '10s' },
         nats: { type: 'string' }, 'metrics-interval': { type: 'string', default: '15s' }, 'lease-renew-interval': { type: 'string', default: '10s' },
         'log-level': { type: 'string', default: process.env.FLOTILLA_LOG_LEVEL ?? 'info' },
-        runtime: { type: 'string', default: 'process' }, count: { type: 'string', default: '1' },
+        runtime: { type: 'string', default: 'process' }, 'stop-containers-on-exit': { type: 'boolean', default: false }, count: { type: 'string', default: '1' },
         'name-prefix': { type: 'string', default: 'hollow-' }, 'start-latency': { type: 'string', default: '500ms' },
         'failure-rate': { type: 'string', default: '0' },
         help: { type: 'boolean', short: 'h' },
@@ -123,8 +123,10 @@ export async function main(argv: string[]): Promise<void> {
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, 'stopping (containers keep running)');
+    const stopContainers = values['stop-containers-on-exit'] === true;
+    log.info({ signal, containers: stopContainers ? 'stopped' : 'kept running' }, 'stopping');
     await agent!.stop().catch(() => {});
+    if (stopContainers) await agent!.stopContainers(2000).catch((e) => log.error({ err: (e as Error).message }, 'stopping containers failed'));
     await health.close();
     await api.close();
     process.exit(0);

@@ -129,6 +129,14 @@ export class PodWorker {
 
   private removedFromApi = false;
 
+  /** Stops every running container of the pod (SIGTERM, then SIGKILL after graceMs), without touching the API. */
+  async stopProcesses(graceMs: number): Promise<void> {
+    this.done = true;
+    clearTimeout(this.timer);
+    await Promise.all([...this.slots.values()].filter((s) => s.proc?.running).map((s) => s.proc!.stop(graceMs)));
+    this.releaseCgroup();
+  }
+
   /** The pod's namespace and name, once known. */
   get podRef(): { namespace: string; name: string } | undefined {
     return this.pod ? { namespace: this.pod.metadata.namespace ?? 'default', name: this.pod.metadata.name } : undefined;
