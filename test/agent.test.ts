@@ -151,6 +151,24 @@ t.test('node agent', async (t) => {
     webPid = body.pid;
   });
 
+  await t.test('kubectl exec: in the container\'s environment and cgroup, with stdin, stderr and the exit code', { skip: kubectlMissing(t) ?? false }, async (t) => {
+    const p = await getPod('web');
+    const kubectl = (args: string[], input?: string) => spawnSync('kubectl', ['--kubeconfig', cluster.kubeconfig, ...args], { encoding: 'utf8', timeout: 30_000, input });
+    const env = kubectl(['exec', 'web', '--', 'printenv', 'POD_IP', 'GREETING']);
+    t.equal(env.stdout, `${p.status!.podIP}\nhello\n`, 'kubectl exec -- printenv');
+    t.equal(env.status, 0);
+    const failing = kubectl(['exec', 'web', '--', 'sh', '-c', 'echo oops >&2; exit 3']);
+    t.equal(failing.status, 3, 'the exit code comes back');
+    t.match(failing.stderr, /oops/, 'stderr too');
+    const cat = kubectl(['exec', '-i', 'web', '--', 'cat'], 'hello through stdin\n');
+    t.equal(cat.stdout, 'hello through stdin\n', 'stdin reaches the command and its end closes it');
+    const cg = kubectl(['exec', 'web', '--', 'cat', '/proc/self/cgroup']);
+    t.match(cg.stdout, new RegExp(`memory:.*/flotilla/${p.metadata.uid}`), 'the command runs in the pod cgroup');
+    const missing = kubectl(['exec', 'web', '-c', 'nope', '--', 'true']);
+    t.not(missing.status, 0);
+    t.match(missing.stderr, /container nope is not valid for pod web/);
+  });
+
   await t.test('resource metrics: kubectl top pods and nodes', { skip: kubectlMissing(t) ?? false }, async (t) => {
     const pm = await waitFor('PodMetrics of web', async () => {
       try {

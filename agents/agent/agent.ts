@@ -22,6 +22,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NatsConnection } from 'nats';
 import { connectNats } from '../informer/nats.ts';
 import { MetricsPublisher } from './metrics.ts';
+import type { Duplex } from 'node:stream';
+import { httpError, serveExec } from './exec.ts';
 import { LogObserver, LogRequestError, containerLogFiles, parseLogQuery, serveLogFile } from './logs.ts';
 import { Cgroups } from './runtime/cgroups.ts';
 import { ContainerProcess } from './runtime/process.ts';
@@ -142,6 +144,21 @@ export class NodeAgent {
     await this.pods.stop();
     await this.events.stop();
     this.logs.stop();
+  }
+
+  /** The kubelet's /exec/{namespace}/{pod}/{container}?command=… (a WebSocket; the API server proxies pods/exec here). */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const url = new URL(req.url ?? '/', 'http://agent');
+    const m = /^\/exec\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(url.pathname);
+    if (!m) return httpError(socket, 404, `no such endpoint: ${url.pathname}`);
+    if (head.length) socket.unshift(head);
+    const [ns, name, container] = m.slice(1).map(decodeURIComponent);
+    const pod = this.pods.get(ns, name);
+    const worker = pod?.metadata.uid ? this.workers.get(pod.metadata.uid) : undefined;
+    if (!worker) return httpError(socket, 404, `pods "${name}" not found`);
+    const target = worker.execTarget(container);
+    if (typeof target === 'string') return httpError(socket, 400, target);
+    serveExec(req, socket, url.searchParams, target);
   }
 
   /**

@@ -98,6 +98,7 @@ export async function main(argv: string[]): Promise<void> {
     healthz: () => ({ ok: true, detail: { node: name, synced: agent?.pods.hasSynced() ?? false, pods: agent?.workers.size ?? 0 } }),
     readyz: () => ({ ok: agent?.pods.hasSynced() ?? false }),
     extra: (req, res) => agent?.handleHttp(req, res) ?? false,
+    upgrade: (req, socket, head) => (agent ? agent.handleUpgrade(req, socket, head) : socket.destroy()),
   });
   const boundPort = Number(health.address.slice(health.address.lastIndexOf(':') + 1));
   agent = new NodeAgent({

@@ -83,7 +83,7 @@ interface Slot {
  * Runs argv after moving itself into the given cgroups (exec keeps the pid
  * and the process group), so that not one allocation escapes the limits.
  */
-function inCgroups(procsFiles: string[], argv: string[]): string[] {
+export function inCgroups(procsFiles: string[], argv: string[]): string[] {
   const script = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 126; shift; n=$((n-1)); done; exec "$@"';
   return ['/bin/sh', '-c', script, 'sh', String(procsFiles.length), ...procsFiles, ...argv];
 }
@@ -135,6 +135,21 @@ export class PodWorker {
     clearTimeout(this.timer);
     await Promise.all([...this.slots.values()].filter((s) => s.proc?.running).map((s) => s.proc!.stop(graceMs)));
     this.releaseCgroup();
+  }
+
+  /**
+   * Where `kubectl exec` runs a command in a container: its environment,
+   * working directory and cgroup; an error message when it is not running.
+   */
+  execTarget(container: string): { env: Record<string, string>; cwd: string; procsFiles: string[] } | string {
+    const s = this.slots.get(container);
+    if (!s) return `container not found ("${container}")`;
+    if (!s.proc?.running) return `container ${container} is not running`;
+    return {
+      env: s.env ?? { PATH: [...IMAGE_PATH, '/usr/local/bin', '/usr/bin', '/bin'].join(':'), POD_IP: this.podIP ?? '' },
+      cwd: s.cwd ?? join(this.ctx.dataDir, 'pods', this.uid, 'containers', container),
+      procsFiles: this.cgroup?.procsFiles ?? [],
+    };
   }
 
   /** The pod's namespace and name, once known. */
