@@ -8,7 +8,9 @@
 // objects go; and after kill -9 adopts its running containers without
 // starting any twice, stopping those whose pods were deleted meanwhile.
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
 import { request } from 'undici';
 import { ApiClient, ApiClientError, resourcePath } from '../agents/client/api.ts';
@@ -164,6 +166,17 @@ t.test('node agent', async (t) => {
     t.equal(cat.stdout, 'hello through stdin\n', 'stdin reaches the command and its end closes it');
     const cg = kubectl(['exec', 'web', '--', 'cat', '/proc/self/cgroup']);
     t.match(cg.stdout, new RegExp(`memory:.*/flotilla/${p.metadata.uid}`), 'the command runs in the pod cgroup');
+    // kubectl cp is tar over exec; the container's file system is the host's here.
+    const dir = mkdtempSync(join(tmpdir(), 'agent-cp-'));
+    writeFileSync(join(dir, 'in.txt'), 'copied in\n');
+    mkdirSync(join(dir, 'into'));
+    const cpIn = kubectl(['cp', join(dir, 'in.txt'), `web:${join(dir, 'into', 'in.txt')}`]);
+    t.equal(cpIn.status, 0, `kubectl cp into the pod ${cpIn.stderr}`);
+    t.equal(readFileSync(join(dir, 'into', 'in.txt'), 'utf8'), 'copied in\n');
+    const cpOut = kubectl(['cp', `web:${join(dir, 'in.txt')}`, join(dir, 'out.txt')]);
+    t.equal(cpOut.status, 0, `kubectl cp out of the pod ${cpOut.stderr}`);
+    t.equal(readFileSync(join(dir, 'out.txt'), 'utf8'), 'copied in\n');
+    rmSync(dir, { recursive: true, force: true });
     const missing = kubectl(['exec', 'web', '-c', 'nope', '--', 'true']);
     t.not(missing.status, 0);
     t.match(missing.stderr, /container nope is not valid for pod web/);
