@@ -8,7 +8,7 @@
 // objects go; and after kill -9 adopts its running containers without
 // starting any twice, stopping those whose pods were deleted meanwhile.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -180,6 +180,52 @@ t.test('node agent', async (t) => {
     const missing = kubectl(['exec', 'web', '-c', 'nope', '--', 'true']);
     t.not(missing.status, 0);
     t.match(missing.stderr, /container nope is not valid for pod web/);
+  });
+
+  await t.test('volumes are bind-mounted in a private mount namespace', { skip: kubectlMissing(t) ?? false }, async (t) => {
+    const root = `/tmp/flotilla-volumes-${octet}`;
+    t.teardown(() => rmSync(root, { recursive: true, force: true }));
+    await c.create(resourcePath(kindByName('configmaps')!, 'default'), { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'vol-config' }, data: { 'app.conf': 'port=8080\n', other: 'x' } });
+    await c.create(resourcePath(kindByName('secrets')!, 'default'), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'vol-secret' }, data: { password: Buffer.from('hunter2').toString('base64') } });
+    await c.create(path, pod('mounted', [{
+      name: 'c', image: 'busybox', command: ['sleep', '1000'],
+      volumeMounts: [
+        { name: 'scratch', mountPath: `${root}/scratch` },
+        { name: 'config', mountPath: `${root}/config`, readOnly: true },
+        { name: 'config', mountPath: `${root}/app.conf`, subPath: 'app.conf' },
+        { name: 'secret', mountPath: `${root}/secret` },
+        { name: 'info', mountPath: `${root}/info` },
+      ],
+    }], {
+      volumes: [
+        { name: 'scratch', emptyDir: {} },
+        { name: 'config', configMap: { name: 'vol-config' } },
+        { name: 'secret', secret: { secretName: 'vol-secret', defaultMode: 0o400 } },
+        { name: 'info', downwardAPI: { items: [{ path: 'name', fieldRef: { fieldPath: 'metadata.name' } }] } },
+      ],
+    }));
+    await c.create(path, pod('no-volume-source', [{ name: 'c', image: 'busybox', command: ['sleep', '1000'], volumeMounts: [{ name: 'v', mountPath: `${root}/nothing` }] }], {
+      volumes: [{ name: 'v', configMap: { name: 'does-not-exist' } }],
+    }));
+    await waitPod('mounted', 'Running', (p) => p.status?.phase === 'Running');
+    const sh = (script: string) => spawnSync('kubectl', ['--kubeconfig', cluster.kubeconfig, 'exec', 'mounted', '--', 'sh', '-c', script], { encoding: 'utf8', timeout: 30_000 });
+    t.equal(sh(`cat ${root}/config/app.conf`).stdout, 'port=8080\n', 'configMap files at the mountPath');
+    t.equal(sh(`cat ${root}/app.conf`).stdout, 'port=8080\n', 'a subPath mounts one key as a file');
+    t.equal(sh(`cat ${root}/secret/password`).stdout, 'hunter2', 'secret files');
+    t.equal(sh(`stat -L -c %a ${root}/secret/password`).stdout.trim(), '400', 'defaultMode');
+    t.equal(sh(`cat ${root}/info/name`).stdout, 'mounted', 'downwardAPI files');
+    t.match(sh(`readlink ${root}/config/..data`).stdout, /^\.\./, 'the atomic writer\'s ..data link');
+    t.match(sh(`echo x > ${root}/config/new 2>&1 || echo refused`).stdout, /Read-only file system|refused/, 'readOnly is enforced');
+    t.equal(sh(`echo kept > ${root}/scratch/f && cat ${root}/scratch/f`).stdout, 'kept\n', 'emptyDir is writable');
+    t.notOk(existsSync(`${root}/config/app.conf`), 'outside the pod\'s mount namespace the mount point is empty');
+    const uid = (await getPod('mounted')).metadata.uid!;
+    t.ok(readFileSync('/proc/mounts', 'utf8').includes(`/pods/${uid}/volumes/secret tmpfs`), 'the secret volume is a tmpfs on the host, never on disk');
+    const nv = await waitPod('no-volume-source', 'ContainerCreating', (p) => cs(p)?.state?.waiting?.message?.includes('does-not-exist'));
+    t.match(cs(nv)?.state?.waiting, { reason: 'ContainerCreating', message: /configmap "does-not-exist" not found/ });
+    await c.delete(`${path}/mounted`, { gracePeriodSeconds: 1 });
+    await c.delete(`${path}/no-volume-source`, { gracePeriodSeconds: 0 });
+    await waitFor('mounted gone', async () => !(await c.list<Pod>(path)).items.some((p) => p.metadata.name === 'mounted'), 20_000);
+    t.notOk(readFileSync('/proc/mounts', 'utf8').includes(`/pods/${uid}/volumes/`), 'its tmpfs volumes are unmounted when the pod goes');
   });
 
   await t.test('resource metrics: kubectl top pods and nodes', { skip: kubectlMissing(t) ?? false }, async (t) => {

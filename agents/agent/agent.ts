@@ -5,7 +5,7 @@
 // At start it adopts the container processes a previous run of the agent
 // left (their records on disk) and, once its informer has synced, stops
 // those whose pods are gone.
-import { readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ApiClient, ApiClientError, resourcePath } from '../client/api.ts';
 import { resolveKind } from '../client/kinds.ts';
@@ -16,7 +16,8 @@ import { NodeStatusManager } from './node.ts';
 import { type Measurements, type ResourceList } from './node-status.ts';
 import { PodIPAllocator } from './pod-ip.ts';
 import { type BackoffPolicy, DEFAULT_BACKOFF, PodWorker, type WorkerContext } from './pod-worker.ts';
-import type { EnvSources } from './runtime/env.ts';
+import { ContainerConfigError, type EnvSources } from './runtime/env.ts';
+import { type VolumeSources, cleanupPodVolumes } from './runtime/volumes.ts';
 import { EventBroadcaster } from '../recorder/recorder.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NatsConnection } from 'nats';
@@ -84,7 +85,7 @@ export class NodeAgent {
       resyncMs: 60_000,
     });
     this.ctx = {
-      client: o.client, nodeName: o.name, hostIP: o.address, dataDir: o.dataDir, env: this.envSources(),
+      client: o.client, nodeName: o.name, hostIP: o.address, dataDir: o.dataDir, env: this.envSources(), volumes: this.volumeSources(),
       podIPs: () => (this.allocator ??= this.node.waitForPodCIDR(this.abort.signal).then((c) => new PodIPAllocator(c))),
       backoff: o.backoff ?? DEFAULT_BACKOFF, cgroups: this.cgroups, logs: this.logs, recorder: this.events.recorder('kubelet'), log: o.log, adopted: this.adopted,
       onDone: (uid) => {
@@ -235,11 +236,38 @@ export class NodeAgent {
       for (const proc of procs.values()) {
         this.counters.orphansKilled++;
         this.o.log.info({ podUid: uid, container: proc.record.container, pid: proc.pid }, 'stopping the process of a pod that is gone');
-        void proc.stop(2000).then(() => this.cgroups.remove(uid));
+        void proc.stop(2000).then(() => {
+          this.cgroups.remove(uid);
+          cleanupPodVolumes(join(this.o.dataDir, 'pods', uid));
+        });
       }
       this.adopted.delete(uid);
       rmSync(join(this.o.dataDir, 'pods', uid, 'records'), { recursive: true, force: true });
     }
+  }
+
+  private volumeSources(): VolumeSources {
+    const env = this.envSources();
+    const c = this.o.client;
+    return {
+      configMap: env.configMap,
+      secret: env.secret,
+      claimPath: async (ns, claim) => {
+        let pvc: { spec?: { volumeName?: string } };
+        try {
+          pvc = await c.get(resourcePath(resolveKind('persistentvolumeclaims')!, ns, claim));
+        } catch (e) {
+          if (e instanceof ApiClientError && e.code === 404) throw new ContainerConfigError(`persistentvolumeclaim "${claim}" not found`);
+          throw e;
+        }
+        if (!pvc.spec?.volumeName) throw new ContainerConfigError(`persistentvolumeclaim "${claim}" is not bound`);
+        const pv = await c.get<{ spec?: { hostPath?: { path: string }; local?: { path: string } } }>(resourcePath(resolveKind('persistentvolumes')!, '', pvc.spec.volumeName));
+        const path = pv.spec?.hostPath?.path ?? pv.spec?.local?.path;
+        if (!path) throw new ContainerConfigError(`persistentvolume "${pvc.spec.volumeName}" is neither hostPath nor local: this node agent cannot mount it`);
+        mkdirSync(path, { recursive: true });
+        return path;
+      },
+    };
   }
 
   private envSources(): EnvSources {

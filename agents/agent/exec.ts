@@ -35,14 +35,14 @@ export function httpError(socket: Duplex, code: number, message: string): void {
   socket.end(`HTTP/1.1 ${code} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }
 
-export function serveExec(req: IncomingMessage, socket: Duplex, query: URLSearchParams, target: { env: Record<string, string>; cwd: string; procsFiles: string[] }): void {
+export function serveExec(req: IncomingMessage, socket: Duplex, query: URLSearchParams, target: { env: Record<string, string>; cwd: string; procsFiles: string[]; prefix: string[] }): void {
   const command = query.getAll('command');
   if (!command.length) return httpError(socket, 400, 'you must specify at least one command for the container');
   const want = (n: string) => ['1', 'true', 'True'].includes(query.get(n) ?? '');
   const ws = acceptWebSocket(req, socket, EXEC_PROTOCOLS);
   if (!ws) return;
   const v5 = ws.protocol === 'v5.channel.k8s.io';
-  const argv = target.procsFiles.length ? inCgroups(target.procsFiles, command) : command;
+  const argv = [...target.prefix, ...(target.procsFiles.length ? inCgroups(target.procsFiles, command) : command)];
   const child = spawn(argv[0], argv.slice(1), { cwd: target.cwd, env: target.env, stdio: [want('stdin') ? 'pipe' : 'ignore', 'pipe', 'pipe'], detached: true });
   const send = (channel: number, data: Buffer) => ws.send(Buffer.concat([Buffer.from([channel]), data]));
   let finished = false;

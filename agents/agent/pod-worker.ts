@@ -16,6 +16,7 @@ import type { Container, Pod } from '../informer/types.ts';
 import { type ContainerRuntimeState, type Terminated, podPhase, podStatus } from './pod-status.ts';
 import { type Cgroups, type PodCgroup, podResources, processGroupRss } from './runtime/cgroups.ts';
 import { ContainerConfigError, type EnvSources, containerEnv } from './runtime/env.ts';
+import { type VolumeSources, cleanupPodVolumes, containerMounts, mountScript, preparePodVolumes } from './runtime/volumes.ts';
 import { expand } from './runtime/expand.ts';
 import { IMAGE_PATH, containerArgv } from './runtime/images.ts';
 import { type ProbeKind, type ProbeSpec, ProbeWorker } from './runtime/probes.ts';
@@ -41,6 +42,7 @@ export interface WorkerContext {
   hostIP: string;
   dataDir: string;
   env: EnvSources;
+  volumes: VolumeSources;
   /** Resolves once the node has a pod CIDR. */
   podIPs: () => Promise<PodIPAllocator>;
   backoff: BackoffPolicy;
@@ -72,6 +74,8 @@ interface Slot {
   oomBaseline?: number;
   /** Killed by the RSS-polling fallback for being over the memory limit. */
   oomByPolling?: boolean;
+  /** Whether the current run has its own mount namespace (exec enters it). */
+  mounted?: boolean;
   /** The probes of the current run. */
   probes: ProbeWorker[];
   /** The environment and working directory the current run started with (exec probes run in them). */
@@ -83,9 +87,10 @@ interface Slot {
  * Runs argv after moving itself into the given cgroups (exec keeps the pid
  * and the process group), so that not one allocation escapes the limits.
  */
-export function inCgroups(procsFiles: string[], argv: string[]): string[] {
-  const script = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 126; shift; n=$((n-1)); done; exec "$@"';
-  return ['/bin/sh', '-c', script, 'sh', String(procsFiles.length), ...procsFiles, ...argv];
+export function inCgroups(procsFiles: string[], argv: string[], mounts = ''): string[] {
+  const script = `${mounts ? `${mounts}\n` : ''}n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 126; shift; n=$((n-1)); done; exec "$@"`;
+  // With mounts, in a mount namespace of its own (unshare execs the shell in the same process).
+  return [...(mounts ? ['unshare', '-m'] : []), '/bin/sh', '-c', script, 'sh', String(procsFiles.length), ...procsFiles, ...argv];
 }
 
 /** Whether a program name resolves (a path, or a name found on PATH). */
@@ -115,6 +120,8 @@ export class PodWorker {
   private terminating?: Promise<void>;
   private cgroup?: PodCgroup;
   private cgroupFailed = false;
+  /** Host directory of each volume, once prepared. */
+  private volumes?: Map<string, string>;
   private rssTimer?: NodeJS.Timeout;
 
   constructor(readonly uid: string, private readonly ctx: WorkerContext) {}
@@ -141,7 +148,7 @@ export class PodWorker {
    * Where `kubectl exec` runs a command in a container: its environment,
    * working directory and cgroup; an error message when it is not running.
    */
-  execTarget(container: string): { env: Record<string, string>; cwd: string; procsFiles: string[] } | string {
+  execTarget(container: string): { env: Record<string, string>; cwd: string; procsFiles: string[]; prefix: string[] } | string {
     const s = this.slots.get(container);
     if (!s) return `container not found ("${container}")`;
     if (!s.proc?.running) return `container ${container} is not running`;
@@ -149,6 +156,8 @@ export class PodWorker {
       env: s.env ?? { PATH: [...IMAGE_PATH, '/usr/local/bin', '/usr/bin', '/bin'].join(':'), POD_IP: this.podIP ?? '' },
       cwd: s.cwd ?? join(this.ctx.dataDir, 'pods', this.uid, 'containers', container),
       procsFiles: this.cgroup?.procsFiles ?? [],
+      // The container's mount namespace, so that its volumes are where it sees them.
+      prefix: s.mounted ? ['nsenter', '-t', String(s.proc.pid), '-m', '--'] : [],
     };
   }
 
@@ -429,8 +438,22 @@ export class PodWorker {
     };
     const argv = cmd.argv.map((a) => expand(a, (n) => env[n]));
     const cwd = c.workingDir ? c.workingDir : join(podDir, 'containers', c.name);
+    let mounts = '';
+    try {
+      this.volumes ??= await preparePodVolumes(pod, podDir, this.ctx.volumes);
+      const m = containerMounts(c as never, this.volumes);
+      if (m.length) mounts = mountScript(m);
+    } catch (e) {
+      if (!(e instanceof ContainerConfigError)) throw e;
+      // As the kubelet: the pod stays ContainerCreating, with a FailedMount event, and is retried.
+      s.state.waiting = { reason: 'ContainerCreating', message: e.message };
+      this.event('Warning', 'FailedMount', e.message);
+      this.schedule(2000);
+      return;
+    }
+    s.mounted = !!mounts;
     const cgroup = this.ensureCgroup(pod);
-    if (cgroup && !resolvable(argv[0], env.PATH)) {
+    if ((cgroup || mounts) && !resolvable(argv[0], env.PATH)) {
       // Started through the cgroup-joining shell, a missing program would only show as exit 127: say it here.
       const now = iso();
       s.state.terminated = { exitCode: 128, reason: 'StartError', message: `failed to start ${JSON.stringify(argv[0])}: executable file not found in $PATH`, startedAt: now, finishedAt: now };
@@ -443,7 +466,7 @@ export class PodWorker {
     s.cwd = cwd;
     try {
       const proc = await ContainerProcess.start({
-        argv: cgroup ? inCgroups(cgroup.procsFiles, argv) : argv, env, cwd,
+        argv: cgroup || mounts ? inCgroups(cgroup?.procsFiles ?? [], argv, mounts) : argv, env, cwd,
         logFile: join(podDir, 'logs', c.name, `${s.state.restartCount}.log`),
         recordFile: join(podDir, 'records', `${c.name}.json`),
         podUid: this.uid, container: c.name, restartCount: s.state.restartCount,
@@ -540,6 +563,7 @@ export class PodWorker {
     }));
     this.ctx.log.info({ pod: this.name(), graceSeconds: graceS }, 'pod stopped');
     this.releaseCgroup();
+    cleanupPodVolumes(join(this.ctx.dataDir, 'pods', this.uid));
     (await this.ctx.podIPs().catch(() => undefined))?.release(this.uid);
     if (!this.removedFromApi) {
       await this.ctx.client.delete(resourcePath(PODS, m.namespace, m.name), { apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 0, preconditions: { uid: this.uid } })
