@@ -27,13 +27,18 @@ export async function proxyPodUpgrade(reg: Registry, req: IncomingMessage, socke
     if (!r || r.kind.kind !== 'Pod' || r.kind.group !== '' || !['exec', 'attach', 'portforward'].includes(r.subresource)) {
       throw errors.badRequest(`${url.pathname} cannot be upgraded`);
     }
-    if (r.subresource !== 'exec') throw new ApiError(503, 'ServiceUnavailable', `${r.subresource} of pod "${r.name}" is not served by the node agent yet`);
+    if (r.subresource !== 'exec') {
+      await reg.sync({ kind: 'linearizable' }, timeoutMs);
+      reg.get(r.kind, r.namespace, r.name); // NotFound first, as for exec
+      const what = r.subresource === 'attach' ? 'attach to' : 'port forwarding to';
+      throw new ApiError(503, 'ServiceUnavailable', `${what} pod "${r.name}" is served by the node agent running it; no node agent serves ${r.subresource} yet`);
+    }
     // The pod and container first: kubectl retries a failed WebSocket upgrade over SPDY, and should see why it failed.
     const { container, nodeName } = await podContainer(reg, r, url.searchParams.get('container'), timeoutMs);
+    if (!nodeName) throw errors.badRequest(`pod ${r.name} does not have a host assigned`);
     if (String(req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
       throw errors.badRequest(`exec needs a WebSocket upgrade (v5.channel.k8s.io); ${String(req.headers.upgrade)} is not supported`);
     }
-    if (!nodeName) throw errors.badRequest(`pod ${r.name} does not have a host assigned`);
     const { address, port } = agentEndpoint(reg, nodeName, r.name);
     url.searchParams.delete('container');
     const path = `/exec/${encodeURIComponent(r.namespace)}/${encodeURIComponent(r.name)}/${encodeURIComponent(container)}?${url.searchParams}`;
