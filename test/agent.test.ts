@@ -56,7 +56,7 @@ t.test('node agent', async (t) => {
   t.teardown(() => ipam.stop());
   const agent = await AgentProcess.start({
     servers: cluster.urls, name: NODE, address: ADDRESS, nats: nats.url,
-    args: ['--metrics-interval', '2s', '--capacity', 'cpu=4,memory=8Gi', '--system-reserved', 'cpu=500m,memory=1Gi', '--zone', 'zone-a', '--backoff-initial', '2s'],
+    args: ['--metrics-interval', '2s', '--sync-frequency', '2s', '--capacity', 'cpu=4,memory=8Gi', '--system-reserved', 'cpu=500m,memory=1Gi', '--zone', 'zone-a', '--backoff-initial', '2s'],
   });
   t.teardown(() => agent.stop());
   const path = resourcePath(PODS, 'default');
@@ -218,6 +218,11 @@ t.test('node agent', async (t) => {
     t.match(sh(`echo x > ${root}/config/new 2>&1 || echo refused`).stdout, /Read-only file system|refused/, 'readOnly is enforced');
     t.equal(sh(`echo kept > ${root}/scratch/f && cat ${root}/scratch/f`).stdout, 'kept\n', 'emptyDir is writable');
     t.notOk(existsSync(`${root}/config/app.conf`), 'outside the pod\'s mount namespace the mount point is empty');
+    await c.patch(resourcePath(kindByName('configmaps')!, 'default', 'vol-config'), { data: { 'app.conf': 'port=9090\n', other: null, added: 'y' } }, 'application/merge-patch+json');
+    await waitFor('the new ConfigMap content in the volume', () => sh(`cat ${root}/config/app.conf`).stdout === 'port=9090\n', 20_000, 500);
+    t.pass('a changed ConfigMap reaches the mounted files (periodic sync, atomic swap)');
+    t.equal(sh(`ls ${root}/config`).stdout, 'added\napp.conf\n', 'a removed key is gone, an added one appears');
+    t.equal(sh(`cat ${root}/app.conf`).stdout, 'port=8080\n', 'a subPath mount keeps the old content, as in Kubernetes');
     const uid = (await getPod('mounted')).metadata.uid!;
     t.ok(readFileSync('/proc/mounts', 'utf8').includes(`/pods/${uid}/volumes/secret tmpfs`), 'the secret volume is a tmpfs on the host, never on disk');
     const nv = await waitPod('no-volume-source', 'ContainerCreating', (p) => cs(p)?.state?.waiting?.message?.includes('does-not-exist'));

@@ -54,6 +54,8 @@ export interface NodeAgentOptions {
   /** NATS URL(s) for resource metrics (metrics.pods.<node>); none: no metrics are published. */
   nats?: string;
   metricsIntervalMs?: number;
+  /** Re-sync every pod this often (the kubelet's --sync-frequency, 1m). */
+  syncFrequencyMs?: number;
   log: Logger;
 }
 
@@ -82,7 +84,8 @@ export class NodeAgent {
     });
     this.pods = new Informer<Pod>({
       client: o.client, kind: PODS, source: 'watch', fieldSelector: `spec.nodeName=${o.name}`, name: `pods@${o.name}`, logger: o.log,
-      resyncMs: 60_000,
+      // The kubelet's --sync-frequency: every pod is synced again this often (volumes refreshed, status checked).
+      resyncMs: o.syncFrequencyMs ?? 60_000,
     });
     this.ctx = {
       client: o.client, nodeName: o.name, hostIP: o.address, dataDir: o.dataDir, env: this.envSources(), volumes: this.volumeSources(),

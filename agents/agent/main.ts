@@ -22,7 +22,7 @@ const VERSION = '0.1.0';
 const USAGE = `usage: flotilla agent --data DIR [--name NODE] [--address 127.0.0.11] [--port 10250] [--server URL[,URL…]]
        [--zone ZONE] [--node-labels k=v,…] [--capacity cpu=2,memory=4Gi,pods=110,ephemeral-storage=10Gi]
        [--system-reserved cpu=100m,memory=100Mi] [--kube-reserved cpu=100m,memory=100Mi] [--pod-cidr CIDR]
-       [--backoff-initial 10s] [--backoff-max 5m] [--node-status-update-frequency 10s] [--lease-renew-interval 10s]
+       [--backoff-initial 10s] [--backoff-max 5m] [--sync-frequency 1m] [--node-status-update-frequency 10s] [--lease-renew-interval 10s]
        [--nats URL[,URL…]] [--metrics-interval 15s] [--stop-containers-on-exit] [--log-level info]
        flotilla agent --runtime sim --count N [--name-prefix hollow-] [--address 127.0.64.1] [--port P]
        [--start-latency 500ms] [--failure-rate 0] [--capacity …] [--server URL[,URL…]]`;
@@ -49,7 +49,7 @@ export async function main(argv: string[]): Promise<void> {
         'kube-reserved': { type: 'string' }, 'pod-cidr': { type: 'string' },
         'backoff-initial': { type: 'string', default: '10s' }, 'backoff-max': { type: 'string', default: '5m' },
         'node-status-update-frequency': { type: 'string', default: '10s' },
-        nats: { type: 'string' }, 'metrics-interval': { type: 'string', default: '15s' }, 'lease-renew-interval': { type: 'string', default: '10s' },
+        nats: { type: 'string' }, 'metrics-interval': { type: 'string', default: '15s' }, 'sync-frequency': { type: 'string', default: '1m' }, 'lease-renew-interval': { type: 'string', default: '10s' },
         'log-level': { type: 'string', default: process.env.FLOTILLA_LOG_LEVEL ?? 'info' },
         runtime: { type: 'string', default: 'process' }, 'stop-containers-on-exit': { type: 'boolean', default: false }, count: { type: 'string', default: '1' },
         'name-prefix': { type: 'string', default: 'hollow-' }, 'start-latency': { type: 'string', default: '500ms' },
@@ -108,6 +108,7 @@ export async function main(argv: string[]): Promise<void> {
     backoff: { initialMs: parseDuration(str('backoff-initial')!, '--backoff-initial'), maxMs: parseDuration(str('backoff-max')!, '--backoff-max') },
     statusIntervalMs: parseDuration(str('node-status-update-frequency')!, '--node-status-update-frequency'),
     leaseIntervalMs: parseDuration(str('lease-renew-interval')!, '--lease-renew-interval'),
+    syncFrequencyMs: parseDuration(str('sync-frequency')!, '--sync-frequency'),
     nats: cfg.nats, metricsIntervalMs: parseDuration(str('metrics-interval')!, '--metrics-interval'),
     log,
   });

@@ -348,6 +348,13 @@ export class PodWorker {
       this.podIP = have && alloc.reserve(this.uid, have) ? have : alloc.allocate(this.uid);
     }
     const { init, main } = this.slotsFor(pod);
+    // The periodic sync refreshes the volumes already set up (a changed ConfigMap or Secret reaches the files).
+    if (this.volumes && [...this.slots.values()].some((x) => x.proc?.running)) {
+      this.volumes = await preparePodVolumes(pod, join(this.ctx.dataDir, 'pods', this.uid), this.ctx.volumes).catch((e) => {
+        this.ctx.log.warn({ pod: this.name(), err: (e as Error).message }, 'refreshing volumes failed');
+        return this.volumes;
+      });
+    }
     const phase = podPhase(this.view(pod, init, main));
     if (phase === 'Succeeded' || phase === 'Failed') {
       this.releaseCgroup();

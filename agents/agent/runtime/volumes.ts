@@ -8,8 +8,12 @@
 // where every volumeMount is bind-mounted at its mountPath (subPath,
 // readOnly honoured). The mount points themselves are created on the host
 // (there is no container root file system), empty outside the namespace.
+// Calling preparePodVolumes again (each periodic pod sync) rewrites the
+// configMap, secret and downwardAPI volumes whose content changed, through
+// the same atomic swap, so containers see the new files (not through a
+// subPath mount, as in Kubernetes).
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, normalize } from 'node:path';
 import type { Pod } from '../../informer/types.ts';
 import { ContainerConfigError, fieldRefValue } from './env.ts';
@@ -47,14 +51,38 @@ export function writeAtomic(dir: string, files: Record<string, { data: string | 
     chmodSync(p, f.mode);
   }
   mkdirSync(ts, { recursive: true });
+  let previous: string | undefined;
+  try {
+    previous = readlinkSync(join(dir, '..data'));
+  } catch {
+    /* the first write */
+  }
   const tmp = join(dir, '..data_tmp');
   rmSync(tmp, { force: true });
   symlinkSync(ts.slice(dir.length + 1), tmp);
   renameSync(tmp, join(dir, '..data'));
-  for (const path of Object.keys(files)) {
-    const top = path.split('/')[0];
+  const tops = new Set(Object.keys(files).map((p) => p.split('/')[0]));
+  for (const top of tops) {
     const link = join(dir, top);
     if (!existsSync(link)) symlinkSync(join('..data', top), link);
+  }
+  // Links of keys that are gone, and the previous data, go after the swap.
+  for (const name of readdirSync(dir)) {
+    if (!name.startsWith('..') && !tops.has(name)) rmSync(join(dir, name), { force: true, recursive: true });
+  }
+  if (previous && previous !== ts.slice(dir.length + 1)) rmSync(join(dir, previous), { recursive: true, force: true });
+}
+
+/** Whether a volume directory already holds exactly these files (through ..data). */
+function holds(dir: string, files: Record<string, { data: string | Buffer; mode: number }>): boolean {
+  try {
+    const cur = join(dir, readlinkSync(join(dir, '..data')));
+    const want = Object.keys(files);
+    const count = (d: string): number => readdirSync(d, { withFileTypes: true }).reduce((a, e) => a + (e.isDirectory() ? count(join(d, e.name)) : 1), 0);
+    if (count(cur) !== want.length) return false;
+    return want.every((p) => Buffer.compare(readFileSync(join(cur, p)), Buffer.from(files[p].data)) === 0 && (statSync(join(cur, p)).mode & 0o777) === files[p].mode);
+  } catch {
+    return false;
   }
 }
 
@@ -91,13 +119,15 @@ export async function preparePodVolumes(pod: Pod, podDir: string, src: VolumeSou
     } else if (v.configMap) {
       const data = await src.configMap(ns, v.configMap.name);
       if (!data && !v.configMap.optional) throw new ContainerConfigError(`MountVolume.SetUp failed for volume "${v.name}" : configmap "${v.configMap.name}" not found`);
-      if (!existsSync(join(dir, '..data'))) writeAtomic(dir, projected(data ?? {}, v.configMap.items, v.configMap.defaultMode ?? 0o644, `ConfigMap ${ns}/${v.configMap.name}`, !!v.configMap.optional));
+      const files = projected(data ?? {}, v.configMap.items, v.configMap.defaultMode ?? 0o644, `ConfigMap ${ns}/${v.configMap.name}`, !!v.configMap.optional);
+      if (!holds(dir, files)) writeAtomic(dir, files);
       out.set(v.name, dir);
     } else if (v.secret) {
       const data = await src.secret(ns, v.secret.secretName);
       if (!data && !v.secret.optional) throw new ContainerConfigError(`MountVolume.SetUp failed for volume "${v.name}" : secret "${v.secret.secretName}" not found`);
       tmpfs(dir);
-      if (!existsSync(join(dir, '..data'))) writeAtomic(dir, projected(data ?? {}, v.secret.items, v.secret.defaultMode ?? 0o644, `Secret ${ns}/${v.secret.secretName}`, !!v.secret.optional));
+      const files = projected(data ?? {}, v.secret.items, v.secret.defaultMode ?? 0o644, `Secret ${ns}/${v.secret.secretName}`, !!v.secret.optional);
+      if (!holds(dir, files)) writeAtomic(dir, files);
       out.set(v.name, dir);
     } else if (v.downwardAPI) {
       const files: Record<string, { data: string; mode: number }> = {};
@@ -105,7 +135,7 @@ export async function preparePodVolumes(pod: Pod, podDir: string, src: VolumeSou
         if (!it.fieldRef) throw new ContainerConfigError(`volume "${v.name}": only fieldRef items of downwardAPI volumes are supported`);
         files[normalize(it.path)] = { data: fieldRefValue(pod, it.fieldRef.fieldPath), mode: it.mode ?? v.downwardAPI.defaultMode ?? 0o644 };
       }
-      if (!existsSync(join(dir, '..data'))) writeAtomic(dir, files);
+      if (!holds(dir, files)) writeAtomic(dir, files);
       out.set(v.name, dir);
     } else if (v.hostPath) {
       const type = v.hostPath.type ?? '';
