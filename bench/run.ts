@@ -7,6 +7,7 @@ const benches: Record<string, () => Promise<Section>> = {
   api: async () => (await import('./api.ts')).benchApi(),
   events: async () => (await import('./events.ts')).benchEvents(),
   soak: async () => (await import('./soak.ts')).benchSoak(),
+  agent: async () => (await import('./agent.ts')).benchAgent(),
 };
 
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));

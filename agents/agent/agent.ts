@@ -63,6 +63,8 @@ export class NodeAgent {
   readonly node: NodeStatusManager;
   lease?: NodeLease;
   readonly pods: Informer<Pod>;
+  /** Every Service, for the containers' service variables (the kubelet watches them too). */
+  readonly services: Informer<Service>;
   readonly workers = new Map<string, PodWorker>();
   readonly counters = { starts: 0, restarts: 0, adoptions: 0, statusWrites: 0, kills: 0, orphansKilled: 0 };
   private readonly adopted = new Map<string, Map<string, ContainerProcess>>();
@@ -87,6 +89,7 @@ export class NodeAgent {
       // The kubelet's --sync-frequency: every pod is synced again this often (volumes refreshed, status checked).
       resyncMs: o.syncFrequencyMs ?? 60_000,
     });
+    this.services = new Informer<Service>({ client: o.client, kind: SERVICES, source: 'watch', name: `services@${o.name}`, logger: o.log });
     this.ctx = {
       client: o.client, nodeName: o.name, hostIP: o.address, dataDir: o.dataDir, env: this.envSources(), volumes: this.volumeSources(),
       podIPs: () => (this.allocator ??= this.node.waitForPodCIDR(this.abort.signal).then((c) => new PodIPAllocator(c))),
@@ -110,6 +113,7 @@ export class NodeAgent {
       onUpdate: (_o, p) => this.worker(p)?.update(p),
       onDelete: (p) => this.workers.get(p.metadata.uid ?? '')?.update(undefined),
     });
+    await this.services.start();
     await this.pods.start();
     this.killOrphans();
     if (this.o.nats) {
@@ -146,6 +150,7 @@ export class NodeAgent {
     this.lease?.stop();
     this.node.stop();
     await this.pods.stop();
+    await this.services.stop();
     await this.events.stop();
     this.logs.stop();
   }
@@ -294,9 +299,8 @@ export class NodeAgent {
         return s ? Object.fromEntries(Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')])) : undefined;
       },
       services: async (ns) => {
-        const own = (await c.list<Service>(resourcePath(SERVICES, ns))).items;
-        if (ns === 'default') return own;
-        const k = await getOrUndefined<Service>(resourcePath(SERVICES, 'default', 'kubernetes'));
+        const own = this.services.byNamespace(ns);
+        const k = ns === 'default' ? undefined : this.services.get('default', 'kubernetes');
         return k ? [...own, k] : own;
       },
     };
