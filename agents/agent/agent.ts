@@ -96,7 +96,9 @@ export class NodeAgent {
       backoff: o.backoff ?? DEFAULT_BACKOFF, cgroups: this.cgroups, logs: this.logs, recorder: this.events.recorder('kubelet'), log: o.log, adopted: this.adopted,
       onDone: (uid) => {
         this.workers.delete(uid);
-        rmSync(join(o.dataDir, 'pods', uid, 'records'), { recursive: true, force: true });
+        // The pod is gone from the API and its processes have exited: its directory (logs included) goes, as the kubelet's does.
+        cleanupPodVolumes(join(o.dataDir, 'pods', uid));
+        rmSync(join(o.dataDir, 'pods', uid), { recursive: true, force: true });
       },
       counters: this.counters,
     };
