@@ -346,6 +346,13 @@ http.createServer((q, s) => {
       restartPolicy: 'OnFailure', initContainers: [{ name: 'init', image: 'busybox', command: ['sh', '-c', 'exit 0'] }],
     }));
     await c.create(path, pod('crashloop', [{ name: 'c', image: 'busybox', command: ['sh', '-c', 'exit 1'] }]));
+    // Two pods on 0.0.0.0 and the same port: the second cannot bind, and its status says so.
+    const anyPort = 20_000 + octet * 10;
+    const bindAny = `require('net').createServer().listen(${anyPort}, '0.0.0.0')`;
+    await c.create(path, pod('any-1', [{ name: 'c', image: 'node', command: ['node', '-e', bindAny] }]));
+    await waitPod('any-1', 'Running', (p) => p.status?.phase === 'Running');
+    await sleep(500);
+    await c.create(path, pod('any-2', [{ name: 'c', image: 'node', command: ['node', '-e', bindAny] }], { restartPolicy: 'Never' }));
     const ni = await waitPod('no-image', 'ErrImageNeverPull', (p) => cs(p)?.state?.waiting?.reason === 'ErrImageNeverPull');
     t.match(cs(ni)?.state?.waiting?.message, /nginx:1\.25.*command/);
     t.equal(ni.status?.phase, 'Pending');
@@ -363,7 +370,9 @@ http.createServer((q, s) => {
     t.equal(cl.status?.phase, 'Running', 'a container in back-off keeps the pod Running (restartPolicy Always)');
     const restarted = await waitPod('crashloop', 'restarted after the back-off', (p) => cs(p)?.restartCount >= 2);
     t.ok(cs(restarted)!.restartCount >= 2);
-    for (const n of ['no-image', 'no-config', 'never-fails', 'onfailure-ok', 'crashloop']) await c.delete(`${path}/${n}`);
+    const clash = await waitPod('any-2', 'Failed', (p) => p.status?.phase === 'Failed', 20_000);
+    t.match(cs(clash)?.state?.terminated?.message, /could not bind its port: .*EADDRINUSE.*bind \$POD_IP instead/, 'a port collision on 0.0.0.0 is said in the status');
+    for (const n of ['no-image', 'no-config', 'never-fails', 'onfailure-ok', 'crashloop', 'any-1', 'any-2']) await c.delete(`${path}/${n}`);
   });
 
   await t.test('a deleted pod is stopped gracefully; its object goes only once its processes are gone', async (t) => {

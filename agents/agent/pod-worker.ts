@@ -6,7 +6,7 @@
 // of 10 min; the first restart is immediate); writes the status when it
 // changed. A pod being deleted is stopped (preStop, SIGTERM, the grace
 // period, SIGKILL of every process group) and only then removed from the API.
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, closeSync, constants, openSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { type ApiClient, ApiClientError, resourcePath } from '../client/api.ts';
@@ -91,6 +91,30 @@ export function inCgroups(procsFiles: string[], argv: string[], mounts = ''): st
   const script = `${mounts ? `${mounts}\n` : ''}n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 126; shift; n=$((n-1)); done; exec "$@"`;
   // With mounts, in a mount namespace of its own (unshare execs the shell in the same process).
   return [...(mounts ? ['unshare', '-m'] : []), '/bin/sh', '-c', script, 'sh', String(procsFiles.length), ...procsFiles, ...argv];
+}
+
+/**
+ * Every pod binds its ports on its own loopback address; one that binds
+ * 0.0.0.0 collides with any other doing the same. When the end of a failed
+ * container's log says its address was taken, its status says why.
+ */
+function addressInUse(logFile: string): string | undefined {
+  let tail = '';
+  try {
+    const size = statSync(logFile).size;
+    const fd = openSync(logFile, 'r');
+    try {
+      const buf = Buffer.alloc(Math.min(size, 4096));
+      readSync(fd, buf, 0, buf.length, size - buf.length);
+      tail = buf.toString('utf8');
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return undefined;
+  }
+  const m = /(EADDRINUSE[^\n]*|[Aa]ddress already in use[^\n]*)/.exec(tail);
+  return m ? `the container could not bind its port: ${m[1].trim().slice(0, 200)} (pods share this machine's ports on 0.0.0.0: bind $POD_IP instead)` : undefined;
 }
 
 /** Whether a program name resolves (a path, or a name found on PATH). */
@@ -315,6 +339,10 @@ export class PodWorker {
       ? { exitCode: 137, reason: 'ContainerStatusUnknown', message: 'The process exited while the node agent was not its parent (agent restart): its exit code is unknown', startedAt: s.state.running?.startedAt ?? iso(), finishedAt: iso(exit.finishedAt) }
       : { exitCode: exit.code, reason: exit.code === 0 ? 'Completed' : 'Error', startedAt: s.state.running?.startedAt ?? iso(), finishedAt: iso(exit.finishedAt), containerID: `process://${proc.pid}` };
     if (exit.signal) term.signal = exit.code! - 128;
+    if (term.exitCode !== 0 && term.reason === 'Error') {
+      const clash = addressInUse(proc.record.logFile);
+      if (clash) term.message = clash;
+    }
     const oom = term.exitCode === 137 && (s.oomByPolling || (this.cgroup !== undefined && this.cgroup.oomKills() > (s.oomBaseline ?? 0)));
     if (oom) {
       term.reason = 'OOMKilled';
