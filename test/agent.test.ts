@@ -375,6 +375,25 @@ http.createServer((q, s) => {
     for (const n of ['no-image', 'no-config', 'never-fails', 'onfailure-ok', 'crashloop', 'any-1', 'any-2']) await c.delete(`${path}/${n}`);
   });
 
+  await t.test('a restartable init container (sidecar) starts first, keeps running, and stops when the pod completes', async (t) => {
+    await c.create(path, pod('with-sidecar', [{ name: 'main', image: 'busybox', command: ['sh', '-c', 'sleep 2; exit 0'] }], {
+      restartPolicy: 'Never',
+      initContainers: [
+        { name: 'side', image: 'busybox', command: ['sleep', '1000'], restartPolicy: 'Always' },
+        { name: 'setup', image: 'busybox', command: ['sh', '-c', 'exit 0'] },
+      ],
+    }));
+    const running = await waitPod('with-sidecar', 'main running', (p) => p.status?.phase === 'Running' && !!cs(p)?.state?.running);
+    const inits = (running.status as any).initContainerStatuses as Record<string, any>[];
+    t.match(inits[0], { name: 'side', started: true, state: { running: {} } }, 'the sidecar runs alongside');
+    t.match(inits[1], { name: 'setup', state: { terminated: { exitCode: 0 } } }, 'the next init container ran after it started');
+    t.equal(running.status?.conditions?.find((x) => x.type === 'Initialized')?.status, 'True');
+    const done = await waitPod('with-sidecar', 'Succeeded', (p) => p.status?.phase === 'Succeeded', 20_000);
+    const side = await waitPod('with-sidecar', 'the sidecar stopped', (p) => !!(p.status as any).initContainerStatuses[0].state.terminated, 20_000).catch(() => done);
+    t.ok((side.status as any).initContainerStatuses[0].state.terminated, `the sidecar was stopped when the main container completed: ${JSON.stringify((side.status as any).initContainerStatuses[0])}`);
+    await c.delete(`${path}/with-sidecar`);
+  });
+
   await t.test('a deleted pod is stopped gracefully; its object goes only once its processes are gone', async (t) => {
     await c.create(path, pod('stubborn', [{ name: 'c', image: 'busybox', command: ['sh', '-c', "trap '' TERM; while :; do sleep 1; done"] }], { terminationGracePeriodSeconds: 3 }));
     await waitPod('stubborn', 'Running', (p) => p.status?.phase === 'Running');

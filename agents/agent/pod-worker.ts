@@ -117,6 +117,16 @@ function addressInUse(logFile: string): string | undefined {
   return m ? `the container could not bind its port: ${m[1].trim().slice(0, 200)} (pods share this machine's ports on 0.0.0.0: bind $POD_IP instead)` : undefined;
 }
 
+/** A restartable init container (native sidecar): an init container with restartPolicy Always. */
+export function isSidecar(c: object): boolean {
+  return (c as { restartPolicy?: unknown }).restartPolicy === 'Always';
+}
+
+/** Whether a sidecar had started once (the pod's init sequence went past it). */
+function initializedOnce(s: Slot): boolean {
+  return s.state.everStarted === true;
+}
+
 /** Whether a program name resolves (a path, or a name found on PATH). */
 function resolvable(program: string, path: string): boolean {
   const isExec = (f: string) => {
@@ -240,7 +250,11 @@ export class PodWorker {
         const prev = prevAll.find((x) => x.name === c.name);
         s = {
           spec: c, init, backoffMs: 0, probes: [],
-          state: { name: c.name, image: c.image ?? '', restartCount: prev?.restartCount ?? 0, ready: false, started: false },
+          state: {
+            name: c.name, image: c.image ?? '', restartCount: prev?.restartCount ?? 0, ready: false, started: false,
+            // A sidecar the API shows as having run was past the init sequence before an agent restart.
+            ...(init && isSidecar(c) ? { restartable: true, everStarted: !!prev && (prev.restartCount > 0 || !!(prev as { started?: boolean }).started) } : {}),
+          },
         };
         const adopted = this.ctx.adopted.get(this.uid)?.get(c.name);
         if (adopted) {
@@ -298,8 +312,9 @@ export class PodWorker {
     for (const w of s.probes) w.stop();
     s.probes = [];
     const spec = s.spec as Container & { startupProbe?: ProbeSpec; livenessProbe?: ProbeSpec; readinessProbe?: ProbeSpec };
-    const probes = s.init ? {} : { startup: spec.startupProbe, liveness: spec.livenessProbe, readiness: spec.readinessProbe };
+    const probes = s.init && !isSidecar(s.spec) ? {} : { startup: spec.startupProbe, liveness: spec.livenessProbe, readiness: spec.readinessProbe };
     s.state.started = !probes.startup;
+    if (s.state.started) s.state.everStarted = true;
     s.state.ready = s.state.started && !probes.readiness;
     const label: Record<ProbeKind, string> = { startup: 'Startup', liveness: 'Liveness', readiness: 'Readiness' };
     const target = () => ({
@@ -318,6 +333,7 @@ export class PodWorker {
           if (kind === 'readiness') s.state.ready = ok && s.state.started;
           else if (kind === 'startup' && ok) {
             s.state.started = true;
+            s.state.everStarted = true;
             s.state.ready = !probes.readiness;
           } else if (!ok) {
             this.event('Normal', 'Killing', `Container ${s.spec.name} failed ${kind} probe, will be restarted`);
@@ -385,14 +401,36 @@ export class PodWorker {
     }
     const phase = podPhase(this.view(pod, init, main));
     if (phase === 'Succeeded' || phase === 'Failed') {
+      // The regular containers are done for good: the sidecars stop too.
+      await Promise.all(init.filter((x) => x.proc?.running).map((x) => x.proc!.stop(((pod.spec as { terminationGracePeriodSeconds?: number }).terminationGracePeriodSeconds ?? 30) * 1000)));
       this.releaseCgroup();
       await this.writeStatus(pod, init, main);
       return;
     }
     const policy = pod.spec?.restartPolicy ?? 'Always';
-    // Init containers, one at a time, in order.
+    // Init containers, one at a time, in order. A sidecar (restartPolicy
+    // Always) is started and waited for until it is started (its startup
+    // probe passed), then keeps running while the next ones go on.
     let initDone = true;
     for (const s of init) {
+      if (isSidecar(s.spec)) {
+        if (s.proc?.running) {
+          if (s.state.started) continue;
+          initDone = false;
+          break;
+        }
+        if (s.state.started || s.state.restartCount > 0 || s.state.lastTerminated || s.state.terminated) {
+          // A sidecar that was up and exited: restarted (with back-off) whatever the pod's restartPolicy.
+          await this.restartOrWait(pod, s);
+          if (initializedOnce(s)) continue;
+        } else {
+          await this.startContainer(pod, s);
+          // Started at once when it has no startup probe: look again right away to go on with the sequence.
+          this.schedule(0);
+        }
+        initDone = false;
+        break;
+      }
       if (s.state.terminated?.exitCode === 0 && !s.proc?.running) continue;
       initDone = false;
       if (s.proc?.running) break;
