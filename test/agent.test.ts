@@ -8,7 +8,7 @@
 // objects go; and after kill -9 adopts its running containers without
 // starting any twice, stopping those whose pods were deleted meanwhile.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -56,7 +56,7 @@ t.test('node agent', async (t) => {
   t.teardown(() => ipam.stop());
   const agent = await AgentProcess.start({
     servers: cluster.urls, name: NODE, address: ADDRESS, nats: nats.url,
-    args: ['--metrics-interval', '2s', '--sync-frequency', '2s', '--capacity', 'cpu=4,memory=8Gi', '--system-reserved', 'cpu=500m,memory=1Gi', '--zone', 'zone-a', '--backoff-initial', '2s'],
+    args: ['--metrics-interval', '2s', '--sync-frequency', '2s', '--container-log-max-size', '64Ki', '--container-log-max-files', '3', '--capacity', 'cpu=4,memory=8Gi', '--system-reserved', 'cpu=500m,memory=1Gi', '--zone', 'zone-a', '--backoff-initial', '2s'],
   });
   t.teardown(() => agent.stop());
   const path = resourcePath(PODS, 'default');
@@ -455,6 +455,16 @@ http.createServer((q, s) => {
     t.match(bad.stderr, /container nope is not valid for pod talker/);
     t.match((await flotilla('talker', '-c', 'nope')).stderr, /container nope is not valid for pod talker/, 'flotilla logs reports it too');
     await c.delete(`${path}/talker`, { gracePeriodSeconds: 0 });
+    // Rotation by size (64Ki, 3 files here): copied aside and truncated; only the current file is served.
+    const chatty = 'for b in 1 2 3 4 5 6; do i=0; while [ $i -lt 2000 ]; do echo batch-$b-line-$i-xxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done; sleep 0.5; done; echo last-line; sleep 1000';
+    await c.create(path, pod('chatty', [{ name: 'c', image: 'busybox', command: ['sh', '-c', chatty] }]));
+    await waitFor('the last line', async () => (await flotilla('chatty', '--tail', '1')).stdout === 'last-line\n', 30_000, 300);
+    const rec = agent.containers().find((x) => x.container === 'c' && x.logFile.includes('/logs/c/') && readFileSync(`/proc/${x.pid}/cmdline`, 'utf8').includes('batch'));
+    const logDir = rec!.logFile.slice(0, rec!.logFile.lastIndexOf('/'));
+    const files = readdirSync(logDir).filter((f) => /^0\.log(\.\d+)?$/.test(f));
+    t.ok(files.length === 3 && files.includes('0.log'), `the current file and 2 rotated ones are kept (${files.join(' ')})`);
+    t.ok(statSync(rec!.logFile).size < 64 * 1024, 'the current file is under the limit');
+    await c.delete(`${path}/chatty`, { gracePeriodSeconds: 0 });
   });
 
   await t.test('kill -9 of the agent: its containers are adopted, none runs twice; those of deleted pods are stopped', async (t) => {

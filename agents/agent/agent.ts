@@ -25,7 +25,7 @@ import { connectNats } from '../informer/nats.ts';
 import { MetricsPublisher } from './metrics.ts';
 import type { Duplex } from 'node:stream';
 import { httpError, serveExec } from './exec.ts';
-import { LogObserver, LogRequestError, containerLogFiles, parseLogQuery, serveLogFile } from './logs.ts';
+import { LogObserver, LogRequestError, type LogRotation, containerLogFiles, parseLogQuery, serveLogFile } from './logs.ts';
 import { Cgroups } from './runtime/cgroups.ts';
 import { ContainerProcess } from './runtime/process.ts';
 
@@ -54,6 +54,8 @@ export interface NodeAgentOptions {
   /** NATS URL(s) for resource metrics (metrics.pods.<node>); none: no metrics are published. */
   nats?: string;
   metricsIntervalMs?: number;
+  /** Container log rotation (default 10Mi, 5 files, as the kubelet). */
+  logRotation?: LogRotation;
   /** Re-sync every pod this often (the kubelet's --sync-frequency, 1m). */
   syncFrequencyMs?: number;
   log: Logger;
@@ -73,12 +75,13 @@ export class NodeAgent {
   private readonly abort = new AbortController();
   readonly cgroups: Cgroups;
   readonly events: EventBroadcaster;
-  readonly logs = new LogObserver();
+  readonly logs: LogObserver;
   metrics?: MetricsPublisher;
   private nc?: NatsConnection;
 
   constructor(private readonly o: NodeAgentOptions) {
     this.cgroups = Cgroups.detect();
+    this.logs = new LogObserver(o.logRotation);
     this.events = new EventBroadcaster({ client: o.client, host: o.name, logger: o.log });
     this.node = new NodeStatusManager({
       client: o.client, name: o.name, address: o.address, labels: o.labels, capacity: o.capacity, allocatable: o.allocatable,
