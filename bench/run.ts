@@ -9,6 +9,7 @@ const benches: Record<string, () => Promise<Section>> = {
   soak: async () => (await import('./soak.ts')).benchSoak(),
   scheduler: async () => (await import('./scheduler.ts')).benchScheduler(),
   controllers: async () => (await import('./controllers.ts')).benchControllers(),
+  agent: async () => (await import('./agent.ts')).benchAgent(),
 };
 
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));

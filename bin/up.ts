@@ -8,6 +8,11 @@
 // SIGHUP. The children watch `up` and exit when it dies. Data survives a
 // restart of `up` on the same dir: ports are fixed by --base-port so the
 // members find each other again.
+// command: nats-server -js (or three, --nats-cluster), the servers, the
+// controller managers and the node agents (--agents, 2). Writes <dir>/cluster.json and <dir>/kubeconfig (usable by kubectl
+// as it is), prints where everything is, and stops everything on
+// SIGINT/SIGTERM. Data survives a restart of `up` on the same dir: ports are
+// fixed by --base-port so the members find each other again.
 import { randomBytes } from 'node:crypto';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -39,6 +44,9 @@ interface ClusterFile {
   dns?: { pid: number; address: string; metrics: string };
   /** The ingress proxy: HTTP and HTTPS addresses, and its /metrics. */
   ingress?: { pid: number; http: string; https: string; metrics: string };
+  schedulers: { pid: number }[];
+  /** address: the node's InternalIP; endpoint: its /healthz, /metrics and /containerLogs. */
+  agents: { name: string; pid: number; address?: string; endpoint?: string; data?: string }[];
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -58,6 +66,7 @@ export async function main(argv: string[]): Promise<void> {
       // The ingress proxy's host (HTTP on :80, HTTPS on :443); "none" to run without it.
       ingress: { type: 'string', default: '127.0.0.9' },
       schedulers: { type: 'string', default: '2' },
+      agents: { type: 'string', default: '2' },
     },
     strict: true,
   });
@@ -71,6 +80,8 @@ export async function main(argv: string[]): Promise<void> {
   if (!Number.isInteger(nSchedulers) || nSchedulers < 0 || nSchedulers > 5) throw new Error('--schedulers must be between 0 and 5');
   const natsCount = Number(values.nats);
   if (natsCount !== 1 && natsCount !== 3) throw new Error('--nats must be 1 or 3');
+  const nAgents = Number(values.agents);
+  if (!Number.isInteger(nAgents) || nAgents < 0 || nAgents > 50) throw new Error('--agents must be between 0 and 50');
   const dir = resolve(values.dir);
   mkdirSync(join(dir, 'logs'), { recursive: true });
   if (values.detach) return detach(dir, argv.filter((a) => a !== '--detach'));
@@ -246,6 +257,15 @@ export async function main(argv: string[]): Promise<void> {
     supervise(`scheduler${i + 1}`, ['scheduler', '--server', apiUrls, '--nats', natsUrl, '--id', `scheduler${i + 1}`, '--metrics-address', record.metrics], record);
   }
   await waitForComponents(cluster, () => stopping);
+  // Node agents, one per node, each on its own loopback address (127.0.0.11, .12, …), so they can all use the kubelet's port.
+  for (let i = 0; i < nAgents; i++) {
+    const name = `node-${i + 1}`;
+    const address = `127.0.0.${11 + i}`;
+    const record = { name, pid: 0, address, endpoint: `http://${address}:10250`, data: resolve(join(dir, 'data', `agent-${name}`)) };
+    cluster.agents.push(record);
+    // Containers outlive an agent that crashes (the next run adopts them), but not `flotilla up` stopping.
+    supervise(`agent-${name}`, ['agent', '--name', name, '--address', address, '--port', '10250', '--data', record.data, '--server', apiUrls, '--nats', natsUrl, '--stop-containers-on-exit'], record);
+  }
   process.stdout.write([
     `Flotilla is up: ${n} servers (data in ${join(dir, 'data')}, logs in ${join(dir, 'logs')})`,
     `  API:          http://${apiAddress} (balanced over the servers; the kubeconfig names it)`,
@@ -255,6 +275,8 @@ export async function main(argv: string[]): Promise<void> {
     `  NATS:         ${natsUrl} (stream EVENTS${natsCount > 1 ? ', 3 replicas' : ''}; npx flotilla events --follow)`,
     ...(cluster.ingress ? [`  ingress:      http://${cluster.ingress.http}  https://${cluster.ingress.https} (IngressClass "flotilla", the default)`] : []),
     ...(cluster.dns ? [`  DNS:          ${cluster.dns.address} (names like kubernetes.default.svc.cluster.local; /metrics on ${cluster.dns.metrics})`] : []),
+    `  node agents:  ${cluster.agents.map((a) => `${a.name} (${a.address})`).join(', ') || '-'}; pods run as processes, data in ${join(dir, 'data', 'agent-*')}`,
+    `  NATS:         ${natsUrl} (stream EVENTS; npx flotilla events --follow)`,
     `  cluster file: ${join(dir, 'cluster.json')}`,
     `  kubectl:      KUBECONFIG=${kubeconfig} kubectl get namespaces`,
     `  flotilla:     npx flotilla get namespaces      (reads ${join(values.dir, 'cluster.json')})`,

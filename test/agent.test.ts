@@ -8,7 +8,9 @@
 // objects go; and after kill -9 adopts its running containers without
 // starting any twice, stopping those whose pods were deleted meanwhile.
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
 import { request } from 'undici';
 import { ApiClient, ApiClientError, resourcePath } from '../agents/client/api.ts';
@@ -54,7 +56,7 @@ t.test('node agent', async (t) => {
   t.teardown(() => ipam.stop());
   const agent = await AgentProcess.start({
     servers: cluster.urls, name: NODE, address: ADDRESS, nats: nats.url,
-    args: ['--metrics-interval', '2s', '--capacity', 'cpu=4,memory=8Gi', '--system-reserved', 'cpu=500m,memory=1Gi', '--zone', 'zone-a', '--backoff-initial', '2s'],
+    args: ['--metrics-interval', '2s', '--sync-frequency', '2s', '--container-log-max-size', '64Ki', '--container-log-max-files', '3', '--capacity', 'cpu=4,memory=8Gi', '--system-reserved', 'cpu=500m,memory=1Gi', '--zone', 'zone-a', '--backoff-initial', '2s'],
   });
   t.teardown(() => agent.stop());
   const path = resourcePath(PODS, 'default');
@@ -149,6 +151,86 @@ t.test('node agent', async (t) => {
     const body = await ask(p.status!.podIP!);
     t.not(body.pid, webPid, 'a new process answers');
     webPid = body.pid;
+  });
+
+  await t.test('kubectl exec: in the container\'s environment and cgroup, with stdin, stderr and the exit code', { skip: kubectlMissing(t) ?? false }, async (t) => {
+    const p = await getPod('web');
+    const kubectl = (args: string[], input?: string) => spawnSync('kubectl', ['--kubeconfig', cluster.kubeconfig, ...args], { encoding: 'utf8', timeout: 30_000, input });
+    const env = kubectl(['exec', 'web', '--', 'printenv', 'POD_IP', 'GREETING']);
+    t.equal(env.stdout, `${p.status!.podIP}\nhello\n`, 'kubectl exec -- printenv');
+    t.equal(env.status, 0);
+    const failing = kubectl(['exec', 'web', '--', 'sh', '-c', 'echo oops >&2; exit 3']);
+    t.equal(failing.status, 3, 'the exit code comes back');
+    t.match(failing.stderr, /oops/, 'stderr too');
+    const cat = kubectl(['exec', '-i', 'web', '--', 'cat'], 'hello through stdin\n');
+    t.equal(cat.stdout, 'hello through stdin\n', 'stdin reaches the command and its end closes it');
+    const cg = kubectl(['exec', 'web', '--', 'cat', '/proc/self/cgroup']);
+    t.match(cg.stdout, new RegExp(`memory:.*/flotilla/${p.metadata.uid}`), 'the command runs in the pod cgroup');
+    // kubectl cp is tar over exec; the container's file system is the host's here.
+    const dir = mkdtempSync(join(tmpdir(), 'agent-cp-'));
+    writeFileSync(join(dir, 'in.txt'), 'copied in\n');
+    mkdirSync(join(dir, 'into'));
+    const cpIn = kubectl(['cp', join(dir, 'in.txt'), `web:${join(dir, 'into', 'in.txt')}`]);
+    t.equal(cpIn.status, 0, `kubectl cp into the pod ${cpIn.stderr}`);
+    t.equal(readFileSync(join(dir, 'into', 'in.txt'), 'utf8'), 'copied in\n');
+    const cpOut = kubectl(['cp', `web:${join(dir, 'in.txt')}`, join(dir, 'out.txt')]);
+    t.equal(cpOut.status, 0, `kubectl cp out of the pod ${cpOut.stderr}`);
+    t.equal(readFileSync(join(dir, 'out.txt'), 'utf8'), 'copied in\n');
+    rmSync(dir, { recursive: true, force: true });
+    const missing = kubectl(['exec', 'web', '-c', 'nope', '--', 'true']);
+    t.not(missing.status, 0);
+    t.match(missing.stderr, /container nope is not valid for pod web/);
+  });
+
+  await t.test('volumes are bind-mounted in a private mount namespace', { skip: kubectlMissing(t) ?? false }, async (t) => {
+    const root = `/tmp/flotilla-volumes-${octet}`;
+    t.teardown(() => rmSync(root, { recursive: true, force: true }));
+    await c.create(resourcePath(kindByName('configmaps')!, 'default'), { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'vol-config' }, data: { 'app.conf': 'port=8080\n', other: 'x' } });
+    await c.create(resourcePath(kindByName('secrets')!, 'default'), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'vol-secret' }, data: { password: Buffer.from('hunter2').toString('base64') } });
+    await c.create(path, pod('mounted', [{
+      name: 'c', image: 'busybox', command: ['sleep', '1000'],
+      volumeMounts: [
+        { name: 'scratch', mountPath: `${root}/scratch` },
+        { name: 'config', mountPath: `${root}/config`, readOnly: true },
+        { name: 'config', mountPath: `${root}/app.conf`, subPath: 'app.conf' },
+        { name: 'secret', mountPath: `${root}/secret` },
+        { name: 'info', mountPath: `${root}/info` },
+      ],
+    }], {
+      volumes: [
+        { name: 'scratch', emptyDir: {} },
+        { name: 'config', configMap: { name: 'vol-config' } },
+        { name: 'secret', secret: { secretName: 'vol-secret', defaultMode: 0o400 } },
+        { name: 'info', downwardAPI: { items: [{ path: 'name', fieldRef: { fieldPath: 'metadata.name' } }] } },
+      ],
+    }));
+    await c.create(path, pod('no-volume-source', [{ name: 'c', image: 'busybox', command: ['sleep', '1000'], volumeMounts: [{ name: 'v', mountPath: `${root}/nothing` }] }], {
+      volumes: [{ name: 'v', configMap: { name: 'does-not-exist' } }],
+    }));
+    await waitPod('mounted', 'Running', (p) => p.status?.phase === 'Running');
+    const sh = (script: string) => spawnSync('kubectl', ['--kubeconfig', cluster.kubeconfig, 'exec', 'mounted', '--', 'sh', '-c', script], { encoding: 'utf8', timeout: 30_000 });
+    t.equal(sh(`cat ${root}/config/app.conf`).stdout, 'port=8080\n', 'configMap files at the mountPath');
+    t.equal(sh(`cat ${root}/app.conf`).stdout, 'port=8080\n', 'a subPath mounts one key as a file');
+    t.equal(sh(`cat ${root}/secret/password`).stdout, 'hunter2', 'secret files');
+    t.equal(sh(`stat -L -c %a ${root}/secret/password`).stdout.trim(), '400', 'defaultMode');
+    t.equal(sh(`cat ${root}/info/name`).stdout, 'mounted', 'downwardAPI files');
+    t.match(sh(`readlink ${root}/config/..data`).stdout, /^\.\./, 'the atomic writer\'s ..data link');
+    t.match(sh(`echo x > ${root}/config/new 2>&1 || echo refused`).stdout, /Read-only file system|refused/, 'readOnly is enforced');
+    t.equal(sh(`echo kept > ${root}/scratch/f && cat ${root}/scratch/f`).stdout, 'kept\n', 'emptyDir is writable');
+    t.notOk(existsSync(`${root}/config/app.conf`), 'outside the pod\'s mount namespace the mount point is empty');
+    await c.patch(resourcePath(kindByName('configmaps')!, 'default', 'vol-config'), { data: { 'app.conf': 'port=9090\n', other: null, added: 'y' } }, 'application/merge-patch+json');
+    await waitFor('the new ConfigMap content in the volume', () => sh(`cat ${root}/config/app.conf`).stdout === 'port=9090\n', 20_000, 500);
+    t.pass('a changed ConfigMap reaches the mounted files (periodic sync, atomic swap)');
+    t.equal(sh(`ls ${root}/config`).stdout, 'added\napp.conf\n', 'a removed key is gone, an added one appears');
+    t.equal(sh(`cat ${root}/app.conf`).stdout, 'port=8080\n', 'a subPath mount keeps the old content, as in Kubernetes');
+    const uid = (await getPod('mounted')).metadata.uid!;
+    t.ok(readFileSync('/proc/mounts', 'utf8').includes(`/pods/${uid}/volumes/secret tmpfs`), 'the secret volume is a tmpfs on the host, never on disk');
+    const nv = await waitPod('no-volume-source', 'ContainerCreating', (p) => cs(p)?.state?.waiting?.message?.includes('does-not-exist'));
+    t.match(cs(nv)?.state?.waiting, { reason: 'ContainerCreating', message: /configmap "does-not-exist" not found/ });
+    await c.delete(`${path}/mounted`, { gracePeriodSeconds: 1 });
+    await c.delete(`${path}/no-volume-source`, { gracePeriodSeconds: 0 });
+    await waitFor('mounted gone', async () => !(await c.list<Pod>(path)).items.some((p) => p.metadata.name === 'mounted'), 20_000);
+    t.notOk(readFileSync('/proc/mounts', 'utf8').includes(`/pods/${uid}/volumes/`), 'its tmpfs volumes are unmounted when the pod goes');
   });
 
   await t.test('resource metrics: kubectl top pods and nodes', { skip: kubectlMissing(t) ?? false }, async (t) => {
@@ -264,6 +346,13 @@ http.createServer((q, s) => {
       restartPolicy: 'OnFailure', initContainers: [{ name: 'init', image: 'busybox', command: ['sh', '-c', 'exit 0'] }],
     }));
     await c.create(path, pod('crashloop', [{ name: 'c', image: 'busybox', command: ['sh', '-c', 'exit 1'] }]));
+    // Two pods on 0.0.0.0 and the same port: the second cannot bind, and its status says so.
+    const anyPort = 20_000 + octet * 10;
+    const bindAny = `require('net').createServer().listen(${anyPort}, '0.0.0.0')`;
+    await c.create(path, pod('any-1', [{ name: 'c', image: 'node', command: ['node', '-e', bindAny] }]));
+    await waitPod('any-1', 'Running', (p) => p.status?.phase === 'Running');
+    await sleep(500);
+    await c.create(path, pod('any-2', [{ name: 'c', image: 'node', command: ['node', '-e', bindAny] }], { restartPolicy: 'Never' }));
     const ni = await waitPod('no-image', 'ErrImageNeverPull', (p) => cs(p)?.state?.waiting?.reason === 'ErrImageNeverPull');
     t.match(cs(ni)?.state?.waiting?.message, /nginx:1\.25.*command/);
     t.equal(ni.status?.phase, 'Pending');
@@ -281,7 +370,29 @@ http.createServer((q, s) => {
     t.equal(cl.status?.phase, 'Running', 'a container in back-off keeps the pod Running (restartPolicy Always)');
     const restarted = await waitPod('crashloop', 'restarted after the back-off', (p) => cs(p)?.restartCount >= 2);
     t.ok(cs(restarted)!.restartCount >= 2);
-    for (const n of ['no-image', 'no-config', 'never-fails', 'onfailure-ok', 'crashloop']) await c.delete(`${path}/${n}`);
+    const clash = await waitPod('any-2', 'Failed', (p) => p.status?.phase === 'Failed', 20_000);
+    t.match(cs(clash)?.state?.terminated?.message, /could not bind its port: .*EADDRINUSE.*bind \$POD_IP instead/, 'a port collision on 0.0.0.0 is said in the status');
+    for (const n of ['no-image', 'no-config', 'never-fails', 'onfailure-ok', 'crashloop', 'any-1', 'any-2']) await c.delete(`${path}/${n}`);
+  });
+
+  await t.test('a restartable init container (sidecar) starts first, keeps running, and stops when the pod completes', async (t) => {
+    await c.create(path, pod('with-sidecar', [{ name: 'main', image: 'busybox', command: ['sh', '-c', 'sleep 2; exit 0'] }], {
+      restartPolicy: 'Never',
+      initContainers: [
+        { name: 'side', image: 'busybox', command: ['sleep', '1000'], restartPolicy: 'Always' },
+        { name: 'setup', image: 'busybox', command: ['sh', '-c', 'exit 0'] },
+      ],
+    }));
+    const running = await waitPod('with-sidecar', 'main running', (p) => p.status?.phase === 'Running' && !!cs(p)?.state?.running);
+    const inits = (running.status as any).initContainerStatuses as Record<string, any>[];
+    t.match(inits[0], { name: 'side', started: true, state: { running: {} } }, 'the sidecar runs alongside');
+    t.match(inits[1], { name: 'setup', state: { terminated: { exitCode: 0 } } }, 'the next init container ran after it started');
+    t.equal(running.status?.conditions?.find((x) => x.type === 'Initialized')?.status, 'True');
+    const done = await waitPod('with-sidecar', 'Succeeded', (p) => p.status?.phase === 'Succeeded', 20_000);
+    t.equal(cs(done)?.state?.terminated?.exitCode, 0);
+    const side = await waitPod('with-sidecar', 'the sidecar stopped', (p) => !!(p.status as any).initContainerStatuses[0].state.terminated, 20_000);
+    t.equal((side.status as any).initContainerStatuses[0].restartCount, 0, 'the sidecar was stopped when the main container completed, not restarted');
+    await c.delete(`${path}/with-sidecar`);
   });
 
   await t.test('a deleted pod is stopped gracefully; its object goes only once its processes are gone', async (t) => {
@@ -344,6 +455,16 @@ http.createServer((q, s) => {
     t.match(bad.stderr, /container nope is not valid for pod talker/);
     t.match((await flotilla('talker', '-c', 'nope')).stderr, /container nope is not valid for pod talker/, 'flotilla logs reports it too');
     await c.delete(`${path}/talker`, { gracePeriodSeconds: 0 });
+    // Rotation by size (64Ki, 3 files here): copied aside and truncated; only the current file is served.
+    const chatty = 'for b in 1 2 3 4 5 6; do i=0; while [ $i -lt 2000 ]; do echo batch-$b-line-$i-xxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done; sleep 0.5; done; echo last-line; sleep 1000';
+    await c.create(path, pod('chatty', [{ name: 'c', image: 'busybox', command: ['sh', '-c', chatty] }]));
+    await waitFor('the last line', async () => (await flotilla('chatty', '--tail', '1')).stdout === 'last-line\n', 30_000, 300);
+    const rec = agent.containers().find((x) => x.container === 'c' && x.logFile.includes('/logs/c/') && readFileSync(`/proc/${x.pid}/cmdline`, 'utf8').includes('batch'));
+    const logDir = rec!.logFile.slice(0, rec!.logFile.lastIndexOf('/'));
+    const files = readdirSync(logDir).filter((f) => /^0\.log(\.\d+)?$/.test(f));
+    t.ok(files.length === 3 && files.includes('0.log'), `the current file and 2 rotated ones are kept (${files.join(' ')})`);
+    t.ok(statSync(rec!.logFile).size < 64 * 1024, 'the current file is under the limit');
+    await c.delete(`${path}/chatty`, { gracePeriodSeconds: 0 });
   });
 
   await t.test('kill -9 of the agent: its containers are adopted, none runs twice; those of deleted pods are stopped', async (t) => {

@@ -5,7 +5,7 @@
 // At start it adopts the container processes a previous run of the agent
 // left (their records on disk) and, once its informer has synced, stops
 // those whose pods are gone.
-import { readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ApiClient, ApiClientError, resourcePath } from '../client/api.ts';
 import { resolveKind } from '../client/kinds.ts';
@@ -16,13 +16,16 @@ import { NodeStatusManager } from './node.ts';
 import { type Measurements, type ResourceList } from './node-status.ts';
 import { PodIPAllocator } from './pod-ip.ts';
 import { type BackoffPolicy, DEFAULT_BACKOFF, PodWorker, type WorkerContext } from './pod-worker.ts';
-import type { EnvSources } from './runtime/env.ts';
+import { ContainerConfigError, type EnvSources } from './runtime/env.ts';
+import { type VolumeSources, cleanupPodVolumes } from './runtime/volumes.ts';
 import { EventBroadcaster } from '../recorder/recorder.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NatsConnection } from 'nats';
 import { connectNats } from '../informer/nats.ts';
 import { MetricsPublisher } from './metrics.ts';
-import { LogObserver, LogRequestError, containerLogFiles, parseLogQuery, serveLogFile } from './logs.ts';
+import type { Duplex } from 'node:stream';
+import { httpError, serveExec } from './exec.ts';
+import { LogObserver, LogRequestError, type LogRotation, containerLogFiles, parseLogQuery, serveLogFile } from './logs.ts';
 import { Cgroups } from './runtime/cgroups.ts';
 import { ContainerProcess } from './runtime/process.ts';
 
@@ -51,6 +54,10 @@ export interface NodeAgentOptions {
   /** NATS URL(s) for resource metrics (metrics.pods.<node>); none: no metrics are published. */
   nats?: string;
   metricsIntervalMs?: number;
+  /** Container log rotation (default 10Mi, 5 files, as the kubelet). */
+  logRotation?: LogRotation;
+  /** Re-sync every pod this often (the kubelet's --sync-frequency, 1m). */
+  syncFrequencyMs?: number;
   log: Logger;
 }
 
@@ -58,6 +65,8 @@ export class NodeAgent {
   readonly node: NodeStatusManager;
   lease?: NodeLease;
   readonly pods: Informer<Pod>;
+  /** Every Service, for the containers' service variables (the kubelet watches them too). */
+  readonly services: Informer<Service>;
   readonly workers = new Map<string, PodWorker>();
   readonly counters = { starts: 0, restarts: 0, adoptions: 0, statusWrites: 0, kills: 0, orphansKilled: 0 };
   private readonly adopted = new Map<string, Map<string, ContainerProcess>>();
@@ -66,12 +75,13 @@ export class NodeAgent {
   private readonly abort = new AbortController();
   readonly cgroups: Cgroups;
   readonly events: EventBroadcaster;
-  readonly logs = new LogObserver();
+  readonly logs: LogObserver;
   metrics?: MetricsPublisher;
   private nc?: NatsConnection;
 
   constructor(private readonly o: NodeAgentOptions) {
     this.cgroups = Cgroups.detect();
+    this.logs = new LogObserver(o.logRotation);
     this.events = new EventBroadcaster({ client: o.client, host: o.name, logger: o.log });
     this.node = new NodeStatusManager({
       client: o.client, name: o.name, address: o.address, labels: o.labels, capacity: o.capacity, allocatable: o.allocatable,
@@ -79,15 +89,19 @@ export class NodeAgent {
     });
     this.pods = new Informer<Pod>({
       client: o.client, kind: PODS, source: 'watch', fieldSelector: `spec.nodeName=${o.name}`, name: `pods@${o.name}`, logger: o.log,
-      resyncMs: 60_000,
+      // The kubelet's --sync-frequency: every pod is synced again this often (volumes refreshed, status checked).
+      resyncMs: o.syncFrequencyMs ?? 60_000,
     });
+    this.services = new Informer<Service>({ client: o.client, kind: SERVICES, source: 'watch', name: `services@${o.name}`, logger: o.log });
     this.ctx = {
-      client: o.client, nodeName: o.name, hostIP: o.address, dataDir: o.dataDir, env: this.envSources(),
+      client: o.client, nodeName: o.name, hostIP: o.address, dataDir: o.dataDir, env: this.envSources(), volumes: this.volumeSources(),
       podIPs: () => (this.allocator ??= this.node.waitForPodCIDR(this.abort.signal).then((c) => new PodIPAllocator(c))),
       backoff: o.backoff ?? DEFAULT_BACKOFF, cgroups: this.cgroups, logs: this.logs, recorder: this.events.recorder('kubelet'), log: o.log, adopted: this.adopted,
       onDone: (uid) => {
         this.workers.delete(uid);
-        rmSync(join(o.dataDir, 'pods', uid, 'records'), { recursive: true, force: true });
+        // The pod is gone from the API and its processes have exited: its directory (logs included) goes, as the kubelet's does.
+        cleanupPodVolumes(join(o.dataDir, 'pods', uid));
+        rmSync(join(o.dataDir, 'pods', uid), { recursive: true, force: true });
       },
       counters: this.counters,
     };
@@ -104,6 +118,7 @@ export class NodeAgent {
       onUpdate: (_o, p) => this.worker(p)?.update(p),
       onDelete: (p) => this.workers.get(p.metadata.uid ?? '')?.update(undefined),
     });
+    await this.services.start();
     await this.pods.start();
     this.killOrphans();
     if (this.o.nats) {
@@ -119,6 +134,19 @@ export class NodeAgent {
     }
   }
 
+  /**
+   * Stops every container this agent runs (for `flotilla up`, whose stop
+   * should leave nothing running); the records go with them, so the next
+   * run finds the pods' containers gone and restarts them per policy.
+   */
+  async stopContainers(graceMs: number): Promise<void> {
+    await Promise.all([...this.workers.values()].map((w) => w.stopProcesses(graceMs)));
+    for (const [uid, procs] of this.adopted) {
+      await Promise.all([...procs.values()].map((p) => p.stop(graceMs)));
+      this.cgroups.remove(uid);
+    }
+  }
+
   /** Stops watching and renewing; the containers keep running (as the kubelet's do), to be adopted by the next run. */
   async stop(): Promise<void> {
     this.abort.abort();
@@ -127,8 +155,24 @@ export class NodeAgent {
     this.lease?.stop();
     this.node.stop();
     await this.pods.stop();
+    await this.services.stop();
     await this.events.stop();
     this.logs.stop();
+  }
+
+  /** The kubelet's /exec/{namespace}/{pod}/{container}?command=… (a WebSocket; the API server proxies pods/exec here). */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const url = new URL(req.url ?? '/', 'http://agent');
+    const m = /^\/exec\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(url.pathname);
+    if (!m) return httpError(socket, 404, `no such endpoint: ${url.pathname}`);
+    if (head.length) socket.unshift(head);
+    const [ns, name, container] = m.slice(1).map(decodeURIComponent);
+    const pod = this.pods.get(ns, name);
+    const worker = pod?.metadata.uid ? this.workers.get(pod.metadata.uid) : undefined;
+    if (!worker) return httpError(socket, 404, `pods "${name}" not found`);
+    const target = worker.execTarget(container);
+    if (typeof target === 'string') return httpError(socket, 400, target);
+    serveExec(req, socket, url.searchParams, target);
   }
 
   /**
@@ -205,11 +249,38 @@ export class NodeAgent {
       for (const proc of procs.values()) {
         this.counters.orphansKilled++;
         this.o.log.info({ podUid: uid, container: proc.record.container, pid: proc.pid }, 'stopping the process of a pod that is gone');
-        void proc.stop(2000).then(() => this.cgroups.remove(uid));
+        void proc.stop(2000).then(() => {
+          this.cgroups.remove(uid);
+          cleanupPodVolumes(join(this.o.dataDir, 'pods', uid));
+        });
       }
       this.adopted.delete(uid);
       rmSync(join(this.o.dataDir, 'pods', uid, 'records'), { recursive: true, force: true });
     }
+  }
+
+  private volumeSources(): VolumeSources {
+    const env = this.envSources();
+    const c = this.o.client;
+    return {
+      configMap: env.configMap,
+      secret: env.secret,
+      claimPath: async (ns, claim) => {
+        let pvc: { spec?: { volumeName?: string } };
+        try {
+          pvc = await c.get(resourcePath(resolveKind('persistentvolumeclaims')!, ns, claim));
+        } catch (e) {
+          if (e instanceof ApiClientError && e.code === 404) throw new ContainerConfigError(`persistentvolumeclaim "${claim}" not found`);
+          throw e;
+        }
+        if (!pvc.spec?.volumeName) throw new ContainerConfigError(`persistentvolumeclaim "${claim}" is not bound`);
+        const pv = await c.get<{ spec?: { hostPath?: { path: string }; local?: { path: string } } }>(resourcePath(resolveKind('persistentvolumes')!, '', pvc.spec.volumeName));
+        const path = pv.spec?.hostPath?.path ?? pv.spec?.local?.path;
+        if (!path) throw new ContainerConfigError(`persistentvolume "${pvc.spec.volumeName}" is neither hostPath nor local: this node agent cannot mount it`);
+        mkdirSync(path, { recursive: true });
+        return path;
+      },
+    };
   }
 
   private envSources(): EnvSources {
@@ -233,9 +304,8 @@ export class NodeAgent {
         return s ? Object.fromEntries(Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')])) : undefined;
       },
       services: async (ns) => {
-        const own = (await c.list<Service>(resourcePath(SERVICES, ns))).items;
-        if (ns === 'default') return own;
-        const k = await getOrUndefined<Service>(resourcePath(SERVICES, 'default', 'kubernetes'));
+        const own = this.services.byNamespace(ns);
+        const k = ns === 'default' ? undefined : this.services.get('default', 'kubernetes');
         return k ? [...own, k] : own;
       },
     };

@@ -7,9 +7,9 @@
 //
 // The agent serves them like the kubelet's /containerLogs endpoint, which the
 // API server proxies `pods/NAME/log` to.
-import { appendFileSync, existsSync, openSync, readFileSync, readSync, closeSync, readdirSync, statSync } from 'node:fs';
+import { appendFileSync, closeSync, copyFileSync, existsSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync, truncateSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 
 interface Watched {
   size: number;
@@ -17,9 +17,19 @@ interface Watched {
   marks: [number, number][];
 }
 
+export interface LogRotation {
+  /** Rotate a container's log once it is larger than this (the kubelet's containerLogMaxSize, 10Mi). */
+  maxBytes: number;
+  /** Keep at most this many files per container run, the current one included (containerLogMaxFiles, 5). */
+  maxFiles: number;
+}
+
 export class LogObserver {
   private readonly files = new Map<string, Watched>();
   private timer?: NodeJS.Timeout;
+  rotations = 0;
+
+  constructor(private readonly rotation: LogRotation = { maxBytes: 10 * 2 ** 20, maxFiles: 5 }) {}
 
   watch(file: string): void {
     if (this.files.has(file)) return;
@@ -50,6 +60,32 @@ export class LogObserver {
     this.timer = undefined;
   }
 
+  /**
+   * Size-based rotation of a file the container keeps open (O_APPEND): its
+   * content is copied to `<file>.<n>` and the file truncated (logrotate's
+   * copytruncate; bytes written between the copy and the truncation are
+   * lost), the oldest rotated files beyond maxFiles removed. Only the current
+   * file is served, as the kubelet serves only the latest one.
+   */
+  private rotate(file: string, w: Watched): void {
+    try {
+      const dir = dirname(file);
+      const base = basename(file);
+      const rotated = readdirSync(dir).filter((n) => n.startsWith(`${base}.`) && /\.\d+$/.test(n)).map((n) => Number(n.slice(base.length + 1))).sort((a, b) => a - b);
+      const next = (rotated[rotated.length - 1] ?? 0) + 1;
+      copyFileSync(file, `${file}.${next}`);
+      truncateSync(file, 0);
+      rmSync(`${file}.times`, { force: true });
+      const all = [...rotated, next];
+      for (const n of all.slice(0, Math.max(0, all.length - (this.rotation.maxFiles - 1)))) rmSync(`${file}.${n}`, { force: true });
+      w.size = 0;
+      w.marks = [];
+      this.rotations++;
+    } catch {
+      /* the pod directory is being removed */
+    }
+  }
+
   private poll(file: string): void {
     const w = this.files.get(file);
     if (!w) return;
@@ -57,6 +93,10 @@ export class LogObserver {
     try {
       size = statSync(file).size;
     } catch {
+      return;
+    }
+    if (size > this.rotation.maxBytes) {
+      this.rotate(file, w);
       return;
     }
     if (size <= w.size) return;
@@ -203,6 +243,8 @@ export async function serveLogFile(req: IncomingMessage, res: ServerResponse, fi
   while (q.follow && !closed && budget > 0) {
     await new Promise((r) => setTimeout(r, 200));
     const alive = running();
+    // Rotated (copied and truncated) meanwhile: go on from the start of the fresh file.
+    if (statSync(file).size < offset) offset = 0;
     buf = readFrom(file, offset);
     complete = alive ? buf.subarray(0, buf.lastIndexOf(10) + 1) : buf;
     if (complete.length) {

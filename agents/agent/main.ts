@@ -22,10 +22,20 @@ const VERSION = '0.1.0';
 const USAGE = `usage: flotilla agent --data DIR [--name NODE] [--address 127.0.0.11] [--port 10250] [--server URL[,URL…]]
        [--zone ZONE] [--node-labels k=v,…] [--capacity cpu=2,memory=4Gi,pods=110,ephemeral-storage=10Gi]
        [--system-reserved cpu=100m,memory=100Mi] [--kube-reserved cpu=100m,memory=100Mi] [--pod-cidr CIDR]
-       [--backoff-initial 10s] [--backoff-max 5m] [--node-status-update-frequency 10s] [--lease-renew-interval 10s]
-       [--nats URL[,URL…]] [--metrics-interval 15s] [--log-level info]
+       [--backoff-initial 10s] [--backoff-max 5m] [--sync-frequency 1m]
+       [--container-log-max-size 10Mi] [--container-log-max-files 5] [--node-status-update-frequency 10s] [--lease-renew-interval 10s]
+       [--nats URL[,URL…]] [--metrics-interval 15s] [--stop-containers-on-exit] [--log-level info]
        flotilla agent --runtime sim --count N [--name-prefix hollow-] [--address 127.0.64.1] [--port P]
        [--start-latency 500ms] [--failure-rate 0] [--capacity …] [--server URL[,URL…]]`;
+
+/** The kubelet's containerLogMaxSize / containerLogMaxFiles. */
+function logRotation(size: string, files: string): { maxBytes: number; maxFiles: number } {
+  const maxBytes = parseReserved(`size=${size}`, '--container-log-max-size').size;
+  const maxFiles = Number(files);
+  if (!(maxBytes > 0)) throw new Error(`invalid --container-log-max-size ${size}`);
+  if (!Number.isInteger(maxFiles) || maxFiles < 2) throw new Error(`invalid --container-log-max-files ${files}: at least 2`);
+  return { maxBytes, maxFiles };
+}
 
 function labelsFrom(text: string | undefined): Record<string, string> {
   const out: Record<string, string> = {};
@@ -49,9 +59,10 @@ export async function main(argv: string[]): Promise<void> {
         'kube-reserved': { type: 'string' }, 'pod-cidr': { type: 'string' },
         'backoff-initial': { type: 'string', default: '10s' }, 'backoff-max': { type: 'string', default: '5m' },
         'node-status-update-frequency': { type: 'string', default: '10s' },
-        nats: { type: 'string' }, 'metrics-interval': { type: 'string', default: '15s' }, 'lease-renew-interval': { type: 'string', default: '10s' },
+        nats: { type: 'string' }, 'metrics-interval': { type: 'string', default: '15s' }, 'sync-frequency': { type: 'string', default: '1m' },
+        'container-log-max-size': { type: 'string', default: '10Mi' }, 'container-log-max-files': { type: 'string', default: '5' }, 'lease-renew-interval': { type: 'string', default: '10s' },
         'log-level': { type: 'string', default: process.env.FLOTILLA_LOG_LEVEL ?? 'info' },
-        runtime: { type: 'string', default: 'process' }, count: { type: 'string', default: '1' },
+        runtime: { type: 'string', default: 'process' }, 'stop-containers-on-exit': { type: 'boolean', default: false }, count: { type: 'string', default: '1' },
         'name-prefix': { type: 'string', default: 'hollow-' }, 'start-latency': { type: 'string', default: '500ms' },
         'failure-rate': { type: 'string', default: '0' },
         help: { type: 'boolean', short: 'h' },
@@ -98,6 +109,7 @@ export async function main(argv: string[]): Promise<void> {
     healthz: () => ({ ok: true, detail: { node: name, synced: agent?.pods.hasSynced() ?? false, pods: agent?.workers.size ?? 0 } }),
     readyz: () => ({ ok: agent?.pods.hasSynced() ?? false }),
     extra: (req, res) => agent?.handleHttp(req, res) ?? false,
+    upgrade: (req, socket, head) => (agent ? agent.handleUpgrade(req, socket, head) : socket.destroy()),
   });
   const boundPort = Number(health.address.slice(health.address.lastIndexOf(':') + 1));
   agent = new NodeAgent({
@@ -107,6 +119,8 @@ export async function main(argv: string[]): Promise<void> {
     backoff: { initialMs: parseDuration(str('backoff-initial')!, '--backoff-initial'), maxMs: parseDuration(str('backoff-max')!, '--backoff-max') },
     statusIntervalMs: parseDuration(str('node-status-update-frequency')!, '--node-status-update-frequency'),
     leaseIntervalMs: parseDuration(str('lease-renew-interval')!, '--lease-renew-interval'),
+    syncFrequencyMs: parseDuration(str('sync-frequency')!, '--sync-frequency'),
+    logRotation: logRotation(str('container-log-max-size')!, str('container-log-max-files')!),
     nats: cfg.nats, metricsIntervalMs: parseDuration(str('metrics-interval')!, '--metrics-interval'),
     log,
   });
@@ -123,8 +137,10 @@ export async function main(argv: string[]): Promise<void> {
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, 'stopping (containers keep running)');
+    const stopContainers = values['stop-containers-on-exit'] === true;
+    log.info({ signal, containers: stopContainers ? 'stopped' : 'kept running' }, 'stopping');
     await agent!.stop().catch(() => {});
+    if (stopContainers) await agent!.stopContainers(2000).catch((e) => log.error({ err: (e as Error).message }, 'stopping containers failed'));
     await health.close();
     await api.close();
     process.exit(0);

@@ -25,6 +25,10 @@ export interface ContainerRuntimeState {
   lastTerminated?: Terminated;
   ready: boolean;
   started: boolean;
+  /** A restartable init container (sidecar). */
+  restartable?: boolean;
+  /** A sidecar that has been started once: the init sequence went past it for good. */
+  everStarted?: boolean;
 }
 
 export interface PodRuntimeView {
@@ -39,7 +43,7 @@ export interface PodRuntimeView {
 type Phase = 'Pending' | 'Running' | 'Succeeded' | 'Failed';
 
 export function containerStatus(c: ContainerRuntimeState): Record<string, unknown> {
-  const state = c.running
+  const state: Record<string, unknown> = c.running
     ? { running: { startedAt: c.running.startedAt } }
     : c.terminated
       ? { terminated: c.terminated }
@@ -53,13 +57,18 @@ export function containerStatus(c: ContainerRuntimeState): Record<string, unknow
 
 /** Whether the init containers have all completed (exit 0). */
 export function initialized(v: PodRuntimeView): boolean {
-  return v.init.every((c) => c.terminated?.exitCode === 0);
+  return v.init.every(initDone);
+}
+
+/** A regular init container is done when it exited 0; a sidecar once it has been up (it may restart later). */
+function initDone(c: ContainerRuntimeState): boolean {
+  return c.restartable ? !!c.everStarted : c.terminated?.exitCode === 0;
 }
 
 export function podPhase(v: PodRuntimeView): Phase {
   const policy = v.pod.spec?.restartPolicy ?? 'Always';
   if (!initialized(v)) {
-    const failed = v.init.some((c) => c.terminated && c.terminated.exitCode !== 0);
+    const failed = v.init.some((c) => !c.restartable && c.terminated && c.terminated.exitCode !== 0);
     return failed && policy === 'Never' ? 'Failed' : 'Pending';
   }
   let waiting = 0;
@@ -96,8 +105,9 @@ function condition(type: string, ok: boolean, reason?: string, message?: string)
 export function podStatus(v: PodRuntimeView, prev: Record<string, any> | undefined, now: string): Record<string, unknown> {
   const phase = podPhase(v);
   const terminal = phase === 'Succeeded' || phase === 'Failed';
-  const notInit = v.init.filter((c) => c.terminated?.exitCode !== 0).map((c) => c.name);
-  const unready = v.containers.filter((c) => !c.ready).map((c) => c.name);
+  const notInit = v.init.filter((c) => !initDone(c)).map((c) => c.name);
+  // Sidecars count for readiness like the containers.
+  const unready = [...v.init.filter((c) => c.restartable), ...v.containers].filter((c) => !c.ready).map((c) => c.name);
   const conds = [
     condition('PodScheduled', true),
     condition('Initialized', !notInit.length, 'ContainersNotInitialized', `containers with incomplete status: [${notInit.join(' ')}]`),

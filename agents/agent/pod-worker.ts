@@ -6,7 +6,7 @@
 // of 10 min; the first restart is immediate); writes the status when it
 // changed. A pod being deleted is stopped (preStop, SIGTERM, the grace
 // period, SIGKILL of every process group) and only then removed from the API.
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, closeSync, constants, openSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { type ApiClient, ApiClientError, resourcePath } from '../client/api.ts';
@@ -16,6 +16,7 @@ import type { Container, Pod } from '../informer/types.ts';
 import { type ContainerRuntimeState, type Terminated, podPhase, podStatus } from './pod-status.ts';
 import { type Cgroups, type PodCgroup, podResources, processGroupRss } from './runtime/cgroups.ts';
 import { ContainerConfigError, type EnvSources, containerEnv } from './runtime/env.ts';
+import { type VolumeSources, cleanupPodVolumes, containerMounts, mountScript, preparePodVolumes } from './runtime/volumes.ts';
 import { expand } from './runtime/expand.ts';
 import { IMAGE_PATH, containerArgv } from './runtime/images.ts';
 import { type ProbeKind, type ProbeSpec, ProbeWorker } from './runtime/probes.ts';
@@ -41,6 +42,7 @@ export interface WorkerContext {
   hostIP: string;
   dataDir: string;
   env: EnvSources;
+  volumes: VolumeSources;
   /** Resolves once the node has a pod CIDR. */
   podIPs: () => Promise<PodIPAllocator>;
   backoff: BackoffPolicy;
@@ -72,6 +74,8 @@ interface Slot {
   oomBaseline?: number;
   /** Killed by the RSS-polling fallback for being over the memory limit. */
   oomByPolling?: boolean;
+  /** Whether the current run has its own mount namespace (exec enters it). */
+  mounted?: boolean;
   /** The probes of the current run. */
   probes: ProbeWorker[];
   /** The environment and working directory the current run started with (exec probes run in them). */
@@ -83,9 +87,44 @@ interface Slot {
  * Runs argv after moving itself into the given cgroups (exec keeps the pid
  * and the process group), so that not one allocation escapes the limits.
  */
-function inCgroups(procsFiles: string[], argv: string[]): string[] {
-  const script = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 126; shift; n=$((n-1)); done; exec "$@"';
-  return ['/bin/sh', '-c', script, 'sh', String(procsFiles.length), ...procsFiles, ...argv];
+export function inCgroups(procsFiles: string[], argv: string[], mounts = ''): string[] {
+  const script = `${mounts ? `${mounts}\n` : ''}n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 126; shift; n=$((n-1)); done; exec "$@"`;
+  // With mounts, in a mount namespace of its own (unshare execs the shell in the same process).
+  return [...(mounts ? ['unshare', '-m'] : []), '/bin/sh', '-c', script, 'sh', String(procsFiles.length), ...procsFiles, ...argv];
+}
+
+/**
+ * Every pod binds its ports on its own loopback address; one that binds
+ * 0.0.0.0 collides with any other doing the same. When the end of a failed
+ * container's log says its address was taken, its status says why.
+ */
+function addressInUse(logFile: string): string | undefined {
+  let tail = '';
+  try {
+    const size = statSync(logFile).size;
+    const fd = openSync(logFile, 'r');
+    try {
+      const buf = Buffer.alloc(Math.min(size, 4096));
+      readSync(fd, buf, 0, buf.length, size - buf.length);
+      tail = buf.toString('utf8');
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return undefined;
+  }
+  const m = /(EADDRINUSE[^\n]*|[Aa]ddress already in use[^\n]*)/.exec(tail);
+  return m ? `the container could not bind its port: ${m[1].trim().slice(0, 200)} (pods share this machine's ports on 0.0.0.0: bind $POD_IP instead)` : undefined;
+}
+
+/** A restartable init container (native sidecar): an init container with restartPolicy Always. */
+export function isSidecar(c: object): boolean {
+  return (c as { restartPolicy?: unknown }).restartPolicy === 'Always';
+}
+
+/** Whether a sidecar had started once (the pod's init sequence went past it). */
+function initializedOnce(s: Slot): boolean {
+  return s.state.everStarted === true;
 }
 
 /** Whether a program name resolves (a path, or a name found on PATH). */
@@ -115,6 +154,8 @@ export class PodWorker {
   private terminating?: Promise<void>;
   private cgroup?: PodCgroup;
   private cgroupFailed = false;
+  /** Host directory of each volume, once prepared. */
+  private volumes?: Map<string, string>;
   private rssTimer?: NodeJS.Timeout;
 
   constructor(readonly uid: string, private readonly ctx: WorkerContext) {}
@@ -128,6 +169,31 @@ export class PodWorker {
   }
 
   private removedFromApi = false;
+
+  /** Stops every running container of the pod (SIGTERM, then SIGKILL after graceMs), without touching the API. */
+  async stopProcesses(graceMs: number): Promise<void> {
+    this.done = true;
+    clearTimeout(this.timer);
+    await Promise.all([...this.slots.values()].filter((s) => s.proc?.running).map((s) => s.proc!.stop(graceMs)));
+    this.releaseCgroup();
+  }
+
+  /**
+   * Where `kubectl exec` runs a command in a container: its environment,
+   * working directory and cgroup; an error message when it is not running.
+   */
+  execTarget(container: string): { env: Record<string, string>; cwd: string; procsFiles: string[]; prefix: string[] } | string {
+    const s = this.slots.get(container);
+    if (!s) return `container not found ("${container}")`;
+    if (!s.proc?.running) return `container ${container} is not running`;
+    return {
+      env: s.env ?? { PATH: [...IMAGE_PATH, '/usr/local/bin', '/usr/bin', '/bin'].join(':'), POD_IP: this.podIP ?? '' },
+      cwd: s.cwd ?? join(this.ctx.dataDir, 'pods', this.uid, 'containers', container),
+      procsFiles: this.cgroup?.procsFiles ?? [],
+      // The container's mount namespace, so that its volumes are where it sees them.
+      prefix: s.mounted ? ['nsenter', '-t', String(s.proc.pid), '-m', '--'] : [],
+    };
+  }
 
   /** The pod's namespace and name, once known. */
   get podRef(): { namespace: string; name: string } | undefined {
@@ -184,7 +250,11 @@ export class PodWorker {
         const prev = prevAll.find((x) => x.name === c.name);
         s = {
           spec: c, init, backoffMs: 0, probes: [],
-          state: { name: c.name, image: c.image ?? '', restartCount: prev?.restartCount ?? 0, ready: false, started: false },
+          state: {
+            name: c.name, image: c.image ?? '', restartCount: prev?.restartCount ?? 0, ready: false, started: false,
+            // A sidecar the API shows as having run was past the init sequence before an agent restart.
+            ...(init && isSidecar(c) ? { restartable: true, everStarted: !!prev && (prev.restartCount > 0 || !!(prev as { started?: boolean }).started) } : {}),
+          },
         };
         const adopted = this.ctx.adopted.get(this.uid)?.get(c.name);
         if (adopted) {
@@ -242,8 +312,9 @@ export class PodWorker {
     for (const w of s.probes) w.stop();
     s.probes = [];
     const spec = s.spec as Container & { startupProbe?: ProbeSpec; livenessProbe?: ProbeSpec; readinessProbe?: ProbeSpec };
-    const probes = s.init ? {} : { startup: spec.startupProbe, liveness: spec.livenessProbe, readiness: spec.readinessProbe };
+    const probes = s.init && !isSidecar(s.spec) ? {} : { startup: spec.startupProbe, liveness: spec.livenessProbe, readiness: spec.readinessProbe };
     s.state.started = !probes.startup;
+    if (s.state.started) s.state.everStarted = true;
     s.state.ready = s.state.started && !probes.readiness;
     const label: Record<ProbeKind, string> = { startup: 'Startup', liveness: 'Liveness', readiness: 'Readiness' };
     const target = () => ({
@@ -262,6 +333,7 @@ export class PodWorker {
           if (kind === 'readiness') s.state.ready = ok && s.state.started;
           else if (kind === 'startup' && ok) {
             s.state.started = true;
+            s.state.everStarted = true;
             s.state.ready = !probes.readiness;
           } else if (!ok) {
             this.event('Normal', 'Killing', `Container ${s.spec.name} failed ${kind} probe, will be restarted`);
@@ -283,6 +355,10 @@ export class PodWorker {
       ? { exitCode: 137, reason: 'ContainerStatusUnknown', message: 'The process exited while the node agent was not its parent (agent restart): its exit code is unknown', startedAt: s.state.running?.startedAt ?? iso(), finishedAt: iso(exit.finishedAt) }
       : { exitCode: exit.code, reason: exit.code === 0 ? 'Completed' : 'Error', startedAt: s.state.running?.startedAt ?? iso(), finishedAt: iso(exit.finishedAt), containerID: `process://${proc.pid}` };
     if (exit.signal) term.signal = exit.code! - 128;
+    if (term.exitCode !== 0 && term.reason === 'Error') {
+      const clash = addressInUse(proc.record.logFile);
+      if (clash) term.message = clash;
+    }
     const oom = term.exitCode === 137 && (s.oomByPolling || (this.cgroup !== undefined && this.cgroup.oomKills() > (s.oomBaseline ?? 0)));
     if (oom) {
       term.reason = 'OOMKilled';
@@ -316,16 +392,45 @@ export class PodWorker {
       this.podIP = have && alloc.reserve(this.uid, have) ? have : alloc.allocate(this.uid);
     }
     const { init, main } = this.slotsFor(pod);
+    // The periodic sync refreshes the volumes already set up (a changed ConfigMap or Secret reaches the files).
+    if (this.volumes && [...this.slots.values()].some((x) => x.proc?.running)) {
+      this.volumes = await preparePodVolumes(pod, join(this.ctx.dataDir, 'pods', this.uid), this.ctx.volumes).catch((e) => {
+        this.ctx.log.warn({ pod: this.name(), err: (e as Error).message }, 'refreshing volumes failed');
+        return this.volumes;
+      });
+    }
     const phase = podPhase(this.view(pod, init, main));
     if (phase === 'Succeeded' || phase === 'Failed') {
+      // The regular containers are done for good: the sidecars stop too.
+      await Promise.all(init.filter((x) => x.proc?.running).map((x) => x.proc!.stop(((pod.spec as { terminationGracePeriodSeconds?: number }).terminationGracePeriodSeconds ?? 30) * 1000)));
       this.releaseCgroup();
       await this.writeStatus(pod, init, main);
       return;
     }
     const policy = pod.spec?.restartPolicy ?? 'Always';
-    // Init containers, one at a time, in order.
+    // Init containers, one at a time, in order. A sidecar (restartPolicy
+    // Always) is started and waited for until it is started (its startup
+    // probe passed), then keeps running while the next ones go on.
     let initDone = true;
     for (const s of init) {
+      if (isSidecar(s.spec)) {
+        if (s.proc?.running) {
+          if (s.state.started) continue;
+          initDone = false;
+          break;
+        }
+        if (s.state.started || s.state.restartCount > 0 || s.state.lastTerminated || s.state.terminated) {
+          // A sidecar that was up and exited: restarted (with back-off) whatever the pod's restartPolicy.
+          await this.restartOrWait(pod, s);
+          if (initializedOnce(s)) continue;
+        } else {
+          await this.startContainer(pod, s);
+          // Started at once when it has no startup probe: look again right away to go on with the sequence.
+          this.schedule(0);
+        }
+        initDone = false;
+        break;
+      }
       if (s.state.terminated?.exitCode === 0 && !s.proc?.running) continue;
       initDone = false;
       if (s.proc?.running) break;
@@ -406,8 +511,22 @@ export class PodWorker {
     };
     const argv = cmd.argv.map((a) => expand(a, (n) => env[n]));
     const cwd = c.workingDir ? c.workingDir : join(podDir, 'containers', c.name);
+    let mounts = '';
+    try {
+      this.volumes ??= await preparePodVolumes(pod, podDir, this.ctx.volumes);
+      const m = containerMounts(c as never, this.volumes);
+      if (m.length) mounts = mountScript(m);
+    } catch (e) {
+      if (!(e instanceof ContainerConfigError)) throw e;
+      // As the kubelet: the pod stays ContainerCreating, with a FailedMount event, and is retried.
+      s.state.waiting = { reason: 'ContainerCreating', message: e.message };
+      this.event('Warning', 'FailedMount', e.message);
+      this.schedule(2000);
+      return;
+    }
+    s.mounted = !!mounts;
     const cgroup = this.ensureCgroup(pod);
-    if (cgroup && !resolvable(argv[0], env.PATH)) {
+    if ((cgroup || mounts) && !resolvable(argv[0], env.PATH)) {
       // Started through the cgroup-joining shell, a missing program would only show as exit 127: say it here.
       const now = iso();
       s.state.terminated = { exitCode: 128, reason: 'StartError', message: `failed to start ${JSON.stringify(argv[0])}: executable file not found in $PATH`, startedAt: now, finishedAt: now };
@@ -420,7 +539,7 @@ export class PodWorker {
     s.cwd = cwd;
     try {
       const proc = await ContainerProcess.start({
-        argv: cgroup ? inCgroups(cgroup.procsFiles, argv) : argv, env, cwd,
+        argv: cgroup || mounts ? inCgroups(cgroup?.procsFiles ?? [], argv, mounts) : argv, env, cwd,
         logFile: join(podDir, 'logs', c.name, `${s.state.restartCount}.log`),
         recordFile: join(podDir, 'records', `${c.name}.json`),
         podUid: this.uid, container: c.name, restartCount: s.state.restartCount,
@@ -517,6 +636,7 @@ export class PodWorker {
     }));
     this.ctx.log.info({ pod: this.name(), graceSeconds: graceS }, 'pod stopped');
     this.releaseCgroup();
+    cleanupPodVolumes(join(this.ctx.dataDir, 'pods', this.uid));
     (await this.ctx.podIPs().catch(() => undefined))?.release(this.uid);
     if (!this.removedFromApi) {
       await this.ctx.client.delete(resourcePath(PODS, m.namespace, m.name), { apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 0, preconditions: { uid: this.uid } })

@@ -1,6 +1,7 @@
 // /healthz, /readyz and /metrics for a consumer process (controllers,
 // scheduler, node agent): every Flotilla process can be probed and scraped.
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type client from 'prom-client';
 
 export interface HealthCheck {
@@ -17,6 +18,8 @@ export interface HealthServerOptions {
   readyz?: HealthCheck;
   /** Serves other paths (the node agent's endpoints); true when it handled the request. */
   extra?: (req: IncomingMessage, res: ServerResponse) => boolean;
+  /** Takes HTTP upgrades (the node agent's exec); without it they are refused. */
+  upgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 }
 
 export interface HealthServer {
@@ -58,6 +61,7 @@ export async function serveHealth(o: HealthServerOptions): Promise<HealthServer>
     }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
   });
+  if (o.upgrade) server.on('upgrade', o.upgrade);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());

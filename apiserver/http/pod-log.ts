@@ -17,13 +17,18 @@ interface PodShape {
   spec?: { nodeName?: string; containers?: { name: string }[]; initContainers?: { name: string }[]; ephemeralContainers?: { name: string }[] };
 }
 
-export async function servePodLog(reg: Registry, r: ResourceRequest, ctx: RequestContext): Promise<void> {
-  await reg.sync({ kind: 'linearizable' }, ctx.timeoutMs);
+/**
+ * The pod's container a log or exec request means (the `container`
+ * parameter, or the only container), checked as Kubernetes' LogLocation
+ * checks it; and the pod's node.
+ */
+export async function podContainer(reg: Registry, r: ResourceRequest, containerParam: string | null, timeoutMs: number): Promise<{ container: string; nodeName?: string }> {
+  await reg.sync({ kind: 'linearizable' }, timeoutMs);
   const pod = JSON.parse(reg.get(r.kind, r.namespace, r.name).json) as PodShape;
   const containers = (pod.spec?.containers ?? []).map((c) => c.name);
   const inits = (pod.spec?.initContainers ?? []).map((c) => c.name);
   const all = [...containers, ...inits, ...(pod.spec?.ephemeralContainers ?? []).map((c) => c.name)];
-  let container = ctx.query.get('container') ?? '';
+  let container = containerParam ?? '';
   if (!container) {
     if (containers.length !== 1) {
       const more = inits.length ? ` or one of the init containers: [${inits.join(' ')}]` : '';
@@ -33,21 +38,31 @@ export async function servePodLog(reg: Registry, r: ResourceRequest, ctx: Reques
   } else if (!all.includes(container)) {
     throw errors.badRequest(`container ${container} is not valid for pod ${r.name}`);
   }
-  const nodeName = pod.spec?.nodeName;
+  return { container, nodeName: pod.spec?.nodeName || undefined };
+}
+
+/** The node agent's endpoint: the Node's InternalIP and status.daemonEndpoints.kubeletEndpoint.Port. */
+export function agentEndpoint(reg: Registry, nodeName: string, podName: string): { address: string; port: number } {
+  let node: { status?: { addresses?: { type: string; address: string }[]; daemonEndpoints?: { kubeletEndpoint?: { Port?: number } } } };
+  try {
+    node = JSON.parse(reg.get(NODES, '', nodeName).json) as typeof node;
+  } catch {
+    throw new ApiError(503, 'ServiceUnavailable', `node "${nodeName}" of pod "${podName}" is not registered: no node agent serves it`, { retryAfterSeconds: 5 });
+  }
+  const address = node.status?.addresses?.find((a) => a.type === 'InternalIP')?.address;
+  const port = node.status?.daemonEndpoints?.kubeletEndpoint?.Port;
+  if (!address || !port) throw new ApiError(503, 'ServiceUnavailable', `node "${nodeName}" publishes no agent endpoint (InternalIP and kubeletEndpoint port)`, { retryAfterSeconds: 5 });
+  return { address, port };
+}
+
+export async function servePodLog(reg: Registry, r: ResourceRequest, ctx: RequestContext): Promise<void> {
+  const { container, nodeName } = await podContainer(reg, r, ctx.query.get('container'), ctx.timeoutMs);
   // Not scheduled yet: no node has its logs, and there are none (Kubernetes answers with an empty log too).
   if (!nodeName) {
     ctx.res.writeHead(200, { 'content-type': 'text/plain' }).end();
     return;
   }
-  let node: { status?: { addresses?: { type: string; address: string }[]; daemonEndpoints?: { kubeletEndpoint?: { Port?: number } } } };
-  try {
-    node = JSON.parse(reg.get(NODES, '', nodeName).json) as typeof node;
-  } catch {
-    throw new ApiError(503, 'ServiceUnavailable', `node "${nodeName}" of pod "${r.name}" is not registered: no node agent serves its logs`, { retryAfterSeconds: 5 });
-  }
-  const address = node.status?.addresses?.find((a) => a.type === 'InternalIP')?.address;
-  const port = node.status?.daemonEndpoints?.kubeletEndpoint?.Port;
-  if (!address || !port) throw new ApiError(503, 'ServiceUnavailable', `node "${nodeName}" publishes no agent endpoint (InternalIP and kubeletEndpoint port)`, { retryAfterSeconds: 5 });
+  const { address, port } = agentEndpoint(reg, nodeName, r.name);
   const q = new URLSearchParams();
   for (const k of FORWARDED) {
     const v = ctx.query.get(k);

@@ -5,6 +5,8 @@
 // through ReadIndex unless resourceVersion=0 asks for local state.
 import type { DefaultTolerationSecondsOptions } from './default-toleration-seconds.ts';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { proxyPodUpgrade } from './pod-exec.ts';
 import type { Logger } from 'pino';
 import client from 'prom-client';
 import { request } from 'undici';
@@ -83,6 +85,8 @@ export class ApiHttpServer {
       keepAliveTimeout: 65_000, requestTimeout, headersTimeout,
       connectionsCheckingInterval: Math.max(100, Math.min(1000, headersTimeout / 4)),
     }, (req, res) => void this.handle(req, res));
+    // pods/exec arrives as an upgrade; it is proxied to the pod's node agent.
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void proxyPodUpgrade(o.registry, req, socket, head, o.defaultTimeoutMs ?? 10_000));
     this.requests = new client.Counter({
       name: 'apiserver_request_total', help: 'API requests by verb, resource and HTTP code', labelNames: ['verb', 'resource', 'code'], registers: [o.metrics],
     });

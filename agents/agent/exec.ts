@@ -1,0 +1,77 @@
+// `kubectl exec` on the agent's side: a WebSocket speaking Kubernetes'
+// channel protocol (v5.channel.k8s.io, or v4): each binary message starts
+// with its channel — 0 stdin, 1 stdout, 2 stderr, 3 the final Status, 4
+// terminal resize, 255 "close this channel" (v5) — and the command runs in
+// the container's environment, working directory and cgroup. No terminal
+// (tty) can be allocated here: with tty the command runs on pipes.
+import { spawn } from 'node:child_process';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { inCgroups } from './pod-worker.ts';
+import { acceptWebSocket } from './websocket.ts';
+
+export const EXEC_PROTOCOLS = ['v5.channel.k8s.io', 'v4.channel.k8s.io'];
+
+const STDIN = 0;
+const STDOUT = 1;
+const STDERR = 2;
+const ERROR = 3;
+const CLOSE = 255;
+
+/** The Status the error channel carries when the command ends. */
+export function exitStatus(code: number | null, signal: string | null, command: string[]): Record<string, unknown> {
+  if (code === 0) return { metadata: {}, status: 'Success' };
+  const exit = code ?? 128 + (signal === 'SIGKILL' ? 9 : 15);
+  return {
+    metadata: {}, status: 'Failure', reason: 'NonZeroExitCode',
+    message: `command terminated with non-zero exit code: error executing command [${command.join(' ')}], exit code ${exit}`,
+    details: { causes: [{ reason: 'ExitCode', message: String(exit) }] },
+  };
+}
+
+export function httpError(socket: Duplex, code: number, message: string): void {
+  const reason = code === 404 ? 'NotFound' : code === 400 ? 'BadRequest' : 'InternalError';
+  const body = JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code });
+  socket.end(`HTTP/1.1 ${code} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+}
+
+export function serveExec(req: IncomingMessage, socket: Duplex, query: URLSearchParams, target: { env: Record<string, string>; cwd: string; procsFiles: string[]; prefix: string[] }): void {
+  const command = query.getAll('command');
+  if (!command.length) return httpError(socket, 400, 'you must specify at least one command for the container');
+  const want = (n: string) => ['1', 'true', 'True'].includes(query.get(n) ?? '');
+  const ws = acceptWebSocket(req, socket, EXEC_PROTOCOLS);
+  if (!ws) return;
+  const v5 = ws.protocol === 'v5.channel.k8s.io';
+  const argv = [...target.prefix, ...(target.procsFiles.length ? inCgroups(target.procsFiles, command) : command)];
+  const child = spawn(argv[0], argv.slice(1), { cwd: target.cwd, env: target.env, stdio: [want('stdin') ? 'pipe' : 'ignore', 'pipe', 'pipe'], detached: true });
+  const send = (channel: number, data: Buffer) => ws.send(Buffer.concat([Buffer.from([channel]), data]));
+  let finished = false;
+  const finish = (status: Record<string, unknown>) => {
+    if (finished) return;
+    finished = true;
+    send(ERROR, Buffer.from(JSON.stringify(status)));
+    ws.close(1000);
+  };
+  if (want('stdout') || want('tty')) child.stdout!.on('data', (b: Buffer) => send(STDOUT, b));
+  else child.stdout!.resume();
+  if (want('stderr')) child.stderr!.on('data', (b: Buffer) => send(STDERR, b));
+  else child.stderr!.resume();
+  child.on('error', (e) => finish({ metadata: {}, status: 'Failure', reason: 'InternalError', message: `exec: ${JSON.stringify(command[0])}: ${e.message}` }));
+  child.on('close', (code, signal) => finish(exitStatus(code, signal, command)));
+  ws.onMessage = (msg) => {
+    if (!msg.length) return;
+    const channel = msg[0];
+    if (channel === STDIN && child.stdin) child.stdin.write(msg.subarray(1));
+    else if (v5 && channel === CLOSE && msg[1] === STDIN) child.stdin?.end();
+  };
+  ws.onClose = () => {
+    // The client went away: so does the command (its whole process group).
+    if (!finished && child.pid) {
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  };
+}

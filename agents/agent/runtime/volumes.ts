@@ -1,0 +1,197 @@
+// Pod volumes, mounted for real: each volume is prepared on the host under
+// the pod's directory (emptyDir; configMap and secret files written as
+// Kubernetes' atomic writer lays them out — the files in a timestamped
+// directory, `..data` pointing at it, each key a link through `..data`;
+// secrets on a tmpfs, never on disk; emptyDir `medium: Memory` a tmpfs),
+// or found on the host (hostPath, a PersistentVolumeClaim's hostPath/local
+// PV). Each container then runs in a private mount namespace (`unshare -m`)
+// where every volumeMount is bind-mounted at its mountPath (subPath,
+// readOnly honoured). The mount points themselves are created on the host
+// (there is no container root file system), empty outside the namespace.
+// Calling preparePodVolumes again (each periodic pod sync) rewrites the
+// configMap, secret and downwardAPI volumes whose content changed, through
+// the same atomic swap, so containers see the new files (not through a
+// subPath mount, as in Kubernetes).
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join, normalize } from 'node:path';
+import type { Pod } from '../../informer/types.ts';
+import { ContainerConfigError, fieldRefValue } from './env.ts';
+
+export interface VolumeSources {
+  configMap(namespace: string, name: string): Promise<Record<string, string> | undefined>;
+  secret(namespace: string, name: string): Promise<Record<string, string> | undefined>;
+  /** The host directory of the PV a claim is bound to. */
+  claimPath(namespace: string, claim: string): Promise<string>;
+}
+
+export interface Mount {
+  src: string;
+  dst: string;
+  readOnly: boolean;
+}
+
+type Volume = Record<string, any> & { name: string };
+
+/** Mounts a tmpfs at dir (once). */
+function tmpfs(dir: string, sizeBytes?: number): void {
+  mkdirSync(dir, { recursive: true });
+  if (readFileSync('/proc/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === dir)) return;
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `mode=0755${sizeBytes ? `,size=${sizeBytes}` : ''}`, 'tmpfs', dir]);
+}
+
+/** Kubernetes' atomic writer: files in a new timestamped dir, then `..data` swapped to it by rename. */
+export function writeAtomic(dir: string, files: Record<string, { data: string | Buffer; mode: number }>): void {
+  mkdirSync(dir, { recursive: true });
+  const ts = join(dir, `..${new Date().toISOString().replace(/[:.]/g, '_')}`);
+  for (const [path, f] of Object.entries(files)) {
+    const p = join(ts, path);
+    mkdirSync(dirname(p), { recursive: true });
+    writeFileSync(p, f.data);
+    chmodSync(p, f.mode);
+  }
+  mkdirSync(ts, { recursive: true });
+  let previous: string | undefined;
+  try {
+    previous = readlinkSync(join(dir, '..data'));
+  } catch {
+    /* the first write */
+  }
+  const tmp = join(dir, '..data_tmp');
+  rmSync(tmp, { force: true });
+  symlinkSync(ts.slice(dir.length + 1), tmp);
+  renameSync(tmp, join(dir, '..data'));
+  const tops = new Set(Object.keys(files).map((p) => p.split('/')[0]));
+  for (const top of tops) {
+    const link = join(dir, top);
+    if (!existsSync(link)) symlinkSync(join('..data', top), link);
+  }
+  // Links of keys that are gone, and the previous data, go after the swap.
+  for (const name of readdirSync(dir)) {
+    if (!name.startsWith('..') && !tops.has(name)) rmSync(join(dir, name), { force: true, recursive: true });
+  }
+  if (previous && previous !== ts.slice(dir.length + 1)) rmSync(join(dir, previous), { recursive: true, force: true });
+}
+
+/** Whether a volume directory already holds exactly these files (through ..data). */
+function holds(dir: string, files: Record<string, { data: string | Buffer; mode: number }>): boolean {
+  try {
+    const cur = join(dir, readlinkSync(join(dir, '..data')));
+    const want = Object.keys(files);
+    const count = (d: string): number => readdirSync(d, { withFileTypes: true }).reduce((a, e) => a + (e.isDirectory() ? count(join(d, e.name)) : 1), 0);
+    if (count(cur) !== want.length) return false;
+    return want.every((p) => Buffer.compare(readFileSync(join(cur, p)), Buffer.from(files[p].data)) === 0 && (statSync(join(cur, p)).mode & 0o777) === files[p].mode);
+  } catch {
+    return false;
+  }
+}
+
+function projected(data: Record<string, string | Buffer>, items: { key: string; path: string; mode?: number }[] | undefined, defaultMode: number, what: string, optional: boolean): Record<string, { data: string | Buffer; mode: number }> {
+  const out: Record<string, { data: string | Buffer; mode: number }> = {};
+  if (!items?.length) {
+    for (const [k, v] of Object.entries(data)) out[k] = { data: v, mode: defaultMode };
+    return out;
+  }
+  for (const it of items) {
+    if (!(it.key in data)) {
+      if (optional) continue;
+      throw new ContainerConfigError(`configuration key "${it.key}" not found in ${what}`);
+    }
+    out[normalize(it.path)] = { data: data[it.key], mode: it.mode ?? defaultMode };
+  }
+  return out;
+}
+
+/**
+ * Prepares every volume of the pod on the host; returns the host directory
+ * of each by name. A source that is missing (and not optional) or a kind of
+ * volume this agent does not support is a ContainerConfigError.
+ */
+export async function preparePodVolumes(pod: Pod, podDir: string, src: VolumeSources): Promise<Map<string, string>> {
+  const ns = pod.metadata.namespace ?? 'default';
+  const out = new Map<string, string>();
+  for (const v of ((pod.spec as { volumes?: Volume[] } | undefined)?.volumes ?? [])) {
+    const dir = join(podDir, 'volumes', v.name);
+    if (v.emptyDir) {
+      if (v.emptyDir.medium === 'Memory') tmpfs(dir, v.emptyDir.sizeLimit ? Number(v.emptyDir.sizeLimit) || undefined : undefined);
+      else mkdirSync(dir, { recursive: true });
+      out.set(v.name, dir);
+    } else if (v.configMap) {
+      const data = await src.configMap(ns, v.configMap.name);
+      if (!data && !v.configMap.optional) throw new ContainerConfigError(`MountVolume.SetUp failed for volume "${v.name}" : configmap "${v.configMap.name}" not found`);
+      const files = projected(data ?? {}, v.configMap.items, v.configMap.defaultMode ?? 0o644, `ConfigMap ${ns}/${v.configMap.name}`, !!v.configMap.optional);
+      if (!holds(dir, files)) writeAtomic(dir, files);
+      out.set(v.name, dir);
+    } else if (v.secret) {
+      const data = await src.secret(ns, v.secret.secretName);
+      if (!data && !v.secret.optional) throw new ContainerConfigError(`MountVolume.SetUp failed for volume "${v.name}" : secret "${v.secret.secretName}" not found`);
+      tmpfs(dir);
+      const files = projected(data ?? {}, v.secret.items, v.secret.defaultMode ?? 0o644, `Secret ${ns}/${v.secret.secretName}`, !!v.secret.optional);
+      if (!holds(dir, files)) writeAtomic(dir, files);
+      out.set(v.name, dir);
+    } else if (v.downwardAPI) {
+      const files: Record<string, { data: string; mode: number }> = {};
+      for (const it of v.downwardAPI.items ?? []) {
+        if (!it.fieldRef) throw new ContainerConfigError(`volume "${v.name}": only fieldRef items of downwardAPI volumes are supported`);
+        files[normalize(it.path)] = { data: fieldRefValue(pod, it.fieldRef.fieldPath), mode: it.mode ?? v.downwardAPI.defaultMode ?? 0o644 };
+      }
+      if (!holds(dir, files)) writeAtomic(dir, files);
+      out.set(v.name, dir);
+    } else if (v.hostPath) {
+      const type = v.hostPath.type ?? '';
+      if (type === 'DirectoryOrCreate') mkdirSync(v.hostPath.path, { recursive: true });
+      else if (type === 'FileOrCreate' && !existsSync(v.hostPath.path)) writeFileSync(v.hostPath.path, '');
+      else if ((type === 'Directory' || type === 'File') && !existsSync(v.hostPath.path)) throw new ContainerConfigError(`MountVolume.SetUp failed for volume "${v.name}" : hostPath type check failed: ${v.hostPath.path} does not exist`);
+      out.set(v.name, v.hostPath.path);
+    } else if (v.persistentVolumeClaim) {
+      out.set(v.name, await src.claimPath(ns, v.persistentVolumeClaim.claimName));
+    } else {
+      const kind = Object.keys(v).find((k) => k !== 'name') ?? 'unknown';
+      throw new ContainerConfigError(`volume "${v.name}": ${kind} volumes are not supported by this node agent`);
+    }
+  }
+  return out;
+}
+
+/** The bind mounts of a container (its volumeMounts resolved against the prepared volumes). */
+export function containerMounts(c: { volumeMounts?: { name: string; mountPath: string; subPath?: string; readOnly?: boolean }[] }, volumes: Map<string, string>): Mount[] {
+  return (c.volumeMounts ?? []).map((m) => {
+    const base = volumes.get(m.name);
+    if (!base) throw new ContainerConfigError(`volumeMount "${m.name}" names no volume of the pod`);
+    if (m.subPath && (m.subPath.startsWith('/') || m.subPath.split('/').includes('..'))) throw new ContainerConfigError(`subPath "${m.subPath}" must be a relative path without ".."`);
+    const src = m.subPath ? join(base, m.subPath) : base;
+    // Kubernetes creates a missing subPath as a directory.
+    if (m.subPath && !existsSync(src)) mkdirSync(src, { recursive: true });
+    return { src, dst: m.mountPath, readOnly: !!m.readOnly };
+  });
+}
+
+const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/** Shell lines that make the mounts inside a fresh mount namespace (files bind onto files, directories onto directories). */
+export function mountScript(mounts: Mount[]): string {
+  const lines = ['mount --make-rprivate / || exit 125'];
+  for (const m of mounts) {
+    const isFile = existsSync(m.src) && !statSync(m.src).isDirectory();
+    lines.push(isFile ? `mkdir -p ${q(dirname(m.dst))} && { [ -e ${q(m.dst)} ] || : > ${q(m.dst)}; } || exit 125` : `mkdir -p ${q(m.dst)} || exit 125`);
+    lines.push(`mount --bind ${q(m.src)} ${q(m.dst)} || exit 125`);
+    if (m.readOnly) lines.push(`mount -o remount,bind,ro ${q(m.dst)} || exit 125`);
+  }
+  return lines.join('\n');
+}
+
+/** Unmounts the pod's tmpfs volumes and removes its volume directories (not hostPath or PV data). */
+export function cleanupPodVolumes(podDir: string): void {
+  const vols = join(podDir, 'volumes');
+  for (const line of readFileSync('/proc/mounts', 'utf8').split('\n')) {
+    const mnt = line.split(' ')[1];
+    if (mnt?.startsWith(`${vols}/`)) {
+      try {
+        execFileSync('umount', ['-l', mnt]);
+      } catch {
+        /* already gone */
+      }
+    }
+  }
+  rmSync(vols, { recursive: true, force: true });
+}

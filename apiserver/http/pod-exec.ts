@@ -1,0 +1,72 @@
+// pods/NAME/exec: the API server checks the pod and container and then
+// proxies the upgrade, bytes both ways, to the node agent running the pod
+// (its /exec endpoint), which speaks the WebSocket channel protocol
+// (v5.channel.k8s.io) with the client — as kube-apiserver's upgrade-aware
+// proxy hands exec to the kubelet. Only WebSocket upgrades are taken
+// (kubectl ≥ 1.30 uses them); SPDY is refused. attach and portforward are
+// not served yet.
+import type { IncomingMessage } from 'node:http';
+import { connect } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { ApiError, errors } from '../errors.ts';
+import type { Registry } from '../registry.ts';
+import { parseResourcePath } from './info.ts';
+import { agentEndpoint, podContainer } from './pod-log.ts';
+
+function refuse(socket: Duplex, e: unknown): void {
+  const err = e instanceof ApiError ? e : new ApiError(500, 'InternalError', (e as Error).message);
+  const status = err.toStatus();
+  const body = JSON.stringify(status);
+  socket.end(`HTTP/1.1 ${err.code} ${err.reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+}
+
+export async function proxyPodUpgrade(reg: Registry, req: IncomingMessage, socket: Duplex, head: Buffer, timeoutMs: number): Promise<void> {
+  try {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const r = parseResourcePath(req.method ?? 'GET', url.pathname, url.searchParams);
+    if (!r || r.kind.kind !== 'Pod' || r.kind.group !== '' || !['exec', 'attach', 'portforward'].includes(r.subresource)) {
+      throw errors.badRequest(`${url.pathname} cannot be upgraded`);
+    }
+    if (r.subresource !== 'exec') {
+      await reg.sync({ kind: 'linearizable' }, timeoutMs);
+      reg.get(r.kind, r.namespace, r.name); // NotFound first, as for exec
+      const what = r.subresource === 'attach' ? 'attach to' : 'port forwarding to';
+      throw new ApiError(503, 'ServiceUnavailable', `${what} pod "${r.name}" is served by the node agent running it; no node agent serves ${r.subresource} yet`);
+    }
+    // The pod and container first: kubectl retries a failed WebSocket upgrade over SPDY, and should see why it failed.
+    const { container, nodeName } = await podContainer(reg, r, url.searchParams.get('container'), timeoutMs);
+    if (!nodeName) throw errors.badRequest(`pod ${r.name} does not have a host assigned`);
+    if (String(req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
+      throw errors.badRequest(`exec needs a WebSocket upgrade (v5.channel.k8s.io); ${String(req.headers.upgrade)} is not supported`);
+    }
+    const { address, port } = agentEndpoint(reg, nodeName, r.name);
+    url.searchParams.delete('container');
+    const path = `/exec/${encodeURIComponent(r.namespace)}/${encodeURIComponent(r.name)}/${encodeURIComponent(container)}?${url.searchParams}`;
+    const upstream = connect({ host: address, port });
+    upstream.once('error', (e) => {
+      if (!socket.destroyed) refuse(socket, new ApiError(503, 'ServiceUnavailable', `the node agent of "${nodeName}" (${address}:${port}) cannot be reached: ${e.message}`));
+    });
+    upstream.once('connect', () => {
+      // The request as the client sent it, to the agent's path; then the two sockets are joined.
+      const lines = [`GET ${path} HTTP/1.1`];
+      for (let i = 0; i < req.rawHeaders.length; i += 2) {
+        const name = req.rawHeaders[i];
+        lines.push(`${name}: ${name.toLowerCase() === 'host' ? `${address}:${port}` : req.rawHeaders[i + 1]}`);
+      }
+      upstream.write(`${lines.join('\r\n')}\r\n\r\n`);
+      if (head.length) upstream.write(head);
+      upstream.pipe(socket);
+      socket.pipe(upstream);
+      const end = () => {
+        upstream.destroy();
+        socket.destroy();
+      };
+      upstream.on('close', end);
+      socket.on('close', end);
+      socket.on('error', end);
+      upstream.on('error', end);
+    });
+  } catch (e) {
+    refuse(socket, e);
+  }
+}
