@@ -7,12 +7,7 @@
 // `--no-restart` for chaos runs) and stops everything on SIGINT, SIGTERM or
 // SIGHUP. The children watch `up` and exit when it dies. Data survives a
 // restart of `up` on the same dir: ports are fixed by --base-port so the
-// members find each other again.
-// command: nats-server -js (or three, --nats-cluster), the servers, the
-// controller managers and the node agents (--agents, 2). Writes <dir>/cluster.json and <dir>/kubeconfig (usable by kubectl
-// as it is), prints where everything is, and stops everything on
-// SIGINT/SIGTERM. Data survives a restart of `up` on the same dir: ports are
-// fixed by --base-port so the members find each other again.
+// members find each other again. Node agents: --agents N (2) on 127.0.0.11, .12, ….
 import { randomBytes } from 'node:crypto';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -39,12 +34,10 @@ interface ClusterFile {
   /** metrics: where the replica serves /healthz and /metrics. */
   controllers: { pid: number; metrics?: string }[];
   schedulers: { pid: number; metrics?: string }[];
-  agents: { name: string; pid: number }[];
   /** The cluster DNS server: where it answers, and its /metrics. */
   dns?: { pid: number; address: string; metrics: string };
   /** The ingress proxy: HTTP and HTTPS addresses, and its /metrics. */
   ingress?: { pid: number; http: string; https: string; metrics: string };
-  schedulers: { pid: number }[];
   /** address: the node's InternalIP; endpoint: its /healthz, /metrics and /containerLogs. */
   agents: { name: string; pid: number; address?: string; endpoint?: string; data?: string }[];
 }
@@ -256,7 +249,6 @@ export async function main(argv: string[]): Promise<void> {
     cluster.schedulers.push(record);
     supervise(`scheduler${i + 1}`, ['scheduler', '--server', apiUrls, '--nats', natsUrl, '--id', `scheduler${i + 1}`, '--metrics-address', record.metrics], record);
   }
-  await waitForComponents(cluster, () => stopping);
   // Node agents, one per node, each on its own loopback address (127.0.0.11, .12, …), so they can all use the kubelet's port.
   for (let i = 0; i < nAgents; i++) {
     const name = `node-${i + 1}`;
@@ -266,6 +258,7 @@ export async function main(argv: string[]): Promise<void> {
     // Containers outlive an agent that crashes (the next run adopts them), but not `flotilla up` stopping.
     supervise(`agent-${name}`, ['agent', '--name', name, '--address', address, '--port', '10250', '--data', record.data, '--server', apiUrls, '--nats', natsUrl, '--stop-containers-on-exit'], record);
   }
+  await waitForComponents(cluster, () => stopping);
   process.stdout.write([
     `Flotilla is up: ${n} servers (data in ${join(dir, 'data')}, logs in ${join(dir, 'logs')})`,
     `  API:          http://${apiAddress} (balanced over the servers; the kubeconfig names it)`,

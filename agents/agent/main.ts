@@ -12,6 +12,9 @@ import { parseDuration } from '../../api/units.ts';
 import { ApiClient } from '../client/api.ts';
 import { loadClientConfig } from '../client/config.ts';
 import { serveHealth } from '../health/http.ts';
+import { SharedInformerFactory } from '../informer/factory.ts';
+import { ClusterIPRole } from '../proxy/cluster-ips.ts';
+import { startServiceProxy } from '../proxy/start.ts';
 import type { Logger } from '../informer/informer.ts';
 import { NodeAgent } from './agent.ts';
 import { SimNodes } from './sim.ts';
@@ -65,6 +68,8 @@ export async function main(argv: string[]): Promise<void> {
         runtime: { type: 'string', default: 'process' }, 'stop-containers-on-exit': { type: 'boolean', default: false }, count: { type: 'string', default: '1' },
         'name-prefix': { type: 'string', default: 'hollow-' }, 'start-latency': { type: 'string', default: '500ms' },
         'failure-rate': { type: 'string', default: '0' },
+        // The node's service proxy (agents/proxy): NodePort/LoadBalancer listeners here, cluster IPs if this agent holds the machine's Lease.
+        'service-proxy': { type: 'string', default: 'true' },
         help: { type: 'boolean', short: 'h' },
       },
     }).values;
@@ -133,10 +138,24 @@ export async function main(argv: string[]): Promise<void> {
   await agent.start();
   log.info({ pods: agent.pods.size, metrics: cfg.nats ? `every ${str('metrics-interval')} on NATS` : 'none (no NATS configured)' }, 'pods synced');
 
+  // kube-proxy's job in this process: needs the EVENTS stream for its informers.
+  let proxy: { stop(): Promise<void> } | undefined;
+  if (str('service-proxy') !== 'false' && cfg.nats) {
+    const informers = new SharedInformerFactory({ client: api, nats: cfg.nats, logger: log, name: `flotilla-proxy-${name}` });
+    const serviceProxy = startServiceProxy({ informers, nodeAddress: address, logger: log, registry });
+    const role = new ClusterIPRole({ client: api, proxy: serviceProxy, identity: `${name}_${process.pid}`, services: informers.informer('services'), nodes: informers.informer('nodes'), logger: log, registry });
+    await informers.start();
+    serviceProxy.start();
+    role.start();
+    proxy = { stop: async () => { await role.stop().catch(() => {}); await serviceProxy.stop(); await informers.stop().catch(() => {}); } };
+    log.info({ address }, 'service proxy running');
+  }
+
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
+    await proxy?.stop();
     const stopContainers = values['stop-containers-on-exit'] === true;
     log.info({ signal, containers: stopContainers ? 'stopped' : 'kept running' }, 'stopping');
     await agent!.stop().catch(() => {});
