@@ -16,7 +16,9 @@ import { loadClientConfig } from '../client/config.ts';
 import { serveHealth } from '../health/http.ts';
 import type { Logger } from '../informer/informer.ts';
 import { resolveNatsUrl } from '../informer/nats.ts';
-import { LeaderElector } from '../leaderelection/index.ts';
+import { type LeaderElector } from '../leaderelection/index.ts';
+import { electorFromFlags, leaderElectFlags } from '../leaderelection/flags.ts';
+import { type FlagOptions, parseBool, parseFlags } from '../process/flags.ts';
 import { CONFIG_FLAGS, type ControllerConfig, DEFAULT_CONTROLLER_CONFIG, newControllerContext, stopControllerContext } from './context.ts';
 import type { Controller } from './controller.ts';
 import { CONTROLLERS, selectControllers } from './registry.ts';
@@ -29,11 +31,6 @@ const USAGE = `usage: flotilla controllers [--server URL[,URL…]] [--nats URL[,
 ${CONFIG_FLAGS.map((f) => `       [--${f.flag} ${f.type === 'duration' ? 'DURATION' : f.type.toUpperCase()}]  ${f.help}`).join('\n')}
 controllers: ${CONTROLLERS.map((c) => c.name).join(', ')}`;
 
-function parseBool(v: string, flag: string): boolean {
-  if (/^(1|t|true)$/i.test(v)) return true;
-  if (/^(0|f|false)$/i.test(v)) return false;
-  throw new Error(`invalid value "${v}" for --${flag}: expected true or false`);
-}
 
 function configFrom(values: Record<string, string | boolean | undefined>): ControllerConfig {
   const config: Record<string, unknown> = { ...DEFAULT_CONTROLLER_CONFIG };
@@ -60,30 +57,16 @@ function configFrom(values: Record<string, string | boolean | undefined>): Contr
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const options: Record<string, { type: 'string' | 'boolean'; short?: string; default?: string }> = {
+  const options: FlagOptions = {
     server: { type: 'string' }, nats: { type: 'string' }, id: { type: 'string' },
     controllers: { type: 'string', default: '*' },
     'metrics-address': { type: 'string', default: '127.0.0.1:0' },
-    'leader-elect': { type: 'string', default: 'true' },
-    'leader-elect-lease-duration': { type: 'string', default: '15s' },
-    'leader-elect-renew-deadline': { type: 'string', default: '10s' },
-    'leader-elect-retry-period': { type: 'string', default: '2s' },
-    'leader-elect-resource-namespace': { type: 'string', default: 'kube-system' },
-    'leader-elect-resource-name': { type: 'string', default: 'flotilla-controller-manager' },
+    ...leaderElectFlags('flotilla-controller-manager'),
     'log-level': { type: 'string', default: process.env.FLOTILLA_LOG_LEVEL ?? 'info' },
-    help: { type: 'boolean', short: 'h' },
   };
   for (const f of CONFIG_FLAGS) options[f.flag] = { type: 'string' };
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
-  } catch (e) {
-    throw new Error(`${(e as Error).message}\n${USAGE}`);
-  }
-  if (values.help) {
-    process.stdout.write(`${USAGE}\n`);
-    return;
-  }
+  const values = parseFlags(argv, options, USAGE);
+  if (!values) return;
   const str = (k: string) => values[k] as string;
   const log = pino({ name: 'controllers', level: str('log-level') });
   const config = configFrom(values);
@@ -148,17 +131,9 @@ export async function main(argv: string[]): Promise<void> {
     runControllers(abort.signal);
     return;
   }
-  elector = new LeaderElector({
-    client: api,
-    lease: { namespace: str('leader-elect-resource-namespace'), name: str('leader-elect-resource-name') },
-    identity,
-    // Lost leadership ends the process (see the top of this file): no second term.
-    reacquire: false,
-    leaseDurationMs: parseDuration(str('leader-elect-lease-duration'), '--leader-elect-lease-duration'),
-    renewDeadlineMs: parseDuration(str('leader-elect-renew-deadline'), '--leader-elect-renew-deadline'),
-    retryPeriodMs: parseDuration(str('leader-elect-retry-period'), '--leader-elect-retry-period'),
+  elector = electorFromFlags(values, {
+    client: api, identity, registry,
     logger: log.child({ component: 'leaderelection' }) as Logger,
-    registry,
     // Returning the controllers' work lets stop() wait for it before releasing the Lease.
     onStartedLeading: (signal) => {
       runControllers(signal);

@@ -4,12 +4,12 @@
 // from them, so it needs no leader: run as many as you like, each answers
 // alike. Names outside the cluster zone go to the host's resolvers.
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import pino from 'pino';
 import client from 'prom-client';
 import { ApiClient } from '../client/api.ts';
 import { loadClientConfig } from '../client/config.ts';
 import { serveHealth } from '../health/http.ts';
+import { onTermination, parseFlags } from '../process/flags.ts';
 import { SharedInformerFactory } from '../informer/factory.ts';
 import { resolveNatsUrl } from '../informer/nats.ts';
 import type { KubeObject } from '../informer/types.ts';
@@ -33,28 +33,16 @@ export function informerView(services: { get(ns: string, name: string): KubeObje
 }
 
 export async function main(argv: string[]): Promise<void> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({
-      args: argv, strict: true, allowPositionals: false,
-      options: {
-        server: { type: 'string' }, nats: { type: 'string' },
-        listen: { type: 'string', default: DEFAULT_DNS_ADDRESS },
-        'cluster-domain': { type: 'string', default: 'cluster.local' },
-        upstream: { type: 'string' },
-        ttl: { type: 'string', default: '5' },
-        'metrics-address': { type: 'string', default: '127.0.0.1:0' },
-        'log-level': { type: 'string', default: process.env.FLOTILLA_LOG_LEVEL ?? 'info' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }).values;
-  } catch (e) {
-    throw new Error(`${(e as Error).message}\n${USAGE}`);
-  }
-  if (values.help) {
-    process.stdout.write(`${USAGE}\n`);
-    return;
-  }
+  const values = parseFlags(argv, {
+    server: { type: 'string' }, nats: { type: 'string' },
+    listen: { type: 'string', default: DEFAULT_DNS_ADDRESS },
+    'cluster-domain': { type: 'string', default: 'cluster.local' },
+    upstream: { type: 'string' },
+    ttl: { type: 'string', default: '5' },
+    'metrics-address': { type: 'string', default: '127.0.0.1:0' },
+    'log-level': { type: 'string', default: process.env.FLOTILLA_LOG_LEVEL ?? 'info' },
+  }, USAGE);
+  if (!values) return;
   const str = (k: string) => values[k] as string;
   const log = pino({ name: 'dns', level: str('log-level') });
   const listen = str('listen');
@@ -109,6 +97,5 @@ export async function main(argv: string[]): Promise<void> {
     await api.close();
     process.exit(0);
   };
-  process.on('SIGINT', () => void shutdown('SIGINT'));
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  onTermination(shutdown);
 }

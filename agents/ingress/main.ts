@@ -6,7 +6,6 @@
 // status.loadBalancer. No leader: several replicas serve alike and write the
 // same status (a no-op write changes nothing).
 import { createSecureContext, type SecureContext } from 'node:tls';
-import { parseArgs } from 'node:util';
 import pino from 'pino';
 import client from 'prom-client';
 import { DEFAULT_INGRESS_CLASS_ANNOTATION } from '../../api/kinds/networking.ts';
@@ -14,6 +13,7 @@ import { ApiClient, ApiClientError, resourcePath } from '../client/api.ts';
 import { loadClientConfig } from '../client/config.ts';
 import { resolveKind } from '../client/kinds.ts';
 import { serveHealth } from '../health/http.ts';
+import { onTermination, parseFlags } from '../process/flags.ts';
 import { SharedInformerFactory } from '../informer/factory.ts';
 import { resolveNatsUrl } from '../informer/nats.ts';
 import type { Logger } from '../informer/stream.ts';
@@ -47,28 +47,16 @@ function splitAddress(a: string, flag: string): { host: string; port: number } {
 }
 
 export async function main(argv: string[]): Promise<void> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({
-      args: argv, strict: true, allowPositionals: false,
-      options: {
-        server: { type: 'string' }, nats: { type: 'string' },
-        listen: { type: 'string', default: '127.0.0.1:8080' },
-        'listen-tls': { type: 'string', default: 'none' },
-        'ingress-class': { type: 'string', default: 'flotilla' },
-        'publish-address': { type: 'string' },
-        'metrics-address': { type: 'string', default: '127.0.0.1:0' },
-        'log-level': { type: 'string', default: process.env.FLOTILLA_LOG_LEVEL ?? 'info' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }).values;
-  } catch (e) {
-    throw new Error(`${(e as Error).message}\n${USAGE}`);
-  }
-  if (values.help) {
-    process.stdout.write(`${USAGE}\n`);
-    return;
-  }
+  const values = parseFlags(argv, {
+    server: { type: 'string' }, nats: { type: 'string' },
+    listen: { type: 'string', default: '127.0.0.1:8080' },
+    'listen-tls': { type: 'string', default: 'none' },
+    'ingress-class': { type: 'string', default: 'flotilla' },
+    'publish-address': { type: 'string' },
+    'metrics-address': { type: 'string', default: '127.0.0.1:0' },
+    'log-level': { type: 'string', default: process.env.FLOTILLA_LOG_LEVEL ?? 'info' },
+  }, USAGE);
+  if (!values) return;
   const str = (k: string) => values[k] as string;
   const log = pino({ name: 'ingress', level: str('log-level') });
   const http = splitAddress(str('listen'), '--listen');
@@ -173,8 +161,7 @@ export async function main(argv: string[]): Promise<void> {
     await api.close();
     process.exit(0);
   };
-  process.on('SIGINT', () => void shutdown('SIGINT'));
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  onTermination(shutdown);
 }
 
 /**

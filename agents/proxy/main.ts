@@ -2,13 +2,13 @@
 // place), for a node whose agent runs elsewhere or for tests. The node agent
 // runs the same ServiceProxy and ClusterIPRole in its own process.
 import { hostname } from 'node:os';
-import { parseArgs } from 'node:util';
 import pino from 'pino';
 import client from 'prom-client';
 import { parseDuration } from '../../api/units.ts';
 import { ApiClient } from '../client/api.ts';
 import { loadClientConfig } from '../client/config.ts';
 import { serveHealth } from '../health/http.ts';
+import { onTermination, parseFlags } from '../process/flags.ts';
 import { SharedInformerFactory } from '../informer/factory.ts';
 import { resolveNatsUrl } from '../informer/nats.ts';
 import { ClusterIPRole } from './cluster-ips.ts';
@@ -19,29 +19,17 @@ const USAGE = `usage: flotilla proxy --address NODE_IP [--node NAME] [--server U
        [--metrics-address 127.0.0.1:0] [--log-level info]`;
 
 export async function main(argv: string[]): Promise<void> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({
-      args: argv, strict: true, allowPositionals: false,
-      options: {
-        server: { type: 'string' }, nats: { type: 'string' },
-        address: { type: 'string' }, node: { type: 'string' },
-        'cluster-ip-lease': { type: 'string', default: `flotilla-proxy-${hostname()}` },
-        'lease-duration': { type: 'string', default: '15s' },
-        'renew-deadline': { type: 'string', default: '10s' },
-        'retry-period': { type: 'string', default: '2s' },
-        'metrics-address': { type: 'string', default: '127.0.0.1:0' },
-        'log-level': { type: 'string', default: process.env.FLOTILLA_LOG_LEVEL ?? 'info' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }).values;
-  } catch (e) {
-    throw new Error(`${(e as Error).message}\n${USAGE}`);
-  }
-  if (values.help) {
-    process.stdout.write(`${USAGE}\n`);
-    return;
-  }
+  const values = parseFlags(argv, {
+    server: { type: 'string' }, nats: { type: 'string' },
+    address: { type: 'string' }, node: { type: 'string' },
+    'cluster-ip-lease': { type: 'string', default: `flotilla-proxy-${hostname()}` },
+    'lease-duration': { type: 'string', default: '15s' },
+    'renew-deadline': { type: 'string', default: '10s' },
+    'retry-period': { type: 'string', default: '2s' },
+    'metrics-address': { type: 'string', default: '127.0.0.1:0' },
+    'log-level': { type: 'string', default: process.env.FLOTILLA_LOG_LEVEL ?? 'info' },
+  }, USAGE);
+  if (!values) return;
   const str = (k: string) => values[k] as string;
   if (!str('address')) throw new Error(`--address is required\n${USAGE}`);
   const node = str('node') || str('address');
@@ -81,6 +69,5 @@ export async function main(argv: string[]): Promise<void> {
     await api.close();
     process.exit(0);
   };
-  process.on('SIGINT', () => void shutdown('SIGINT'));
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  onTermination(shutdown);
 }

@@ -6,7 +6,6 @@
 // standby takes over at once.
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { parseArgs } from 'node:util';
 import pino from 'pino';
 import client from 'prom-client';
 import { parseDuration } from '../../api/units.ts';
@@ -16,7 +15,9 @@ import { serveHealth } from '../health/http.ts';
 import { SharedInformerFactory } from '../informer/factory.ts';
 import type { Logger } from '../informer/informer.ts';
 import { resolveNatsUrl } from '../informer/nats.ts';
-import { LeaderElector } from '../leaderelection/index.ts';
+import type { LeaderElector } from '../leaderelection/index.ts';
+import { electorFromFlags, leaderElectFlags } from '../leaderelection/flags.ts';
+import { parseBool, parseFlags } from '../process/flags.ts';
 import { EventBroadcaster } from '../recorder/recorder.ts';
 import { Scheduler } from './scheduler.ts';
 
@@ -26,11 +27,6 @@ const USAGE = `usage: flotilla scheduler [--server URL[,URL…]] [--nats URL[,UR
        [--leader-elect-retry-period 2s] [--leader-elect-resource-namespace kube-system]
        [--leader-elect-resource-name kube-scheduler] [--log-level info]`;
 
-function parseBool(v: string, flag: string): boolean {
-  if (/^(1|t|true)$/i.test(v)) return true;
-  if (/^(0|f|false)$/i.test(v)) return false;
-  throw new Error(`invalid value "${v}" for --${flag}: expected true or false`);
-}
 
 function parseInt(v: string, flag: string, min: number, max: number): number {
   const n = Number(v);
@@ -39,33 +35,15 @@ function parseInt(v: string, flag: string, min: number, max: number): number {
 }
 
 export async function main(argv: string[]): Promise<void> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({
-      args: argv,
-      options: {
-        server: { type: 'string' }, nats: { type: 'string' }, id: { type: 'string' },
-        'metrics-address': { type: 'string', default: '127.0.0.1:0' },
-        'parallel-bindings': { type: 'string', default: '64' },
-        'percentage-of-nodes-to-score': { type: 'string', default: '0' },
-        'leader-elect': { type: 'string', default: 'true' },
-        'leader-elect-lease-duration': { type: 'string', default: '15s' },
-        'leader-elect-renew-deadline': { type: 'string', default: '10s' },
-        'leader-elect-retry-period': { type: 'string', default: '2s' },
-        'leader-elect-resource-namespace': { type: 'string', default: 'kube-system' },
-        'leader-elect-resource-name': { type: 'string', default: 'kube-scheduler' },
-        'log-level': { type: 'string', default: process.env.FLOTILLA_LOG_LEVEL ?? 'info' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true, allowPositionals: false,
-    }).values;
-  } catch (e) {
-    throw new Error(`${(e as Error).message}\n${USAGE}`);
-  }
-  if (values.help) {
-    process.stdout.write(`${USAGE}\n`);
-    return;
-  }
+  const values = parseFlags(argv, {
+    server: { type: 'string' }, nats: { type: 'string' }, id: { type: 'string' },
+    'metrics-address': { type: 'string', default: '127.0.0.1:0' },
+    'parallel-bindings': { type: 'string', default: '64' },
+    'percentage-of-nodes-to-score': { type: 'string', default: '0' },
+    ...leaderElectFlags('kube-scheduler'),
+    'log-level': { type: 'string', default: process.env.FLOTILLA_LOG_LEVEL ?? 'info' },
+  }, USAGE);
+  if (!values) return;
   const str = (k: string) => values[k] as string;
   const log = pino({ name: 'scheduler', level: str('log-level') });
   const leaderElect = parseBool(str('leader-elect'), 'leader-elect');
@@ -127,16 +105,9 @@ export async function main(argv: string[]): Promise<void> {
     void lead(abort.signal);
     return;
   }
-  elector = new LeaderElector({
-    client: api,
-    lease: { namespace: str('leader-elect-resource-namespace'), name: str('leader-elect-resource-name') },
-    identity,
-    reacquire: false,
-    leaseDurationMs: parseDuration(str('leader-elect-lease-duration'), '--leader-elect-lease-duration'),
-    renewDeadlineMs: parseDuration(str('leader-elect-renew-deadline'), '--leader-elect-renew-deadline'),
-    retryPeriodMs: parseDuration(str('leader-elect-retry-period'), '--leader-elect-retry-period'),
+  elector = electorFromFlags(values, {
+    client: api, identity, registry,
     logger: log.child({ component: 'leaderelection' }) as Logger,
-    registry,
     onStartedLeading: (signal) => lead(signal),
     onStoppedLeading: () => {
       leading = false;
