@@ -256,7 +256,8 @@ export async function main(argv: string[]): Promise<void> {
     const record = { name, pid: 0, address, endpoint: `http://${address}:10250`, data: resolve(join(dir, 'data', `agent-${name}`)) };
     cluster.agents.push(record);
     // Containers outlive an agent that crashes (the next run adopts them), but not `flotilla up` stopping.
-    supervise(`agent-${name}`, ['agent', '--name', name, '--address', address, '--port', '10250', '--data', record.data, '--server', apiUrls, '--nats', natsUrl, '--stop-containers-on-exit'], record);
+    supervise(`agent-${name}`, ['agent', '--name', name, '--address', address, '--port', '10250', '--data', record.data, '--server', apiUrls, '--nats', natsUrl, '--stop-containers-on-exit',
+      ...(cluster.dns ? ['--cluster-dns', cluster.dns.address.replace(/:53$/, '')] : [])], record);
   }
   await waitForComponents(cluster, () => stopping);
   process.stdout.write([

@@ -5,6 +5,7 @@
 // At start it adopts the container processes a previous run of the agent
 // left (their records on disk) and, once its informer has synced, stops
 // those whose pods are gone.
+import type { ClusterDns } from './runtime/dns-config.ts';
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ApiClient, ApiClientError, resourcePath } from '../client/api.ts';
@@ -47,6 +48,8 @@ export interface NodeAgentOptions {
   nodeInfo: Record<string, string>;
   kubeletPort: number;
   podCIDR?: string;
+  /** The cluster DNS pods resolve through (address and domain). */
+  clusterDns?: ClusterDns;
   measure: () => Measurements;
   backoff?: BackoffPolicy;
   statusIntervalMs?: number;
@@ -95,6 +98,7 @@ export class NodeAgent {
     this.services = new Informer<Service>({ client: o.client, kind: SERVICES, source: 'watch', name: `services@${o.name}`, logger: o.log });
     this.ctx = {
       client: o.client, nodeName: o.name, hostIP: o.address, dataDir: o.dataDir, env: this.envSources(), volumes: this.volumeSources(),
+      clusterDns: o.clusterDns,
       podIPs: () => (this.allocator ??= this.node.waitForPodCIDR(this.abort.signal).then((c) => new PodIPAllocator(c))),
       backoff: o.backoff ?? DEFAULT_BACKOFF, cgroups: this.cgroups, logs: this.logs, recorder: this.events.recorder('kubelet'), log: o.log, adopted: this.adopted,
       onDone: (uid) => {

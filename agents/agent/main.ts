@@ -70,6 +70,8 @@ export async function main(argv: string[]): Promise<void> {
         'failure-rate': { type: 'string', default: '0' },
         // The node's service proxy (agents/proxy): NodePort/LoadBalancer listeners here, cluster IPs if this agent holds the machine's Lease.
         'service-proxy': { type: 'string', default: 'true' },
+        // The cluster DNS server's IPv4 address (port 53): pods get a resolv.conf naming it (the kubelet's --cluster-dns).
+        'cluster-dns': { type: 'string' }, 'cluster-domain': { type: 'string', default: 'cluster.local' },
         help: { type: 'boolean', short: 'h' },
       },
     }).values;
@@ -120,7 +122,8 @@ export async function main(argv: string[]): Promise<void> {
   agent = new NodeAgent({
     client: api, name, address, dataDir, labels,
     capacity: formatList(capacity), allocatable: formatList(alloc), allocatableValues: alloc,
-    nodeInfo: nodeInfo(VERSION), kubeletPort: boundPort, podCIDR: str('pod-cidr'), measure: () => measure(dataDir),
+    nodeInfo: nodeInfo(VERSION), kubeletPort: boundPort, podCIDR: str('pod-cidr'),
+    clusterDns: str('cluster-dns') ? { server: clusterDnsAddress(str('cluster-dns')!), domain: str('cluster-domain')! } : undefined, measure: () => measure(dataDir),
     backoff: { initialMs: parseDuration(str('backoff-initial')!, '--backoff-initial'), maxMs: parseDuration(str('backoff-max')!, '--backoff-max') },
     statusIntervalMs: parseDuration(str('node-status-update-frequency')!, '--node-status-update-frequency'),
     leaseIntervalMs: parseDuration(str('lease-renew-interval')!, '--lease-renew-interval'),
@@ -220,4 +223,11 @@ function simAddress(str: (k: string) => string | undefined): string {
   const a = parseIPv4(address);
   if (a === undefined || Math.floor(a / 2 ** 24) !== 127) throw new Error(`--address ${address}: a node's address is a loopback IPv4 address (127.x.y.z)`);
   return address;
+}
+
+/** --cluster-dns: an IPv4 address (resolv.conf names no port, so the server listens on 53). */
+function clusterDnsAddress(v: string): string {
+  const host = v.replace(/:53$/, '');
+  if (parseIPv4(host) === undefined) throw new Error(`--cluster-dns ${v}: expected the DNS server's IPv4 address (it must listen on port 53)`);
+  return host;
 }

@@ -17,6 +17,7 @@ import { type ContainerRuntimeState, type Terminated, podPhase, podStatus } from
 import { type Cgroups, type PodCgroup, podResources, processGroupRss } from './runtime/cgroups.ts';
 import { ContainerConfigError, type EnvSources, containerEnv } from './runtime/env.ts';
 import { type VolumeSources, cleanupPodVolumes, containerMounts, mountScript, preparePodVolumes } from './runtime/volumes.ts';
+import { type ClusterDns, writePodDnsFiles } from './runtime/dns-config.ts';
 import { expand } from './runtime/expand.ts';
 import { IMAGE_PATH, containerArgv } from './runtime/images.ts';
 import { type ProbeKind, type ProbeSpec, ProbeWorker } from './runtime/probes.ts';
@@ -45,6 +46,8 @@ export interface WorkerContext {
   volumes: VolumeSources;
   /** Resolves once the node has a pod CIDR. */
   podIPs: () => Promise<PodIPAllocator>;
+  /** The cluster DNS (--cluster-dns): pods get /etc/resolv.conf and /etc/hosts naming it. */
+  clusterDns?: ClusterDns;
   backoff: BackoffPolicy;
   cgroups: Cgroups;
   logs: LogObserver;
@@ -515,7 +518,9 @@ export class PodWorker {
     try {
       this.volumes ??= await preparePodVolumes(pod, podDir, this.ctx.volumes);
       const m = containerMounts(c as never, this.volumes);
-      if (m.length) mounts = mountScript(m);
+      // /etc/resolv.conf and /etc/hosts first, so a volume mounted over /etc wins as in Kubernetes.
+      const dnsFiles = this.ctx.clusterDns ? writePodDnsFiles(podDir, pod as never, this.podIP!, this.ctx.clusterDns) : [];
+      if (m.length || dnsFiles.length) mounts = mountScript([...dnsFiles, ...m]);
     } catch (e) {
       if (!(e instanceof ContainerConfigError)) throw e;
       // As the kubelet: the pod stays ContainerCreating, with a FailedMount event, and is retried.
