@@ -192,7 +192,7 @@ t.test('defaulting is idempotent and keeps objects valid on a no-op update', asy
 t.test('registry: names, scopes, subresources, categories, scale', async (t) => {
   t.equal(KINDS.length, 32);
   const row = (k: KindDef) => [k.plural, k.singular, k.shortNames.join(','), k.namespaced, k.subresources.join(','), k.categories.join(',')];
-  t.same(row(kindByName('po')!), ['pods', 'pod', 'po', true, 'status,binding,log', 'all']);
+  t.same(row(kindByName('po')!), ['pods', 'pod', 'po', true, 'status,binding,log,eviction', 'all']);
   t.same(row(kindByName('svc')!), ['services', 'service', 'svc', true, 'status', 'all']);
   t.same(row(kindByName('ns')!), ['namespaces', 'namespace', 'ns', false, 'status,finalize', '']);
   t.same(row(kindByName('no')!), ['nodes', 'node', 'no', false, 'status', '']);
