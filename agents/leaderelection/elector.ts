@@ -285,8 +285,23 @@ export class LeaderElector {
         await this.lead(started);
         if (stop.aborted || !this.o.reacquire) break;
       }
-      await delay(this.o.retryPeriodMs * (1 + Math.random() * JITTER_FACTOR), stop);
+      await delay(this.nextTryIn(), stop);
     }
+  }
+
+  /**
+   * How long a candidate waits before trying again: client-go's jittered
+   * retry period, but no longer than until the lease it sees expires (plus a
+   * little jitter), so a standby takes over at expiry rather than up to a
+   * retry period later. Expiry is still judged as before, by local
+   * observation: trying earlier changes nothing about safety.
+   */
+  private nextTryIn(): number {
+    const retry = this.o.retryPeriodMs * (1 + Math.random() * JITTER_FACTOR);
+    const expires = this.observed.expiresAt();
+    if (!Number.isFinite(expires) || this.observed.holder === '' || this.observed.holder === this.identity) return retry;
+    const untilExpiry = expires - now() + 20 + Math.random() * 100;
+    return Math.max(20, Math.min(retry, untilExpiry));
   }
 
   /** Leads from a successful try that started at `acquiredAt` until the signal aborts (lost or stopped). */

@@ -148,6 +148,12 @@ export class LeaseObservation {
     return this.at + this.record.leaseDurationSeconds * 1000 > now;
   }
 
+  /** Local time at which the observed lease expires (NaN when none is observed). */
+  expiresAt(): number {
+    if (!this.record) return Number.NaN;
+    return this.at + this.record.leaseDurationSeconds * 1000;
+  }
+
   /** Whether someone other than `identity` holds a lease that has not expired at `now` (so `identity` must back off). */
   heldByOther(identity: string, now: number): boolean {
     const h = this.holder;
