@@ -2,13 +2,15 @@
 // admission on a real server: Kubernetes' messages, the QoS class worked out
 // after the defaults, and concurrent creates racing for the last unit of a
 // quota (exactly the quota's worth succeed).
+import { spawnSync } from 'node:child_process';
 import t from 'tap';
 import { ApiClient, ApiClientError, resourcePath } from '../agents/client/api.ts';
 import { resolveKind } from '../agents/client/kinds.ts';
 import { ResourceQuotaController } from '../agents/controllers/resourcequota/controller.ts';
 import { FlotillaCluster } from '../harness/flotilla-cluster.ts';
 import { NatsServers } from '../harness/nats.ts';
-import { waitFor } from '../harness/procs.ts';
+import { kubectlMissing } from '../harness/kubectl.ts';
+import { tempDir, waitFor } from '../harness/procs.ts';
 import { runControllers } from './support/controllers.ts';
 
 const PODS = resolveKind('pods')!;
@@ -82,6 +84,20 @@ t.test('LimitRange and ResourceQuota admission', async (t) => {
   t.equal(await refused('quota', 'pods', pod('two', { requests: { cpu: '100m' }, limits: { memory: '64Mi' } })), 'accepted');
   t.equal(await refused('quota', 'pods', pod('three', { requests: { cpu: '50m' }, limits: { memory: '64Mi' } })),
     '403 pods "three" is forbidden: exceeded quota: compute, requested: pods=1, used: pods=2, limited: pods=2');
+
+  // ---- The same through the real kubectl.
+  if (!kubectlMissing(t)) {
+    const cache = tempDir('kubectl-cache');
+    const kubectl = (...args: string[]) => spawnSync('kubectl', ['--kubeconfig', cluster.kubeconfig, '--cache-dir', cache, ...args], { encoding: 'utf8', timeout: 60_000 });
+    const big = kubectl('run', 'big', '-n', 'limits', '--image=busybox', '--restart=Never', '--overrides={"spec":{"containers":[{"name":"big","image":"busybox","resources":{"limits":{"cpu":"2"}}}]}}');
+    t.match(big.stderr, /pods "big" is forbidden: maximum cpu usage per Container is 1, but limit is 2/, 'kubectl shows the LimitRange refusal');
+    const small = kubectl('run', 'small', '-n', 'limits', '--image=busybox', '--restart=Never');
+    t.equal(small.status, 0, `kubectl run in a LimitRange namespace: ${small.stderr}`);
+    t.equal(kubectl('get', 'pod', 'small', '-n', 'limits', '-o', 'jsonpath={.spec.containers[0].resources.limits.cpu}').stdout, '500m', 'with the LimitRange default');
+    const over = kubectl('run', 'over', '-n', 'quota', '--image=busybox', '--restart=Never', '--overrides={"spec":{"containers":[{"name":"over","image":"busybox","resources":{"requests":{"cpu":"10m"},"limits":{"memory":"8Mi"}}}]}}');
+    t.match(over.stderr, /exceeded quota: compute, requested: pods=1, used: pods=2, limited: pods=2/, 'kubectl shows the ResourceQuota refusal');
+    t.match(kubectl('describe', 'quota', 'compute', '-n', 'quota').stdout, /pods\s+2\s+2/, 'kubectl describe quota: used 2 of 2');
+  }
 
   // ---- Concurrent creates race for the last units: exactly the quota's worth get in.
   await api.create(resourcePath(QUOTAS, 'race'), { apiVersion: 'v1', kind: 'ResourceQuota', metadata: { name: 'count' }, spec: { hard: { pods: '5', configmaps: '3' } } });
