@@ -18,8 +18,9 @@ import { createPods, overCommitWatch } from './support/scheduling.ts';
 const LEASES = resolveKind('leases')!;
 // Short enough for a quick takeover, long enough that a loaded machine does not lose the Lease by itself.
 const LE = ['--leader-elect-lease-duration', '6s', '--leader-elect-renew-deadline', '4s', '--leader-elect-retry-period', '1s'];
-const ALLOC = { cpu: '4', memory: '16Gi', pods: '30', 'ephemeral-storage': '10Gi' };
-const TOTAL = 400;
+const ALLOC = { cpu: '20', memory: '64Gi', pods: '110', 'ephemeral-storage': '10Gi' };
+const TOTAL = 2000;
+const PER_NODE = TOTAL / 20;
 
 t.test('the leader killed during a burst: the standby finishes, every pod bound once, none over-committed', async (t) => {
   const nats = await NatsServers.start(1);
@@ -28,7 +29,7 @@ t.test('the leader killed during a burst: the standby finishes, every pod bound 
   t.teardown(() => cluster.stop());
   const client = new ApiClient(cluster.urls);
   t.teardown(() => client.close());
-  // 20 nodes × 4 cpu: 200m pods → 20 per node = 400 slots for 400 pods: every node ends exactly full.
+  // 20 nodes × 20 cpu: 200m pods → 100 per node = 2,000 slots for 2,000 pods: every node ends exactly full.
   const nodes = new FakeNodes({ client, nats: nats.url, count: 20, allocatable: ALLOC, bind: false });
   await nodes.start();
   t.teardown(() => nodes.stop());
@@ -54,7 +55,7 @@ t.test('the leader killed during a burst: the standby finishes, every pod bound 
   }));
   const creating = createPods(client, objs);
   const bound = () => pods.list().filter((p) => p.spec?.nodeName).length;
-  await waitFor('some pods bound by the first leader', () => bound() >= 60, 60_000, 20);
+  await waitFor('some pods bound by the first leader', () => bound() >= 200, 60_000, 20);
   await leader.stop('SIGKILL');
   const atKill = bound();
   t.ok(atKill < TOTAL, `killed with ${atKill}/${TOTAL} bound`);
@@ -66,7 +67,7 @@ t.test('the leader killed during a burst: the standby finishes, every pod bound 
 
   const perNode = new Map<string, number>();
   for (const p of pods.list()) perNode.set(p.spec!.nodeName!, (perNode.get(p.spec!.nodeName!) ?? 0) + 1);
-  t.same([...perNode.values()], Array(20).fill(20), 'every node exactly full (20 × 200m = 4 cpu)');
+  t.same([...perNode.values()], Array(20).fill(PER_NODE), `every node exactly full (${PER_NODE} × 200m = 20 cpu)`);
   t.equal(watch.boundTo.size, TOTAL, 'every pod seen bound');
   t.same(watch.violations, [], 'no over-commit at any event and no pod bound twice');
   const h = await standby.health();
