@@ -4,7 +4,7 @@
 // ends bound exactly once (its node never changes: the server refuses a
 // second binding) and no node is over-committed at any event.
 import t from 'tap';
-import { ApiClient, resourcePath } from '../agents/client/api.ts';
+import { ApiClient, type ApiClientError, resourcePath } from '../agents/client/api.ts';
 import { resolveKind } from '../agents/client/kinds.ts';
 import { Informer } from '../agents/informer/informer.ts';
 import type { KubeObject, Pod } from '../agents/informer/types.ts';
@@ -70,6 +70,16 @@ t.test('the leader killed during a burst: the standby finishes, every pod bound 
   t.same([...perNode.values()], Array(20).fill(PER_NODE), `every node exactly full (${PER_NODE} × 200m = 20 cpu)`);
   t.equal(watch.boundTo.size, TOTAL, 'every pod seen bound');
   t.same(watch.violations, [], 'no over-commit at any event and no pod bound twice');
+  // The server, not the scheduler, is what makes "bound once" hold: a second binding is refused.
+  const victim = pods.list()[0]!;
+  const other = [...perNode.keys()].find((n) => n !== victim.spec!.nodeName)!;
+  const err = await client.create(`${resourcePath(resolveKind('pods')!, 'default', victim.metadata.name)}/binding`, {
+    apiVersion: 'v1', kind: 'Binding', metadata: { name: victim.metadata.name }, target: { kind: 'Node', name: other },
+  }).then(() => undefined, (e: ApiClientError) => e);
+  t.equal(err?.code, 409, 'a second binding of a bound pod is refused with 409 Conflict');
+  t.match(err?.message, /already assigned to node/, 'and says the pod is already assigned');
+  const after = await client.get<Pod>(resourcePath(resolveKind('pods')!, 'default', victim.metadata.name));
+  t.equal(after.spec?.nodeName, victim.spec!.nodeName, 'the pod stays on its node');
   const h = await standby.health();
   t.comment(`the new leader bound ${h?.scheduled} pods (${h?.bindFailures} bindings refused as already made, ${h?.bindUnknown} of unknown outcome)`);
 });
