@@ -137,9 +137,23 @@ t.test('two schedulers: a burst bound without over-commit, an unschedulable pod 
   await client.create(resourcePath(PODS, 'default'), withClaim('on-pinned', 'pinned-claim'));
   await client.create(resourcePath(PODS, 'default'), withClaim('on-late', 'late-claim'));
   t.equal(await waitFor('the pinned volume\'s pod bound', () => pods.get('default', 'on-pinned')?.spec?.nodeName, 20_000, 100), 'node-3', 'the volume\'s node affinity decides');
-  const lateNode = await waitFor('the WaitForFirstConsumer pod bound', () => pods.get('default', 'on-late')?.spec?.nodeName, 20_000, 100);
-  const late = await client.get<KubeObject>(resourcePath(PVCS, 'default', 'late-claim'));
-  t.equal(late.metadata?.annotations?.['volume.kubernetes.io/selected-node'], lateNode, 'the claim names the chosen node for the binder and provisioner');
+  // The scheduler names the node in the claim, then holds the binding until the claim is bound
+  // (kube-scheduler's VolumeBinding PreBind); no controller manager runs here, so the test is the provisioner.
+  const lateNode = await waitFor('the claim to name its node', async () => {
+    const c = await client.get<KubeObject>(resourcePath(PVCS, 'default', 'late-claim'));
+    return c.metadata?.annotations?.['volume.kubernetes.io/selected-node'];
+  }, 20_000, 100);
+  t.match(lateNode, /^node-/, 'the claim names the chosen node for the binder and provisioner');
+  await new Promise((r) => setTimeout(r, 500));
+  t.notOk(pods.get('default', 'on-late')?.spec?.nodeName, 'the pod is not bound while its claim is unbound');
+  await client.create(resourcePath(PVS), { apiVersion: 'v1', kind: 'PersistentVolume', metadata: { name: 'late-pv' }, spec: {
+    capacity: { storage: '1Gi' }, accessModes: ['ReadWriteOnce'], storageClassName: 'wffc', hostPath: { path: '/tmp/late' },
+    claimRef: { namespace: 'default', name: 'late-claim' },
+    nodeAffinity: { required: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [lateNode] }] }] } },
+  } });
+  await client.patch(resourcePath(PVCS, 'default', 'late-claim'), { spec: { volumeName: 'late-pv' } }, 'application/merge-patch+json');
+  t.equal(await waitFor('the WaitForFirstConsumer pod bound', () => pods.get('default', 'on-late')?.spec?.nodeName, 20_000, 100), lateNode,
+    'once the claim is bound the pod is bound to the node the claim names');
 
   // kubectl cordon: the node takes no new pod (the reason counted), uncordon brings the pod there at once.
   const kubectl = (...args: string[]) => {

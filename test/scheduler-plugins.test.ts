@@ -22,6 +22,8 @@ import { NodeUnschedulable } from '../agents/scheduler/plugins/node-unschedulabl
 import { PodTopologySpread } from '../agents/scheduler/plugins/pod-topology-spread.ts';
 import { TaintToleration } from '../agents/scheduler/plugins/taint-toleration.ts';
 import { VolumeBinding } from '../agents/scheduler/plugins/volume-binding.ts';
+import { VolumeRestrictions } from '../agents/scheduler/plugins/volume-restrictions.ts';
+import { VolumeZone } from '../agents/scheduler/plugins/volume-zone.ts';
 import { defaultProfile } from '../agents/scheduler/profile.ts';
 import { SchedulingQueue } from '../agents/scheduler/queue.ts';
 import { podRequests } from '../agents/scheduler/resources.ts';
@@ -341,6 +343,88 @@ t.test('VolumeBinding: a bound volume\'s node affinity, WaitForFirstConsumer cla
   t.same(runFilter(new VolumeBinding(), uses('bound'), c), { a: 'node(s) had volume node affinity conflict', b: '', c: 'node(s) had volume node affinity conflict' }, 'a bound claim\'s volume pins the pod');
   t.same(runFilter(new VolumeBinding(), uses('late'), c), { a: "node(s) didn't find available persistent volumes to bind", b: "node(s) didn't find available persistent volumes to bind", c: '' }, 'WaitForFirstConsumer without provisioner: a big enough volume reachable from the node');
   t.same(runFilter(new VolumeBinding(), uses('prov'), c), { a: '', b: 'node(s) had volume node affinity conflict', c: '' }, 'WaitForFirstConsumer with a provisioner: the class\'s allowedTopologies');
+});
+
+t.test('VolumeRestrictions: a ReadWriteOncePod claim serves one unfinished pod in the cluster', async (t) => {
+  const objs = {
+    persistentvolumeclaims: [
+      { metadata: { name: 'once', namespace: 'default' }, spec: { accessModes: ['ReadWriteOncePod'], volumeName: 'pv-1' } },
+      { metadata: { name: 'many', namespace: 'default' }, spec: { accessModes: ['ReadWriteOnce'], volumeName: 'pv-2' } },
+    ],
+  } as unknown as Record<string, KubeObject[]>;
+  const uses = (name: string, claim: string, phase?: string) =>
+    ({ ...mkPod(name, { volumes: [{ name: 'v', persistentVolumeClaim: { claimName: claim } }] }), ...(phase ? { status: { phase } } : {}) }) as Pod;
+  const pre = (c: ReturnType<typeof cluster>, p: Pod) => {
+    const r = new VolumeRestrictions().preFilter(new Map(), new PodInfo(p), c.view);
+    return r === SKIP ? 'skip' : r ? `${r.code}: ${r.reasons.join('; ')}` : 'fits';
+  };
+  const empty = cluster([mkNode('a'), mkNode('b')], [], objs);
+  t.equal(pre(empty, uses('first', 'once')), 'fits', 'the first pod using the claim fits');
+  const busy = cluster([mkNode('a'), mkNode('b')], [['a', uses('first', 'once')], ['b', uses('other', 'many')]], objs);
+  t.equal(pre(busy, uses('second', 'once')), 'UnschedulableAndUnresolvable: node has pod using PersistentVolumeClaim with the same name and ReadWriteOncePod access mode', 'a second pod is refused everywhere');
+  t.equal(pre(busy, uses('third', 'many')), 'skip', 'ReadWriteOnce claims are not restricted per pod');
+  const done = cluster([mkNode('a')], [['a', uses('first', 'once', 'Succeeded')]], objs);
+  t.equal(pre(done, uses('second', 'once')), 'fits', 'a finished pod does not hold the claim');
+  const other = cluster([mkNode('a')], [['a', { ...uses('first', 'once'), metadata: { ...uses('first', 'once').metadata, namespace: 'elsewhere' } } as Pod]], objs);
+  t.equal(pre(other, uses('second', 'once')), 'fits', 'a claim of the same name in another namespace is another claim');
+});
+
+t.test('VolumeZone: a bound volume\'s zone and region labels pin the pod', async (t) => {
+  const objs = {
+    persistentvolumeclaims: [
+      { metadata: { name: 'z', namespace: 'default' }, spec: { volumeName: 'pv-z' } },
+      { metadata: { name: 'multi', namespace: 'default' }, spec: { volumeName: 'pv-multi' } },
+      { metadata: { name: 'plain', namespace: 'default' }, spec: { volumeName: 'pv-plain' } },
+      { metadata: { name: 'unbound', namespace: 'default' }, spec: {} },
+    ],
+    persistentvolumes: [
+      { metadata: { name: 'pv-z', labels: { 'topology.kubernetes.io/zone': 'z1', 'topology.kubernetes.io/region': 'r1' } } },
+      { metadata: { name: 'pv-multi', labels: { 'failure-domain.beta.kubernetes.io/zone': 'z1__z2' } } },
+      { metadata: { name: 'pv-plain' } },
+    ],
+  } as unknown as Record<string, KubeObject[]>;
+  const c = cluster([
+    mkNode('a', { labels: { 'topology.kubernetes.io/zone': 'z1', 'topology.kubernetes.io/region': 'r1' } }),
+    mkNode('b', { labels: { 'topology.kubernetes.io/zone': 'z1', 'topology.kubernetes.io/region': 'r2' } }),
+    mkNode('c', { labels: { 'failure-domain.beta.kubernetes.io/zone': 'z2' } }),
+    mkNode('d'),
+  ], [], objs);
+  const uses = (claim: string) => mkPod('p', { volumes: [{ name: 'v', persistentVolumeClaim: { claimName: claim } }] });
+  const no = 'node(s) had no available volume zone';
+  t.same(runFilter(new VolumeZone(), uses('z'), c), { a: '', b: no, c: no, d: no }, 'zone and region must both match');
+  t.same(runFilter(new VolumeZone(), uses('multi'), c), { a: no, b: no, c: '', d: no }, 'a "__"-joined value lists several zones');
+  t.same(runFilter(new VolumeZone(), uses('plain'), c), { a: '', b: '', c: '', d: '' }, 'a volume without topology labels fits anywhere');
+  t.same(runFilter(new VolumeZone(), uses('unbound'), c), { a: '', b: '', c: '', d: '' }, 'an unbound claim is left to VolumeBinding');
+});
+
+t.test('VolumeBinding PreBind: annotates the selected node, then waits for the claim to be bound', async (t) => {
+  const claim = { metadata: { name: 'late', namespace: 'default' }, spec: { storageClassName: 'prov', resources: { requests: { storage: '1Gi' } } } } as any;
+  const objs = {
+    persistentvolumeclaims: [claim],
+    storageclasses: [{ metadata: { name: 'prov' }, provisioner: 'flotilla.io/local-path', volumeBindingMode: 'WaitForFirstConsumer' }],
+  } as unknown as Record<string, KubeObject[]>;
+  const c = cluster([mkNode('a')], [], objs);
+  const patches: unknown[] = [];
+  const client = { patch: async (path: string, body: unknown) => { patches.push([path, body]); return {}; } } as never;
+  const pod = new PodInfo(mkPod('p', { volumes: [{ name: 'v', persistentVolumeClaim: { claimName: 'late' } }] }));
+  const vb = new VolumeBinding(client, { pollMs: 5, bindTimeoutMs: 60_000 });
+  const state: CycleState = new Map();
+  t.equal(vb.preFilter(state, pod, c.view), undefined);
+  let done = false;
+  const binding = vb.preBind(state, pod, 'a').then(() => { done = true; });
+  await new Promise((r) => setTimeout(r, 50));
+  t.equal(patches.length, 1, 'the claim got the selected-node annotation');
+  t.match(patches[0], ['/api/v1/namespaces/default/persistentvolumeclaims/late', { metadata: { annotations: { 'volume.kubernetes.io/selected-node': 'a' } } }]);
+  t.notOk(done, 'the binding waits while the claim is unbound');
+  claim.spec.volumeName = 'pv-new';
+  await binding;
+  t.ok(done, 'and goes on once the claim is bound');
+
+  claim.spec.volumeName = undefined;
+  const quick = new VolumeBinding(client, { pollMs: 5, bindTimeoutMs: 30 });
+  const s2: CycleState = new Map();
+  quick.preFilter(s2, pod, c.view);
+  await t.rejects(quick.preBind(s2, pod, 'a'), /timed out waiting for the condition \(claims not bound: late\)/, 'past the bind timeout the binding fails (the pod is retried)');
 });
 
 t.test('preemption: victims, the node chosen, budgets, and why it cannot help', async (t) => {

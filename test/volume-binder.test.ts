@@ -137,6 +137,10 @@ t.test('against a real server', async (t) => {
   });
 
   t.test('default class at admission; provisioning creates and deletes a directory', async (t) => {
+    const builtIn = await waitFor('the provisioner\'s default class', async () => (await client.list<KubeObject & { provisioner?: string; volumeBindingMode?: string }>(resourcePath(SCS))).items.find((c) => c.metadata?.name === 'local-path'));
+    t.match(builtIn, { metadata: { annotations: { 'storageclass.kubernetes.io/is-default-class': 'true' } }, provisioner: LOCAL_PATH_PROVISIONER, volumeBindingMode: 'WaitForFirstConsumer' },
+      'the leader made sure of a default class served by the local-path provisioner (k3s\' local-path)');
+    // A newer default class wins at admission (Kubernetes picks the newest of several defaults).
     await client.create(resourcePath(SCS), {
       apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass', metadata: { name: 'local', annotations: { 'storageclass.kubernetes.io/is-default-class': 'true' } },
       provisioner: LOCAL_PATH_PROVISIONER,
@@ -153,7 +157,8 @@ t.test('against a real server', async (t) => {
     t.match(v, { metadata: { annotations: { 'pv.kubernetes.io/provisioned-by': LOCAL_PATH_PROVISIONER } }, spec: { storageClassName: 'local', persistentVolumeReclaimPolicy: 'Delete', capacity: { storage: '1Gi' } } });
     const dir = v.spec.hostPath!.path;
     t.ok(dir.startsWith(volumeDir) && existsSync(dir), `directory ${dir} exists`);
-    t.ok((await events('c-dyn')).some((e) => e.reason === 'ProvisioningSucceeded'), 'ProvisioningSucceeded event');
+    // The event is recorded after the volume is created, so it may trail the binding.
+    t.ok(await waitFor('ProvisioningSucceeded event', async () => (await events('c-dyn')).some((e) => e.reason === 'ProvisioningSucceeded')), 'ProvisioningSucceeded event');
     await client.delete(resourcePath(PVCS, 'default', 'c-dyn'));
     await waitFor('provisioned volume deleted', () => gone(resourcePath(PVS, '', name!)));
     t.notOk(existsSync(dir), 'directory removed');

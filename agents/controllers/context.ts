@@ -54,6 +54,8 @@ export interface ControllerConfig {
   kubernetesServiceSyncMs: number;
   /** volume: where the local-path provisioner makes its volumes' directories (created when missing). */
   volumeDir: string;
+  /** volume: the default StorageClass the local-path provisioner makes sure of ("" for none). */
+  defaultStorageClass: string;
   /** horizontal-pod-autoscaler: how often each HPA is evaluated (--horizontal-pod-autoscaler-sync-period, 15 s). */
   hpaSyncPeriodMs: number;
   /** horizontal-pod-autoscaler: default scale-down stabilization window (--horizontal-pod-autoscaler-downscale-stabilization, 5 m). */
@@ -97,6 +99,7 @@ export const DEFAULT_CONTROLLER_CONFIG: ControllerConfig = {
   podGCQuarantineMs: 40_000,
   kubernetesServiceSyncMs: 10_000,
   volumeDir: `${process.cwd()}/.flotilla/volumes`,
+  defaultStorageClass: 'local-path',
   hpaSyncPeriodMs: 15_000,
   hpaDownscaleStabilizationMs: 300_000,
   hpaTolerance: 0.1,
@@ -139,6 +142,7 @@ export const CONFIG_FLAGS: ConfigFlag[] = [
   { flag: 'pod-gc-quarantine', field: 'podGCQuarantineMs', type: 'duration', help: 'how long a pod\'s node must be missing before the pod is deleted (default 40s)' },
   { flag: 'kubernetes-service-sync', field: 'kubernetesServiceSyncMs', type: 'duration', help: 'how often default/kubernetes Service and Endpoints are checked (default 10s)' },
   { flag: 'volume-dir', field: 'volumeDir', type: 'string', help: 'directory of the local-path provisioner\'s volumes' },
+  { flag: 'default-storage-class', field: 'defaultStorageClass', type: 'string', help: 'default StorageClass created for the local-path provisioner when none is default (default local-path; "" for none)' },
   { flag: 'horizontal-pod-autoscaler-sync-period', field: 'hpaSyncPeriodMs', type: 'duration', help: 'how often each HPA is evaluated' },
   { flag: 'horizontal-pod-autoscaler-downscale-stabilization', field: 'hpaDownscaleStabilizationMs', type: 'duration', help: 'default scale-down stabilization window' },
   { flag: 'horizontal-pod-autoscaler-cpu-initialization-period', field: 'hpaCpuInitializationPeriodMs', type: 'duration', help: 'how long after start a pod\'s CPU is not trusted' },

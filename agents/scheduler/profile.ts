@@ -1,7 +1,8 @@
 // The default-scheduler profile: kube-scheduler's default plugins in its
 // order (filters stop at the first that refuses a node) and its score
-// weights. Not here: ImageLocality (no images), VolumeRestrictions,
-// NodeVolumeLimits, VolumeZone, DefaultPreemption (see README).
+// weights. Not here: ImageLocality (agents run commands, not images),
+// NodeVolumeLimits (no CSI drivers or attachable volumes), DefaultPreemption
+// (see preemption.ts, the README).
 import type { ApiClient } from '../client/api.ts';
 import type { Profile } from './framework.ts';
 import { BalancedAllocation } from './plugins/balanced-allocation.ts';
@@ -14,6 +15,8 @@ import { NodeUnschedulable } from './plugins/node-unschedulable.ts';
 import { PodTopologySpread } from './plugins/pod-topology-spread.ts';
 import { TaintToleration } from './plugins/taint-toleration.ts';
 import { VolumeBinding } from './plugins/volume-binding.ts';
+import { VolumeRestrictions } from './plugins/volume-restrictions.ts';
+import { VolumeZone } from './plugins/volume-zone.ts';
 
 export const DEFAULT_SCHEDULER_NAME = 'default-scheduler';
 
@@ -27,10 +30,12 @@ export function defaultProfile(client?: ApiClient): Profile {
   const interPod = new InterPodAffinity(2);
   const ports = new NodePorts();
   const balanced = new BalancedAllocation(1);
+  const restrictions = new VolumeRestrictions();
+  const zone = new VolumeZone();
   return {
     schedulerName: DEFAULT_SCHEDULER_NAME,
-    preFilter: [nodeAffinity, ports, volumes, spread, interPod],
-    filter: [new NodeUnschedulable(), new NodeName(), taints, nodeAffinity, ports, fit, volumes, spread, interPod],
+    preFilter: [nodeAffinity, ports, restrictions, volumes, zone, spread, interPod],
+    filter: [new NodeUnschedulable(), new NodeName(), taints, nodeAffinity, ports, fit, volumes, zone, spread, interPod],
     preScore: [nodeAffinity, interPod, spread, balanced],
     score: [taints, nodeAffinity, spread, interPod, fit, balanced],
     preBind: [volumes],

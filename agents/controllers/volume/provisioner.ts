@@ -5,6 +5,13 @@
 // hostPath volume pre-bound to the claim; the binder then completes the
 // binding. Released volumes it provisioned with reclaim policy Delete lose
 // their directory and are deleted.
+//
+// Like k3s' bundled local-path StorageClass, the leader makes sure a default
+// class served by this provisioner exists (--default-storage-class, "" for
+// none), so a claim without a class (a StatefulSet's volumeClaimTemplates as
+// most manifests write them) is provisioned out of the box. It is created
+// only when no class of that name and no other default class exists: a user
+// who deletes it or prefers another default keeps that choice until restart.
 import { mkdir, rm } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { ApiClientError, resourcePath } from '../../client/api.ts';
@@ -12,6 +19,7 @@ import { resolveKind } from '../../client/kinds.ts';
 import type { Informer } from '../../informer/informer.ts';
 import type { ControllerContext } from '../context.ts';
 import { QueueController } from '../controller.ts';
+import { DEFAULT_CLASS_ANNOTATION, isDefaultStorageClass } from '../../../api/kinds/storage.ts';
 import { ANN_PROVISIONED_BY, ANN_SELECTED_NODE, ANN_STORAGE_PROVISIONER, HOSTNAME_LABEL, LOCAL_PATH_PROVISIONER } from './annotations.ts';
 import type { StorageClass } from './binder.ts';
 import { type PersistentVolume, type PersistentVolumeClaim, claimClass } from './matching.ts';
@@ -19,6 +27,8 @@ import { type PersistentVolume, type PersistentVolumeClaim, claimClass } from '.
 const PVS = resolveKind('persistentvolumes')!;
 
 const CLAIM = 'pvc:';
+const DEFAULT_CLASS = 'default-class';
+const STORAGE_CLASSES = resolveKind('storageclasses')!;
 const VOLUME = 'pv:';
 
 /** The name of the volume provisioned for a claim (Kubernetes': "pvc-" + the claim's uid). */
@@ -71,7 +81,13 @@ export class LocalPathProvisioner extends QueueController {
     this.handle(this.volumes, { onAdd: volume, onUpdate: (_o, v) => volume(v) });
   }
 
+  override async run(signal: AbortSignal): Promise<void> {
+    if (this.ctx.config.defaultStorageClass) this.enqueue(DEFAULT_CLASS);
+    await super.run(signal);
+  }
+
   protected async reconcile(key: string): Promise<void> {
+    if (key === DEFAULT_CLASS) return this.ensureDefaultClass(this.ctx.config.defaultStorageClass);
     if (key.startsWith(CLAIM)) {
       const [ns, name] = key.slice(CLAIM.length).split('/');
       const c = this.claims.get(ns, name);
@@ -102,6 +118,21 @@ export class LocalPathProvisioner extends QueueController {
     }
     this.log.info({ claim: `${c.metadata.namespace}/${c.metadata.name}`, volume: name, dir }, 'volume provisioned');
     this.recorder.event(c, 'Normal', 'ProvisioningSucceeded', `Successfully provisioned volume ${name}`);
+  }
+
+  private async ensureDefaultClass(name: string): Promise<void> {
+    const classes = this.classes.list();
+    if (classes.some((c) => c.metadata.name === name || isDefaultStorageClass(c))) return;
+    try {
+      await this.ctx.client.create(resourcePath(STORAGE_CLASSES), {
+        apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass',
+        metadata: { name, annotations: { [DEFAULT_CLASS_ANNOTATION]: 'true' } },
+        provisioner: this.provisioner, reclaimPolicy: 'Delete', volumeBindingMode: 'WaitForFirstConsumer',
+      });
+      this.log.info({ storageClass: name }, 'default StorageClass created');
+    } catch (e) {
+      if (!(e instanceof ApiClientError && e.code === 409)) throw e;
+    }
   }
 
   private async deleteReleased(v: PersistentVolume): Promise<void> {

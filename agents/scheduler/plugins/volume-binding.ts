@@ -6,8 +6,11 @@
 // a provisioner, when an available volume of the class, big enough, is
 // reachable from it. Before the binding, such claims get the
 // volume.kubernetes.io/selected-node annotation for the PV binder and the
-// provisioner. Unbound claims of Immediate classes keep the pod pending.
-// Not done: the pod is bound without waiting for its claims to be bound.
+// provisioner, and the binding waits (the pod stays assumed on the node)
+// until the PV binder or the provisioner has bound them, as kube-scheduler's
+// PreBind does, so the node agent never sees a pod whose volume is missing;
+// past the bind timeout the binding fails and the pod is retried. Unbound
+// claims of Immediate classes keep the pod pending.
 import { nodeSelectorMatches, type NodeSelector } from '../../../api/node-selector.ts';
 import type { ApiClient } from '../../client/api.ts';
 import { resourcePath } from '../../client/api.ts';
@@ -35,6 +38,14 @@ interface Delayed {
 interface State {
   boundAffinities: NodeSelector[];
   delayed: Delayed[];
+  view: ClusterView;
+}
+
+export interface VolumeBindingOptions {
+  /** How long PreBind waits for delayed claims to be bound (kube-scheduler's bindTimeoutSeconds: 600 s). */
+  bindTimeoutMs?: number;
+  /** How often PreBind looks at the claims in the cache. */
+  pollMs?: number;
 }
 
 const KEY = 'VolumeBinding';
@@ -56,12 +67,17 @@ function storageRequest(claim: any): number {
 
 export class VolumeBinding implements PreFilterPlugin, FilterPlugin, PreBindPlugin {
   readonly name = 'VolumeBinding';
-  constructor(private readonly client?: ApiClient) {}
+  private readonly bindTimeoutMs: number;
+  private readonly pollMs: number;
+  constructor(private readonly client?: ApiClient, o: VolumeBindingOptions = {}) {
+    this.bindTimeoutMs = o.bindTimeoutMs ?? 600_000;
+    this.pollMs = o.pollMs ?? 100;
+  }
 
   preFilter(state: CycleState, pod: PodInfo, view: ClusterView): Status | typeof SKIP | undefined {
     const names = podClaimNames(pod);
     if (!names.length) return SKIP;
-    const s: State = { boundAffinities: [], delayed: [] };
+    const s: State = { boundAffinities: [], delayed: [], view };
     let immediate = false;
     for (const name of names) {
       const claim = view.get('persistentvolumeclaims', pod.namespace, name) as any;
@@ -120,6 +136,20 @@ export class VolumeBinding implements PreFilterPlugin, FilterPlugin, PreBindPlug
       const m = d.claim.metadata!;
       if (m.annotations?.[ANN_SELECTED_NODE] === node) continue;
       await this.client.patch(resourcePath(PVCS, m.namespace, m.name), { metadata: { annotations: { [ANN_SELECTED_NODE]: node } } }, 'application/merge-patch+json');
+    }
+    // The claims' bindings arrive through the scheduler's own claim informer.
+    const deadline = Date.now() + this.bindTimeoutMs;
+    for (;;) {
+      const unbound = s.delayed.filter((d) => {
+        const cur = s.view.get('persistentvolumeclaims', d.claim.metadata!.namespace ?? '', d.claim.metadata!.name ?? '') as any;
+        if (!cur) throw new Error(`persistentvolumeclaim "${d.claim.metadata!.name}" was deleted while the pod waited for it`);
+        return !cur.spec?.volumeName;
+      });
+      if (!unbound.length) return;
+      if (Date.now() >= deadline) {
+        throw new Error(`binding volumes: timed out waiting for the condition (claims not bound: ${unbound.map((d) => d.claim.metadata!.name).join(', ')})`);
+      }
+      await new Promise((r) => setTimeout(r, this.pollMs));
     }
   }
 }
