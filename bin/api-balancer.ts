@@ -25,6 +25,8 @@ export class ApiBalancer {
   private readonly healthy = new Set<string>();
   private timer?: NodeJS.Timeout;
   private next = 0;
+  /** Open client connections: a keep-alive client would otherwise hold close() open forever. */
+  private readonly conns = new Set<net.Socket>();
 
   constructor(private readonly o: ApiBalancerOptions) {}
 
@@ -59,6 +61,8 @@ export class ApiBalancer {
   }
 
   private accept(client: net.Socket): void {
+    this.conns.add(client);
+    client.once('close', () => this.conns.delete(client));
     // Ready servers first, from the next in turn; the others after them, in case the last check is stale.
     const ready = this.ready();
     const start = this.next++ % Math.max(1, ready.length);
@@ -68,6 +72,8 @@ export class ApiBalancer {
 
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    const closed = new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    for (const c of this.conns) c.destroy();
+    await closed;
   }
 }

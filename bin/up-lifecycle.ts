@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-const BIN = resolve(fileURLToPath(new URL('./flotilla.js', import.meta.url)));
+const BIN = resolve(fileURLToPath(new URL('../bin/flotilla.js', import.meta.url)));
 
 function isAlive(pid: number): boolean {
   try {

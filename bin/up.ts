@@ -7,7 +7,9 @@
 // `--no-restart` for chaos runs) and stops everything on SIGINT, SIGTERM or
 // SIGHUP. The children watch `up` and exit when it dies. Data survives a
 // restart of `up` on the same dir: ports are fixed by --base-port so the
-// members find each other again. Node agents: --agents N (2) on 127.0.0.11, .12, ….
+// members find each other again. Nodes: --nodes N (2) agents on 127.0.0.11,
+// .12, … running pods as processes, or with --runtime sim N hollow nodes in
+// one agent process (127.0.64.1, …).
 import { randomBytes } from 'node:crypto';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -18,7 +20,7 @@ import { request } from 'undici';
 import { ApiBalancer } from './api-balancer.ts';
 import { detach, stopLeftovers } from './up-lifecycle.ts';
 
-const BIN = resolve(fileURLToPath(new URL('./flotilla.js', import.meta.url)));
+const BIN = resolve(fileURLToPath(new URL('../bin/flotilla.js', import.meta.url)));
 
 interface ClusterFile {
   /** The stable API address (the balancer in front of the servers); the kubeconfig names it. */
@@ -39,7 +41,8 @@ interface ClusterFile {
   /** The ingress proxy: HTTP and HTTPS addresses, and its /metrics. */
   ingress?: { pid: number; http: string; https: string; metrics: string };
   /** address: the node's InternalIP; endpoint: its /healthz, /metrics and /containerLogs. */
-  agents: { name: string; pid: number; address?: string; endpoint?: string; data?: string }[];
+  /** count: hollow nodes the entry runs (--runtime sim: one process, `count` nodes). */
+  agents: { name: string; pid: number; address?: string; endpoint?: string; data?: string; count?: number }[];
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -59,7 +62,10 @@ export async function main(argv: string[]): Promise<void> {
       // The ingress proxy's host (HTTP on :80, HTTPS on :443); "none" to run without it.
       ingress: { type: 'string', default: '127.0.0.9' },
       schedulers: { type: 'string', default: '2' },
-      agents: { type: 'string', default: '2' },
+      // Nodes: one agent process each (--runtime process), or one process of hollow nodes (--runtime sim).
+      nodes: { type: 'string' },
+      agents: { type: 'string' }, // the former name of --nodes
+      runtime: { type: 'string', default: 'process' },
     },
     strict: true,
   });
@@ -73,8 +79,11 @@ export async function main(argv: string[]): Promise<void> {
   if (!Number.isInteger(nSchedulers) || nSchedulers < 0 || nSchedulers > 5) throw new Error('--schedulers must be between 0 and 5');
   const natsCount = Number(values.nats);
   if (natsCount !== 1 && natsCount !== 3) throw new Error('--nats must be 1 or 3');
-  const nAgents = Number(values.agents);
-  if (!Number.isInteger(nAgents) || nAgents < 0 || nAgents > 50) throw new Error('--agents must be between 0 and 50');
+  const runtime = values.runtime!;
+  if (runtime !== 'process' && runtime !== 'sim') throw new Error('--runtime must be process or sim');
+  const nNodes = Number(values.nodes ?? values.agents ?? '2');
+  const maxNodes = runtime === 'sim' ? 5000 : 50;
+  if (!Number.isInteger(nNodes) || nNodes < 0 || nNodes > maxNodes) throw new Error(`--nodes must be between 0 and ${maxNodes} with --runtime ${runtime}`);
   const dir = resolve(values.dir);
   mkdirSync(join(dir, 'logs'), { recursive: true });
   if (values.detach) return detach(dir, argv.filter((a) => a !== '--detach'));
@@ -233,7 +242,9 @@ export async function main(argv: string[]): Promise<void> {
   for (let i = 0; i < nControllers; i++) {
     const record = { pid: 0, metrics: `127.0.0.1:${base + 301 + i}` };
     cluster.controllers.push(record);
-    supervise(`controllers${i + 1}`, ['controllers', '--server', apiUrls, '--nats', natsUrl, '--id', `controllers${i + 1}`, '--metrics-address', record.metrics], record);
+    // The local-path provisioner's volumes live with the cluster's data, whatever directory `up` was started from.
+    supervise(`controllers${i + 1}`, ['controllers', '--server', apiUrls, '--nats', natsUrl, '--id', `controllers${i + 1}`, '--metrics-address', record.metrics,
+      '--volume-dir', resolve(join(dir, 'data', 'volumes'))], record);
   }
   if (values.dns !== 'none') {
     cluster.dns = { pid: 0, address: values.dns!, metrics: `127.0.0.1:${base + 401}` };
@@ -249,8 +260,15 @@ export async function main(argv: string[]): Promise<void> {
     cluster.schedulers.push(record);
     supervise(`scheduler${i + 1}`, ['scheduler', '--server', apiUrls, '--nats', natsUrl, '--id', `scheduler${i + 1}`, '--metrics-address', record.metrics], record);
   }
+  if (runtime === 'sim' && nNodes > 0) {
+    // Hollow nodes: one agent process, one shared informer, N Node objects and Leases; pods only pretend to run.
+    const address = '127.0.64.1';
+    const record = { name: 'hollow', pid: 0, address, endpoint: `http://${address}:10250`, count: nNodes };
+    cluster.agents.push(record);
+    supervise('agent-hollow', ['agent', '--runtime', 'sim', '--count', String(nNodes), '--name-prefix', 'hollow-', '--address', address, '--port', '10250', '--server', apiUrls], record);
+  }
   // Node agents, one per node, each on its own loopback address (127.0.0.11, .12, …), so they can all use the kubelet's port.
-  for (let i = 0; i < nAgents; i++) {
+  for (let i = 0; runtime === 'process' && i < nNodes; i++) {
     const name = `node-${i + 1}`;
     const address = `127.0.0.${11 + i}`;
     const record = { name, pid: 0, address, endpoint: `http://${address}:10250`, data: resolve(join(dir, 'data', `agent-${name}`)) };
@@ -259,7 +277,7 @@ export async function main(argv: string[]): Promise<void> {
     supervise(`agent-${name}`, ['agent', '--name', name, '--address', address, '--port', '10250', '--data', record.data, '--server', apiUrls, '--nats', natsUrl, '--stop-containers-on-exit',
       ...(cluster.dns ? ['--cluster-dns', cluster.dns.address.replace(/:53$/, '')] : [])], record);
   }
-  await waitForComponents(cluster, () => stopping);
+  await waitForComponents(cluster, nNodes, () => stopping);
   process.stdout.write([
     `Flotilla is up: ${n} servers (data in ${join(dir, 'data')}, logs in ${join(dir, 'logs')})`,
     `  API:          http://${apiAddress} (balanced over the servers; the kubeconfig names it)`,
@@ -269,8 +287,9 @@ export async function main(argv: string[]): Promise<void> {
     `  NATS:         ${natsUrl} (stream EVENTS${natsCount > 1 ? ', 3 replicas' : ''}; npx flotilla events --follow)`,
     ...(cluster.ingress ? [`  ingress:      http://${cluster.ingress.http}  https://${cluster.ingress.https} (IngressClass "flotilla", the default)`] : []),
     ...(cluster.dns ? [`  DNS:          ${cluster.dns.address} (names like kubernetes.default.svc.cluster.local; /metrics on ${cluster.dns.metrics})`] : []),
-    `  node agents:  ${cluster.agents.map((a) => `${a.name} (${a.address})`).join(', ') || '-'}; pods run as processes, data in ${join(dir, 'data', 'agent-*')}`,
-    `  NATS:         ${natsUrl} (stream EVENTS; npx flotilla events --follow)`,
+    runtime === 'sim'
+      ? `  nodes:        ${nNodes} hollow nodes (hollow-0…) in one agent process; pods only pretend to run`
+      : `  node agents:  ${cluster.agents.map((a) => `${a.name} (${a.address})`).join(', ') || '-'}; pods run as processes, data in ${join(dir, 'data', 'agent-*')}`,
     `  cluster file: ${join(dir, 'cluster.json')}`,
     `  kubectl:      KUBECONFIG=${kubeconfig} kubectl get namespaces`,
     `  flotilla:     npx flotilla get namespaces      (reads ${join(values.dir, 'cluster.json')})`,
@@ -283,7 +302,7 @@ export async function main(argv: string[]): Promise<void> {
  * Waits (up to 60 s, saying what it waits for) until every consumer answers
  * /readyz and the controller managers and schedulers have a leader.
  */
-async function waitForComponents(cluster: ClusterFile, stopping: () => boolean): Promise<void> {
+async function waitForComponents(cluster: ClusterFile, nodes: number, stopping: () => boolean): Promise<void> {
   const ready = async (address: string) => {
     try {
       const r = await request(`http://${address}/readyz`, { headersTimeout: 1000, bodyTimeout: 1000 });
@@ -306,6 +325,17 @@ async function waitForComponents(cluster: ClusterFile, stopping: () => boolean):
   cluster.schedulers.forEach((c, i) => c.metrics && named.push([`scheduler${i + 1}`, c.metrics]));
   if (cluster.dns) named.push(['dns', cluster.dns.metrics]);
   if (cluster.ingress) named.push(['ingress', cluster.ingress.metrics]);
+  for (const a of cluster.agents) if (a.endpoint) named.push([a.count ? `${a.count} hollow nodes` : `agent ${a.name}`, a.endpoint.replace(/^http:\/\//, '')]);
+  // Nodes count as up when their Node objects say Ready, as `kubectl get nodes` shows.
+  const readyNodes = async () => {
+    try {
+      const r = await request(`${cluster.api}/api/v1/nodes`, { headersTimeout: 2000, bodyTimeout: 5000 });
+      const list = (await r.body.json()) as { items?: { status?: { conditions?: { type: string; status: string }[] } }[] };
+      return (list.items ?? []).filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).length;
+    } catch {
+      return 0;
+    }
+  };
   const deadline = Date.now() + 60_000;
   let said = '';
   while (!stopping() && Date.now() < deadline) {
@@ -314,6 +344,10 @@ async function waitForComponents(cluster: ClusterFile, stopping: () => boolean):
     for (const [group, list] of [['controller manager leader', cluster.controllers], ['scheduler leader', cluster.schedulers]] as [string, { metrics?: string }[]][]) {
       const addresses = list.map((c) => c.metrics).filter((a): a is string => !!a);
       if (addresses.length && !(await Promise.all(addresses.map(leading))).some(Boolean)) waiting.push(group);
+    }
+    if (nodes > 0) {
+      const n = await readyNodes();
+      if (n < nodes) waiting.push(`nodes Ready (${n}/${nodes})`);
     }
     if (!waiting.length) return;
     const now = `flotilla up: waiting for ${waiting.join(', ')}\n`;

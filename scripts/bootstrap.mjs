@@ -48,3 +48,12 @@ if (missing.length) {
     log(`missing: ${missing.join(' ')}. Run: sudo apt-get install -y ${missing.join(' ')}`);
   }
 }
+
+// The compiled build bin/flotilla.js runs (scripts/build.mjs), when the
+// sources changed since the last one.
+const { freshDist } = await import('./freshness.mjs');
+if (!freshDist(root)) {
+  log('compiling to dist/');
+  const { buildDist } = await import('./build.mjs');
+  await buildDist();
+}

@@ -22,6 +22,9 @@ interface Entry {
   name?: string;
   address?: string;
   http?: string;
+  /** Agents: their /healthz base URL, and how many hollow nodes the process runs. */
+  endpoint?: string;
+  count?: number;
 }
 
 function alive(pid: number): boolean {
@@ -39,7 +42,7 @@ async function healthz(address: string | undefined): Promise<{ health: string; d
     const r = await request(`http://${address}/healthz`, { headersTimeout: 1000, bodyTimeout: 1000 });
     const body = (await r.body.json()) as Record<string, unknown>;
     const bits: string[] = [];
-    for (const k of ['leading', 'synced', 'clusterIPs', 'listen']) if (body[k] !== undefined) bits.push(`${k}=${String(body[k])}`);
+    for (const k of ['leading', 'synced', 'clusterIPs', 'listen', 'nodes', 'pods']) if (body[k] !== undefined) bits.push(`${k}=${String(body[k])}`);
     return { health: r.statusCode === 200 ? 'ok' : `HTTP ${r.statusCode}`, detail: bits.join(' ') };
   } catch (e) {
     return { health: 'unreachable', detail: (e as Error).message };
@@ -60,14 +63,14 @@ export async function componentReports(cwd = process.cwd()): Promise<ComponentRe
     ...list('natsServers').map((e): [string, Entry] => [e.name ?? 'nats', e]),
     ...list('controllers').map((e, i): [string, Entry] => [`controllers${i + 1}`, e]),
     ...list('schedulers').map((e, i): [string, Entry] => [`scheduler${i + 1}`, e]),
-    ...list('agents').map((e, i): [string, Entry] => [e.name ?? `agent${i + 1}`, e]),
+    ...list('agents').map((e, i): [string, Entry] => [`agent/${e.name ?? i + 1}${e.count ? ` (${e.count} hollow nodes)` : ''}`, e]),
     ...one('dns').map((e): [string, Entry] => ['dns', e]),
     ...one('ingress').map((e): [string, Entry] => ['ingress', e]),
   ];
   return Promise.all(entries.map(async ([component, e]) => {
     const pid = Number(e.pid) || 0;
     const up = pid > 0 && alive(pid);
-    const h = up ? await healthz(e.metrics) : undefined;
+    const h = up ? await healthz(e.metrics ?? e.endpoint?.replace(/^https?:\/\//, '')) : undefined;
     return { component, pid, alive: up, health: h?.health, detail: h?.detail };
   }));
 }

@@ -1,0 +1,118 @@
+// `flotilla up` as a user meets it, in a fresh directory: it comes up
+// (servers, NATS, a controller manager, a scheduler, hollow nodes), writes
+// cluster.json and a kubeconfig the real kubectl uses through the stable
+// balanced address; a server killed with SIGKILL is restarted with its new
+// pid in cluster.json while kubectl keeps working; `flotilla cluster status`
+// lists every component; SIGTERM stops every child; a second `up` on the same
+// directory resumes the same data; `flotilla down` stops a detached cluster.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { kubectlMissing, runKubectl } from '../harness/kubectl.ts';
+import { FLOTILLA_BIN, freePort, waitFor } from '../harness/procs.ts';
+
+interface ClusterFile {
+  api: string;
+  up: number;
+  kubeconfig: string;
+  servers: { id: string; pid: number }[];
+  natsServers: { pid: number }[];
+  controllers: { pid: number }[];
+  schedulers: { pid: number }[];
+  agents: { pid: number; count?: number }[];
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** Runs a flotilla command in `cwd` without blocking the event loop; resolves with its exit code and output. */
+function flotilla(cwd: string, args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [FLOTILLA_BIN, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (err += d));
+    p.on('close', (code) => resolve({ code, out, err }));
+  });
+}
+
+t.test('flotilla up: comes up, survives a server kill, stops on SIGTERM, resumes its data, flotilla down', async (t) => {
+  if (kubectlMissing(t)) return;
+  const cwd = mkdtempSync(join(tmpdir(), 'flotilla-up-'));
+  t.teardown(() => rmSync(cwd, { recursive: true, force: true }));
+  // A base port whose neighbourhood (+1…+3, +101…, +201, +301, +321) is unlikely to be taken.
+  const base = 20_000 + ((await freePort()) % 20_000);
+  const args = ['up', '--base-port', String(base), '--nats', '1', '--controllers', '1', '--schedulers', '1', '--dns', 'none', '--ingress', 'none', '--runtime', 'sim', '--nodes', '2'];
+  const cluster = () => JSON.parse(readFileSync(join(cwd, '.flotilla', 'cluster.json'), 'utf8')) as ClusterFile;
+  let up: ChildProcess | undefined;
+  let out = '';
+  const start = () => {
+    out = '';
+    up = spawn(process.execPath, [FLOTILLA_BIN, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    up.stdout!.on('data', (d) => (out += d));
+    up.stderr!.on('data', (d) => (out += d));
+    return up;
+  };
+  t.teardown(async () => {
+    if (up && up.exitCode === null) up.kill('SIGTERM');
+    await flotilla(cwd, ['down']);
+  });
+  const kubectl = (...a: string[]) => runKubectl(join(cwd, '.flotilla', 'kubeconfig'), join(cwd, 'kube-cache'), a);
+
+  start();
+  await waitFor('up prints its summary', () => out.includes('Flotilla is up'), 120_000, 200);
+  const c = cluster();
+  t.equal(c.api, `http://127.0.0.1:${base}`, 'cluster.json names the stable API address');
+  t.equal(c.servers.length, 3, 'three servers');
+  t.same(c.agents.map((a) => a.count), [2], 'one agent entry with its hollow-node count');
+  const nodes = await kubectl('get', 'nodes', '-o', 'name');
+  t.same(nodes.out.trim().split('\n').sort(), ['node/hollow-0', 'node/hollow-1'], 'kubectl sees the nodes through the kubeconfig');
+  t.equal((await kubectl('create', 'configmap', 'kept', '--from-literal=a=1')).code, 0, 'kubectl creates an object');
+
+  // kill -9 one server: the balancer routes around it, up restarts it and records its pid.
+  const victim = c.servers[0]!;
+  process.kill(victim.pid, 'SIGKILL');
+  const get = await kubectl('get', 'configmap', 'kept', '-o', 'jsonpath={.data.a}');
+  t.equal(get.out, '1', 'kubectl keeps working while a server is down');
+  const restarted = await waitFor('the server restarted', () => {
+    const pid = cluster().servers.find((s) => s.id === victim.id)!.pid;
+    return pid !== victim.pid && alive(pid) ? pid : undefined;
+  }, 60_000, 200);
+  t.ok(restarted, `server ${victim.id} runs again as pid ${restarted}`);
+  t.match(out, new RegExp(`${victim.id}.*(exited|died|killed)`, 'i'), 'up reported the dead child');
+
+  const status = await flotilla(cwd, ['cluster', 'status']);
+  t.equal(status.code, 0, status.err);
+  for (const what of ['controllers', 'scheduler', 'agent']) t.match(status.out, new RegExp(what, 'i'), `cluster status lists the ${what}`);
+
+  // SIGTERM stops every child.
+  const children = (() => {
+    const f = cluster();
+    return [...f.servers, ...f.natsServers, ...f.controllers, ...f.schedulers, ...f.agents].map((p) => p.pid);
+  })();
+  up!.kill('SIGTERM');
+  await new Promise((r) => up!.once('exit', r));
+  await waitFor('every child gone', () => children.every((pid) => !alive(pid)), 20_000, 100);
+  t.pass(`SIGTERM to up stopped all ${children.length} children`);
+
+  // The same directory again, detached this time: the data is still there; then flotilla down.
+  const detached = await flotilla(cwd, [...args, '--detach']);
+  t.equal(detached.code, 0, detached.err);
+  t.match(detached.out, /Flotilla is up/, 'up --detach returns once the cluster is up');
+  const again = await kubectl('get', 'configmap', 'kept', '-o', 'jsonpath={.data.a}');
+  t.equal(again.out, '1', 'a second up on the same directory resumes the same data');
+  const upPid = cluster().up;
+  const down = await flotilla(cwd, ['down']);
+  t.equal(down.code, 0, down.err);
+  await waitFor('the detached up gone', () => !alive(upPid), 20_000, 100);
+  t.pass('flotilla down stopped the detached cluster');
+});
