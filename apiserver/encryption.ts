@@ -19,7 +19,7 @@
 // Validation refuses a `data` that is not a map, so no client can write a
 // value that looks sealed.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import YAML from 'yaml';
 
 const PREFIX = 'k8s:enc:aesgcm:v1:';
@@ -186,6 +186,31 @@ export class SecretSealer {
       throw new SealError(`the value sealed under key ${JSON.stringify(keyName)} failed authentication (tampered with, or another key of that name)`);
     }
   }
+}
+
+/** A new AES-256 key for an EncryptionConfiguration (base64, as its `secret` field holds it). */
+export function newKeySecret(): string {
+  return randomBytes(32).toString('base64');
+}
+
+/** An EncryptionConfiguration for Secrets: aesgcm with these keys (the first writes), then identity (reads what was stored before encryption). */
+export function encryptionConfigYaml(keys: { name: string; secret: string }[]): string {
+  return YAML.stringify({
+    apiVersion: 'apiserver.config.k8s.io/v1',
+    kind: 'EncryptionConfiguration',
+    resources: [{ resources: ['secrets'], providers: [{ aesgcm: { keys } }, { identity: {} }] }],
+  });
+}
+
+/**
+ * Creates the key file at `path` (readable by its owner only) unless it
+ * exists: `flotilla up` makes it once per cluster directory and every server
+ * reads the same one. Returns whether it was created.
+ */
+export function ensureEncryptionConfig(path: string): boolean {
+  if (existsSync(path)) return false;
+  writeFileSync(path, encryptionConfigYaml([{ name: 'key1', secret: newKeySecret() }]), { mode: 0o600, flag: 'wx' });
+  return true;
 }
 
 /**
