@@ -12,7 +12,7 @@ import { ApiError, errors } from './errors.ts';
 import type { KindDef, KubeObject } from '../api/schema/types.ts';
 import type { ApplyResult, ObjectStore, StoredObject } from './store.ts';
 import { DEFAULT_SERVICE_RANGES, type ServiceRanges } from './service-allocation.ts';
-import { SECRETS_RES, SealError, SecretSealer } from './encryption.ts';
+import { SECRETS_RES, SealError, SecretSealer, secretMetadataOnly } from './encryption.ts';
 
 export type Consistency = { kind: 'linearizable' } | { kind: 'any' } | { kind: 'notOlderThan'; rv: number };
 
@@ -150,12 +150,14 @@ export class Registry {
    * open is a 500 naming it (as Kubernetes answers a value it cannot
    * transform), never a crash.
    */
-  reveal(res: string, obj: StoredObject): StoredObject {
+  reveal(res: string, obj: StoredObject, opts: { orMetadata?: boolean } = {}): StoredObject {
     if (res !== SECRETS_RES || !obj.json) return obj;
     try {
       return { ...obj, json: this.sealer.open(obj.json) };
     } catch (e) {
       if (!(e instanceof SealError)) throw e;
+      // The answer to a DELETE: the object is gone whether or not its data opens; say what went, without it.
+      if (opts.orMetadata) return { ...obj, json: secretMetadataOnly(obj.json) };
       const m = (JSON.parse(obj.json) as KubeObject).metadata ?? {};
       throw errors.internal(`Internal error occurred: unable to decrypt Secret "${String(m.namespace ?? '')}/${String(m.name ?? '')}": ${e.message}`);
     }

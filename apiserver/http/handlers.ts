@@ -295,7 +295,7 @@ export class Handlers {
     const { object, deleted } = await this.reg.delete(r.kind, r.namespace, r.name, {
       rv: opts.rv, uid: opts.uid, grace, force: opts.grace === 0, gc: this.gcRequest(r, opts.policy),
     }, this.wctx(ctx, 'delete'));
-    this.respondObject(r, ctx, deleted ? 200 : 202, object);
+    this.respondObject(r, ctx, deleted ? 200 : 202, object, { orMetadata: true });
   }
 
   /**
@@ -352,7 +352,7 @@ export class Handlers {
         const { object } = await this.reg.delete(r.kind, ns, name, {
           grace: this.graceFor(r.kind, obj, opts.grace), force: opts.grace === 0, gc: this.gcRequest(r, opts.policy),
         }, this.wctx(ctx, 'deletecollection'));
-        out.push(this.reg.reveal(res, object).json);
+        out.push(this.reg.reveal(res, object, { orMetadata: true }).json);
       } catch (e) {
         if (!(e instanceof ApiError && e.reason === 'NotFound')) throw e;
       }
@@ -465,8 +465,8 @@ export class Handlers {
     return { user: ctx.user, verb, timeoutMs: ctx.timeoutMs, dryRun: isDryRun(ctx.query) };
   }
 
-  private respondObject(r: ResourceRequest, ctx: RequestContext, code: number, stored: StoredObject): void {
-    const obj = this.reg.reveal(resourceKey(r.kind.group, r.kind.plural), stored);
+  private respondObject(r: ResourceRequest, ctx: RequestContext, code: number, stored: StoredObject, reveal: { orMetadata?: boolean } = {}): void {
+    const obj = this.reg.reveal(resourceKey(r.kind.group, r.kind.plural), stored, reveal);
     if (ctx.warnings.length) {
       ctx.res.setHeader('warning', ctx.warnings.map((w) => `299 - ${JSON.stringify(w)}`));
     }
