@@ -1,5 +1,5 @@
-// Secrets encrypted at rest (Kubernetes' EncryptionConfiguration,
-// apiserver.config.k8s.io/v1, `--encryption-provider-config FILE`).
+// Secrets encrypted at rest, under the keys of Kubernetes' EncryptionConfiguration
+// (`--encryption-provider-config FILE`, read by api/encryption-config.ts).
 //
 // Where sealing happens: in the Registry, before a write is proposed. The
 // Raft entry then already holds the sealed value, so the log, the snapshots
@@ -19,8 +19,7 @@
 // Validation refuses a `data` that is not a map, so no client can write a
 // value that looks sealed.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import YAML from 'yaml';
+import { type AesGcmKey, type EncryptionProvider, parseEncryptionConfig, readEncryptionConfig } from '../api/encryption-config.ts';
 
 const PREFIX = 'k8s:enc:aesgcm:v1:';
 const NONCE_BYTES = 12;
@@ -29,9 +28,6 @@ const TAG_BYTES = 16;
 const SEALED_FIELDS = ['data', 'stringData'] as const;
 /** Store resource key of Secrets (resourceKey('', 'secrets')). */
 export const SECRETS_RES = '/secrets';
-
-interface AesKey { name: string; key: Buffer }
-type Provider = { type: 'aesgcm'; keys: AesKey[] } | { type: 'identity' };
 
 /** A sealed value that does not open: wrong key, a key not configured, or tampered with. */
 export class SealError extends Error {}
@@ -44,59 +40,18 @@ export class SecretSealer {
   private readonly identityReads: boolean;
 
   /** Providers in order: the first one writes, all of them read. No providers: identity (plaintext). */
-  constructor(private readonly providers: Provider[] = [{ type: 'identity' }]) {
+  constructor(private readonly providers: EncryptionProvider[] = [{ type: 'identity' }]) {
     for (const p of providers) if (p.type === 'aesgcm') for (const k of p.keys) this.keys.set(k.name, k.key);
     this.identityReads = providers.some((p) => p.type === 'identity');
   }
 
   /** Reads and checks an EncryptionConfiguration file; throws a clear error for anything malformed. */
   static fromFile(path: string): SecretSealer {
-    let text: string;
-    try {
-      text = readFileSync(path, 'utf8');
-    } catch (e) {
-      throw new Error(`--encryption-provider-config: cannot read ${path}: ${(e as Error).message}`);
-    }
-    try {
-      return SecretSealer.parse(text);
-    } catch (e) {
-      throw new Error(`--encryption-provider-config ${path}: ${(e as Error).message}`);
-    }
+    return new SecretSealer(readEncryptionConfig(path));
   }
 
   static parse(text: string): SecretSealer {
-    let doc: unknown;
-    try {
-      doc = YAML.parse(text);
-    } catch (e) {
-      throw new Error(`not valid YAML: ${(e as Error).message}`);
-    }
-    const cfg = doc as { apiVersion?: unknown; kind?: unknown; resources?: unknown };
-    if (!cfg || typeof cfg !== 'object') throw new Error('expected an EncryptionConfiguration object');
-    if (cfg.kind !== 'EncryptionConfiguration') throw new Error(`kind must be EncryptionConfiguration (got ${JSON.stringify(cfg.kind)})`);
-    if (cfg.apiVersion !== 'apiserver.config.k8s.io/v1') throw new Error(`apiVersion must be apiserver.config.k8s.io/v1 (got ${JSON.stringify(cfg.apiVersion)})`);
-    if (!Array.isArray(cfg.resources) || !cfg.resources.length) throw new Error('resources: expected a non-empty list');
-    let providers: Provider[] | undefined;
-    cfg.resources.forEach((r: unknown, i: number) => {
-      const at = `resources[${i}]`;
-      const rr = r as { resources?: unknown; providers?: unknown };
-      if (!rr || typeof rr !== 'object' || !Array.isArray(rr.resources) || !rr.resources.length) throw new Error(`${at}.resources: expected a non-empty list`);
-      for (const name of rr.resources) {
-        if (name !== 'secrets') throw new Error(`${at}.resources: only "secrets" can be encrypted here (got ${JSON.stringify(name)})`);
-      }
-      if (providers) throw new Error(`${at}: "secrets" is configured more than once`);
-      if (!Array.isArray(rr.providers) || !rr.providers.length) throw new Error(`${at}.providers: expected a non-empty list`);
-      providers = rr.providers.map((p: unknown, j: number) => parseProvider(p, `${at}.providers[${j}]`));
-    });
-    const names = new Set<string>();
-    for (const p of providers!) {
-      if (p.type !== 'aesgcm') continue;
-      for (const k of p.keys) {
-        if (names.has(k.name)) throw new Error(`key name ${JSON.stringify(k.name)} is used more than once`);
-        names.add(k.name);
-      }
-    }
-    return new SecretSealer(providers!);
+    return new SecretSealer(parseEncryptionConfig(text));
   }
 
   /** What writes: the first key of the first provider, or "identity". */
@@ -159,7 +114,7 @@ export class SecretSealer {
     return d.slice(PREFIX.length, d.indexOf(':', PREFIX.length));
   }
 
-  private sealValue(plain: string, k: AesKey, ns: string, name: string): string {
+  private sealValue(plain: string, k: AesGcmKey, ns: string, name: string): string {
     const nonce = randomBytes(NONCE_BYTES);
     const c = createCipheriv(`aes-${k.key.length * 8}-gcm` as 'aes-256-gcm', k.key, nonce, { authTagLength: TAG_BYTES });
     c.setAAD(aad(ns, name));
@@ -188,31 +143,6 @@ export class SecretSealer {
   }
 }
 
-/** A new AES-256 key for an EncryptionConfiguration (base64, as its `secret` field holds it). */
-export function newKeySecret(): string {
-  return randomBytes(32).toString('base64');
-}
-
-/** An EncryptionConfiguration for Secrets: aesgcm with these keys (the first writes), then identity (reads what was stored before encryption). */
-export function encryptionConfigYaml(keys: { name: string; secret: string }[]): string {
-  return YAML.stringify({
-    apiVersion: 'apiserver.config.k8s.io/v1',
-    kind: 'EncryptionConfiguration',
-    resources: [{ resources: ['secrets'], providers: [{ aesgcm: { keys } }, { identity: {} }] }],
-  });
-}
-
-/**
- * Creates the key file at `path` (readable by its owner only) unless it
- * exists: `flotilla up` makes it once per cluster directory and every server
- * reads the same one. Returns whether it was created.
- */
-export function ensureEncryptionConfig(path: string): boolean {
-  if (existsSync(path)) return false;
-  writeFileSync(path, encryptionConfigYaml([{ name: 'key1', secret: newKeySecret() }]), { mode: 0o600, flag: 'wx' });
-  return true;
-}
-
 /**
  * A Secret's JSON as the event stream carries it: metadata only, no
  * `data`/`stringData` (the audit policy's Metadata level). Consumers that
@@ -222,29 +152,6 @@ export function secretMetadataOnly(json: string): string {
   const obj = JSON.parse(json) as Record<string, unknown>;
   for (const f of SEALED_FIELDS) delete obj[f];
   return JSON.stringify(obj);
-}
-
-function parseProvider(p: unknown, at: string): Provider {
-  if (!p || typeof p !== 'object' || Array.isArray(p)) throw new Error(`${at}: expected a provider object`);
-  const entries = Object.entries(p as Record<string, unknown>);
-  if (entries.length !== 1) throw new Error(`${at}: a provider names exactly one type (aesgcm or identity), got ${entries.length ? entries.map(([k]) => k).join(', ') : 'none'}`);
-  const [type, body] = entries[0];
-  if (type === 'identity') return { type: 'identity' };
-  if (type !== 'aesgcm') throw new Error(`${at}: provider type ${JSON.stringify(type)} is not supported (aesgcm or identity)`);
-  const keys = (body as { keys?: unknown } | null)?.keys;
-  if (!Array.isArray(keys) || !keys.length) throw new Error(`${at}.aesgcm.keys: expected a non-empty list`);
-  return {
-    type: 'aesgcm',
-    keys: keys.map((k: unknown, i: number) => {
-      const kk = k as { name?: unknown; secret?: unknown };
-      const kat = `${at}.aesgcm.keys[${i}]`;
-      if (!kk || typeof kk.name !== 'string' || !/^[A-Za-z0-9._-]+$/.test(kk.name)) throw new Error(`${kat}.name: expected a name of letters, digits, '.', '_' or '-'`);
-      if (typeof kk.secret !== 'string' || !/^[A-Za-z0-9+/]+={0,2}$/.test(kk.secret)) throw new Error(`${kat}.secret: expected base64`);
-      const key = Buffer.from(kk.secret, 'base64');
-      if (![16, 24, 32].includes(key.length)) throw new Error(`${kat}.secret: an AES key is 16, 24 or 32 bytes, got ${key.length}`);
-      return { name: kk.name, key };
-    }),
-  };
 }
 
 /** The sealed fields of a Secret, or undefined when it has none. */

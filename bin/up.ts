@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util';
 import { request } from 'undici';
 import { ApiBalancer } from './api-balancer.ts';
 import { detach, stopLeftovers } from './up-lifecycle.ts';
-import { ensureEncryptionConfig } from '../apiserver/encryption.ts';
+import { ensureEncryptionConfig } from '../api/encryption-config.ts';
 
 const BIN = resolve(fileURLToPath(new URL('./flotilla.js', import.meta.url)));
 
