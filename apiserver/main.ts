@@ -18,6 +18,7 @@ import { PRIORITY_CLASSES, systemPriorityClasses } from './http/priority-admissi
 import { resourceKey } from './command.ts';
 import { kindByResource } from '../api/kinds/index.ts';
 import { EventPublisher } from './publisher.ts';
+import { SecretSealer } from './encryption.ts';
 import { Registry } from './registry.ts';
 import { ObjectStore } from './store.ts';
 import { ResourceMetricsApi } from './resource-metrics/api.ts';
@@ -56,6 +57,8 @@ export async function main(argv: string[]): Promise<void> {
       // Where Service cluster IPs and node ports come from (loopback, so the node agents can bind them).
       'service-cluster-ip-range': { type: 'string', default: DEFAULT_SERVICE_RANGES.clusterIPRange },
       'service-node-port-range': { type: 'string', default: DEFAULT_SERVICE_RANGES.nodePortRange },
+      // Kubernetes' EncryptionConfiguration: the keys Secrets are sealed with at rest (encryption.ts).
+      'encryption-provider-config': { type: 'string' },
     },
     strict: true,
   });
@@ -64,6 +67,8 @@ export async function main(argv: string[]): Promise<void> {
   }
   const serviceRanges = { clusterIPRange: values['service-cluster-ip-range']!, nodePortRange: values['service-node-port-range']! };
   parseServiceRanges(serviceRanges); // a clear error now rather than refused Service writes later
+  // A malformed key file stops the server here, before it joins the cluster or stores anything.
+  const sealer = values['encryption-provider-config'] ? SecretSealer.fromFile(values['encryption-provider-config']) : new SecretSealer();
   const log = pino({ name: 'flotilla-server', base: { server: values.id } });
   limitHeapGrowth(Number(values['gc-heap-growth-percent']));
   const peers = parsePeers(values.peers);
@@ -100,6 +105,8 @@ export async function main(argv: string[]): Promise<void> {
   });
   const registry = new Registry(node, store, unsafeFlag(values['unsafe-stale-reads']!, 'stale-reads', log));
   registry.serviceRanges = serviceRanges;
+  registry.sealer = sealer;
+  log.info({ encryptionProviderConfig: values['encryption-provider-config'] ?? null, writeKey: sealer.writeKey }, 'Secrets are written sealed under %s', sealer.writeKey);
   const metrics = new client.Registry();
   client.collectDefaultMetrics({ register: metrics });
   registerRaftMetrics(metrics, node);

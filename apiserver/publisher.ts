@@ -23,6 +23,7 @@ import { Role } from '../raft/types.ts';
 import { encodeCommand } from './command.ts';
 import { type ApiEvent, PREV_INDEX_HEADER, STREAM, SUBJECT_PREFIX, checkEventMessage, encodeEvent, subjectFor } from '../api/events.ts';
 import { KINDS } from '../api/kinds/index.ts';
+import { SECRETS_RES, secretMetadataOnly } from './encryption.ts';
 import type { ObjectStore, StoreEvent } from './store.ts';
 
 export interface PublisherOptions {
@@ -192,7 +193,8 @@ export class EventPublisher {
     const kind = KINDS.find((k) => k.group === group && k.plural === resource);
     return {
       index: e.index, term: e.term, type: e.type, group, version: kind?.version ?? '', kind: kind?.kind ?? '', resource,
-      namespace: e.ns, name: e.name, uid: e.uid, object: e.json, user: e.user, verb: e.verb, timestamp: e.ts,
+      // A Secret's event carries its metadata only: its data never goes on the stream (encryption.ts).
+      namespace: e.ns, name: e.name, uid: e.uid, object: e.res === SECRETS_RES ? secretMetadataOnly(e.json) : e.json, user: e.user, verb: e.verb, timestamp: e.ts,
     };
   }
 

@@ -12,6 +12,7 @@ import { ApiError, errors } from './errors.ts';
 import type { KindDef, KubeObject } from '../api/schema/types.ts';
 import type { ApplyResult, ObjectStore, StoredObject } from './store.ts';
 import { DEFAULT_SERVICE_RANGES, type ServiceRanges } from './service-allocation.ts';
+import { SECRETS_RES, SealError, SecretSealer, secretMetadataOnly } from './encryption.ts';
 
 export type Consistency = { kind: 'linearizable' } | { kind: 'any' } | { kind: 'notOlderThan'; rv: number };
 
@@ -36,6 +37,8 @@ export function nowRfc3339(): string {
 export class Registry {
   /** The ranges this member's Service creates and updates allocate from (`--service-cluster-ip-range`, `--service-node-port-range`). */
   serviceRanges: ServiceRanges = DEFAULT_SERVICE_RANGES;
+  /** Seals Secrets before they are proposed and opens them on reads (`--encryption-provider-config`; default: plaintext). */
+  sealer = new SecretSealer();
 
   constructor(
     readonly node: RaftNode,
@@ -100,8 +103,9 @@ export class Registry {
     delete meta.resourceVersion;
     delete meta.deletionTimestamp;
     delete meta.deletionGracePeriodSeconds;
+    const res = resourceKey(kind.group, kind.plural);
     const cmd: Command = {
-      op: 'create', res: resourceKey(kind.group, kind.plural), ns, name: meta.name!, obj: JSON.stringify(obj),
+      op: 'create', res, ns, name: meta.name!, obj: res === SECRETS_RES ? this.sealer.seal(obj) : JSON.stringify(obj),
       user: ctx.user, verb: ctx.verb, ts: meta.creationTimestamp,
     };
     if (cmd.res === SERVICES) cmd.svc = this.serviceRanges;
@@ -118,7 +122,7 @@ export class Registry {
     for (let attempt = 0; ; attempt++) {
       const cur = attempt === 0 ? await this.lookup(kind, ns, name, ctx.timeoutMs) : this.store.get(res, ns, name);
       if (!cur) throw errors.notFound(kind.group, kind.plural, name);
-      const curObj = JSON.parse(cur.json) as KubeObject;
+      const curObj = JSON.parse(this.reveal(res, cur).json) as KubeObject;
       const next = await mutate(curObj);
       if (ctx.dryRun) {
         // Everything but the write: the answer is what would be stored (at the current resourceVersion).
@@ -127,7 +131,7 @@ export class Registry {
         return { json: JSON.stringify(next), rv: cur.rv, uid: cur.uid, labels: next.metadata.labels as Record<string, string> | undefined };
       }
       const cmd: Command = {
-        op: 'update', res, ns, name, obj: JSON.stringify(next), pre: { rv: clientRv ?? cur.rv },
+        op: 'update', res, ns, name, obj: res === SECRETS_RES ? this.sealer.seal(next, cur.json) : JSON.stringify(next), pre: { rv: clientRv ?? cur.rv },
         user: ctx.user, verb: ctx.verb, ts: nowRfc3339(),
       };
       if (res === SERVICES) cmd.svc = this.serviceRanges;
@@ -137,6 +141,25 @@ export class Registry {
         if (clientRv === undefined && e instanceof ApiError && e.reason === 'Conflict' && attempt < MAX_RETRIES) continue;
         throw e;
       }
+    }
+  }
+
+  /**
+   * A stored object as clients see it: a Secret's sealed data opened (see
+   * encryption.ts); every other object as it is. A Secret that does not
+   * open is a 500 naming it (as Kubernetes answers a value it cannot
+   * transform), never a crash.
+   */
+  reveal(res: string, obj: StoredObject, opts: { orMetadata?: boolean } = {}): StoredObject {
+    if (res !== SECRETS_RES || !obj.json) return obj;
+    try {
+      return { ...obj, json: this.sealer.open(obj.json) };
+    } catch (e) {
+      if (!(e instanceof SealError)) throw e;
+      // The answer to a DELETE: the object is gone whether or not its data opens; say what went, without it.
+      if (opts.orMetadata) return { ...obj, json: secretMetadataOnly(obj.json) };
+      const m = (JSON.parse(obj.json) as KubeObject).metadata ?? {};
+      throw errors.internal(`Internal error occurred: unable to decrypt Secret "${String(m.namespace ?? '')}/${String(m.name ?? '')}": ${e.message}`);
     }
   }
 

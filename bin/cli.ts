@@ -23,6 +23,7 @@ const commands: Record<string, () => Promise<{ main(argv: string[]): Promise<voi
   uncordon: async () => ({ main: (await import('./commands/node.ts')).commandFor('uncordon') }),
   drain: async () => ({ main: (await import('./commands/node.ts')).commandFor('drain') }),
   logs: () => import('./commands/logs.ts'),
+  secrets: () => import('./commands/secrets.ts'),
 };
 
 const [cmd, ...rest] = process.argv.slice(2);

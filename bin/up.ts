@@ -19,6 +19,7 @@ import { parseArgs } from 'node:util';
 import { request } from 'undici';
 import { ApiBalancer } from './api-balancer.ts';
 import { detach, stopLeftovers } from './up-lifecycle.ts';
+import { ensureEncryptionConfig } from '../api/encryption-config.ts';
 
 const BIN = resolve(fileURLToPath(new URL('../bin/flotilla.js', import.meta.url)));
 
@@ -108,6 +109,9 @@ export async function main(argv: string[]): Promise<void> {
     writeFileSync(tokenFile, randomBytes(16).toString('hex'), { mode: 0o600 });
   }
   const clusterToken = readFileSync(tokenFile, 'utf8').trim();
+  // Secrets are sealed at rest under the keys of this file (made once, owner-only; see apiserver/encryption.ts).
+  const encryptionConfig = resolve(join(dir, 'encryption-config.yaml'));
+  ensureEncryptionConfig(encryptionConfig);
   const children: ChildProcess[] = [];
   let stopping = false;
   const spawnLogged = (name: string, args: string[], command?: string) => {
@@ -169,7 +173,7 @@ export async function main(argv: string[]): Promise<void> {
   const servers = members.map((m) => {
     const data = resolve(join(dir, 'data', m.id));
     const record = { ...m, pid: 0, data };
-    supervise(m.id, ['server', '--id', m.id, '--peers', peers, '--api', m.api, '--data', data, '--cluster-token', clusterToken, '--nats', natsUrl], record);
+    supervise(m.id, ['server', '--id', m.id, '--peers', peers, '--api', m.api, '--data', data, '--cluster-token', clusterToken, '--nats', natsUrl, '--encryption-provider-config', encryptionConfig], record);
     return record;
   });
   // The one API address: a balancer over the servers' API ports.

@@ -1,7 +1,8 @@
 // `flotilla ingress`: the ingress controller, an HTTP(S) reverse proxy that
 // serves the Ingresses of its IngressClass. It keeps Ingresses,
-// IngressClasses, Services, EndpointSlices and Secrets in the shared
-// informers, routes by host and path (routes.ts), balances over the ready
+// IngressClasses, Services and EndpointSlices in the shared informers (and
+// its TLS Secrets in an informer that lists and watches them through the
+// API: Secret events on the stream carry no data), routes by host and path (routes.ts), balances over the ready
 // endpoints (backends.ts) and writes each served Ingress's
 // status.loadBalancer. No leader: several replicas serve alike and write the
 // same status (a no-op write changes nothing).
@@ -15,6 +16,7 @@ import { resolveKind } from '../client/kinds.ts';
 import { serveHealth } from '../health/http.ts';
 import { onTermination, parseFlags } from '../process/flags.ts';
 import { SharedInformerFactory } from '../informer/factory.ts';
+import { Informer } from '../informer/informer.ts';
 import { resolveNatsUrl } from '../informer/nats.ts';
 import type { Logger } from '../informer/stream.ts';
 import type { KubeObject } from '../informer/types.ts';
@@ -26,6 +28,7 @@ import { type IngressView, type RouteTable, buildRoutes, tlsSecretFor } from './
 export const INGRESS_CONTROLLER = 'flotilla.io/ingress';
 const INGRESSES = resolveKind('ingresses')!;
 const INGRESS_CLASSES = resolveKind('ingressclasses')!;
+const SECRETS = resolveKind('secrets')!;
 
 const USAGE = `usage: flotilla ingress [--server URL[,URL…]] [--nats URL[,URL…]] [--listen 127.0.0.1:8080] [--listen-tls 127.0.0.1:8443|none]
        [--ingress-class flotilla] [--publish-address IP] [--metrics-address 127.0.0.1:0] [--log-level info]`;
@@ -71,7 +74,12 @@ export async function main(argv: string[]): Promise<void> {
   const classes = informers.informer('ingressclasses');
   const services = informers.informer('services');
   const slices = informers.informer('endpointslices');
-  const secrets = informers.informer('secrets');
+  // TLS Secrets come through the API (the server opens their sealed data):
+  // events for Secrets on the stream carry metadata only.
+  const secrets = new Informer({
+    client: api, kind: SECRETS, source: 'watch', fieldSelector: 'type=kubernetes.io/tls', name: 'secrets@ingress', logger: log,
+  });
+  const synced = () => informers.hasSynced() && secrets.hasSynced();
 
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry });
@@ -122,10 +130,10 @@ export async function main(argv: string[]): Promise<void> {
   let listening = false;
   const health = await serveHealth({
     address: str('metrics-address'), registry,
-    healthz: () => ({ ok: true, detail: { listen: str('listen'), synced: informers.hasSynced() } }),
-    readyz: () => ({ ok: listening && informers.hasSynced(), detail: { listening } }),
+    healthz: () => ({ ok: true, detail: { listen: str('listen'), synced: synced() } }),
+    readyz: () => ({ ok: listening && synced(), detail: { listening } }),
   });
-  await informers.start();
+  await Promise.all([informers.start(), secrets.start()]);
   await ensureIngressClass(api, className, log);
   const httpPort = await proxy.listen(http.host, http.port);
   const tlsPort = tls ? await proxy.listenTls(tls.host, tls.port) : undefined;
@@ -157,6 +165,7 @@ export async function main(argv: string[]): Promise<void> {
     await Promise.race([workers, new Promise((r) => setTimeout(r, 2000).unref())]);
     await proxy.close();
     await informers.stop().catch(() => {});
+    await secrets.stop().catch(() => {});
     await health.close();
     await api.close();
     process.exit(0);

@@ -10,6 +10,7 @@ import { conflictStatus, serverSideApply, updateManagedFieldsForUpdate } from '.
 import { PatchError } from '../patch/errors.ts';
 import { labelSelectorToString } from '../../api/selectors.ts';
 import { type Consistency, type Registry, nowRfc3339 } from '../registry.ts';
+import { resourceKey } from '../command.ts';
 import { type GcRequest, type PropagationPolicy, finalizersForDelete, orphansByDefault, policyOf } from '../deletion.ts';
 import type { KindDef, KubeObject } from '../../api/schema/types.ts';
 import type { StoredObject } from '../store.ts';
@@ -105,8 +106,10 @@ export class Handlers {
       ? (await this.reg.sync({ kind: 'notOlderThan', rv: opts.continue.rv }, ctx.timeoutMs), opts.continue.rv)
       : await this.reg.sync(this.consistencyOf(ctx.query), ctx.timeoutMs);
     const page = selectObjects(this.reg.store, r.kind, r.namespace, opts, revision);
+    const res = resourceKey(r.kind.group, r.kind.plural);
+    const items = page.items.map((o) => this.reg.reveal(res, o));
     if (wantsTable(ctx.req)) {
-      const objs = page.items.map((o) => JSON.parse(o.json) as KubeObject);
+      const objs = items.map((o) => JSON.parse(o.json) as KubeObject);
       const table = tableFor(r.kind, objs, ctx.query, { resourceVersion: String(revision), continue: page.continueToken, remainingItemCount: page.remaining });
       return sendJson(ctx.res, 200, table, ctx.req);
     }
@@ -115,7 +118,7 @@ export class Handlers {
     if (page.remaining !== undefined) meta.remainingItemCount = page.remaining;
     const head = `{"kind":"${r.kind.listKind}","apiVersion":"${apiVersionOf(r.kind)}","metadata":${JSON.stringify(meta)},"items":[`;
     // The stored JSON goes out as it is: no parse and re-serialize per item.
-    const body = `${head}${page.items.map((o) => o.json).join(',')}]}`;
+    const body = `${head}${items.map((o) => o.json).join(',')}]}`;
     sendJson(ctx.res, 200, body, ctx.req);
   }
 
@@ -292,7 +295,7 @@ export class Handlers {
     const { object, deleted } = await this.reg.delete(r.kind, r.namespace, r.name, {
       rv: opts.rv, uid: opts.uid, grace, force: opts.grace === 0, gc: this.gcRequest(r, opts.policy),
     }, this.wctx(ctx, 'delete'));
-    this.respondObject(r, ctx, deleted ? 200 : 202, object);
+    this.respondObject(r, ctx, deleted ? 200 : 202, object, { orMetadata: true });
   }
 
   /**
@@ -339,7 +342,8 @@ export class Handlers {
     const revision = await this.reg.sync({ kind: 'linearizable' }, ctx.timeoutMs);
     const { items } = selectObjects(this.reg.store, r.kind, r.namespace, { ...listOpts, limit: 0, continue: undefined }, revision);
     const out: string[] = [];
-    if (opts.dryRun) out.push(...items.map((o) => o.json));
+    const res = resourceKey(r.kind.group, r.kind.plural);
+    if (opts.dryRun) out.push(...items.map((o) => this.reg.reveal(res, o).json));
     for (const o of opts.dryRun ? [] : items) {
       const obj = JSON.parse(o.json) as KubeObject;
       const ns = String(obj.metadata?.namespace ?? '');
@@ -348,7 +352,7 @@ export class Handlers {
         const { object } = await this.reg.delete(r.kind, ns, name, {
           grace: this.graceFor(r.kind, obj, opts.grace), force: opts.grace === 0, gc: this.gcRequest(r, opts.policy),
         }, this.wctx(ctx, 'deletecollection'));
-        out.push(object.json);
+        out.push(this.reg.reveal(res, object, { orMetadata: true }).json);
       } catch (e) {
         if (!(e instanceof ApiError && e.reason === 'NotFound')) throw e;
       }
@@ -461,7 +465,8 @@ export class Handlers {
     return { user: ctx.user, verb, timeoutMs: ctx.timeoutMs, dryRun: isDryRun(ctx.query) };
   }
 
-  private respondObject(r: ResourceRequest, ctx: RequestContext, code: number, obj: StoredObject): void {
+  private respondObject(r: ResourceRequest, ctx: RequestContext, code: number, stored: StoredObject, reveal: { orMetadata?: boolean } = {}): void {
+    const obj = this.reg.reveal(resourceKey(r.kind.group, r.kind.plural), stored, reveal);
     if (ctx.warnings.length) {
       ctx.res.setHeader('warning', ctx.warnings.map((w) => `299 - ${JSON.stringify(w)}`));
     }

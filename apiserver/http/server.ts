@@ -178,7 +178,11 @@ export class ApiHttpServer {
       }
       return await this.handleOther(req, res, url);
     } catch (e) {
-      if (!(e instanceof ApiError)) this.o.logger.error({ err: e, url: req.url, method: req.method }, 'request failed');
+      if (!(e instanceof ApiError)) {
+        // An unexpected failure on a Secret is logged without its message and stack, which could quote the data.
+        const err = resource === 'secrets' ? { type: (e as Error)?.name } : e;
+        this.o.logger.error({ err, url: req.url, method: req.method }, 'request failed');
+      }
       sendError(res, e);
     }
   }

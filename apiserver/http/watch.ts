@@ -7,6 +7,7 @@
 import type { ServerResponse } from 'node:http';
 import { resourceKey } from '../command.ts';
 import { ApiError, errors } from '../errors.ts';
+import { SECRETS_RES } from '../encryption.ts';
 import type { Registry } from '../registry.ts';
 import { matchesFields, matchesLabels } from '../../api/selectors.ts';
 import type { KindDef, KubeObject } from '../../api/schema/types.ts';
@@ -35,6 +36,8 @@ export class WatchHub {
     }
     const kind = r.kind;
     const resKey = resourceKey(kind.group, kind.plural);
+    /** Secrets are stored sealed: each object is opened on the way out (encryption.ts). */
+    const sealed = resKey === SECRETS_RES;
     const ns = r.namespace;
     const bookmarks = queryBool(query, 'allowWatchBookmarks');
     const timeoutS = query.get('timeoutSeconds') ? Number(query.get('timeoutSeconds')) : 1800;
@@ -63,10 +66,21 @@ export class WatchHub {
     let closed = false;
     const write = (type: string, json: string, rv: number) => {
       if (closed) return;
-      lastRv = Math.max(lastRv, rv);
       let objText = json;
+      if (sealed && type !== 'ERROR' && type !== 'BOOKMARK') {
+        try {
+          objText = this.reg.reveal(resKey, { json, rv, uid: '' }).json;
+        } catch (e) {
+          // A Secret that does not open ends the watch with the error naming it; the server goes on.
+          if (!(e instanceof ApiError)) throw e;
+          res.write(`{"type":"ERROR","object":${JSON.stringify(e.toStatus())}}\n`);
+          finish();
+          return;
+        }
+      }
+      lastRv = Math.max(lastRv, rv);
       if (asTable && type !== 'ERROR' && type !== 'BOOKMARK') {
-        const t = tableFor(kind, [JSON.parse(json) as KubeObject], query, { resourceVersion: String(rv) });
+        const t = tableFor(kind, [JSON.parse(objText) as KubeObject], query, { resourceVersion: String(rv) });
         if (sentColumns) t.columnDefinitions = [];
         sentColumns = true;
         objText = JSON.stringify(t);
