@@ -12,7 +12,8 @@
 // one agent process (127.0.64.1, …).
 import { randomBytes } from 'node:crypto';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -96,6 +97,21 @@ export async function main(argv: string[]): Promise<void> {
   // Processes a previous `up` on this dir left behind (it was killed): stop them before reusing their ports.
   await stopLeftovers(dir);
   writeFileSync(lockFile, String(process.pid));
+  const recordShape = checkShape(dir, { servers: n, nats: natsCount });
+  await checkPortsFree([
+    `127.0.0.1:${base}`,
+    ...Array.from({ length: n }, (_, i) => [`127.0.0.1:${base + 1 + i}`, `127.0.0.1:${base + 101 + i}`]).flat(),
+    ...Array.from({ length: natsCount }, (_, i) => [`127.0.0.1:${base + 201 + i}`, ...(natsCount > 1 ? [`127.0.0.1:${base + 211 + i}`] : [])]).flat(),
+    ...Array.from({ length: nControllers }, (_, i) => `127.0.0.1:${base + 301 + i}`),
+    ...Array.from({ length: nSchedulers }, (_, i) => `127.0.0.1:${base + 321 + i}`),
+    ...(values.dns !== 'none' ? [values.dns!, `127.0.0.1:${base + 401}`] : []),
+    ...(values.ingress !== 'none' ? [`${values.ingress}:80`, `${values.ingress}:443`, `127.0.0.1:${base + 402}`] : []),
+    ...(runtime === 'sim' ? (nNodes ? ['127.0.64.1:10250'] : []) : Array.from({ length: nNodes }, (_, i) => `127.0.0.${11 + i}:10250`)),
+  ], base).catch((e: Error) => {
+    writeFileSync(lockFile, '');
+    throw e;
+  });
+  recordShape();
 
   const members = Array.from({ length: n }, (_, i) => ({
     id: `s${i + 1}`, api: `127.0.0.1:${base + 1 + i}`, peer: `127.0.0.1:${base + 101 + i}`,
@@ -360,6 +376,53 @@ async function waitForComponents(cluster: ClusterFile, nodes: number, stopping: 
     await new Promise((r) => setTimeout(r, 250));
   }
   if (!stopping()) process.stderr.write('flotilla up: some components are not ready after 60 s; see the logs\n');
+}
+
+/**
+ * The shape of the cluster a directory holds (servers, NATS servers), kept in
+ * <dir>/shape.json from the first start; inferred from the data directories
+ * of a cluster made before that file existed. Another shape on the same data
+ * would start members that are not in the Raft configuration, or an R3
+ * stream on one NATS server: refuse it with what to do instead.
+ */
+function checkShape(dir: string, want: { servers: number; nats: number }): () => void {
+  const file = join(dir, 'shape.json');
+  let have: { servers: number; nats: number } | undefined;
+  if (existsSync(file)) {
+    try {
+      have = JSON.parse(readFileSync(file, 'utf8')) as { servers: number; nats: number };
+    } catch {
+      have = undefined;
+    }
+  } else if (existsSync(join(dir, 'data'))) {
+    const entries = readdirSync(join(dir, 'data'));
+    const servers = entries.filter((e) => /^s\d+$/.test(e)).length;
+    const nats = entries.filter((e) => /^nats\d+$/.test(e)).length;
+    if (servers) have = { servers, nats: nats || want.nats };
+  }
+  if (have && (have.servers !== want.servers || have.nats !== want.nats)) {
+    throw new Error(`${dir} holds a cluster of ${have.servers} server(s) and ${have.nats} NATS server(s); this run asks for ${want.servers} and ${want.nats}. `
+      + `Start it with --servers ${have.servers} --nats ${have.nats}, change its membership with flotilla cluster add-member/remove-member, or use another --dir.`);
+  }
+  return () => writeFileSync(file, `${JSON.stringify(want)}\n`);
+}
+
+/** Refuses to start when an address a child will listen on is taken, naming it (children would only log the failure). */
+async function checkPortsFree(addresses: string[], base: number): Promise<void> {
+  const taken: string[] = [];
+  await Promise.all(addresses.map((a) => new Promise<void>((done) => {
+    const i = a.lastIndexOf(':');
+    const srv = net.createServer();
+    srv.once('error', (e: NodeJS.ErrnoException) => {
+      taken.push(`${a} (${e.code ?? e.message})`);
+      done();
+    });
+    srv.listen(Number(a.slice(i + 1)), a.slice(0, i), () => srv.close(() => done()));
+  })));
+  if (taken.length) {
+    throw new Error(`cannot start: ${taken.sort().join(', ')} ${taken.length > 1 ? 'are' : 'is'} taken by another process. `
+      + `Stop it, or choose other ports (--base-port, now ${base}; --dns, --ingress HOST|none).`);
+  }
 }
 
 /** nats-server from Debian's package; installed when missing and we are root, else an exact instruction. */

@@ -7,6 +7,7 @@
 // directory resumes the same data; `flotilla down` stops a detached cluster.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -115,4 +116,15 @@ t.test('flotilla up: comes up, survives a server kill, stops on SIGTERM, resumes
   t.equal(down.code, 0, down.err);
   await waitFor('the detached up gone', () => !alive(upPid), 20_000, 100);
   t.pass('flotilla down stopped the detached cluster');
+
+  // Clear refusals, before anything starts: another shape on the same data, a port taken.
+  const shape = await flotilla(cwd, [...args.filter((a) => a !== '--detach'), '--servers', '5']);
+  t.equal(shape.code, 1, 'a different number of servers on the same directory is refused');
+  t.match(shape.err, /holds a cluster of 3 server\(s\) and 1 NATS server\(s\); this run asks for 5 and 1\. Start it with --servers 3 --nats 1/);
+  const blocker = net.createServer();
+  await new Promise<void>((r) => blocker.listen(base + 2, '127.0.0.1', () => r()));
+  const busy = await flotilla(cwd, args);
+  blocker.close();
+  t.equal(busy.code, 1, 'a taken port is refused');
+  t.match(busy.err, new RegExp(`cannot start: 127\\.0\\.0\\.1:${base + 2} \\(EADDRINUSE\\) is taken by another process`));
 });
