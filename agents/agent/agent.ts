@@ -25,7 +25,9 @@ import type { NatsConnection } from 'nats';
 import { connectNats } from '../informer/nats.ts';
 import { MetricsPublisher } from './metrics.ts';
 import type { Duplex } from 'node:stream';
+import { serveAttach } from './attach.ts';
 import { httpError, serveExec } from './exec.ts';
+import { servePortForward } from './port-forward.ts';
 import { LogObserver, LogRequestError, type LogRotation, containerLogFiles, parseLogQuery, serveLogFile } from './logs.ts';
 import { Cgroups } from './runtime/cgroups.ts';
 import { ContainerProcess } from './runtime/process.ts';
@@ -164,16 +166,37 @@ export class NodeAgent {
     this.logs.stop();
   }
 
-  /** The kubelet's /exec/{namespace}/{pod}/{container}?command=… (a WebSocket; the API server proxies pods/exec here). */
+  /**
+   * The kubelet's streaming endpoints, upgraded connections the API server
+   * proxies pods/exec, pods/attach and pods/portforward to:
+   * /exec/{namespace}/{pod}/{container}?command=…, /attach/{namespace}/{pod}/{container},
+   * /portForward/{namespace}/{pod}.
+   */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
     const url = new URL(req.url ?? '/', 'http://agent');
-    const m = /^\/exec\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(url.pathname);
+    const m = /^\/(exec|attach)\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(url.pathname) ?? /^\/(portForward)\/([^/]+)\/([^/]+)$/.exec(url.pathname);
     if (!m) return httpError(socket, 404, `no such endpoint: ${url.pathname}`);
     if (head.length) socket.unshift(head);
-    const [ns, name, container] = m.slice(1).map(decodeURIComponent);
+    let ns: string, name: string, container: string;
+    try {
+      [ns, name, container] = m.slice(2).map(decodeURIComponent);
+    } catch {
+      return httpError(socket, 400, `malformed path ${url.pathname}`);
+    }
     const pod = this.pods.get(ns, name);
     const worker = pod?.metadata.uid ? this.workers.get(pod.metadata.uid) : undefined;
     if (!worker) return httpError(socket, 404, `pods "${name}" not found`);
+    if (m[1] === 'portForward') {
+      const t = worker.portForwardTarget();
+      if (typeof t === 'string') return httpError(socket, 400, t);
+      return servePortForward(req, socket, { ...t, uid: worker.uid, log: this.o.log });
+    }
+    if (m[1] === 'attach') {
+      const t = worker.attachTarget(container);
+      if (typeof t === 'string') return httpError(socket, 400, t);
+      return serveAttach(req, socket, url.searchParams, t);
+    }
     const target = worker.execTarget(container);
     if (typeof target === 'string') return httpError(socket, 400, target);
     serveExec(req, socket, url.searchParams, target);

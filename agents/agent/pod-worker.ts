@@ -22,6 +22,7 @@ import { expand } from './runtime/expand.ts';
 import { IMAGE_PATH, containerArgv } from './runtime/images.ts';
 import { type ProbeKind, type ProbeSpec, ProbeWorker } from './runtime/probes.ts';
 import { ContainerProcess, type ExitInfo } from './runtime/process.ts';
+import type { AttachTarget } from './attach.ts';
 import type { EventRecorder } from '../recorder/recorder.ts';
 import type { LogObserver } from './logs.ts';
 import type { PodIPAllocator } from './pod-ip.ts';
@@ -196,6 +197,21 @@ export class PodWorker {
       // The container's mount namespace, so that its volumes are where it sees them.
       prefix: s.mounted ? ['nsenter', '-t', String(s.proc.pid), '-m', '--'] : [],
     };
+  }
+
+  /** What `kubectl attach` joins: the container's running main process and its stdin settings. */
+  attachTarget(container: string): AttachTarget | string {
+    const s = this.slots.get(container);
+    if (!s) return `container not found ("${container}")`;
+    if (!s.proc?.running) return `container ${container} is not running`;
+    const spec = s.spec as Container & { stdin?: boolean; stdinOnce?: boolean };
+    return { proc: s.proc, stdin: spec.stdin === true, stdinOnce: spec.stdinOnce === true };
+  }
+
+  /** Where `kubectl port-forward` connects: the pod's IP (its containers bind their ports there). */
+  portForwardTarget(): { podIP: string; pod: string } | string {
+    if (!this.podIP || !this.pod) return 'the pod has no IP address yet';
+    return { podIP: this.podIP, pod: this.pod.metadata.name };
   }
 
   /** The pod's namespace and name, once known. */
@@ -548,6 +564,7 @@ export class PodWorker {
         logFile: join(podDir, 'logs', c.name, `${s.state.restartCount}.log`),
         recordFile: join(podDir, 'records', `${c.name}.json`),
         podUid: this.uid, container: c.name, restartCount: s.state.restartCount,
+        stdin: (c as { stdin?: boolean }).stdin ? { fifo: join(podDir, 'records', `${c.name}.stdin`), once: (c as { stdinOnce?: boolean }).stdinOnce === true } : undefined,
       });
       this.ctx.counters.starts++;
       this.attach(s, proc);
