@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { ApiClient, resourcePath } from '../agents/client/api.ts';
 import { newControllerContext, stopControllerContext } from '../agents/controllers/context.ts';
 import { NodeIpamController } from '../agents/controllers/nodeipam/controller.ts';
+import { RootCAPublisher } from '../agents/controllers/serviceaccount/rootca.ts';
 import type { Pod } from '../agents/informer/types.ts';
 import { kindByName } from '../api/kinds/index.ts';
 import { AgentProcess } from '../harness/agent.ts';
@@ -44,9 +45,11 @@ export async function benchAgent(): Promise<Section> {
   const c = new ApiClient(cluster.urls);
   const ctx = newControllerContext({ client: c, nats: nats.url, config: { clusterCIDR: '127.96.0.0/16' } });
   const ipam = new NodeIpamController(ctx);
+  // Every pod mounts its service-account volume, whose ca.crt is the namespace's kube-root-ca.crt.
+  const rootCA = new RootCAPublisher(ctx);
   await ctx.informers.start();
   const abort = new AbortController();
-  const ipamRun = ipam.run(abort.signal);
+  const ipamRun = Promise.all([ipam.run(abort.signal), rootCA.run(abort.signal)]);
   const agents = await Promise.all([1, 2].map((i) => AgentProcess.start({ servers: cluster.urls, name: `bench-node-${i}`, address: `127.0.9.${i}` })));
   try {
     await waitFor('pod CIDRs', async () => {

@@ -13,6 +13,7 @@ import t from 'tap';
 import { request } from 'undici';
 import { ApiClient, resourcePath } from '../agents/client/api.ts';
 import { NodeIpamController } from '../agents/controllers/nodeipam/controller.ts';
+import { RootCAPublisher } from '../agents/controllers/serviceaccount/rootca.ts';
 import type { Pod } from '../agents/informer/types.ts';
 import { kindByName } from '../api/kinds/index.ts';
 import { AgentProcess } from '../harness/agent.ts';
@@ -45,7 +46,7 @@ t.test('attach and port-forward', { skip: kubectlMissing(t) ?? false }, async (t
   t.teardown(() => cluster.stop());
   const c = new ApiClient(cluster.urls);
   t.teardown(() => c.close());
-  const ipam = await runControllers(c, nats.url, [(ctx) => new NodeIpamController(ctx)], { clusterCIDR: `127.${100 + (octet % 100)}.0.0/16` });
+  const ipam = await runControllers(c, nats.url, [(ctx) => new NodeIpamController(ctx), (ctx) => new RootCAPublisher(ctx)], { clusterCIDR: `127.${100 + (octet % 100)}.0.0/16` });
   t.teardown(() => ipam.stop());
   const agent = await AgentProcess.start({ servers: cluster.urls, name: NODE, address: ADDRESS, nats: nats.url, args: ['--service-proxy', 'false'] });
   t.teardown(() => agent.stop());

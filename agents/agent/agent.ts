@@ -292,6 +292,14 @@ export class NodeAgent {
     return {
       configMap: env.configMap,
       secret: env.secret,
+      automount: async (ns, name) => {
+        try {
+          return (await c.get<{ automountServiceAccountToken?: boolean }>(resourcePath(resolveKind('serviceaccounts')!, ns, name))).automountServiceAccountToken;
+        } catch (e) {
+          if (e instanceof ApiClientError && e.code === 404) return undefined;
+          throw e;
+        }
+      },
       claimPath: async (ns, claim) => {
         let pvc: { spec?: { volumeName?: string } };
         try {

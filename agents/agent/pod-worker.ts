@@ -16,7 +16,7 @@ import type { Container, Pod } from '../informer/types.ts';
 import { type ContainerRuntimeState, type Terminated, podPhase, podStatus } from './pod-status.ts';
 import { type Cgroups, type PodCgroup, podResources, processGroupRss } from './runtime/cgroups.ts';
 import { ContainerConfigError, type EnvSources, containerEnv } from './runtime/env.ts';
-import { type VolumeSources, cleanupPodVolumes, containerMounts, mountScript, preparePodVolumes } from './runtime/volumes.ts';
+import { type VolumeSources, cleanupPodVolumes, containerMounts, mountScript, preparePodVolumes, withServiceAccountVolume } from './runtime/volumes.ts';
 import { type ClusterDns, writePodDnsFiles } from './runtime/dns-config.ts';
 import { expand } from './runtime/expand.ts';
 import { IMAGE_PATH, containerArgv } from './runtime/images.ts';
@@ -413,7 +413,7 @@ export class PodWorker {
     const { init, main } = this.slotsFor(pod);
     // The periodic sync refreshes the volumes already set up (a changed ConfigMap or Secret reaches the files).
     if (this.volumes && [...this.slots.values()].some((x) => x.proc?.running)) {
-      this.volumes = await preparePodVolumes(pod, join(this.ctx.dataDir, 'pods', this.uid), this.ctx.volumes).catch((e) => {
+      this.volumes = await this.volumePod(pod).then((vp) => preparePodVolumes(vp, join(this.ctx.dataDir, 'pods', this.uid), this.ctx.volumes)).catch((e) => {
         this.ctx.log.warn({ pod: this.name(), err: (e as Error).message }, 'refreshing volumes failed');
         return this.volumes;
       });
@@ -532,8 +532,10 @@ export class PodWorker {
     const cwd = c.workingDir ? c.workingDir : join(podDir, 'containers', c.name);
     let mounts = '';
     try {
-      this.volumes ??= await preparePodVolumes(pod, podDir, this.ctx.volumes);
-      const m = containerMounts(c as never, this.volumes);
+      const vpod = await this.volumePod(pod);
+      this.volumes ??= await preparePodVolumes(vpod, podDir, this.ctx.volumes);
+      const vc = [...vpod.spec!.containers, ...((vpod.spec!.initContainers ?? []) as Container[])].find((x) => x.name === c.name) ?? c;
+      const m = containerMounts(vc as never, this.volumes);
       // /etc/resolv.conf and /etc/hosts first, so a volume mounted over /etc wins as in Kubernetes.
       const dnsFiles = this.ctx.clusterDns ? writePodDnsFiles(podDir, pod as never, this.podIP!, this.ctx.clusterDns) : [];
       if (m.length || dnsFiles.length) mounts = mountScript([...dnsFiles, ...m]);
@@ -637,6 +639,23 @@ export class PodWorker {
   }
 
   private lastWritten?: Record<string, any>;
+
+  /** The ServiceAccount's automountServiceAccountToken, looked up once per pod. */
+  private automount?: Promise<boolean | undefined>;
+
+  /** The pod with the service-account volume it gets (runtime/volumes.ts). */
+  private volumePod(pod: Pod): Promise<Pod> {
+    return withServiceAccountVolume(pod, {
+      ...this.ctx.volumes,
+      automount: (ns, name) => {
+        this.automount ??= (this.ctx.volumes.automount?.(ns, name) ?? Promise.resolve(undefined)).catch((e) => {
+          this.automount = undefined;
+          throw e;
+        });
+        return this.automount;
+      },
+    });
+  }
 
   /** Stops every container (preStop, SIGTERM, grace, SIGKILL), then removes the pod object. */
   private async terminate(pod: Pod): Promise<void> {
