@@ -286,9 +286,28 @@ export class NodeAgent {
     }
   }
 
+  /**
+   * GETs of the same object that are in flight at once share one request: a
+   * burst of pod starts on this node reads the same kube-root-ca.crt,
+   * ServiceAccount and ConfigMaps, and each read is a trip through the API
+   * (measured: it dominated pod start under a burst). Nothing is cached past
+   * the answer, so nothing is staler than a read of one's own.
+   */
+  private readonly inflight = new Map<string, Promise<unknown>>();
+  private readonly reads = {
+    get: <T>(path: string): Promise<T> => {
+      let p = this.inflight.get(path) as Promise<T> | undefined;
+      if (!p) {
+        p = this.o.client.get<T>(path).finally(() => this.inflight.delete(path));
+        this.inflight.set(path, p);
+      }
+      return p;
+    },
+  };
+
   private volumeSources(): VolumeSources {
     const env = this.envSources();
-    const c = this.o.client;
+    const c = this.reads;
     return {
       configMap: env.configMap,
       secret: env.secret,
@@ -319,7 +338,7 @@ export class NodeAgent {
   }
 
   private envSources(): EnvSources {
-    const c = this.o.client;
+    const c = this.reads;
     const getOrUndefined = async <T>(path: string): Promise<T | undefined> => {
       try {
         return await c.get<T>(path);

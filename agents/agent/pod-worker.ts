@@ -164,9 +164,17 @@ export class PodWorker {
 
   constructor(readonly uid: string, private readonly ctx: WorkerContext) {}
 
+  /**
+   * When each step of this pod's start happened (ms since the epoch), until
+   * the status saying Ready is written: logged then as "pod started" with
+   * the time each phase took, for the benchmark's breakdown.
+   */
+  private readonly startTimes: { seen?: number; synced?: number; spawning?: number; spawned?: number; ready?: number; logged?: boolean } = {};
+
   /** The latest pod (undefined: deleted from the API). */
   update(pod: Pod | undefined): void {
     if (this.done) return;
+    this.startTimes.seen ??= Date.now();
     this.pod = pod ?? (this.pod ? { ...this.pod, metadata: { ...this.pod.metadata, deletionTimestamp: this.pod.metadata.deletionTimestamp ?? iso() } } : undefined);
     if (!pod) this.removedFromApi = true;
     this.schedule(0);
@@ -410,6 +418,7 @@ export class PodWorker {
       const have = pod.status?.podIP;
       this.podIP = have && alloc.reserve(this.uid, have) ? have : alloc.allocate(this.uid);
     }
+    this.startTimes.synced ??= Date.now();
     const { init, main } = this.slotsFor(pod);
     // The periodic sync refreshes the volumes already set up (a changed ConfigMap or Secret reaches the files).
     if (this.volumes && [...this.slots.values()].some((x) => x.proc?.running)) {
@@ -560,6 +569,7 @@ export class PodWorker {
     s.oomBaseline = cgroup?.oomKills();
     s.env = env;
     s.cwd = cwd;
+    this.startTimes.spawning ??= Date.now();
     try {
       const proc = await ContainerProcess.start({
         argv: cgroup || mounts ? inCgroups(cgroup?.procsFiles ?? [], argv, mounts) : argv, env, cwd,
@@ -569,6 +579,7 @@ export class PodWorker {
         stdin: (c as { stdin?: boolean }).stdin ? { fifo: join(podDir, 'records', `${c.name}.stdin`), once: (c as { stdinOnce?: boolean }).stdinOnce === true } : undefined,
       });
       this.ctx.counters.starts++;
+      this.startTimes.spawned ??= Date.now();
       this.attach(s, proc);
       this.event('Normal', 'Started', `Started container ${c.name}`);
       this.ctx.log.info({ pod: this.name(), container: c.name, pid: proc.pid, restartCount: s.state.restartCount }, 'container started');
@@ -627,11 +638,14 @@ export class PodWorker {
     const status = podStatus(this.view(pod, init, main), this.lastWritten ?? pod.status, iso());
     const text = JSON.stringify(status);
     if (text === this.lastStatus) return;
+    const ready = (status as { conditions?: { type: string; status: string }[] }).conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+    if (ready) this.startTimes.ready ??= Date.now();
     try {
       await this.ctx.client.patch(resourcePath(PODS, pod.metadata.namespace, pod.metadata.name, 'status'), { status }, 'application/merge-patch+json');
       this.lastStatus = text;
       this.lastWritten = status as Record<string, any>;
       this.ctx.counters.statusWrites++;
+      if (ready) this.logStart();
     } catch (e) {
       if (e instanceof ApiClientError && e.code === 404) return;
       throw e;
@@ -639,6 +653,17 @@ export class PodWorker {
   }
 
   private lastWritten?: Record<string, any>;
+
+  /** Once, when the first Ready status is written: how long each phase of the start took. */
+  private logStart(): void {
+    const t = this.startTimes;
+    if (t.logged || !t.seen || !t.synced || !t.spawning || !t.spawned || !t.ready) return;
+    t.logged = true;
+    const now = Date.now();
+    this.ctx.log.info({
+      pod: this.name(), seenAt: t.seen, startPhasesMs: { queued: t.synced - t.seen, prepare: t.spawning - t.synced, spawn: t.spawned - t.spawning, ready: t.ready - t.spawned, statusWrite: now - t.ready, total: now - t.seen },
+    }, 'pod started');
+  }
 
   /** The ServiceAccount's automountServiceAccountToken, looked up once per pod. */
   private automount?: Promise<boolean | undefined>;
