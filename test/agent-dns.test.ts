@@ -7,6 +7,7 @@ import t from 'tap';
 import { ApiClient, resourcePath } from '../agents/client/api.ts';
 import { resolveKind } from '../agents/client/kinds.ts';
 import { NodeIpamController } from '../agents/controllers/nodeipam/controller.ts';
+import { RootCAPublisher } from '../agents/controllers/serviceaccount/rootca.ts';
 import { hostsFile, resolvConf } from '../agents/agent/runtime/dns-config.ts';
 import { AgentProcess } from '../harness/agent.ts';
 import { ConsumerProcess } from '../harness/consumer.ts';
@@ -41,7 +42,7 @@ t.test('a pod resolves Service names through the cluster DNS', async (t) => {
   const api = new ApiClient(cluster.urls);
   t.teardown(() => api.close());
   const octet = 30 + Math.floor(Math.random() * 200);
-  const ipam = await runControllers(api, nats.url, [(ctx) => new NodeIpamController(ctx)], { clusterCIDR: `127.${100 + (octet % 100)}.0.0/16` });
+  const ipam = await runControllers(api, nats.url, [(ctx) => new NodeIpamController(ctx), (ctx) => new RootCAPublisher(ctx)], { clusterCIDR: `127.${100 + (octet % 100)}.0.0/16` });
   t.teardown(() => ipam.stop());
   // Port 53 (resolv.conf names no port) on an address of this test's own.
   const dnsAddress = `127.0.53.${octet}`;

@@ -15,6 +15,7 @@ import t from 'tap';
 import { request } from 'undici';
 import { ApiClient, ApiClientError, resourcePath } from '../agents/client/api.ts';
 import { NodeIpamController } from '../agents/controllers/nodeipam/controller.ts';
+import { RootCAPublisher } from '../agents/controllers/serviceaccount/rootca.ts';
 import type { Lease, Node, Pod } from '../agents/informer/types.ts';
 import { cidrSize, parseCidr, parseIPv4 } from '../api/ipv4.ts';
 import { kindByName } from '../api/kinds/index.ts';
@@ -52,7 +53,7 @@ t.test('node agent', async (t) => {
   const c = new ApiClient(cluster.urls);
   t.teardown(() => c.close());
   // Pod CIDRs of their own too: pod IPs are real loopback addresses that another run could be listening on.
-  const ipam = await runControllers(c, nats.url, [(ctx) => new NodeIpamController(ctx)], { clusterCIDR: `127.${100 + (octet % 100)}.0.0/16` });
+  const ipam = await runControllers(c, nats.url, [(ctx) => new NodeIpamController(ctx), (ctx) => new RootCAPublisher(ctx)], { clusterCIDR: `127.${100 + (octet % 100)}.0.0/16` });
   t.teardown(() => ipam.stop());
   const agent = await AgentProcess.start({
     servers: cluster.urls, name: NODE, address: ADDRESS, nats: nats.url,

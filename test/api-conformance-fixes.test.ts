@@ -210,13 +210,13 @@ print(json.dumps(out))
     t.match(r.err, /Error from server \(BadRequest\): pod p1 does not have a host assigned/);
     t.notMatch(r.err, /NotFound/);
     r = kubectl('attach', 'p1');
-    t.match(r.err, /ServiceUnavailable\): attach to pod "p1"/);
+    t.match(r.err, /BadRequest\): pod p1 does not have a host assigned/, 'attach goes to the node agent too');
     // port-forward only tries a running pod.
     const st = await call(u1, 'PATCH', '/api/v1/namespaces/default/pods/p1/status', { status: { phase: 'Running' } }, 'application/merge-patch+json');
     t.equal(st.status, 200);
     r = kubectl('port-forward', 'pod/p1', '0:80', '--pod-running-timeout=5s');
     t.equal(r.code, 1);
-    t.match(r.err, /port forwarding to pod "p1" is served by the node agent/);
+    t.match(r.err, /pod p1 does not have a host assigned/, 'so does port-forward');
     r = kubectl('exec', 'nope', '--', 'ls');
     t.match(r.err, /NotFound\): pods "nope" not found/, 'a pod that does not exist is still NotFound');
     const raw = await call(u2, 'POST', '/api/v1/namespaces/default/pods/p1/exec?command=ls&stdout=true');

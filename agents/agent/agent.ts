@@ -25,7 +25,9 @@ import type { NatsConnection } from 'nats';
 import { connectNats } from '../informer/nats.ts';
 import { MetricsPublisher } from './metrics.ts';
 import type { Duplex } from 'node:stream';
+import { serveAttach } from './attach.ts';
 import { httpError, serveExec } from './exec.ts';
+import { servePortForward } from './port-forward.ts';
 import { LogObserver, LogRequestError, type LogRotation, containerLogFiles, parseLogQuery, serveLogFile } from './logs.ts';
 import { Cgroups } from './runtime/cgroups.ts';
 import { ContainerProcess } from './runtime/process.ts';
@@ -164,16 +166,37 @@ export class NodeAgent {
     this.logs.stop();
   }
 
-  /** The kubelet's /exec/{namespace}/{pod}/{container}?command=… (a WebSocket; the API server proxies pods/exec here). */
+  /**
+   * The kubelet's streaming endpoints, upgraded connections the API server
+   * proxies pods/exec, pods/attach and pods/portforward to:
+   * /exec/{namespace}/{pod}/{container}?command=…, /attach/{namespace}/{pod}/{container},
+   * /portForward/{namespace}/{pod}.
+   */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
     const url = new URL(req.url ?? '/', 'http://agent');
-    const m = /^\/exec\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(url.pathname);
+    const m = /^\/(exec|attach)\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(url.pathname) ?? /^\/(portForward)\/([^/]+)\/([^/]+)$/.exec(url.pathname);
     if (!m) return httpError(socket, 404, `no such endpoint: ${url.pathname}`);
     if (head.length) socket.unshift(head);
-    const [ns, name, container] = m.slice(1).map(decodeURIComponent);
+    let ns: string, name: string, container: string;
+    try {
+      [ns, name, container] = m.slice(2).map(decodeURIComponent);
+    } catch {
+      return httpError(socket, 400, `malformed path ${url.pathname}`);
+    }
     const pod = this.pods.get(ns, name);
     const worker = pod?.metadata.uid ? this.workers.get(pod.metadata.uid) : undefined;
     if (!worker) return httpError(socket, 404, `pods "${name}" not found`);
+    if (m[1] === 'portForward') {
+      const t = worker.portForwardTarget();
+      if (typeof t === 'string') return httpError(socket, 400, t);
+      return servePortForward(req, socket, { ...t, uid: worker.uid, log: this.o.log });
+    }
+    if (m[1] === 'attach') {
+      const t = worker.attachTarget(container);
+      if (typeof t === 'string') return httpError(socket, 400, t);
+      return serveAttach(req, socket, url.searchParams, t);
+    }
     const target = worker.execTarget(container);
     if (typeof target === 'string') return httpError(socket, 400, target);
     serveExec(req, socket, url.searchParams, target);
@@ -263,12 +286,39 @@ export class NodeAgent {
     }
   }
 
+  /**
+   * GETs of the same object that are in flight at once share one request: a
+   * burst of pod starts on this node reads the same kube-root-ca.crt,
+   * ServiceAccount and ConfigMaps, and each read is a trip through the API
+   * (measured: it dominated pod start under a burst). Nothing is cached past
+   * the answer, so nothing is staler than a read of one's own.
+   */
+  private readonly inflight = new Map<string, Promise<unknown>>();
+  private readonly reads = {
+    get: <T>(path: string): Promise<T> => {
+      let p = this.inflight.get(path) as Promise<T> | undefined;
+      if (!p) {
+        p = this.o.client.get<T>(path).finally(() => this.inflight.delete(path));
+        this.inflight.set(path, p);
+      }
+      return p;
+    },
+  };
+
   private volumeSources(): VolumeSources {
     const env = this.envSources();
-    const c = this.o.client;
+    const c = this.reads;
     return {
       configMap: env.configMap,
       secret: env.secret,
+      automount: async (ns, name) => {
+        try {
+          return (await c.get<{ automountServiceAccountToken?: boolean }>(resourcePath(resolveKind('serviceaccounts')!, ns, name))).automountServiceAccountToken;
+        } catch (e) {
+          if (e instanceof ApiClientError && e.code === 404) return undefined;
+          throw e;
+        }
+      },
       claimPath: async (ns, claim) => {
         let pvc: { spec?: { volumeName?: string } };
         try {
@@ -288,7 +338,7 @@ export class NodeAgent {
   }
 
   private envSources(): EnvSources {
-    const c = this.o.client;
+    const c = this.reads;
     const getOrUndefined = async <T>(path: string): Promise<T | undefined> => {
       try {
         return await c.get<T>(path);

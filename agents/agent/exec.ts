@@ -56,6 +56,8 @@ export function serveExec(req: IncomingMessage, socket: Duplex, query: URLSearch
   else child.stdout!.resume();
   if (want('stderr')) child.stderr!.on('data', (b: Buffer) => send(STDERR, b));
   else child.stderr!.resume();
+  // A command that stops reading its stdin must not take the agent down with EPIPE.
+  child.stdin?.on('error', () => {});
   child.on('error', (e) => finish({ metadata: {}, status: 'Failure', reason: 'InternalError', message: `exec: ${JSON.stringify(command[0])}: ${e.message}` }));
   child.on('close', (code, signal) => finish(exitStatus(code, signal, command)));
   ws.onMessage = (msg) => {

@@ -16,12 +16,13 @@ import type { Container, Pod } from '../informer/types.ts';
 import { type ContainerRuntimeState, type Terminated, podPhase, podStatus } from './pod-status.ts';
 import { type Cgroups, type PodCgroup, podResources, processGroupRss } from './runtime/cgroups.ts';
 import { ContainerConfigError, type EnvSources, containerEnv } from './runtime/env.ts';
-import { type VolumeSources, cleanupPodVolumes, containerMounts, mountScript, preparePodVolumes } from './runtime/volumes.ts';
+import { type VolumeSources, cleanupPodVolumes, containerMounts, mountScript, preparePodVolumes, withServiceAccountVolume } from './runtime/volumes.ts';
 import { type ClusterDns, writePodDnsFiles } from './runtime/dns-config.ts';
 import { expand } from './runtime/expand.ts';
 import { IMAGE_PATH, containerArgv } from './runtime/images.ts';
 import { type ProbeKind, type ProbeSpec, ProbeWorker } from './runtime/probes.ts';
 import { ContainerProcess, type ExitInfo } from './runtime/process.ts';
+import type { AttachTarget } from './attach.ts';
 import type { EventRecorder } from '../recorder/recorder.ts';
 import type { LogObserver } from './logs.ts';
 import type { PodIPAllocator } from './pod-ip.ts';
@@ -163,9 +164,17 @@ export class PodWorker {
 
   constructor(readonly uid: string, private readonly ctx: WorkerContext) {}
 
+  /**
+   * When each step of this pod's start happened (ms since the epoch), until
+   * the status saying Ready is written: logged then as "pod started" with
+   * the time each phase took, for the benchmark's breakdown.
+   */
+  private readonly startTimes: { seen?: number; synced?: number; spawning?: number; spawned?: number; ready?: number; logged?: boolean } = {};
+
   /** The latest pod (undefined: deleted from the API). */
   update(pod: Pod | undefined): void {
     if (this.done) return;
+    this.startTimes.seen ??= Date.now();
     this.pod = pod ?? (this.pod ? { ...this.pod, metadata: { ...this.pod.metadata, deletionTimestamp: this.pod.metadata.deletionTimestamp ?? iso() } } : undefined);
     if (!pod) this.removedFromApi = true;
     this.schedule(0);
@@ -196,6 +205,21 @@ export class PodWorker {
       // The container's mount namespace, so that its volumes are where it sees them.
       prefix: s.mounted ? ['nsenter', '-t', String(s.proc.pid), '-m', '--'] : [],
     };
+  }
+
+  /** What `kubectl attach` joins: the container's running main process and its stdin settings. */
+  attachTarget(container: string): AttachTarget | string {
+    const s = this.slots.get(container);
+    if (!s) return `container not found ("${container}")`;
+    if (!s.proc?.running) return `container ${container} is not running`;
+    const spec = s.spec as Container & { stdin?: boolean; stdinOnce?: boolean };
+    return { proc: s.proc, stdin: spec.stdin === true, stdinOnce: spec.stdinOnce === true };
+  }
+
+  /** Where `kubectl port-forward` connects: the pod's IP (its containers bind their ports there). */
+  portForwardTarget(): { podIP: string; pod: string } | string {
+    if (!this.podIP || !this.pod) return 'the pod has no IP address yet';
+    return { podIP: this.podIP, pod: this.pod.metadata.name };
   }
 
   /** The pod's namespace and name, once known. */
@@ -394,10 +418,11 @@ export class PodWorker {
       const have = pod.status?.podIP;
       this.podIP = have && alloc.reserve(this.uid, have) ? have : alloc.allocate(this.uid);
     }
+    this.startTimes.synced ??= Date.now();
     const { init, main } = this.slotsFor(pod);
     // The periodic sync refreshes the volumes already set up (a changed ConfigMap or Secret reaches the files).
     if (this.volumes && [...this.slots.values()].some((x) => x.proc?.running)) {
-      this.volumes = await preparePodVolumes(pod, join(this.ctx.dataDir, 'pods', this.uid), this.ctx.volumes).catch((e) => {
+      this.volumes = await this.volumePod(pod).then((vp) => preparePodVolumes(vp, join(this.ctx.dataDir, 'pods', this.uid), this.ctx.volumes)).catch((e) => {
         this.ctx.log.warn({ pod: this.name(), err: (e as Error).message }, 'refreshing volumes failed');
         return this.volumes;
       });
@@ -516,8 +541,10 @@ export class PodWorker {
     const cwd = c.workingDir ? c.workingDir : join(podDir, 'containers', c.name);
     let mounts = '';
     try {
-      this.volumes ??= await preparePodVolumes(pod, podDir, this.ctx.volumes);
-      const m = containerMounts(c as never, this.volumes);
+      const vpod = await this.volumePod(pod);
+      this.volumes ??= await preparePodVolumes(vpod, podDir, this.ctx.volumes);
+      const vc = [...vpod.spec!.containers, ...((vpod.spec!.initContainers ?? []) as Container[])].find((x) => x.name === c.name) ?? c;
+      const m = containerMounts(vc as never, this.volumes);
       // /etc/resolv.conf and /etc/hosts first, so a volume mounted over /etc wins as in Kubernetes.
       const dnsFiles = this.ctx.clusterDns ? writePodDnsFiles(podDir, pod as never, this.podIP!, this.ctx.clusterDns) : [];
       if (m.length || dnsFiles.length) mounts = mountScript([...dnsFiles, ...m]);
@@ -542,14 +569,17 @@ export class PodWorker {
     s.oomBaseline = cgroup?.oomKills();
     s.env = env;
     s.cwd = cwd;
+    this.startTimes.spawning ??= Date.now();
     try {
       const proc = await ContainerProcess.start({
         argv: cgroup || mounts ? inCgroups(cgroup?.procsFiles ?? [], argv, mounts) : argv, env, cwd,
         logFile: join(podDir, 'logs', c.name, `${s.state.restartCount}.log`),
         recordFile: join(podDir, 'records', `${c.name}.json`),
         podUid: this.uid, container: c.name, restartCount: s.state.restartCount,
+        stdin: (c as { stdin?: boolean }).stdin ? { fifo: join(podDir, 'records', `${c.name}.stdin`), once: (c as { stdinOnce?: boolean }).stdinOnce === true } : undefined,
       });
       this.ctx.counters.starts++;
+      this.startTimes.spawned ??= Date.now();
       this.attach(s, proc);
       this.event('Normal', 'Started', `Started container ${c.name}`);
       this.ctx.log.info({ pod: this.name(), container: c.name, pid: proc.pid, restartCount: s.state.restartCount }, 'container started');
@@ -608,11 +638,14 @@ export class PodWorker {
     const status = podStatus(this.view(pod, init, main), this.lastWritten ?? pod.status, iso());
     const text = JSON.stringify(status);
     if (text === this.lastStatus) return;
+    const ready = (status as { conditions?: { type: string; status: string }[] }).conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+    if (ready) this.startTimes.ready ??= Date.now();
     try {
       await this.ctx.client.patch(resourcePath(PODS, pod.metadata.namespace, pod.metadata.name, 'status'), { status }, 'application/merge-patch+json');
       this.lastStatus = text;
       this.lastWritten = status as Record<string, any>;
       this.ctx.counters.statusWrites++;
+      if (ready) this.logStart();
     } catch (e) {
       if (e instanceof ApiClientError && e.code === 404) return;
       throw e;
@@ -620,6 +653,34 @@ export class PodWorker {
   }
 
   private lastWritten?: Record<string, any>;
+
+  /** Once, when the first Ready status is written: how long each phase of the start took. */
+  private logStart(): void {
+    const t = this.startTimes;
+    if (t.logged || !t.seen || !t.synced || !t.spawning || !t.spawned || !t.ready) return;
+    t.logged = true;
+    const now = Date.now();
+    this.ctx.log.info({
+      pod: this.name(), seenAt: t.seen, startPhasesMs: { queued: t.synced - t.seen, prepare: t.spawning - t.synced, spawn: t.spawned - t.spawning, ready: t.ready - t.spawned, statusWrite: now - t.ready, total: now - t.seen },
+    }, 'pod started');
+  }
+
+  /** The ServiceAccount's automountServiceAccountToken, looked up once per pod. */
+  private automount?: Promise<boolean | undefined>;
+
+  /** The pod with the service-account volume it gets (runtime/volumes.ts). */
+  private volumePod(pod: Pod): Promise<Pod> {
+    return withServiceAccountVolume(pod, {
+      ...this.ctx.volumes,
+      automount: (ns, name) => {
+        this.automount ??= (this.ctx.volumes.automount?.(ns, name) ?? Promise.resolve(undefined)).catch((e) => {
+          this.automount = undefined;
+          throw e;
+        });
+        return this.automount;
+      },
+    });
+  }
 
   /** Stops every container (preStop, SIGTERM, grace, SIGKILL), then removes the pod object. */
   private async terminate(pod: Pod): Promise<void> {

@@ -8,6 +8,8 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+/** A client's message (all its fragments) may not be larger: a forged length must not make the agent buffer without end. */
+const MAX_MESSAGE = 32 * 2 ** 20;
 
 export class WebSocketConnection {
   private buf: Buffer = Buffer.alloc(0);
@@ -28,6 +30,7 @@ export class WebSocketConnection {
 
   close(code = 1000): void {
     if (this.closed) return;
+    this.buf = Buffer.alloc(0);
     const b = Buffer.alloc(2);
     b.writeUInt16BE(code);
     this.frame(0x8, b);
@@ -75,11 +78,14 @@ export class WebSocketConnection {
         len = Number(this.buf.readBigUInt64BE(2));
         at = 10;
       }
+      // RFC 6455: a client masks every frame; control frames are short and whole; only known opcodes.
+      if (!masked || (opcode >= 0x8 && (len > 125 || !fin)) || ![0x0, 0x1, 0x2, 0x8, 0x9, 0xa].includes(opcode)) return this.close(1002);
+      if (len + this.fragments.reduce((a, f) => a + f.length, 0) > MAX_MESSAGE) return this.close(1009);
       const maskAt = at;
-      if (masked) at += 4;
+      at += 4;
       if (this.buf.length < at + len) return;
       const payload = Buffer.from(this.buf.subarray(at, at + len));
-      if (masked) for (let i = 0; i < payload.length; i++) payload[i] ^= this.buf[maskAt + (i % 4)];
+      for (let i = 0; i < payload.length; i++) payload[i] ^= this.buf[maskAt + (i % 4)];
       this.buf = this.buf.subarray(at + len);
       if (opcode === 0x8) {
         this.close();

@@ -445,16 +445,14 @@ export class Handlers {
   }
 
   /**
-   * pods/exec, pods/attach, pods/portforward without an upgrade: exec is
-   * served only over an upgraded connection (pod-exec.ts); the node agent
-   * does not serve attach and portforward yet.
+   * pods/exec, pods/attach, pods/portforward without an upgrade: they are
+   * served only over upgraded connections (pod-exec.ts).
    */
   private async connect(r: ResourceRequest, ctx: RequestContext): Promise<void> {
     if (ctx.req.method !== 'GET' && ctx.req.method !== 'POST') throw errors.methodNotAllowed();
     if (!(await this.reg.lookup(r.kind, r.namespace, r.name, ctx.timeoutMs))) throw errors.notFound(r.group, r.kind.plural, r.name);
-    if (r.subresource === 'exec') throw errors.badRequest('exec needs an upgraded connection (WebSocket, v5.channel.k8s.io)');
-    const what = { exec: 'exec into', attach: 'attach to', portforward: 'port forwarding to' }[r.subresource];
-    throw new ApiError(503, 'ServiceUnavailable', `${what} pod "${r.name}" is served by the node agent running it; no node agent serves ${r.subresource} yet`);
+    const protocol = r.subresource === 'portforward' ? 'WebSocket with SPDY/3.1+portforward.k8s.io, or SPDY/3.1' : 'WebSocket, v5.channel.k8s.io';
+    throw errors.badRequest(`${r.subresource} needs an upgraded connection (${protocol})`);
   }
 
   private async body(ctx: RequestContext): Promise<unknown> {

@@ -1,10 +1,12 @@
-// pods/NAME/exec: the API server checks the pod and container and then
-// proxies the upgrade, bytes both ways, to the node agent running the pod
-// (its /exec endpoint), which speaks the WebSocket channel protocol
-// (v5.channel.k8s.io) with the client — as kube-apiserver's upgrade-aware
-// proxy hands exec to the kubelet. Only WebSocket upgrades are taken
-// (kubectl ≥ 1.30 uses them); SPDY is refused. attach and portforward are
-// not served yet.
+// pods/NAME/exec, pods/NAME/attach and pods/NAME/portforward: the API
+// server checks the pod (and container) and then proxies the upgrade, bytes
+// both ways, to the node agent running the pod (its /exec, /attach and
+// /portForward endpoints), which speaks the protocol with the client — as
+// kube-apiserver's upgrade-aware proxy hands them to the kubelet. exec and
+// attach take WebSocket upgrades (v5.channel.k8s.io; kubectl ≥ 1.30 uses
+// them, SPDY is refused); portforward takes the WebSocket kubectl ≥ 1.31
+// opens (SPDY/3.1+portforward.k8s.io, SPDY tunnelled in binary messages) and
+// a plain SPDY/3.1 upgrade (its fallback), both spoken by the agent.
 import type { IncomingMessage } from 'node:http';
 import { connect } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -27,28 +29,34 @@ export async function proxyPodUpgrade(reg: Registry, req: IncomingMessage, socke
     if (!r || r.kind.kind !== 'Pod' || r.kind.group !== '' || !['exec', 'attach', 'portforward'].includes(r.subresource)) {
       throw errors.badRequest(`${url.pathname} cannot be upgraded`);
     }
-    if (r.subresource !== 'exec') {
+    const upgrade = String(req.headers.upgrade ?? '').toLowerCase();
+    let path: string;
+    let nodeName: string | undefined;
+    const podPath = `${encodeURIComponent(r.namespace)}/${encodeURIComponent(r.name)}`;
+    if (r.subresource === 'portforward') {
       await reg.sync({ kind: 'linearizable' }, timeoutMs);
-      reg.get(r.kind, r.namespace, r.name); // NotFound first, as for exec
-      const what = r.subresource === 'attach' ? 'attach to' : 'port forwarding to';
-      throw new ApiError(503, 'ServiceUnavailable', `${what} pod "${r.name}" is served by the node agent running it; no node agent serves ${r.subresource} yet`);
-    }
-    // The pod and container first: kubectl retries a failed WebSocket upgrade over SPDY, and should see why it failed.
-    const { container, nodeName } = await podContainer(reg, r, url.searchParams.get('container'), timeoutMs);
-    if (!nodeName) throw errors.badRequest(`pod ${r.name} does not have a host assigned`);
-    if (String(req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
-      throw errors.badRequest(`exec needs a WebSocket upgrade (v5.channel.k8s.io); ${String(req.headers.upgrade)} is not supported`);
+      const pod = JSON.parse(reg.get(r.kind, r.namespace, r.name).json) as { spec?: { nodeName?: string } };
+      nodeName = pod.spec?.nodeName || undefined;
+      if (!nodeName) throw errors.badRequest(`pod ${r.name} does not have a host assigned`);
+      if (upgrade !== 'websocket' && upgrade !== 'spdy/3.1') throw errors.badRequest(`port forwarding needs a WebSocket or SPDY/3.1 upgrade; ${String(req.headers.upgrade)} is not supported`);
+      path = `/portForward/${podPath}?${url.searchParams}`;
+    } else {
+      // The pod and container first: kubectl retries a failed WebSocket upgrade over SPDY, and should see why it failed.
+      const pc = await podContainer(reg, r, url.searchParams.get('container'), timeoutMs);
+      nodeName = pc.nodeName;
+      if (!nodeName) throw errors.badRequest(`pod ${r.name} does not have a host assigned`);
+      if (upgrade !== 'websocket') throw errors.badRequest(`${r.subresource} needs a WebSocket upgrade (v5.channel.k8s.io); ${String(req.headers.upgrade)} is not supported`);
+      url.searchParams.delete('container');
+      path = `/${r.subresource}/${podPath}/${encodeURIComponent(pc.container)}?${url.searchParams}`;
     }
     const { address, port } = agentEndpoint(reg, nodeName, r.name);
-    url.searchParams.delete('container');
-    const path = `/exec/${encodeURIComponent(r.namespace)}/${encodeURIComponent(r.name)}/${encodeURIComponent(container)}?${url.searchParams}`;
     const upstream = connect({ host: address, port });
     upstream.once('error', (e) => {
       if (!socket.destroyed) refuse(socket, new ApiError(503, 'ServiceUnavailable', `the node agent of "${nodeName}" (${address}:${port}) cannot be reached: ${e.message}`));
     });
     upstream.once('connect', () => {
       // The request as the client sent it, to the agent's path; then the two sockets are joined.
-      const lines = [`GET ${path} HTTP/1.1`];
+      const lines = [`${req.method === 'POST' ? 'POST' : 'GET'} ${path} HTTP/1.1`];
       for (let i = 0; i < req.rawHeaders.length; i += 2) {
         const name = req.rawHeaders[i];
         lines.push(`${name}: ${name.toLowerCase() === 'host' ? `${address}:${port}` : req.rawHeaders[i + 1]}`);

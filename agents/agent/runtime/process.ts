@@ -7,8 +7,9 @@
 //
 // An adopted process is no longer the agent's child: its exit is noticed by
 // polling, and its exit code cannot be known (reported as such).
-import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { closeSync, constants as fsc, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { constants } from 'node:os';
 
@@ -29,6 +30,21 @@ export interface ProcessRecord {
   podUid: string;
   container: string;
   logFile: string;
+  /** The FIFO that is the container's stdin (spec `stdin: true`), for attach. */
+  stdinFifo?: string;
+}
+
+/**
+ * A container with `stdin: true` reads a FIFO. Without `stdinOnce` the
+ * container itself holds it open for writing too, so it never sees EOF (as
+ * Kubernetes says) and keeps it across agent restarts; with `stdinOnce` the
+ * agent holds the writing end until the first attach session ends, then
+ * closes it and the container reads EOF (an agent restart before that closes
+ * it early: nothing else can keep it open).
+ */
+export interface StdinSpec {
+  fifo: string;
+  once: boolean;
 }
 
 export interface SpawnSpec {
@@ -40,6 +56,7 @@ export interface SpawnSpec {
   podUid: string;
   container: string;
   restartCount: number;
+  stdin?: StdinSpec;
 }
 
 /** /proc/<pid>/stat's starttime, or undefined when the process is gone. */
@@ -61,14 +78,18 @@ export class ContainerProcess {
   exit?: ExitInfo;
   private child?: ChildProcess;
   private poll?: NodeJS.Timeout;
+  /** stdinOnce: the agent's writing end of the stdin FIFO, closed after the first attach session. */
+  private stdinHolder?: number;
 
-  private constructor(readonly record: ProcessRecord, readonly recordFile: string, child?: ChildProcess) {
+  private constructor(readonly record: ProcessRecord, readonly recordFile: string, child?: ChildProcess, stdinHolder?: number) {
     this.child = child;
+    this.stdinHolder = stdinHolder;
     this.exited = new Promise<ExitInfo>((resolve) => {
       const done = (info: ExitInfo) => {
         if (this.exit) return;
         this.exit = info;
         clearInterval(this.poll);
+        this.closeStdin();
         // As when a container's main process ends: whatever it left running in its group ends too.
         try {
           process.kill(-record.pid, 'SIGKILL');
@@ -107,25 +128,76 @@ export class ContainerProcess {
     mkdirSync(s.cwd, { recursive: true });
     const fd = openSync(s.logFile, 'a');
     let child: ChildProcess;
+    let stdinFd: number | undefined;
+    let holder: number | undefined;
     try {
-      child = spawn(s.argv[0], s.argv.slice(1), { cwd: s.cwd, env: s.env, detached: true, stdio: ['ignore', fd, fd] });
+      if (s.stdin) {
+        rmSync(s.stdin.fifo, { force: true });
+        const made = spawnSync('mkfifo', ['-m', '600', s.stdin.fifo], { encoding: 'utf8' });
+        if (made.status !== 0) throw new Error(`cannot make the stdin FIFO: ${made.stderr || made.error?.message}`);
+        // Read-write opens of a FIFO never block; a read-only one does not either once a writer exists.
+        if (s.stdin.once) {
+          holder = openSync(s.stdin.fifo, 'r+');
+          stdinFd = openSync(s.stdin.fifo, 'r');
+        } else {
+          stdinFd = openSync(s.stdin.fifo, 'r+');
+        }
+      }
+      child = spawn(s.argv[0], s.argv.slice(1), { cwd: s.cwd, env: s.env, detached: true, stdio: [stdinFd ?? 'ignore', fd, fd] });
+    } catch (e) {
+      if (holder !== undefined) closeSync(holder);
+      throw e;
     } finally {
       closeSync(fd);
+      if (stdinFd !== undefined) closeSync(stdinFd);
     }
-    await new Promise<void>((resolve, reject) => {
-      child.once('spawn', resolve);
-      child.once('error', reject);
-    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.once('spawn', resolve);
+        child.once('error', reject);
+      });
+    } catch (e) {
+      if (holder !== undefined) closeSync(holder);
+      throw e;
+    }
     child.unref();
     const pid = child.pid!;
     const record: ProcessRecord = {
       pid, startTicks: processStartTicks(pid) ?? -1, startedAt: new Date().toISOString(), restartCount: s.restartCount,
-      podUid: s.podUid, container: s.container, logFile: s.logFile,
+      podUid: s.podUid, container: s.container, logFile: s.logFile, ...(s.stdin ? { stdinFifo: s.stdin.fifo } : {}),
     };
     const tmp = `${s.recordFile}.tmp`;
     writeFileSync(tmp, JSON.stringify(record));
     renameSync(tmp, s.recordFile);
-    return new ContainerProcess(record, s.recordFile, child);
+    return new ContainerProcess(record, s.recordFile, child, holder);
+  }
+
+  /**
+   * A writer into the container's stdin (attach -i); undefined when it has
+   * none or nobody reads it any more.
+   */
+  openStdin(): Socket | undefined {
+    if (!this.record.stdinFifo || this.exit) return undefined;
+    try {
+      // Non-blocking, so a container that does not read cannot stall the agent: the socket queues.
+      const fd = openSync(this.record.stdinFifo, fsc.O_WRONLY | fsc.O_NONBLOCK);
+      const sock = new Socket({ fd, readable: false, writable: true });
+      sock.on('error', () => sock.destroy());
+      return sock;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** stdinOnce: the first attach session is over, the container reads EOF (once no writer is left). */
+  closeStdin(): void {
+    if (this.stdinHolder === undefined) return;
+    try {
+      closeSync(this.stdinHolder);
+    } catch {
+      /* already closed */
+    }
+    this.stdinHolder = undefined;
   }
 
   /** Adopts the process a record names, if it still runs (same pid and start time); otherwise removes the record. */

@@ -23,6 +23,55 @@ export interface VolumeSources {
   secret(namespace: string, name: string): Promise<Record<string, string> | undefined>;
   /** The host directory of the PV a claim is bound to. */
   claimPath(namespace: string, claim: string): Promise<string>;
+  /** A ServiceAccount's automountServiceAccountToken (undefined: unset, or no such account). */
+  automount?(namespace: string, name: string): Promise<boolean | undefined>;
+}
+
+/** Where in-cluster clients look for the API's CA bundle, namespace (and token). */
+export const SERVICE_ACCOUNT_PATH = '/var/run/secrets/kubernetes.io/serviceaccount';
+const SERVICE_ACCOUNT_VOLUME = 'kube-api-access-flotilla';
+
+/**
+ * The pod as Kubernetes' ServiceAccount admission would have left it: a
+ * projected volume with `ca.crt` (the namespace's kube-root-ca.crt
+ * ConfigMap) and `namespace`, mounted read-only at SERVICE_ACCOUNT_PATH in
+ * every container that mounts nothing there — unless automountServiceAccountToken
+ * is false on the pod or (when the pod does not say) on its ServiceAccount,
+ * or the spec already carries such a volume. No `token` yet: Flotilla has no
+ * TokenRequest (see README).
+ */
+export async function withServiceAccountVolume(pod: Pod, src: VolumeSources): Promise<Pod> {
+  const spec = pod.spec as (Pod['spec'] & { volumes?: Volume[]; automountServiceAccountToken?: boolean; serviceAccountName?: string }) | undefined;
+  if (!spec) return pod;
+  if (spec.automountServiceAccountToken === false) return pod;
+  if ((spec.volumes ?? []).some((v) => v.name.startsWith('kube-api-access-'))) return pod;
+  if (spec.automountServiceAccountToken === undefined && src.automount) {
+    const sa = await src.automount(pod.metadata.namespace ?? 'default', spec.serviceAccountName || 'default');
+    if (sa === false) return pod;
+  }
+  const volume: Volume = {
+    name: SERVICE_ACCOUNT_VOLUME,
+    projected: {
+      defaultMode: 0o644,
+      sources: [
+        { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+        { downwardAPI: { items: [{ path: 'namespace', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } }] } },
+      ],
+    },
+  };
+  type C = { volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[] };
+  const mount = (c: C): C => (c.volumeMounts ?? []).some((m) => normalize(m.mountPath) === SERVICE_ACCOUNT_PATH)
+    ? c
+    : { ...c, volumeMounts: [...(c.volumeMounts ?? []), { name: SERVICE_ACCOUNT_VOLUME, mountPath: SERVICE_ACCOUNT_PATH, readOnly: true }] };
+  return {
+    ...pod,
+    spec: {
+      ...spec,
+      volumes: [...(spec.volumes ?? []), volume],
+      containers: spec.containers.map((c) => mount(c as C)),
+      ...(spec.initContainers ? { initContainers: (spec.initContainers as C[]).map(mount) } : {}),
+    } as unknown as Pod['spec'],
+  };
 }
 
 export interface Mount {
@@ -135,6 +184,35 @@ export async function preparePodVolumes(pod: Pod, podDir: string, src: VolumeSou
         if (!it.fieldRef) throw new ContainerConfigError(`volume "${v.name}": only fieldRef items of downwardAPI volumes are supported`);
         files[normalize(it.path)] = { data: fieldRefValue(pod, it.fieldRef.fieldPath), mode: it.mode ?? v.downwardAPI.defaultMode ?? 0o644 };
       }
+      if (!holds(dir, files)) writeAtomic(dir, files);
+      out.set(v.name, dir);
+    } else if (v.projected) {
+      // Every source's files in one directory (on a tmpfs when a secret is among them).
+      const files: Record<string, { data: string | Buffer; mode: number }> = {};
+      const mode = v.projected.defaultMode ?? 0o644;
+      let secret = false;
+      for (const source of (v.projected.sources ?? []) as Record<string, any>[]) {
+        if (source.configMap) {
+          const data = await src.configMap(ns, source.configMap.name);
+          if (!data && !source.configMap.optional) throw new ContainerConfigError(`MountVolume.SetUp failed for volume "${v.name}" : configmap "${source.configMap.name}" not found`);
+          Object.assign(files, projected(data ?? {}, source.configMap.items, mode, `ConfigMap ${ns}/${source.configMap.name}`, !!source.configMap.optional));
+        } else if (source.secret) {
+          secret = true;
+          const data = await src.secret(ns, source.secret.name);
+          if (!data && !source.secret.optional) throw new ContainerConfigError(`MountVolume.SetUp failed for volume "${v.name}" : secret "${source.secret.name}" not found`);
+          Object.assign(files, projected(data ?? {}, source.secret.items, mode, `Secret ${ns}/${source.secret.name}`, !!source.secret.optional));
+        } else if (source.downwardAPI) {
+          for (const it of source.downwardAPI.items ?? []) {
+            if (!it.fieldRef) throw new ContainerConfigError(`volume "${v.name}": only fieldRef items of downwardAPI projections are supported`);
+            files[normalize(it.path)] = { data: fieldRefValue(pod, it.fieldRef.fieldPath), mode: it.mode ?? mode };
+          }
+        } else if (source.serviceAccountToken) {
+          throw new ContainerConfigError(`MountVolume.SetUp failed for volume "${v.name}" : serviceAccountToken projections need the TokenRequest API, which this cluster does not serve yet`);
+        } else {
+          throw new ContainerConfigError(`volume "${v.name}": projected source ${Object.keys(source)[0] ?? '(empty)'} is not supported by this node agent`);
+        }
+      }
+      if (secret) tmpfs(dir);
       if (!holds(dir, files)) writeAtomic(dir, files);
       out.set(v.name, dir);
     } else if (v.hostPath) {
