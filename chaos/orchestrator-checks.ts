@@ -210,11 +210,11 @@ export function checkStatefulSetOrdinals(stream: readonly StreamEvent[]): CheckO
     if (before && before.metadata.uid !== after.metadata.uid) add(`pod ${e.namespace}/${e.name} at index ${e.index}: created (uid ${after.metadata.uid}) while ${before.metadata.uid} still existed`);
     const owner = after.metadata.ownerReferences?.find((r) => r.controller && r.kind === 'StatefulSet');
     if (!owner) continue;
-    const ordinal = after.metadata.name.slice(owner.name.length + 1);
-    // Every pod of this StatefulSet and ordinal, by name pattern or by the pod-index label.
+    // A pod's ordinal: its pod-index label, else its name's suffix.
+    const ordinalOf = (p: Obj) => p.metadata.labels?.['apps.kubernetes.io/pod-index'] ?? p.metadata.name.slice(owner.name.length + 1);
+    const ordinal = ordinalOf(after);
     const same = [...state.of('pods')].filter((p) => p.metadata.namespace === after.metadata.namespace
-      && p.metadata.ownerReferences?.some((r) => r.uid === owner.uid)
-      && (p.metadata.name === after.metadata.name || p.metadata.labels?.['apps.kubernetes.io/pod-index'] === ordinal));
+      && p.metadata.ownerReferences?.some((r) => r.uid === owner.uid) && ordinalOf(p) === ordinal);
     if (same.length > 1) add(`statefulset ${e.namespace}/${owner.name} ordinal ${ordinal} at index ${e.index}: ${same.length} pods (${same.map((p) => p.metadata.name).join(', ')})`);
   }
   return { anomalies, details };
