@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import type { ChaosCluster } from './cluster.ts';
 import type { Rng } from '../harness/rng.ts';
+import type { Orchestrator } from './orchestrator.ts';
 
 export interface FaultRecord {
   /** ms since the start of the run. */
@@ -13,6 +14,10 @@ export interface FaultRecord {
   kind: string;
   detail: string;
   failover?: boolean;
+  /** Wall-clock time (ms since the epoch), to line faults up with the event stream's timestamps. */
+  wall?: number;
+  /** An involuntary disruption of pods (a killed agent) from `wall` for this long. */
+  disruptionMs?: number;
 }
 
 export interface NemesisContext {
@@ -21,6 +26,8 @@ export interface NemesisContext {
   now: () => number;
   record: (f: Omit<FaultRecord, 'at'>) => void;
   running: () => boolean;
+  /** Controller managers, schedulers and hollow-node agents (the orchestrator scenarios). */
+  orch?: Orchestrator;
 }
 
 type Nemesis = (ctx: NemesisContext) => Promise<void>;
@@ -145,6 +152,41 @@ const membership: Nemesis = async (ctx) => {
   s.members = s.members.filter((x) => x.id !== id);
 };
 
+/** Kills the leading controller manager or scheduler (SIGKILL) and restarts it 1–4 s later; its standby takes over meanwhile. */
+const replicaKill = (kind: 'controllers' | 'scheduler'): Nemesis => async (ctx) => {
+  const orch = ctx.orch!;
+  const replicas = kind === 'controllers' ? orch.controllers : orch.schedulers.map((s) => s.replica);
+  const victim = (await orch.leader(kind)) ?? replicas[ctx.rng.int(replicas.length)];
+  const leading = await victim.leading();
+  orch.held.add(victim.o.id);
+  ctx.record({ kind: `${kind}-kill`, detail: `${victim.o.id}${leading ? ' (the leader)' : ''} (SIGKILL)` });
+  await victim.stop('SIGKILL');
+  await sleep(ctx.rng.range(1000, 4000));
+  orch.held.delete(victim.o.id);
+  await orch.restartExited();
+  ctx.record({ kind: `${kind}-restart`, detail: victim.o.id });
+};
+
+/**
+ * Kills a hollow-node agent process (SIGKILL) for 2–25 s: shorter than the
+ * node monitor grace period (its nodes stay Ready), or long enough for its
+ * nodes to go Unknown and, past the toleration, for their pods to be evicted.
+ */
+const agentKill: Nemesis = async (ctx) => {
+  const orch = ctx.orch!;
+  const a = orch.agents[ctx.rng.int(orch.agents.length)];
+  const ms = ctx.rng.range(2000, 25_000);
+  orch.held.add(a.o.name);
+  const wall = Date.now();
+  await a.kill('SIGKILL');
+  ctx.record({ kind: 'agent-kill', detail: `${a.o.name} (SIGKILL) for ${ms} ms` });
+  await sleep(ms);
+  orch.held.delete(a.o.name);
+  await orch.restartExited();
+  // Pods on its nodes are disrupted until a while after it is back (status catches up).
+  ctx.record({ kind: 'agent-restart', detail: a.o.name, wall, disruptionMs: Date.now() - wall + 10_000 });
+};
+
 export const NEMESES: Record<string, Nemesis> = {
   'leader-kill': leaderKill,
   'random-kill': randomKill,
@@ -152,6 +194,9 @@ export const NEMESES: Record<string, Nemesis> = {
   partition,
   'nats-restart': natsRestart,
   membership,
+  'controller-kill': replicaKill('controllers'),
+  'scheduler-kill': replicaKill('scheduler'),
+  'agent-kill': agentKill,
 };
 
 export const SCENARIOS: Record<string, string[]> = {
@@ -160,8 +205,14 @@ export const SCENARIOS: Record<string, string[]> = {
   pause: ['pause'],
   'nats-restart': ['nats-restart'],
   membership: ['membership'],
-  mixed: ['leader-kill', 'random-kill', 'pause', 'partition', 'nats-restart', 'membership'],
+  'controller-kill': ['controller-kill'],
+  'scheduler-kill': ['scheduler-kill'],
+  'agent-kill': ['agent-kill'],
+  mixed: ['leader-kill', 'random-kill', 'pause', 'partition', 'nats-restart', 'membership', 'controller-kill', 'scheduler-kill', 'agent-kill'],
 };
+
+/** Scenarios that run the orchestrator (controllers, schedulers, hollow nodes) and its workload and checkers. */
+export const ORCHESTRATOR_SCENARIOS = new Set(['controller-kill', 'scheduler-kill', 'agent-kill', 'mixed']);
 
 /** Runs the scenario's nemeses one at a time with quiet gaps, until `running()` is false. */
 export async function runNemesis(scenario: string, ctx: NemesisContext): Promise<void> {

@@ -3,7 +3,8 @@
 // outcomes), a generic model without hash or partitions, a randomized
 // cross-check against a brute-force search, histories generated from a
 // simulated atomic register (as recorded, and with one read corrupted), a
-// 20,000-operation history checked in bounded time, and the timeout.
+// 20,000-operation history checked in bounded time, and the timeout. Then
+// the orchestrator checkers over event-stream histories, each fed a bad one.
 //
 //   CHECKER_SEEDS=n  random small histories cross-checked (default 1500 per generator)
 import t, { type Test } from 'tap';
@@ -21,6 +22,8 @@ import {
   type RegisterOp,
   type RegisterValue,
 } from '../chaos/checker/register.ts';
+import type { StreamEvent } from '../chaos/checks.ts';
+import { checkConvergence, checkGarbageCollected, checkNodeOvercommit, checkRolloutBounds, checkStatefulSetOrdinals } from '../chaos/orchestrator-checks.ts';
 
 // ---------------------------------------------------------------------------
 // Helpers.
@@ -586,4 +589,182 @@ t.test('timeout', async (t) => {
   // A violation found before the deadline is still reported.
   const stale = checkRegisterHistory([...history, write(40, 'a', 'x', 0, 1), read(41, 'a', null, 2, 3)], { timeoutMs: 200 });
   t.equal(stale.ok, false);
+});
+
+// ---------------------------------------------------------------------------
+// The orchestrator checkers (chaos/orchestrator-checks.ts) over event-stream
+// histories: each one passes a good history and fails a bad one.
+
+/** A stream built write by write: each call is the next committed event, one second after the previous. */
+function history() {
+  const events: StreamEvent[] = [];
+  const t0 = Date.parse('2026-01-01T00:00:00Z');
+  let uid = 0;
+  const uids = new Map<string, string>();
+  const put = (type: 'ADDED' | 'MODIFIED' | 'DELETED', resource: string, namespace: string, name: string, body: Record<string, unknown>) => {
+    const key = `${resource}/${namespace}/${name}`;
+    if (type === 'ADDED') uids.set(key, `u${++uid}`);
+    const meta = { name, ...(namespace ? { namespace } : {}), uid: uids.get(key), ...(body.metadata as object | undefined) };
+    const index = events.length + 1;
+    events.push({ index, type, resource, namespace, name, value: null, object: JSON.stringify({ ...body, metadata: meta }), time: t0 + index * 1000 });
+    return uids.get(key)!;
+  };
+  const h = {
+    events, t0,
+    uid: (resource: string, namespace: string, name: string) => uids.get(`${resource}/${namespace}/${name}`)!,
+    add: (resource: string, namespace: string, name: string, body: Record<string, unknown> = {}) => put('ADDED', resource, namespace, name, body),
+    mod: (resource: string, namespace: string, name: string, body: Record<string, unknown> = {}) => put('MODIFIED', resource, namespace, name, body),
+    del: (resource: string, namespace: string, name: string, body: Record<string, unknown> = {}) => put('DELETED', resource, namespace, name, body),
+    owner: (kind: string, name: string, uid: string) => ({ ownerReferences: [{ kind, name, uid, controller: true }] }),
+    node: (name: string, ready = true, alloc = { cpu: '1', memory: '1Gi', pods: '3' }) => ({ status: { allocatable: alloc, conditions: [{ type: 'Ready', status: ready ? 'True' : 'Unknown' }] } }),
+    pod: (owner: object, o: { ready?: boolean; node?: string; cpu?: string; deleting?: boolean; labels?: Record<string, string> } = {}) => ({
+      metadata: { ...owner, ...(o.deleting ? { deletionTimestamp: '2026-01-01T00:00:00Z' } : {}), ...(o.labels ? { labels: o.labels } : {}) },
+      spec: { ...(o.node ? { nodeName: o.node } : {}), containers: [{ name: 'c', resources: { requests: { cpu: o.cpu ?? '100m' } } }] },
+      status: { phase: 'Running', conditions: [{ type: 'Ready', status: o.ready === false ? 'False' : 'True' }] },
+    }),
+  };
+  return h;
+}
+
+/** A Deployment of 3 (maxSurge 1, maxUnavailable 0) with its ReplicaSet and 3 ready pods: within its bounds. */
+function steadyDeployment() {
+  const h = history();
+  const spec = { replicas: 3, strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } } };
+  const d = h.add('deployments', 'ns', 'web', { spec });
+  const rs1 = h.add('replicasets', 'ns', 'web-1', { metadata: h.owner('Deployment', 'web', d), spec: { replicas: 3 } });
+  for (const i of [1, 2, 3]) h.add('pods', 'ns', `web-1-${i}`, h.pod(h.owner('ReplicaSet', 'web-1', rs1)));
+  const rs2 = h.add('replicasets', 'ns', 'web-2', { metadata: h.owner('Deployment', 'web', d), spec: { replicas: 1 } });
+  return { h, d, rs1, rs2, spec };
+}
+
+t.test('rollout bounds: a good rollout passes, too few available or too many pods fail', async (t) => {
+  {
+    const { h, rs1, rs2 } = steadyDeployment();
+    // Surge one, then retire one old pod: never fewer than 3 ready nor more than 4 pods.
+    for (const i of [1, 2, 3]) {
+      h.add('pods', 'ns', `web-2-${i}`, h.pod(h.owner('ReplicaSet', 'web-2', rs2), { ready: false }));
+      h.mod('pods', 'ns', `web-2-${i}`, h.pod(h.owner('ReplicaSet', 'web-2', rs2)));
+      h.mod('pods', 'ns', `web-1-${i}`, h.pod(h.owner('ReplicaSet', 'web-1', rs1), { deleting: true }));
+      h.del('pods', 'ns', `web-1-${i}`, h.pod(h.owner('ReplicaSet', 'web-1', rs1), { deleting: true }));
+    }
+    const ok = checkRolloutBounds(h.events);
+    t.equal(ok.anomalies, 0, ok.details.join('; '));
+    t.ok(ok.checks > 5, `checked at ${ok.checks} steps`);
+  }
+  {
+    const { h, rs1 } = steadyDeployment();
+    // An old pod deleted before its replacement is ready: 2 available < 3 − 0.
+    h.mod('pods', 'ns', 'web-1-1', h.pod(h.owner('ReplicaSet', 'web-1', rs1), { deleting: true }));
+    const bad = checkRolloutBounds(h.events);
+    t.equal(bad.anomalies, 1, 'too few available');
+    t.match(bad.details[0], /deployment ns\/web at index \d+: 2 available \(at least 3\), 2 non-terminating pods \(at most 4\)/);
+    // The same inside a window of involuntary disruption is no anomaly.
+    const last = h.events[h.events.length - 1].time;
+    t.equal(checkRolloutBounds(h.events, [{ from: last - 10, to: last + 10, what: 'agent killed' }]).anomalies, 0, 'not during an involuntary disruption');
+  }
+  {
+    const { h, rs2 } = steadyDeployment();
+    // Two surge pods at once: 5 > 3 + 1.
+    h.add('pods', 'ns', 'web-2-1', h.pod(h.owner('ReplicaSet', 'web-2', rs2), { ready: false }));
+    h.add('pods', 'ns', 'web-2-2', h.pod(h.owner('ReplicaSet', 'web-2', rs2), { ready: false }));
+    const bad = checkRolloutBounds(h.events);
+    t.equal(bad.anomalies, 1, 'too many pods');
+    t.match(bad.details[0], /5 non-terminating pods \(at most 4\)/);
+  }
+  {
+    const { h, d, rs2, spec } = steadyDeployment();
+    // Scaling is not a rollout: a scale-up starts over and is not bounded until it is within its new bounds.
+    h.mod('deployments', 'ns', 'web', { spec: { ...spec, replicas: 6 } });
+    for (const i of [1, 2, 3]) h.add('pods', 'ns', `web-2-${i}`, h.pod(h.owner('ReplicaSet', 'web-2', rs2), { ready: false }));
+    t.equal(checkRolloutBounds(h.events).anomalies, 0, `a scale-up of ${d} is not an anomaly`);
+  }
+  {
+    const { h, rs1 } = steadyDeployment();
+    // A node going down is an involuntary disruption seen in the stream itself.
+    h.add('nodes', '', 'n1', h.node('n1', false));
+    h.mod('pods', 'ns', 'web-1-1', h.pod(h.owner('ReplicaSet', 'web-1', rs1), { ready: false }));
+    t.equal(checkRolloutBounds(h.events).anomalies, 0, 'not while a node is down');
+  }
+});
+
+t.test('node over-commit', async (t) => {
+  const h = history();
+  h.add('nodes', '', 'n1', h.node('n1'));
+  h.add('pods', 'ns', 'a', h.pod({}, { node: 'n1', cpu: '600m' }));
+  h.add('pods', 'ns', 'b', h.pod({}, { node: 'n1', cpu: '300m' }));
+  t.equal(checkNodeOvercommit(h.events).anomalies, 0, '900m of 1 cpu');
+  h.add('pods', 'ns', 'c', h.pod({}, { node: 'n1', cpu: '200m' }));
+  const bad = checkNodeOvercommit(h.events);
+  t.equal(bad.anomalies, 1);
+  t.match(bad.details[0], /node n1 over-committed at index 4: cpu 1100 > 1000/);
+  // A finished pod frees its share; a pod count over `pods` is over-commitment too.
+  const h2 = history();
+  h2.add('nodes', '', 'n1', h2.node('n1'));
+  for (const p of ['a', 'b', 'c']) h2.add('pods', 'ns', p, h2.pod({}, { node: 'n1', cpu: '10m' }));
+  h2.mod('pods', 'ns', 'a', { ...h2.pod({}, { node: 'n1', cpu: '10m' }), status: { phase: 'Succeeded' } });
+  h2.add('pods', 'ns', 'd', h2.pod({}, { node: 'n1', cpu: '10m' }));
+  t.equal(checkNodeOvercommit(h2.events).anomalies, 0, 'a Succeeded pod does not count');
+  h2.add('pods', 'ns', 'e', h2.pod({}, { node: 'n1', cpu: '10m' }));
+  t.match(checkNodeOvercommit(h2.events).details[0], /pods 4 > 3/);
+});
+
+t.test('a StatefulSet ordinal never has two pods', async (t) => {
+  const h = history();
+  const ss = h.add('statefulsets', 'ns', 'db', { spec: { replicas: 2 } });
+  const own = h.owner('StatefulSet', 'db', ss);
+  h.add('pods', 'ns', 'db-0', h.pod(own, { labels: { 'apps.kubernetes.io/pod-index': '0' } }));
+  h.add('pods', 'ns', 'db-1', h.pod(own, { labels: { 'apps.kubernetes.io/pod-index': '1' } }));
+  h.del('pods', 'ns', 'db-1', h.pod(own));
+  h.add('pods', 'ns', 'db-1', h.pod(own, { labels: { 'apps.kubernetes.io/pod-index': '1' } }));
+  t.equal(checkStatefulSetOrdinals(h.events).anomalies, 0, 'replaced after the old one was gone');
+  // A second pod claiming ordinal 0 (by its index label) while db-0 lives.
+  h.add('pods', 'ns', 'db-0-x', h.pod(own, { labels: { 'apps.kubernetes.io/pod-index': '0' } }));
+  const bad = checkStatefulSetOrdinals(h.events);
+  t.equal(bad.anomalies, 1);
+  t.match(bad.details[0], /statefulset ns\/db ordinal 0 at index \d+: 2 pods \(db-0, db-0-x\)/);
+  // A new db-1 created while the old one was not yet deleted.
+  const h2 = history();
+  const ss2 = h2.add('statefulsets', 'ns', 'db', { spec: { replicas: 1 } });
+  h2.add('pods', 'ns', 'db-0', h2.pod(h2.owner('StatefulSet', 'db', ss2)));
+  h2.add('pods', 'ns', 'db-0', h2.pod(h2.owner('StatefulSet', 'db', ss2)));
+  t.match(checkStatefulSetOrdinals(h2.events).details[0], /pod ns\/db-0 at index 3: created \(uid u3\) while u2 still existed/);
+});
+
+t.test('every dependent of a deleted owner is collected', async (t) => {
+  const h = history();
+  const d = h.add('deployments', 'ns', 'web', {});
+  const rs = h.add('replicasets', 'ns', 'web-1', { metadata: h.owner('Deployment', 'web', d) });
+  h.add('pods', 'ns', 'web-1-a', h.pod(h.owner('ReplicaSet', 'web-1', rs)));
+  h.add('pods', 'ns', 'bare', h.pod({}));
+  t.equal(checkGarbageCollected(h.events).anomalies, 0, 'owners alive');
+  h.del('deployments', 'ns', 'web');
+  const bad = checkGarbageCollected(h.events);
+  t.equal(bad.anomalies, 1, 'the ReplicaSet of the deleted Deployment is left');
+  t.match(bad.details[0], /replicasets\/ns\/web-1 of deleted Deployment\/web/);
+  h.del('replicasets', 'ns', 'web-1', { metadata: h.owner('Deployment', 'web', d) });
+  t.match(checkGarbageCollected(h.events).details[0], /pods\/ns\/web-1-a of deleted ReplicaSet\/web-1/, 'then its pod');
+  h.del('pods', 'ns', 'web-1-a', h.pod(h.owner('ReplicaSet', 'web-1', rs)));
+  t.equal(checkGarbageCollected(h.events).anomalies, 0, 'all collected');
+});
+
+t.test('convergence within a bound after the faults stop', async (t) => {
+  const h = history();
+  const ss = h.add('statefulsets', 'ns', 'db', { metadata: { generation: 1 }, spec: { replicas: 1 } });
+  h.add('pods', 'ns', 'db-0', h.pod(h.owner('StatefulSet', 'db', ss), { node: 'n1' }));
+  const stopped = h.events[h.events.length - 1].time;
+  // Converged 5 s after the faults stopped.
+  for (let i = 0; i < 4; i++) h.add('configmaps', 'ns', `x${i}`);
+  h.mod('statefulsets', 'ns', 'db', { metadata: { generation: 1 }, spec: { replicas: 1 }, status: { observedGeneration: 1, replicas: 1, readyReplicas: 1, updatedReplicas: 1 } });
+  const ok = checkConvergence(h.events, stopped, 10_000);
+  t.equal(ok.anomalies, 0, ok.details.join('; '));
+  t.equal(ok.convergedMs, 5000);
+  const late = checkConvergence(h.events, stopped, 3000);
+  t.equal(late.anomalies, 1, 'over the bound');
+  t.match(late.details[0], /converged 5000 ms after the faults stopped \(bound 3000 ms\)/);
+  // Diverging again before the end: not converged.
+  h.mod('statefulsets', 'ns', 'db', { metadata: { generation: 2 }, spec: { replicas: 2 }, status: { observedGeneration: 1, replicas: 1, readyReplicas: 1, updatedReplicas: 1 } });
+  const never = checkConvergence(h.events, stopped, 60_000);
+  t.equal(never.anomalies, 1);
+  t.match(never.details[0], /not converged at the end of the stream: statefulset ns\/db: generation 2 not observed/);
+  t.equal(never.convergedMs, null);
 });

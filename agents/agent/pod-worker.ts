@@ -637,7 +637,9 @@ export class PodWorker {
   private async writeStatus(pod: Pod, init: Slot[], main: Slot[]): Promise<void> {
     const status = podStatus(this.view(pod, init, main), this.lastWritten ?? pod.status, iso());
     const text = JSON.stringify(status);
-    if (text === this.lastStatus) return;
+    // Another writer (the node lifecycle controller marking pods not ready) may have changed the API's copy: then the kubelet writes its own again.
+    const conds = (x: unknown) => ((x as { conditions?: { type: string; status: string }[] } | undefined)?.conditions ?? []).filter((c) => c.type === 'Ready' || c.type === 'ContainersReady').map((c) => `${c.type}=${c.status}`).sort().join();
+    if (text === this.lastStatus && conds(pod.status) === conds(status)) return;
     const ready = (status as { conditions?: { type: string; status: string }[] }).conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
     if (ready) this.startTimes.ready ??= Date.now();
     try {

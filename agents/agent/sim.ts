@@ -144,6 +144,11 @@ export class SimNodes {
     }
     if (this.done.has(uid) || pod.status?.phase === 'Running' || pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') {
       this.done.add(uid);
+      // Marked not ready by the node lifecycle controller while this process was down: a kubelet writes its Ready again.
+      const conds = pod.status?.conditions ?? [];
+      if (pod.status?.phase === 'Running' && conds.some((c) => c.type === 'Ready' && c.status !== 'True')) {
+        this.later(key, () => this.o.client.patch(resourcePath(PODS, pod.metadata.namespace, pod.metadata.name, 'status'), { status: { conditions: conds.map((c) => (c.type === 'Ready' ? { type: 'Ready', status: 'True', lastProbeTime: null, lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') } : c)) } }, 'application/merge-patch+json').then(() => undefined));
+      }
       return;
     }
     this.later(key, async () => {
