@@ -262,7 +262,8 @@ http.createServer((q, s) => {
 }).listen(+process.env.PORT, process.env.POD_IP);`;
     await c.create(path, pod('probed', [{
       name: 'app', image: 'node', command: ['node', '-e', server], ports: [{ containerPort: 8080, name: 'http' }],
-      startupProbe: { exec: { command: ['sh', '-c', 'test -n "$POD_IP"'] }, periodSeconds: 1 },
+      // Started once it listens (node can take seconds to start on a loaded machine; liveness must not judge it before).
+      startupProbe: { exec: { command: ['bash', '-c', 'test -n "$POD_IP" && exec 3<>"/dev/tcp/$POD_IP/8080"'] }, periodSeconds: 1, failureThreshold: 120 },
       readinessProbe: { httpGet: { path: '/ready', port: 'http' }, periodSeconds: 1, failureThreshold: 1 },
       livenessProbe: { httpGet: { path: '/healthz', port: 8080 }, periodSeconds: 1, failureThreshold: 2 },
     }]));
@@ -397,9 +398,11 @@ http.createServer((q, s) => {
   });
 
   await t.test('a deleted pod is stopped gracefully; its object goes only once its processes are gone', async (t) => {
-    await c.create(path, pod('stubborn', [{ name: 'c', image: 'busybox', command: ['sh', '-c', "trap '' TERM; while :; do sleep 1; done"] }], { terminationGracePeriodSeconds: 3 }));
+    await c.create(path, pod('stubborn', [{ name: 'c', image: 'busybox', command: ['sh', '-c', "trap '' TERM; echo trapped; while :; do sleep 1; done"] }], { terminationGracePeriodSeconds: 3 }));
     await waitPod('stubborn', 'Running', (p) => p.status?.phase === 'Running');
     const rec = await waitFor('the record', () => agent.containers().find((x) => x.container === 'c' && processAlive(x.pid)));
+    // Only once its shell ignores SIGTERM (the process starts with its mounts set up first: the trap is not there at once).
+    await waitFor('the trap set', () => (existsSync(rec.logFile) && readFileSync(rec.logFile, 'utf8').includes('trapped')) || undefined, 20_000, 50);
     await c.delete(`${path}/stubborn`);
     await sleep(1000);
     const during = await getPod('stubborn');
