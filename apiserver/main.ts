@@ -21,6 +21,9 @@ import { EventPublisher } from './publisher.ts';
 import { SecretSealer } from './encryption.ts';
 import { Registry } from './registry.ts';
 import { ObjectStore } from './store.ts';
+import { Auth, parseAuthorizationMode, parseBoolFlag } from './auth/auth.ts';
+import { AggregationController, reconcileBootstrapPolicy } from './auth/bootstrap.ts';
+import { loadTokenFile } from './auth/token-file.ts';
 import { ResourceMetricsApi } from './resource-metrics/api.ts';
 import { ResourceMetricsCache } from './resource-metrics/cache.ts';
 import { ResourceMetricsSubscriber } from './resource-metrics/subscriber.ts';
@@ -59,6 +62,10 @@ export async function main(argv: string[]): Promise<void> {
       'service-node-port-range': { type: 'string', default: DEFAULT_SERVICE_RANGES.nodePortRange },
       // Kubernetes' EncryptionConfiguration: the keys Secrets are sealed with at rest (encryption.ts).
       'encryption-provider-config': { type: 'string' },
+      // Authentication and authorization (apiserver/auth): AlwaysAllow keeps every caller all-powerful until TLS arrives.
+      'authorization-mode': { type: 'string', default: 'AlwaysAllow' },
+      'token-auth-file': { type: 'string' },
+      'anonymous-auth': { type: 'string', default: 'true' },
     },
     strict: true,
   });
@@ -69,6 +76,11 @@ export async function main(argv: string[]): Promise<void> {
   parseServiceRanges(serviceRanges); // a clear error now rather than refused Service writes later
   // A malformed key file stops the server here, before it joins the cluster or stores anything.
   const sealer = values['encryption-provider-config'] ? SecretSealer.fromFile(values['encryption-provider-config']) : new SecretSealer();
+  const authOptions = {
+    mode: parseAuthorizationMode(values['authorization-mode']!),
+    tokens: values['token-auth-file'] ? loadTokenFile(values['token-auth-file']) : new Map(),
+    anonymous: parseBoolFlag(values['anonymous-auth']!, '--anonymous-auth'),
+  };
   const log = pino({ name: 'flotilla-server', base: { server: values.id } });
   limitHeapGrowth(Number(values['gc-heap-growth-percent']));
   const peers = parsePeers(values.peers);
@@ -150,6 +162,7 @@ export async function main(argv: string[]): Promise<void> {
 
   const http = new ApiHttpServer({
     node, registry, logger: log, metrics, apiUrl, memberApis,
+    auth: new Auth(authOptions, store),
     admin: { token: adminToken, members: memberRecords },
     headersTimeoutMs: parseDuration(values['header-timeout']!, '--header-timeout'),
     requestReadTimeoutMs: parseDuration(values['request-read-timeout']!, '--request-read-timeout'),
@@ -179,10 +192,13 @@ export async function main(argv: string[]): Promise<void> {
   log.info({ api: apiUrl, peer: peers.get(values.id), data: values.data }, 'flotilla server started');
 
   const system = { user: 'system:apiserver', verb: 'system' as const, timeoutMs: 5000 };
+  // The default RBAC policy and ClusterRole aggregation exist only where RBAC decides.
+  const aggregation = authOptions.mode === 'RBAC' ? new AggregationController(registry, log, system, () => node.role === Role.Leader) : undefined;
   node.on('role', ({ role }: { role: Role }) => {
     if (role === Role.Leader) {
       void ensureNamespaces(registry, log, system);
       void ensurePriorityClasses(registry, log, system);
+      if (aggregation) void retrying('reconcile the default RBAC policy', log, () => reconcileBootstrapPolicy(registry, system)).then(() => aggregation.schedule());
     }
   });
   void publishIdentity(registry, values.id, apiUrl, peers.get(values.id)!, log, system);

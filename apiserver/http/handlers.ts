@@ -37,6 +37,8 @@ export interface RequestContext {
   user: string;
   warnings: string[];
   timeoutMs: number;
+  /** A check of the object about to be written (RBAC's escalate/bind rule), run with the other admission steps. */
+  guard?: (r: ResourceRequest, obj: KubeObject) => void;
 }
 
 const NAMESPACE_KIND = kindByResource('', 'v1', 'namespaces')!;
@@ -129,7 +131,7 @@ export class Handlers {
     const fv = fieldValidationOf(ctx.query);
     const obj = decodeObject(r.kind, await this.body(ctx), fv, ctx.warnings);
     prepareForCreate(r.kind, r, obj);
-    this.mutate(r, obj);
+    this.mutate(r, obj, ctx);
     this.admitCreate(r, obj);
     defaultAndValidate(r.kind, obj);
     await this.admitNamespace(r, obj);
@@ -151,7 +153,7 @@ export class Handlers {
     const manager = fieldManagerOf(ctx);
     const stored = await this.reg.update(r.kind, r.namespace, r.name, (cur) => {
       const out = prepareForUpdate(r.kind, r, structuredClone(next), cur);
-      this.mutate(r, out);
+      this.mutate(r, out, ctx);
       defaultAndValidate(r.kind, out, cur);
       updateManagedFieldsForUpdate(cur, out, manager, nowRfc3339(), apiVersionOf(r.kind), { schema: r.kind.schema, subresource: r.subresource || undefined });
       return out;
@@ -203,7 +205,7 @@ export class Handlers {
       const obj = await apply(undefined);
       obj.metadata = { ...(obj.metadata ?? {}), name: r.name };
       prepareForCreate(r.kind, r, obj);
-      this.mutate(r, obj);
+      this.mutate(r, obj, ctx);
       this.admitCreate(r, obj);
       defaultAndValidate(r.kind, obj);
       await this.admitNamespace(r, obj);
@@ -223,7 +225,7 @@ export class Handlers {
     const stored = await this.reg.update(r.kind, r.namespace, r.name, async (cur) => {
       const patched = await apply(cur);
       const out = prepareForUpdate(r.kind, r, patched, cur);
-      this.mutate(r, out);
+      this.mutate(r, out, ctx);
       defaultAndValidate(r.kind, out, cur);
       if (!isApply) updateManagedFieldsForUpdate(cur, out, manager || fieldManagerOf(ctx), nowRfc3339(), apiVersionOf(r.kind), { schema: r.kind.schema, subresource: r.subresource || undefined });
       return out;
@@ -409,8 +411,9 @@ export class Handlers {
   // ---------------------------------------------------------------- helpers
 
   /** Mutating admission of creates and updates of a resource proper (subresources are not admitted, as in Kubernetes). */
-  private mutate(r: ResourceRequest, obj: KubeObject): void {
+  private mutate(r: ResourceRequest, obj: KubeObject, ctx: RequestContext): void {
     if (r.subresource) return;
+    ctx.guard?.(r, obj);
     if (r.kind.group === '' && r.kind.plural === 'pods') {
       addDefaultTolerations(obj, this.admission.defaultTolerationSeconds ?? DEFAULT_TOLERATION_SECONDS);
     }

@@ -24,11 +24,12 @@ import { OPENAPI_V2_PROTOBUF, OPENAPI_V2_PROTOBUF_ACCEPT, openApiV2Protobuf } fr
 import { validateBooleans } from './query.ts';
 import { type ResourceMetricsApi, isResourceMetricsPath, resourceMetricsGroup } from '../resource-metrics/api.ts';
 import { WatchHub } from './watch.ts';
+import { Auth } from '../auth/auth.ts';
+import { requestAttributes } from '../auth/request-info.ts';
+import { checkEscalation } from '../auth/escalation.ts';
+import { isReviewPath, serveReview } from '../auth/reviews.ts';
+import type { UserInfo } from '../auth/rules.ts';
 
-export interface Identity {
-  user: string;
-  groups: string[];
-}
 
 export interface MemberInfo {
   id: string;
@@ -62,6 +63,8 @@ export interface ApiServerOptions {
   resourceMetrics?: ResourceMetricsApi;
   /** The event publisher's state, when the server publishes to NATS. */
   events?: () => Record<string, unknown>;
+  /** Authentication and authorization (AlwaysAllow for everyone anonymous unless the server was started with RBAC). */
+  auth?: Auth;
 }
 
 export class ApiHttpServer {
@@ -74,6 +77,7 @@ export class ApiHttpServer {
   private readonly latency: client.Histogram<string>;
 
   constructor(private readonly o: ApiServerOptions) {
+    this.auth = o.auth ?? new Auth({ mode: 'AlwaysAllow', tokens: new Map(), anonymous: true }, o.registry.store);
     this.handlers = new Handlers(o.registry, { defaultTolerationSeconds: o.defaultTolerationSeconds });
     this.watches = new WatchHub(o.registry);
     // Slow or stalled senders are cut off: headers within headersTimeout, the
@@ -139,14 +143,7 @@ export class ApiHttpServer {
     void check();
   }
 
-  private authenticate(_req: IncomingMessage): Identity {
-    // Authentication arrives in a later issue; until then every caller is anonymous.
-    return { user: 'system:anonymous', groups: ['system:unauthenticated'] };
-  }
-
-  private authorize(_who: Identity, _verb: string, _resource: string): void {
-    // Authorization (RBAC) arrives in a later issue: everything is allowed.
-  }
+  private readonly auth: Auth;
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now();
@@ -158,7 +155,10 @@ export class ApiHttpServer {
       if (verb !== 'watch') this.latency.observe({ verb }, (performance.now() - started) / 1000);
     });
     try {
-      const who = this.authenticate(req);
+      const who = this.auth.authenticate(req);
+      // Authorized before anything is looked up. The cluster and debug endpoints stay as they were (membership
+      // changes check the admin token in authorizeAdmin) until component identities arrive.
+      if (!/^\/(cluster|debug)\//.test(url.pathname)) this.auth.authorize(who, requestAttributes(req.method ?? 'GET', url.pathname, url.searchParams));
       const timeoutMs = parseTimeout(url.searchParams.get('timeout')) ?? this.o.defaultTimeoutMs ?? 10_000;
       validateBooleans(url.searchParams);
       if (isResourceMetricsPath(url.pathname)) {
@@ -166,13 +166,16 @@ export class ApiHttpServer {
         if (!this.o.resourceMetrics) throw errors.unavailable('metrics.k8s.io is served only by servers started with --nats (node usage reports arrive over NATS)', 5);
         return sendJson(res, 200, this.o.resourceMetrics.respond(req.method ?? 'GET', url.pathname, url.searchParams), req);
       }
+      if (isReviewPath(url.pathname)) return await serveReview(req, res, url.pathname, who, this.auth);
       const r = parseResourcePath(req.method ?? 'GET', url.pathname, url.searchParams);
       if (r) {
         verb = r.verb;
         resource = r.subresource ? `${r.kind.plural}/${r.subresource}` : r.kind.plural;
-        this.authorize(who, r.verb, resource);
         checkAcceptable(req);
-        const ctx: RequestContext = { req, res, query: url.searchParams, user: who.user, warnings: [], timeoutMs };
+        const ctx: RequestContext = {
+          req, res, query: url.searchParams, user: who.user, warnings: [], timeoutMs,
+          guard: this.auth.rbac ? (rr, obj) => checkEscalation(this.auth, who, rr, obj) : undefined,
+        };
         if (r.verb === 'watch') return await this.watches.serve(r, ctx);
         return await this.handlers.handle(r, ctx);
       }

@@ -1,0 +1,134 @@
+// Authentication and authorization in front of every API request.
+//
+// Authentication: a bearer token from --token-auth-file, otherwise
+// system:anonymous (or 401 with --anonymous-auth=false); impersonation
+// headers are then honoured if the caller may `impersonate`.
+// Authorization: AlwaysAllow (the default until TLS and component identities
+// arrive) or RBAC over the server's own store.
+import type { IncomingMessage } from 'node:http';
+import { ApiError, qualified } from '../errors.ts';
+import type { ObjectStore } from '../store.ts';
+import { RbacAuthorizer } from './rbac.ts';
+import { type Attributes, type UserInfo, forbiddenMessage } from './rules.ts';
+
+export type AuthorizationMode = 'AlwaysAllow' | 'RBAC';
+
+export interface AuthOptions {
+  mode: AuthorizationMode;
+  tokens: Map<string, UserInfo>;
+  anonymous: boolean;
+}
+
+export const ANONYMOUS = 'system:anonymous';
+export const AUTHENTICATED = 'system:authenticated';
+export const UNAUTHENTICATED = 'system:unauthenticated';
+const SA_PREFIX = 'system:serviceaccount:';
+
+export function parseAuthorizationMode(v: string): AuthorizationMode {
+  if (v === 'AlwaysAllow' || v === 'RBAC') return v;
+  throw new Error(`--authorization-mode: "${v}" is not supported (AlwaysAllow or RBAC)`);
+}
+
+export function parseBoolFlag(v: string, flag: string): boolean {
+  if (v === 'true') return true;
+  if (v === 'false') return false;
+  throw new Error(`${flag}: "${v}" is not a boolean (true or false)`);
+}
+
+/** The groups a ServiceAccount user belongs to. */
+function serviceAccountGroups(user: string): string[] {
+  if (!user.startsWith(SA_PREFIX)) return [];
+  const ns = user.slice(SA_PREFIX.length).split(':')[0];
+  return ['system:serviceaccounts', `system:serviceaccounts:${ns}`];
+}
+
+const unauthorized = () => new ApiError(401, 'Unauthorized', 'Unauthorized');
+
+/** Kubernetes' Forbidden Status for these attributes. */
+export function forbidden(user: string, a: Attributes, reason = ''): ApiError {
+  const msg = forbiddenMessage(user, a) + (reason ? `: ${reason}` : '');
+  if (!a.resourceRequest) return new ApiError(403, 'Forbidden', `forbidden: ${msg}`, {});
+  const what = qualified(a.apiGroup, a.resource);
+  return new ApiError(403, 'Forbidden', a.name ? `${what} "${a.name}" is forbidden: ${msg}` : `${what} is forbidden: ${msg}`,
+    { name: a.name || undefined, group: a.apiGroup, kind: a.resource });
+}
+
+export class Auth {
+  readonly rbac?: RbacAuthorizer;
+
+  constructor(private readonly o: AuthOptions, store: ObjectStore) {
+    if (o.mode === 'RBAC') this.rbac = new RbacAuthorizer(store);
+  }
+
+  get mode(): AuthorizationMode {
+    return this.o.mode;
+  }
+
+  allowed(u: UserInfo, a: Attributes): boolean {
+    if (!this.rbac) return true;
+    return this.rbac.authorize(u, a);
+  }
+
+  authorize(u: UserInfo, a: Attributes): void {
+    if (!this.allowed(u, a)) throw forbidden(u.user, a);
+  }
+
+  /** Who is asking: the token's user, or anonymous; then whoever the impersonation headers name, if allowed. */
+  authenticate(req: IncomingMessage): UserInfo {
+    const who = this.requester(req);
+    return this.impersonate(req, who) ?? who;
+  }
+
+  private requester(req: IncomingMessage): UserInfo {
+    const h = req.headers.authorization;
+    if (h !== undefined) {
+      const m = /^Bearer\s+(\S+)\s*$/i.exec(String(h));
+      const u = m ? this.o.tokens.get(m[1]) : undefined;
+      // A credential that is presented but not valid is refused, never downgraded to anonymous.
+      if (!u) throw unauthorized();
+      const groups = u.groups.includes(AUTHENTICATED) ? [...u.groups] : [...u.groups, AUTHENTICATED];
+      return { user: u.user, uid: u.uid, groups };
+    }
+    if (!this.o.anonymous) throw unauthorized();
+    return { user: ANONYMOUS, groups: [UNAUTHENTICATED] };
+  }
+
+  /** Kubernetes' impersonation filter: every header is checked against the `impersonate` verb. */
+  private impersonate(req: IncomingMessage, who: UserInfo): UserInfo | undefined {
+    const header = (n: string) => {
+      const v = req.headers[n];
+      return v === undefined ? [] : Array.isArray(v) ? v : String(v).split(',').map((x) => x.trim()).filter(Boolean);
+    };
+    const user = header('impersonate-user')[0];
+    const groups = header('impersonate-group');
+    const uid = header('impersonate-uid')[0];
+    const extra: Record<string, string[]> = {};
+    for (const k of Object.keys(req.headers)) {
+      if (k.startsWith('impersonate-extra-')) extra[decodeURIComponent(k.slice('impersonate-extra-'.length))] = header(k);
+    }
+    if (user === undefined) {
+      if (groups.length || uid || Object.keys(extra).length) {
+        throw new ApiError(500, 'InternalError', 'Internal error occurred: requested [' + [...groups.map((g) => `group=${g}`), ...(uid ? [`uid=${uid}`] : [])].join(' ') + '] without impersonating a user');
+      }
+      return undefined;
+    }
+    const check = (a: Attributes) => { if (!this.allowed(who, a)) throw forbidden(who.user, a); };
+    const res = (resource: string, name: string, apiGroup = '', namespace = '', subresource = ''): Attributes =>
+      ({ resourceRequest: true, verb: 'impersonate', apiGroup, resource, subresource, namespace, name });
+    if (user.startsWith(SA_PREFIX)) {
+      const [ns, name] = user.slice(SA_PREFIX.length).split(':');
+      check(res('serviceaccounts', name ?? '', '', ns ?? ''));
+    } else {
+      check(res('users', user));
+    }
+    for (const g of groups) check(res('groups', g));
+    if (uid) check(res('uids', uid, 'authentication.k8s.io'));
+    for (const [k, vs] of Object.entries(extra)) for (const v of vs) check(res('userextras', v, 'authentication.k8s.io', '', k));
+    const out = [...groups];
+    if (!groups.length) out.push(...serviceAccountGroups(user));
+    if (user === ANONYMOUS) {
+      if (!out.includes(UNAUTHENTICATED)) out.push(UNAUTHENTICATED);
+    } else if (!out.includes(AUTHENTICATED)) out.push(AUTHENTICATED);
+    return { user, groups: out, ...(uid ? { uid } : {}), ...(Object.keys(extra).length ? { extra } : {}) };
+  }
+}
