@@ -19,6 +19,14 @@ export interface ServerMember {
 
 export type { ClusterStatus };
 
+export interface ClusterOptions {
+  /** Extra `flotilla server` arguments for every member. */
+  args?: string[];
+  dir?: string;
+  /** See FlotillaCluster.adminToken. */
+  adminToken?: string;
+}
+
 export class FlotillaCluster {
   members: ServerMember[] = [];
   readonly dir: string;
@@ -29,13 +37,27 @@ export class FlotillaCluster {
   /** --cluster-token of this cluster: each test cluster has its own Raft cluster ID. */
   readonly token = randomBytes(8).toString('hex');
 
-  private constructor(dir: string, private readonly args: string[]) {
+  /**
+   * A bearer token the harness sends with its own requests (readiness, the
+   * default namespace) and writes into the kubeconfig: set it when the
+   * servers run with --authorization-mode RBAC and a --token-auth-file
+   * that gives this token to an administrator.
+   */
+  readonly adminToken?: string;
+
+  private constructor(dir: string, private readonly args: string[], adminToken?: string) {
     this.dir = dir;
+    this.adminToken = adminToken;
+  }
+
+  /** The Authorization header of the harness' own requests. */
+  get authHeaders(): Record<string, string> {
+    return this.adminToken ? { authorization: `Bearer ${this.adminToken}` } : {};
   }
 
   /** Members' ids and addresses, before anything starts (to set up proxies). */
-  static async plan(n = 3, opts: { args?: string[]; dir?: string } = {}): Promise<FlotillaCluster> {
-    const c = new FlotillaCluster(opts.dir ?? tempDir('cluster'), opts.args ?? []);
+  static async plan(n = 3, opts: ClusterOptions = {}): Promise<FlotillaCluster> {
+    const c = new FlotillaCluster(opts.dir ?? tempDir('cluster'), opts.args ?? [], opts.adminToken);
     await c.replan(n);
     return c;
   }
@@ -46,7 +68,7 @@ export class FlotillaCluster {
     for (let i = 0; i < n; i++) this.members.push(this.memberAt(`s${i + 1}`, ports[i * 2], ports[i * 2 + 1]));
   }
 
-  static async start(n = 3, opts: { args?: string[]; dir?: string } = {}): Promise<FlotillaCluster> {
+  static async start(n = 3, opts: ClusterOptions = {}): Promise<FlotillaCluster> {
     const c = await FlotillaCluster.plan(n, opts);
     await c.startAll();
     return c;
@@ -184,7 +206,7 @@ export class FlotillaCluster {
     }, timeoutMs);
     // The system namespaces exist once the leader has created them.
     await waitFor('default namespace', async () => {
-      const r = await request(`${this.member(ids[0]).url}/api/v1/namespaces/default`);
+      const r = await request(`${this.member(ids[0]).url}/api/v1/namespaces/default`, { headers: this.authHeaders });
       await r.body.dump();
       return r.statusCode === 200;
     }, timeoutMs);
@@ -195,8 +217,8 @@ export class FlotillaCluster {
     writeFileSync(this.kubeconfig, [
       'apiVersion: v1', 'kind: Config', 'current-context: flotilla',
       'clusters:', '- name: flotilla', '  cluster:', `    server: ${url}`, '    insecure-skip-tls-verify: true',
-      'contexts:', '- name: flotilla', '  context:', '    cluster: flotilla', '    user: anonymous', '    namespace: default',
-      'users:', '- name: anonymous', '  user: {}', '',
+      'contexts:', '- name: flotilla', '  context:', '    cluster: flotilla', '    user: admin', '    namespace: default',
+      'users:', '- name: admin', this.adminToken ? `  user:\n    token: ${this.adminToken}` : '  user: {}', '',
     ].join('\n'));
   }
 

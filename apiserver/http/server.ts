@@ -30,6 +30,9 @@ import { checkEscalation } from '../auth/escalation.ts';
 import { isReviewPath, serveReview } from '../auth/reviews.ts';
 import type { UserInfo } from '../auth/rules.ts';
 
+/** Answered to anyone, identity or not. */
+const HEALTH_PATHS = new Set(['/healthz', '/livez', '/readyz']);
+
 
 export interface MemberInfo {
   id: string;
@@ -157,8 +160,10 @@ export class ApiHttpServer {
     try {
       const who = this.auth.authenticate(req);
       // Authorized before anything is looked up. The cluster and debug endpoints stay as they were (membership
-      // changes check the admin token in authorizeAdmin) until component identities arrive.
-      if (!/^\/(cluster|debug)\//.test(url.pathname)) this.auth.authorize(who, requestAttributes(req.method ?? 'GET', url.pathname, url.searchParams));
+      // changes check the admin token in authorizeAdmin) until component identities arrive. The health endpoints
+      // are always open (genericapiserver's always-allow paths): a load balancer or harness asks them before the
+      // leader has reconciled the default policy that grants them to system:public-info-viewer.
+      if (!/^\/(cluster|debug)\//.test(url.pathname) && !HEALTH_PATHS.has(url.pathname)) this.auth.authorize(who, requestAttributes(req.method ?? 'GET', url.pathname, url.searchParams));
       const timeoutMs = parseTimeout(url.searchParams.get('timeout')) ?? this.o.defaultTimeoutMs ?? 10_000;
       validateBooleans(url.searchParams);
       if (isResourceMetricsPath(url.pathname)) {
