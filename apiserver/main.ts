@@ -193,7 +193,7 @@ export async function main(argv: string[]): Promise<void> {
 
   const system = { user: 'system:apiserver', verb: 'system' as const, timeoutMs: 5000 };
   // The default RBAC policy and ClusterRole aggregation exist only where RBAC decides.
-  const aggregation = authOptions.mode === 'RBAC' ? new AggregationController(registry, log, system, () => node.role === Role.Leader) : undefined;
+  const aggregation = authOptions.mode.split(',').includes('RBAC') ? new AggregationController(registry, log, system, () => node.role === Role.Leader) : undefined;
   node.on('role', ({ role }: { role: Role }) => {
     if (role === Role.Leader) {
       void ensureNamespaces(registry, log, system);

@@ -4,14 +4,18 @@
 // system:anonymous (or 401 with --anonymous-auth=false); impersonation
 // headers are then honoured if the caller may `impersonate`.
 // Authorization: AlwaysAllow (the default until TLS and component identities
-// arrive) or RBAC over the server's own store.
+// arrive), or a chain like Kubernetes' `--authorization-mode Node,RBAC`: the
+// Node authorizer (node agents, node-authorizer.ts) then RBAC over the
+// server's own store; the first that allows wins.
 import type { IncomingMessage } from 'node:http';
 import { ApiError, qualified } from '../errors.ts';
 import type { ObjectStore } from '../store.ts';
+import { NodeAuthorizer } from './node-authorizer.ts';
 import { RbacAuthorizer } from './rbac.ts';
 import { type Attributes, type UserInfo, forbiddenMessage } from './rules.ts';
 
-export type AuthorizationMode = 'AlwaysAllow' | 'RBAC';
+/** `--authorization-mode` as given: AlwaysAllow, or a comma-separated chain of Node and RBAC. */
+export type AuthorizationMode = string;
 
 export interface AuthOptions {
   mode: AuthorizationMode;
@@ -25,8 +29,14 @@ export const UNAUTHENTICATED = 'system:unauthenticated';
 const SA_PREFIX = 'system:serviceaccount:';
 
 export function parseAuthorizationMode(v: string): AuthorizationMode {
-  if (v === 'AlwaysAllow' || v === 'RBAC') return v;
-  throw new Error(`--authorization-mode: "${v}" is not supported (AlwaysAllow or RBAC)`);
+  const modes = v.split(',').map((m) => m.trim());
+  const known = new Set(['AlwaysAllow', 'Node', 'RBAC']);
+  const bad = modes.find((m) => !known.has(m));
+  if (bad !== undefined || new Set(modes).size !== modes.length || (modes.includes('AlwaysAllow') && modes.length > 1)) {
+    throw new Error(`--authorization-mode: "${v}" is not supported (AlwaysAllow, RBAC, or Node,RBAC)`);
+  }
+  if (modes.includes('Node') && !modes.includes('RBAC')) throw new Error('--authorization-mode: Node needs RBAC after it (Node,RBAC): it decides only for node agents');
+  return modes.join(',');
 }
 
 export function parseBoolFlag(v: string, flag: string): boolean {
@@ -55,9 +65,12 @@ export function forbidden(user: string, a: Attributes, reason = ''): ApiError {
 
 export class Auth {
   readonly rbac?: RbacAuthorizer;
+  readonly node?: NodeAuthorizer;
 
   constructor(private readonly o: AuthOptions, store: ObjectStore) {
-    if (o.mode === 'RBAC') this.rbac = new RbacAuthorizer(store);
+    const modes = o.mode.split(',');
+    if (modes.includes('RBAC')) this.rbac = new RbacAuthorizer(store);
+    if (modes.includes('Node')) this.node = new NodeAuthorizer(store);
   }
 
   get mode(): AuthorizationMode {
@@ -66,7 +79,7 @@ export class Auth {
 
   allowed(u: UserInfo, a: Attributes): boolean {
     if (!this.rbac) return true;
-    return this.rbac.authorize(u, a);
+    return !!this.node?.authorize(u, a) || this.rbac.authorize(u, a);
   }
 
   authorize(u: UserInfo, a: Attributes): void {

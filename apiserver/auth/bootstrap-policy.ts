@@ -2,7 +2,10 @@
 // bootstrap policy (plugin/pkg/auth/authorizer/rbac/bootstrappolicy): the
 // user-facing roles (cluster-admin, admin, edit, view, the last three
 // aggregated from labelled fragments) and the discovery/basic-user/public-info
-// roles. Component roles come with component identities (issue 13, later).
+// roles, and a role for each component's own identity (least privilege: the
+// scheduler cannot read Secrets, the ingress proxy cannot write workloads).
+// Node agents are authorized by the Node authorizer (node-authorizer.ts), as
+// in Kubernetes, so system:nodes is bound to nothing here.
 import type { PolicyRule } from './rules.ts';
 
 export const AUTOUPDATE = 'rbac.authorization.kubernetes.io/autoupdate';
@@ -77,13 +80,93 @@ export const CLUSTER_ROLES: ClusterRoleSpec[] = [
       rule(READ, ['networking.k8s.io'], ['ingresses', 'ingresses/status', 'networkpolicies']),
     ],
   },
+  // ------------------------------------------------------------ components
+  {
+    // kube-scheduler's rules (system:kube-scheduler and system:volume-scheduler together).
+    name: 'system:kube-scheduler',
+    rules: [
+      rule(['create', 'patch', 'update'], ['', 'events.k8s.io'], ['events']),
+      rule(['create'], ['coordination.k8s.io'], ['leases']),
+      { verbs: ['get', 'update', 'patch'], apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: ['kube-scheduler'] },
+      rule(['delete', 'get', 'list', 'watch'], [''], ['pods']),
+      rule(['create'], [''], ['bindings', 'pods/binding']),
+      rule(['patch', 'update'], [''], ['pods/status']),
+      rule(READ, [''], ['nodes', 'namespaces', 'persistentvolumeclaims', 'persistentvolumes', 'replicationcontrollers', 'services', 'limitranges', 'resourcequotas']),
+      rule(['update', 'patch'], [''], ['persistentvolumeclaims', 'persistentvolumes']),
+      rule(READ, ['apps', 'extensions'], ['replicasets', 'statefulsets']),
+      rule(READ, ['policy'], ['poddisruptionbudgets']),
+      rule(READ, ['storage.k8s.io'], ['storageclasses', 'csinodes', 'csidrivers', 'csistoragecapacities']),
+      rule(READ, ['scheduling.k8s.io'], ['priorityclasses']),
+      rule(['create'], ['authentication.k8s.io'], ['tokenreviews']),
+      rule(['create'], ['authorization.k8s.io'], ['subjectaccessreviews']),
+    ],
+  },
+  {
+    // One identity for every controller (Kubernetes splits them into ServiceAccounts with
+    // --use-service-account-credentials). Reads everything but Secrets; writes what the
+    // controllers own; deletes anything, for the garbage collector and namespace deletion.
+    name: 'system:kube-controller-manager',
+    rules: [
+      rule(READ, [''], ['pods', 'nodes', 'namespaces', 'services', 'endpoints', 'configmaps', 'events', 'persistentvolumeclaims', 'persistentvolumes', 'replicationcontrollers', 'resourcequotas', 'limitranges', 'serviceaccounts', 'podtemplates']),
+      rule(READ, ['apps', 'batch', 'autoscaling', 'policy', 'discovery.k8s.io', 'coordination.k8s.io', 'storage.k8s.io', 'networking.k8s.io', 'scheduling.k8s.io', 'rbac.authorization.k8s.io', 'events.k8s.io', 'node.k8s.io'], ['*']),
+      rule(['create', 'update', 'patch'], [''], ['pods', 'pods/status', 'nodes', 'nodes/status', 'namespaces', 'namespaces/status', 'namespaces/finalize', 'services', 'services/status', 'endpoints', 'events', 'persistentvolumeclaims', 'persistentvolumeclaims/status', 'persistentvolumes', 'persistentvolumes/status', 'replicationcontrollers', 'replicationcontrollers/status', 'resourcequotas', 'resourcequotas/status', 'serviceaccounts', 'configmaps']),
+      rule(['create'], [''], ['pods/eviction', 'pods/binding', 'serviceaccounts/token']),
+      rule(['create', 'update', 'patch'], ['apps', 'batch', 'autoscaling', 'policy', 'discovery.k8s.io', 'coordination.k8s.io', 'storage.k8s.io', 'events.k8s.io'], ['*']),
+      rule(['delete', 'deletecollection'], ['*'], ['*']),
+      rule(['create'], ['authentication.k8s.io'], ['tokenreviews']),
+      rule(['create'], ['authorization.k8s.io'], ['subjectaccessreviews']),
+    ],
+  },
+  {
+    // kube-proxy's rules: the service proxy of a node agent that runs under its own identity.
+    name: 'system:node-proxier',
+    rules: [
+      rule(['list', 'watch'], [''], ['endpoints', 'services']),
+      rule(['get', 'list', 'watch'], [''], ['nodes']),
+      rule(['list', 'watch'], ['discovery.k8s.io'], ['endpointslices']),
+      rule(['create', 'patch', 'update'], ['', 'events.k8s.io'], ['events']),
+    ],
+  },
+  {
+    // Flotilla's ingress proxy: routes from Ingresses, Services and EndpointSlices, TLS from Secrets, and status.
+    name: 'system:flotilla-ingress',
+    rules: [
+      rule(READ, ['networking.k8s.io'], ['ingresses', 'ingressclasses']),
+      rule(['update', 'patch'], ['networking.k8s.io'], ['ingresses/status']),
+      rule(READ, [''], ['services', 'endpoints', 'secrets', 'namespaces']),
+      rule(READ, ['discovery.k8s.io'], ['endpointslices']),
+      rule(['create', 'patch', 'update'], ['', 'events.k8s.io'], ['events']),
+    ],
+  },
+  {
+    // The cluster DNS server (CoreDNS' system:coredns).
+    name: 'system:flotilla-dns',
+    rules: [
+      rule(['list', 'watch'], [''], ['endpoints', 'services', 'pods', 'namespaces']),
+      rule(['list', 'watch'], ['discovery.k8s.io'], ['endpointslices']),
+    ],
+  },
 ];
 
-export const CLUSTER_ROLE_BINDINGS: { name: string; role: string; groups: string[] }[] = [
+/** The users each component runs as (the CN of its client certificate). */
+export const COMPONENT_USERS = {
+  scheduler: 'system:kube-scheduler',
+  controllers: 'system:kube-controller-manager',
+  proxy: 'system:kube-proxy',
+  ingress: 'system:flotilla-ingress',
+  dns: 'system:flotilla-dns',
+} as const;
+
+export const CLUSTER_ROLE_BINDINGS: { name: string; role: string; groups?: string[]; users?: string[] }[] = [
   { name: 'cluster-admin', role: 'cluster-admin', groups: ['system:masters'] },
   { name: 'system:discovery', role: 'system:discovery', groups: ['system:authenticated'] },
   { name: 'system:basic-user', role: 'system:basic-user', groups: ['system:authenticated'] },
   { name: 'system:public-info-viewer', role: 'system:public-info-viewer', groups: ['system:authenticated', 'system:unauthenticated'] },
+  { name: 'system:kube-scheduler', role: 'system:kube-scheduler', users: [COMPONENT_USERS.scheduler] },
+  { name: 'system:kube-controller-manager', role: 'system:kube-controller-manager', users: [COMPONENT_USERS.controllers] },
+  { name: 'system:node-proxier', role: 'system:node-proxier', users: [COMPONENT_USERS.proxy] },
+  { name: 'system:flotilla-ingress', role: 'system:flotilla-ingress', users: [COMPONENT_USERS.ingress] },
+  { name: 'system:flotilla-dns', role: 'system:flotilla-dns', users: [COMPONENT_USERS.dns] },
 ];
 
 export function clusterRoleObject(s: ClusterRoleSpec): Record<string, unknown> {
@@ -95,11 +178,14 @@ export function clusterRoleObject(s: ClusterRoleSpec): Record<string, unknown> {
   };
 }
 
-export function clusterRoleBindingObject(b: { name: string; role: string; groups: string[] }): Record<string, unknown> {
+export function clusterRoleBindingObject(b: { name: string; role: string; groups?: string[]; users?: string[] }): Record<string, unknown> {
   return {
     apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding',
     metadata: { name: b.name, labels: { ...BOOTSTRAP_LABELS }, annotations: { [AUTOUPDATE]: 'true' } },
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: b.role },
-    subjects: b.groups.map((g) => ({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: g })),
+    subjects: [
+      ...(b.groups ?? []).map((g) => ({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: g })),
+      ...(b.users ?? []).map((u) => ({ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: u })),
+    ],
   };
 }

@@ -42,5 +42,6 @@ export function requestAttributes(method: string, pathname: string, query: URLSe
     case 'DELETE': verb = name ? 'delete' : 'deletecollection'; break;
     default: verb = m.toLowerCase();
   }
-  return { resourceRequest: true, verb, apiGroup: group, resource, subresource, namespace, name };
+  const fieldSelector = verb === 'list' || verb === 'watch' ? query.get('fieldSelector') ?? undefined : undefined;
+  return { resourceRequest: true, verb, apiGroup: group, resource, subresource, namespace, name, ...(fieldSelector ? { fieldSelector } : {}) };
 }

@@ -19,7 +19,11 @@ export interface UserInfo {
 
 /** What a request asks for, like Kubernetes' authorizer.Attributes. */
 export type Attributes =
-  | { resourceRequest: true; verb: string; apiGroup: string; resource: string; subresource: string; namespace: string; name: string }
+  | {
+    resourceRequest: true; verb: string; apiGroup: string; resource: string; subresource: string; namespace: string; name: string;
+    /** ?fieldSelector of a list or watch (the Node authorizer restricts pods to a node's own). */
+    fieldSelector?: string;
+  }
   | { resourceRequest: false; verb: string; path: string };
 
 const has = (list: string[] | undefined, v: string) => !!list && (list.includes('*') || list.includes(v));

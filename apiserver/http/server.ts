@@ -26,6 +26,7 @@ import { type ResourceMetricsApi, isResourceMetricsPath, resourceMetricsGroup } 
 import { WatchHub } from './watch.ts';
 import { Auth } from '../auth/auth.ts';
 import { requestAttributes } from '../auth/request-info.ts';
+import { checkNodeRestriction } from '../auth/node-authorizer.ts';
 import { checkEscalation } from '../auth/escalation.ts';
 import { isReviewPath, serveReview } from '../auth/reviews.ts';
 import type { UserInfo } from '../auth/rules.ts';
@@ -179,7 +180,7 @@ export class ApiHttpServer {
         checkAcceptable(req);
         const ctx: RequestContext = {
           req, res, query: url.searchParams, user: who.user, warnings: [], timeoutMs,
-          guard: this.auth.rbac ? (rr, obj) => checkEscalation(this.auth, who, rr, obj) : undefined,
+          guard: this.auth.rbac ? (rr, obj) => { checkEscalation(this.auth, who, rr, obj); checkNodeRestriction(who, rr, obj); } : undefined,
         };
         if (r.verb === 'watch') return await this.watches.serve(r, ctx);
         return await this.handlers.handle(r, ctx);
