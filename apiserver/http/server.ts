@@ -159,12 +159,14 @@ export class ApiHttpServer {
       if (verb !== 'watch') this.latency.observe({ verb }, (performance.now() - started) / 1000);
     });
     try {
-      const who = this.auth.authenticate(req);
+      // The cluster endpoints carry the members' admin token (authorizeAdmin), not an API identity.
+      const clusterPath = /^\/(cluster|debug)\//.test(url.pathname);
+      const who = clusterPath ? { user: 'system:anonymous', groups: ['system:unauthenticated'] } : this.auth.authenticate(req);
       // Authorized before anything is looked up. The cluster and debug endpoints stay as they were (membership
       // changes check the admin token in authorizeAdmin) until component identities arrive. The health endpoints
       // are always open (genericapiserver's always-allow paths): a load balancer or harness asks them before the
       // leader has reconciled the default policy that grants them to system:public-info-viewer.
-      if (!/^\/(cluster|debug)\//.test(url.pathname) && !HEALTH_PATHS.has(url.pathname)) this.auth.authorize(who, requestAttributes(req.method ?? 'GET', url.pathname, url.searchParams));
+      if (!clusterPath && !HEALTH_PATHS.has(url.pathname)) this.auth.authorize(who, requestAttributes(req.method ?? 'GET', url.pathname, url.searchParams));
       const timeoutMs = parseTimeout(url.searchParams.get('timeout')) ?? this.o.defaultTimeoutMs ?? 10_000;
       validateBooleans(url.searchParams);
       if (isResourceMetricsPath(url.pathname)) {
