@@ -25,6 +25,7 @@ import { type ApiEvent, PREV_INDEX_HEADER, STREAM, SUBJECT_PREFIX, checkEventMes
 import { KINDS } from '../api/kinds/index.ts';
 import { SECRETS_RES, secretMetadataOnly } from './encryption.ts';
 import type { ObjectStore, StoreEvent } from './store.ts';
+import { natsServerOptions } from '../api/nats-url.ts';
 
 export interface PublisherOptions {
   servers: string[];
@@ -94,7 +95,7 @@ export class EventPublisher {
 
   status(): Record<string, unknown> {
     const l = this.lag();
-    return { servers: this.o.servers, connected: !!this.nc && !this.nc.isClosed(), lastPublishedIndex: this.knownPublished(), lagEvents: l.events, lagSeconds: Number(l.seconds.toFixed(3)) };
+    return { servers: natsServerOptions(this.o.servers).servers, connected: !!this.nc && !this.nc.isClosed(), lastPublishedIndex: this.knownPublished(), lagEvents: l.events, lagSeconds: Number(l.seconds.toFixed(3)) };
   }
 
   async stop(): Promise<void> {
@@ -106,7 +107,7 @@ export class EventPublisher {
   private async connectNats(): Promise<void> {
     if (this.nc && !this.nc.isClosed()) return;
     this.nc = await connect({
-      servers: this.o.servers, name: `flotilla-publisher-${this.node.id}`,
+      ...natsServerOptions(this.o.servers), name: `flotilla-publisher-${this.node.id}`,
       reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 250, waitOnFirstConnect: true, timeout: 2000,
     });
     this.jsm = await this.nc.jetstreamManager();

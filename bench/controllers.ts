@@ -27,6 +27,7 @@ import { FlotillaCluster } from '../harness/flotilla-cluster.ts';
 import { NatsServers } from '../harness/nats.ts';
 import { hasExited, sleep, tempDir, waitFor } from '../harness/procs.ts';
 import { type Section, fmt } from './report.ts';
+import { natsServerOptions } from '../api/nats-url.ts';
 
 const REPLICAS = Number(process.env.BENCH_REPLICAS ?? 5000);
 const CALIBRATION_PODS = Number(process.env.BENCH_CALIBRATION_PODS ?? 3000);
@@ -69,7 +70,7 @@ async function calibrate(urls: readonly string[], n: number): Promise<number> {
 
 /** Events (= API writes) in the stream so far, in total and by resource. */
 async function writeCounts(natsUrl: string): Promise<Map<string, number>> {
-  const nc = await connect({ servers: natsUrl });
+  const nc = await connect(natsServerOptions(natsUrl));
   try {
     const jsm = await nc.jetstreamManager();
     const out = new Map<string, number>();

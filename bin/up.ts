@@ -12,7 +12,7 @@
 // one agent process (127.0.64.1, …).
 import { randomBytes } from 'node:crypto';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +21,8 @@ import { request } from 'undici';
 import { ApiBalancer } from './api-balancer.ts';
 import { detach, stopLeftovers } from './up-lifecycle.ts';
 import { ensureEncryptionConfig } from '../api/encryption-config.ts';
+import { redactNatsUrls } from '../api/nats-url.ts';
+import { ensureNatsUsers, natsAuthorization, natsUrlFor } from './nats-auth.ts';
 
 const BIN = resolve(fileURLToPath(new URL('../bin/flotilla.js', import.meta.url)));
 
@@ -173,18 +175,24 @@ export async function main(argv: string[]): Promise<void> {
     name: `nats${i + 1}`, port: base + 201 + i, clusterPort: base + 211 + i, store: join(dir, 'data', `nats${i + 1}`),
   }));
   const natsServers: ClusterFile['natsServers'] = [];
+  // Only the cluster's own processes reach NATS, each as a user with its role's rights (bin/nats-auth.ts).
+  const natsUsers = ensureNatsUsers(join(dir, 'nats-users.json'));
   for (const n of nats) {
     const conf = join(dir, `${n.name}.conf`);
     const routes = nats.filter((x) => x !== n).map((x) => `nats-route://127.0.0.1:${x.clusterPort}`);
     writeFileSync(conf, [
       `server_name: ${n.name}`, `listen: 127.0.0.1:${n.port}`, `jetstream { store_dir: "${n.store}" }`,
-      ...(natsCount > 1 ? [`cluster { name: flotilla, listen: 127.0.0.1:${n.clusterPort}, routes: [${routes.join(', ')}] }`] : []), '',
-    ].join('\n'));
+      ...(natsCount > 1 ? [`cluster { name: flotilla, listen: 127.0.0.1:${n.clusterPort}, routes: [${routes.join(', ')}] }`] : []),
+      natsAuthorization(natsUsers), '',
+    ].join('\n'), { mode: 0o600 });
     const record = { name: n.name, pid: 0, url: `nats://127.0.0.1:${n.port}` };
     natsServers.push(record);
     supervise(n.name, ['-c', conf], record, natsBin);
   }
-  const natsUrl = nats.map((n) => `nats://127.0.0.1:${n.port}`).join(',');
+  const natsHostPorts = nats.map((n) => `127.0.0.1:${n.port}`);
+  const natsUrl = natsUrlFor('server', natsUsers, natsHostPorts);
+  const consumerNatsUrl = natsUrlFor('consumer', natsUsers, natsHostPorts);
+  const agentNatsUrl = natsUrlFor('agent', natsUsers, natsHostPorts);
 
   const servers = members.map((m) => {
     const data = resolve(join(dir, 'data', m.id));
@@ -212,9 +220,13 @@ export async function main(argv: string[]): Promise<void> {
   ].join('\n'));
   const cluster: ClusterFile = {
     api: `http://${apiAddress}`, up: process.pid, natsServers,
-    servers, nats: natsUrl, kubeconfig, controllers: [], schedulers: [], agents: [],
+    servers, nats: consumerNatsUrl, kubeconfig, controllers: [], schedulers: [], agents: [],
   };
-  writeClusterFile = () => writeFileSync(join(dir, 'cluster.json'), `${JSON.stringify(cluster, null, 2)}\n`);
+  // Owner-only: its NATS URL carries the consumer user's password.
+  writeClusterFile = () => {
+    writeFileSync(join(dir, 'cluster.json'), `${JSON.stringify(cluster, null, 2)}\n`, { mode: 0o600 });
+    chmodSync(join(dir, 'cluster.json'), 0o600); // a file from an earlier run keeps its mode otherwise
+  };
   writeClusterFile();
 
   const apiUrls = members.map((m) => `http://${m.api}`).join(',');
@@ -263,22 +275,22 @@ export async function main(argv: string[]): Promise<void> {
     const record = { pid: 0, metrics: `127.0.0.1:${base + 301 + i}` };
     cluster.controllers.push(record);
     // The local-path provisioner's volumes live with the cluster's data, whatever directory `up` was started from.
-    supervise(`controllers${i + 1}`, ['controllers', '--server', apiUrls, '--nats', natsUrl, '--id', `controllers${i + 1}`, '--metrics-address', record.metrics,
+    supervise(`controllers${i + 1}`, ['controllers', '--server', apiUrls, '--nats', consumerNatsUrl, '--id', `controllers${i + 1}`, '--metrics-address', record.metrics,
       '--volume-dir', resolve(join(dir, 'data', 'volumes'))], record);
   }
   if (values.dns !== 'none') {
     cluster.dns = { pid: 0, address: values.dns!, metrics: `127.0.0.1:${base + 401}` };
-    supervise('dns', ['dns', '--server', apiUrls, '--nats', natsUrl, '--listen', cluster.dns.address, '--metrics-address', cluster.dns.metrics], cluster.dns);
+    supervise('dns', ['dns', '--server', apiUrls, '--nats', consumerNatsUrl, '--listen', cluster.dns.address, '--metrics-address', cluster.dns.metrics], cluster.dns);
   }
   if (values.ingress !== 'none') {
     cluster.ingress = { pid: 0, http: `${values.ingress}:80`, https: `${values.ingress}:443`, metrics: `127.0.0.1:${base + 402}` };
-    supervise('ingress', ['ingress', '--server', apiUrls, '--nats', natsUrl, '--listen', cluster.ingress.http, '--listen-tls', cluster.ingress.https,
+    supervise('ingress', ['ingress', '--server', apiUrls, '--nats', consumerNatsUrl, '--listen', cluster.ingress.http, '--listen-tls', cluster.ingress.https,
       '--metrics-address', cluster.ingress.metrics], cluster.ingress);
   }
   for (let i = 0; i < nSchedulers; i++) {
     const record = { pid: 0, metrics: `127.0.0.1:${base + 321 + i}` };
     cluster.schedulers.push(record);
-    supervise(`scheduler${i + 1}`, ['scheduler', '--server', apiUrls, '--nats', natsUrl, '--id', `scheduler${i + 1}`, '--metrics-address', record.metrics], record);
+    supervise(`scheduler${i + 1}`, ['scheduler', '--server', apiUrls, '--nats', consumerNatsUrl, '--id', `scheduler${i + 1}`, '--metrics-address', record.metrics], record);
   }
   if (runtime === 'sim' && nNodes > 0) {
     // Hollow nodes: one agent process, one shared informer, N Node objects and Leases; pods only pretend to run.
@@ -294,7 +306,7 @@ export async function main(argv: string[]): Promise<void> {
     const record = { name, pid: 0, address, endpoint: `http://${address}:10250`, data: resolve(join(dir, 'data', `agent-${name}`)) };
     cluster.agents.push(record);
     // Containers outlive an agent that crashes (the next run adopts them), but not `flotilla up` stopping.
-    supervise(`agent-${name}`, ['agent', '--name', name, '--address', address, '--port', '10250', '--data', record.data, '--server', apiUrls, '--nats', natsUrl, '--stop-containers-on-exit',
+    supervise(`agent-${name}`, ['agent', '--name', name, '--address', address, '--port', '10250', '--data', record.data, '--server', apiUrls, '--nats', agentNatsUrl, '--stop-containers-on-exit',
       ...(cluster.dns ? ['--cluster-dns', cluster.dns.address.replace(/:53$/, '')] : [])], record);
   }
   await waitForComponents(cluster, nNodes, () => stopping);
@@ -304,7 +316,7 @@ export async function main(argv: string[]): Promise<void> {
     ...servers.map((s) => `  server ${s.id}: API http://${s.api}  peer ${s.peer}  pid ${s.pid}`),
     `  controllers:  ${nControllers} (one leads through the Lease kube-system/flotilla-controller-manager; /metrics on ${cluster.controllers.map((c) => c.metrics).join(', ') || '-'})`,
     `  schedulers:   ${nSchedulers} (one leads through the Lease kube-system/kube-scheduler; /metrics on ${cluster.schedulers.map((c) => c.metrics).join(', ') || '-'})`,
-    `  NATS:         ${natsUrl} (stream EVENTS${natsCount > 1 ? ', 3 replicas' : ''}; npx flotilla events --follow)`,
+    `  NATS:         ${redactNatsUrls(natsUrl)} (stream EVENTS, users in ${join(dir, 'nats-users.json')}${natsCount > 1 ? ', 3 replicas' : ''}; npx flotilla events --follow)`,
     ...(cluster.ingress ? [`  ingress:      http://${cluster.ingress.http}  https://${cluster.ingress.https} (IngressClass "flotilla", the default)`] : []),
     ...(cluster.dns ? [`  DNS:          ${cluster.dns.address} (names like kubernetes.default.svc.cluster.local; /metrics on ${cluster.dns.metrics})`] : []),
     runtime === 'sim'

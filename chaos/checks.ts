@@ -8,6 +8,7 @@ import { STREAM, decodeEvent } from '../api/events.ts';
 import { checkStreamAgainstLog, committedIndexes, everyResourcePath } from './audit.ts';
 import type { ChaosCluster } from './cluster.ts';
 import { type AckedWrite, NAMESPACE, type WorkloadResult } from './workload.ts';
+import { natsServerOptions } from '../api/nats-url.ts';
 
 export interface CheckOutcome {
   anomalies: number;
@@ -139,7 +140,7 @@ export async function readStream(natsUrls: string[]): Promise<StreamEvent[]> {
 }
 
 async function readStreamOnce(natsUrls: string[]): Promise<StreamEvent[]> {
-  const nc = await connect({ servers: natsUrls });
+  const nc = await connect(natsServerOptions(natsUrls));
   try {
     const jsm = await nc.jetstreamManager();
     const info = await jsm.streams.info(STREAM);

@@ -6,11 +6,13 @@
 // lists every component; SIGTERM stops every child; a second `up` on the same
 // directory resumes the same data; `flotilla down` stops a detached cluster.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect } from 'nats';
 import t from 'tap';
+import { natsServerOptions } from '../api/nats-url.ts';
 import { kubectlMissing, runKubectl } from '../harness/kubectl.ts';
 import { FLOTILLA_BIN, freePort, waitFor } from '../harness/procs.ts';
 
@@ -78,6 +80,23 @@ t.test('flotilla up: comes up, survives a server kill, stops on SIGTERM, resumes
   const nodes = await kubectl('get', 'nodes', '-o', 'name');
   t.same(nodes.out.trim().split('\n').sort(), ['node/hollow-0', 'node/hollow-1'], 'kubectl sees the nodes through the kubeconfig');
   t.equal((await kubectl('create', 'configmap', 'kept', '--from-literal=a=1')).code, 0, 'kubectl creates an object');
+
+  // NATS admits only the cluster's users, each with its role's rights (bin/nats-auth.ts).
+  const natsUrl = (cluster() as unknown as { nats: string }).nats;
+  t.match(natsUrl, /^nats:\/\/flotilla-consumer:[^@]+@127\.0\.0\.1:\d+$/, 'cluster.json names NATS with the consumer user');
+  t.equal(statSync(join(cwd, '.flotilla', 'cluster.json')).mode & 0o777, 0o600, 'cluster.json (it holds a password) is owner-only');
+  const { servers: [natsServer] } = natsServerOptions(natsUrl);
+  await t.rejects(connect({ servers: natsServer, timeout: 3000, maxReconnectAttempts: 0 }), /Authorization Violation/i, 'an anonymous NATS client is refused');
+  const consumer = await connect({ ...natsServerOptions(natsUrl), timeout: 3000 });
+  const forged = consumer.jetstream({ timeout: 3000 }).publish('events.v1.configmaps.default.kept', new Uint8Array([1]));
+  await t.rejects(forged, /permission|timeout|no responders/i, 'the consumer user cannot publish on events.>');
+  const jsm = await consumer.jetstreamManager();
+  t.ok((await jsm.streams.info('EVENTS')).state.messages > 0, 'but reads the stream');
+  await t.rejects(jsm.streams.delete('EVENTS'), /permission|timeout/i, 'and cannot delete it');
+  await consumer.close().catch(() => {});
+  const events = await flotilla(cwd, ['events', '--since', '0', '--kind', 'configmaps']);
+  t.equal(events.code, 0, `flotilla events reads through cluster.json's NATS user: ${events.err}`);
+  t.match(events.out, /kept/, 'and prints the write');
 
   // kill -9 one server: the balancer routes around it, up restarts it and records its pid.
   const victim = c.servers[0]!;

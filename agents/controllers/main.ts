@@ -22,6 +22,7 @@ import { type FlagOptions, parseBool, parseFlags } from '../process/flags.ts';
 import { CONFIG_FLAGS, type ControllerConfig, DEFAULT_CONTROLLER_CONFIG, newControllerContext, stopControllerContext } from './context.ts';
 import type { Controller } from './controller.ts';
 import { CONTROLLERS, selectControllers } from './registry.ts';
+import { redactNatsUrls } from '../../api/nats-url.ts';
 
 const USAGE = `usage: flotilla controllers [--server URL[,URL…]] [--nats URL[,URL…]] [--id NAME]
        [--controllers '*'] [--metrics-address 127.0.0.1:0]
@@ -94,7 +95,7 @@ export async function main(argv: string[]): Promise<void> {
     healthz: () => ({ ok: true, detail: { identity, leading, synced: ctx.informers.hasSynced(), controllers: selected.map((c) => c.name) } }),
     readyz: () => ({ ok: ctx.informers.hasSynced(), detail: { identity, leading } }),
   });
-  log.info({ identity, servers: cfg.servers, nats, metrics: health.address, controllers: selected.map((c) => c.name) }, 'starting');
+  log.info({ identity, servers: cfg.servers, nats: nats && redactNatsUrls(nats), metrics: health.address, controllers: selected.map((c) => c.name) }, 'starting');
   await ctx.informers.start();
   log.info('caches synced');
 

@@ -4,6 +4,7 @@
 // reader needs: a NATS URL without requiring an API server to be configured.
 import { type ConnectionOptions, type NatsConnection, connect } from 'nats';
 import { ConfigError, loadClientConfig } from '../client/config.ts';
+import { natsServerOptions } from '../../api/nats-url.ts';
 
 /**
  * The NATS URL[,URL…] to use: `flag`, then $FLOTILLA_NATS, then the "nats"
@@ -23,14 +24,9 @@ export function resolveNatsUrl(flag?: string, env: NodeJS.ProcessEnv = process.e
   throw new ConfigError('no NATS server configured: pass --nats URL[,URL…], set $FLOTILLA_NATS, or run in the directory where `flotilla up` wrote .flotilla/cluster.json');
 }
 
-/** "nats://a:4222,nats://b:4222" or a list → the server list. */
-export function natsServers(v: string | readonly string[]): string[] {
-  return (typeof v === 'string' ? v.split(',') : [...v]).map((s) => s.trim()).filter(Boolean);
-}
-
 /** A connection that reconnects forever (what long-running consumers want). */
 export function connectNats(urls: string | readonly string[], name: string, opts: Partial<ConnectionOptions> = {}): Promise<NatsConnection> {
   return connect({
-    servers: natsServers(urls), name, maxReconnectAttempts: -1, reconnectTimeWait: 500, waitOnFirstConnect: true, ...opts,
+    ...natsServerOptions(urls), name, maxReconnectAttempts: -1, reconnectTimeWait: 500, waitOnFirstConnect: true, ...opts,
   });
 }

@@ -20,6 +20,7 @@ import { electorFromFlags, leaderElectFlags } from '../leaderelection/flags.ts';
 import { parseBool, parseFlags } from '../process/flags.ts';
 import { EventBroadcaster } from '../recorder/recorder.ts';
 import { Scheduler } from './scheduler.ts';
+import { redactNatsUrls } from '../../api/nats-url.ts';
 
 const USAGE = `usage: flotilla scheduler [--server URL[,URL…]] [--nats URL[,URL…]] [--id NAME]
        [--metrics-address 127.0.0.1:0] [--parallel-bindings 64] [--percentage-of-nodes-to-score 0]
@@ -69,7 +70,7 @@ export async function main(argv: string[]): Promise<void> {
     healthz: () => ({ ok: true, detail: { identity, leading, synced: informers.hasSynced(), ...scheduler.stats, pending: scheduler.queue.counts() } }),
     readyz: () => ({ ok: informers.hasSynced(), detail: { identity, leading } }),
   });
-  log.info({ identity, servers: cfg.servers, nats, metrics: health.address, parallelBindings }, 'starting');
+  log.info({ identity, servers: cfg.servers, nats: nats && redactNatsUrls(nats), metrics: health.address, parallelBindings }, 'starting');
   await scheduler.start();
   log.info({ nodes: scheduler.cache.nodeCount, pods: scheduler.cache.podCount }, 'caches synced');
 

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import client from 'prom-client';
 import { METRICS_SUBJECT_WILDCARD } from '../../api/metrics.ts';
 import { type ResourceMetricsCache, checkReport } from './cache.ts';
+import { natsServerOptions } from '../../api/nats-url.ts';
 
 export class ResourceMetricsSubscriber {
   private nc?: NatsConnection;
@@ -29,7 +30,7 @@ export class ResourceMetricsSubscriber {
     this.pruner = setInterval(() => this.cache.prune(), 10_000);
     this.pruner.unref();
     void connect({
-      servers: this.servers, name: 'flotilla-server-resource-metrics', waitOnFirstConnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 500,
+      ...natsServerOptions(this.servers), name: 'flotilla-server-resource-metrics', waitOnFirstConnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 500,
     }).then((nc) => {
       if (this.stopped) return void nc.close();
       this.nc = nc;

@@ -11,12 +11,13 @@
 import { pathToFileURL } from 'node:url';
 import pino from 'pino';
 import { AckPolicy, type ConsumerInfo, DeliverPolicy, type JetStreamManager, type JsMsg, type NatsConnection, connect, nanos } from 'nats';
-import { natsServers, resolveNatsUrl } from '../../agents/informer/nats.ts';
+import { resolveNatsUrl } from '../../agents/informer/nats.ts';
 import { EventReader, type ReaderStart, StreamGapError, headerIndex, resumeSeq } from '../../agents/informer/stream.ts';
 import { type ApiEvent, STREAM, decodeEvent, filterSubject } from '../../api/events.ts';
 import { UsageError, parseCommand, parseDuration } from './args.ts';
 import { StreamingTable, parseOutputFormat } from './printers.ts';
 import { CliError, type Io, kindOrFail, processIo, runVerb } from './runtime.ts';
+import { natsServerOptions, redactNatsUrls } from '../../api/nats-url.ts';
 
 export const USAGE = `Print the audit stream: every committed API write, oldest first, read from
 the JetStream stream EVENTS.
@@ -158,16 +159,16 @@ export async function main(argv: string[], io: Io = processIo, opts: { signal?: 
     let nc: NatsConnection;
     try {
       nc = await connect({
-        servers: natsServers(url), name: 'flotilla-events', timeout: 5000,
+        ...natsServerOptions(url), name: 'flotilla-events', timeout: 5000,
         maxReconnectAttempts: s.follow ? -1 : 10, reconnectTimeWait: 500,
       });
     } catch (e) {
-      throw new CliError(`cannot connect to NATS at ${url}: ${(e as Error).message}`);
+      throw new CliError(`cannot connect to NATS at ${redactNatsUrls(url)}: ${(e as Error).message}`);
     }
     try {
       const jsm = await nc.jetstreamManager();
       const info = await jsm.streams.info(STREAM).catch((e: Error) => {
-        if (/stream not found/i.test(e.message)) throw new CliError(`NATS at ${url} has no stream ${STREAM}: no server publishes events there (servers need --nats ${url})`);
+        if (/stream not found/i.test(e.message)) throw new CliError(`NATS at ${redactNatsUrls(url)} has no stream ${STREAM}: no server publishes events there (servers need --nats ${redactNatsUrls(url)})`);
         throw e;
       });
       if (s.durable) await readDurable(nc, jsm, s, info.state.last_seq);
