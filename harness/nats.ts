@@ -63,10 +63,17 @@ export class NatsServers {
    * "Server is ready" log line (tagged with its pid), and its client port
    * accepts connections.
    */
+  /** Processes seen saying "Server is ready": a long-running one's line has scrolled out of any log tail since. */
+  private readonly seenReady = new WeakSet<Proc>();
+
   private async accepts(name: string): Promise<boolean> {
     const m = this.members.find((x) => x.name === name)!;
     const p = m.proc;
-    if (!p || !new RegExp(`^\\[${p.pid}\\] .*Server is ready`, 'm').test(logTail(p.logFile, 200, p.logOffset, 1 << 20))) return false;
+    if (!p) return false;
+    if (!this.seenReady.has(p)) {
+      if (!new RegExp(`^\\[${p.pid}\\] .*Server is ready`, 'm').test(logTail(p.logFile, 200, p.logOffset, 1 << 20))) return false;
+      this.seenReady.add(p);
+    }
     return new Promise<boolean>((res) => {
       const sock = createConnection({ host: '127.0.0.1', port: m.port }, () => {
         sock.destroy();
