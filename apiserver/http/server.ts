@@ -29,6 +29,7 @@ import { requestAttributes } from '../auth/request-info.ts';
 import { checkEscalation } from '../auth/escalation.ts';
 import { isReviewPath, serveReview } from '../auth/reviews.ts';
 import type { UserInfo } from '../auth/rules.ts';
+import { requestAudit } from './request-audit.ts';
 
 /** Answered to anyone, identity or not. */
 const HEALTH_PATHS = new Set(['/healthz', '/livez', '/readyz']);
@@ -178,7 +179,7 @@ export class ApiHttpServer {
         resource = r.subresource ? `${r.kind.plural}/${r.subresource}` : r.kind.plural;
         checkAcceptable(req);
         const ctx: RequestContext = {
-          req, res, query: url.searchParams, user: who.user, warnings: [], timeoutMs,
+          req, res, query: url.searchParams, user: who.user, audit: requestAudit(req, who), warnings: [], timeoutMs,
           guard: this.auth.rbac ? (rr, obj) => checkEscalation(this.auth, who, rr, obj) : undefined,
         };
         if (r.verb === 'watch') return await this.watches.serve(r, ctx);
