@@ -24,6 +24,8 @@ import { ObjectStore } from './store.ts';
 import { Auth, parseAuthorizationMode, parseBoolFlag } from './auth/auth.ts';
 import { AggregationController, reconcileBootstrapPolicy } from './auth/bootstrap.ts';
 import { loadTokenFile } from './auth/token-file.ts';
+import { DEFAULT_POLICY, loadAuditPolicy } from './audit/policy.ts';
+import { RefusedAudit } from './audit/refused.ts';
 import { ResourceMetricsApi } from './resource-metrics/api.ts';
 import { ResourceMetricsCache } from './resource-metrics/cache.ts';
 import { ResourceMetricsSubscriber } from './resource-metrics/subscriber.ts';
@@ -66,6 +68,8 @@ export async function main(argv: string[]): Promise<void> {
       'authorization-mode': { type: 'string', default: 'AlwaysAllow' },
       'token-auth-file': { type: 'string' },
       'anonymous-auth': { type: 'string', default: 'true' },
+      // Kubernetes' audit policy file: the level of the records of refused requests (apiserver/audit).
+      'audit-policy-file': { type: 'string' },
     },
     strict: true,
   });
@@ -81,6 +85,9 @@ export async function main(argv: string[]): Promise<void> {
     tokens: values['token-auth-file'] ? loadTokenFile(values['token-auth-file']) : new Map(),
     anonymous: parseBoolFlag(values['anonymous-auth']!, '--anonymous-auth'),
   };
+  // A bad policy file stops the server here with the problem named.
+  if (values['audit-policy-file'] && !values.nats) throw new Error('--audit-policy-file needs --nats: refused requests are recorded on the AUDIT stream');
+  const auditPolicy = values['audit-policy-file'] ? loadAuditPolicy(values['audit-policy-file']) : DEFAULT_POLICY;
   const log = pino({ name: 'flotilla-server', base: { server: values.id } });
   limitHeapGrowth(Number(values['gc-heap-growth-percent']));
   const peers = parsePeers(values.peers);
@@ -140,6 +147,12 @@ export async function main(argv: string[]): Promise<void> {
   const metricsSubscriber = values.nats
     ? new ResourceMetricsSubscriber(values.nats.split(',').map((u) => u.trim()).filter(Boolean), metricsCache, log.child({ component: 'resource-metrics' }), metrics)
     : undefined;
+  const refusedAudit = values.nats
+    ? new RefusedAudit({
+      servers: values.nats.split(',').map((u) => u.trim()).filter(Boolean), serverId: values.id, policy: auditPolicy,
+      maxAgeMs: parseDuration(values['events-max-age']!, '--events-max-age'),
+    }, log.child({ component: 'audit' }), metrics)
+    : undefined;
   const [host, port] = splitHostPort(values.api);
   const apiUrl = `http://${values.api}`;
 
@@ -163,6 +176,7 @@ export async function main(argv: string[]): Promise<void> {
   const http = new ApiHttpServer({
     node, registry, logger: log, metrics, apiUrl, memberApis,
     auth: new Auth(authOptions, store),
+    refusedAudit,
     admin: { token: adminToken, members: memberRecords },
     headersTimeoutMs: parseDuration(values['header-timeout']!, '--header-timeout'),
     requestReadTimeoutMs: parseDuration(values['request-read-timeout']!, '--request-read-timeout'),
@@ -208,6 +222,7 @@ export async function main(argv: string[]): Promise<void> {
   const shutdown = async () => {
     await http.close().catch(() => {});
     await publisher?.stop();
+    await refusedAudit?.stop();
     await metricsSubscriber?.stop();
     await node.stop();
     process.exit(0);

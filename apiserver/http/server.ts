@@ -30,6 +30,7 @@ import { checkEscalation } from '../auth/escalation.ts';
 import { isReviewPath, serveReview } from '../auth/reviews.ts';
 import type { UserInfo } from '../auth/rules.ts';
 import { requestAudit } from './request-audit.ts';
+import type { RefusedAudit } from '../audit/refused.ts';
 
 /** Answered to anyone, identity or not. */
 const HEALTH_PATHS = new Set(['/healthz', '/livez', '/readyz']);
@@ -69,6 +70,8 @@ export interface ApiServerOptions {
   events?: () => Record<string, unknown>;
   /** Authentication and authorization (AlwaysAllow for everyone anonymous unless the server was started with RBAC). */
   auth?: Auth;
+  /** Where refused requests (401/403) are recorded, when the server publishes to NATS. */
+  refusedAudit?: RefusedAudit;
 }
 
 export class ApiHttpServer {
@@ -151,6 +154,7 @@ export class ApiHttpServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now();
+    const received = new Date();
     const url = new URL(req.url ?? '/', 'http://localhost');
     let verb = req.method ?? 'GET';
     let resource = '';
@@ -158,8 +162,10 @@ export class ApiHttpServer {
       this.requests.inc({ verb, resource, code: String(res.statusCode) });
       if (verb !== 'watch') this.latency.observe({ verb }, (performance.now() - started) / 1000);
     });
+    let identity: UserInfo | undefined; // for the record of a refused request
     try {
       const who = this.auth.authenticate(req);
+      identity = who;
       // Authorized before anything is looked up. The cluster and debug endpoints stay as they were (membership
       // changes check the admin token in authorizeAdmin) until component identities arrive. The health endpoints
       // are always open (genericapiserver's always-allow paths): a load balancer or harness asks them before the
@@ -191,6 +197,8 @@ export class ApiHttpServer {
         // An unexpected failure on a Secret is logged without its message and stack, which could quote the data.
         const err = resource === 'secrets' ? { type: (e as Error)?.name } : e;
         this.o.logger.error({ err, url: req.url, method: req.method }, 'request failed');
+      } else if ((e.code === 401 || e.code === 403) && this.o.refusedAudit) {
+        await this.o.refusedAudit.record(req, identity, e, received);
       }
       sendError(res, e);
     }
