@@ -193,6 +193,11 @@ export class ObjectStore extends EventEmitter implements StateMachine {
     return this.count;
   }
 
+  /** Objects of one resource ("<group>/<plural>"), all namespaces (the request limits size a LIST by it). */
+  countOf(res: string): number {
+    return this.data.get(res)?.size ?? 0;
+  }
+
   get oldestWatchableRevision(): number {
     return this.historyFloor;
   }

@@ -31,6 +31,7 @@ import { isReviewPath, serveReview } from '../auth/reviews.ts';
 import type { UserInfo } from '../auth/rules.ts';
 import { requestAudit } from './request-audit.ts';
 import type { RefusedAudit } from '../audit/refused.ts';
+import { DEFAULT_FLOW_CONTROL, FlowControl, type FlowControlOptions, countClientErrors } from './flow-control.ts';
 
 /** Answered to anyone, identity or not. */
 const HEALTH_PATHS = new Set(['/healthz', '/livez', '/readyz']);
@@ -70,6 +71,10 @@ export interface ApiServerOptions {
   events?: () => Record<string, unknown>;
   /** Authentication and authorization (AlwaysAllow for everyone anonymous unless the server was started with RBAC). */
   auth?: Auth;
+  /** Max requests in flight and the per-user pace of expensive LISTs (flow-control.ts; defaults as kube-apiserver's). */
+  flowControl?: FlowControlOptions;
+  /** Node's maxHeaderSize: the largest header block accepted (default 16 KiB); a larger one is answered 431. */
+  maxHeaderBytes?: number;
   /** Where refused requests (401/403) are recorded, when the server publishes to NATS. */
   refusedAudit?: RefusedAudit;
 }
@@ -93,9 +98,11 @@ export class ApiHttpServer {
     const requestTimeout = o.requestReadTimeoutMs ?? 60_000;
     const headersTimeout = Math.min(o.headersTimeoutMs ?? 30_000, requestTimeout);
     this.server = createServer({
-      keepAliveTimeout: 65_000, requestTimeout, headersTimeout,
+      keepAliveTimeout: 65_000, requestTimeout, headersTimeout, maxHeaderSize: o.maxHeaderBytes ?? 16 * 1024,
       connectionsCheckingInterval: Math.max(100, Math.min(1000, headersTimeout / 4)),
     }, (req, res) => void this.handle(req, res));
+    countClientErrors(this.server, o.metrics);
+    this.flow = new FlowControl(o.flowControl ?? DEFAULT_FLOW_CONTROL, (res) => o.registry.store.countOf(res), o.metrics);
     // pods/exec arrives as an upgrade; it is proxied to the pod's node agent.
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void proxyPodUpgrade(o.registry, req, socket, head, o.defaultTimeoutMs ?? 10_000));
     this.requests = new client.Counter({
@@ -151,6 +158,7 @@ export class ApiHttpServer {
   }
 
   private readonly auth: Auth;
+  readonly flow: FlowControl;
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now();
@@ -170,7 +178,10 @@ export class ApiHttpServer {
       // changes check the admin token in authorizeAdmin) until component identities arrive. The health endpoints
       // are always open (genericapiserver's always-allow paths): a load balancer or harness asks them before the
       // leader has reconciled the default policy that grants them to system:public-info-viewer.
-      if (!/^\/(cluster|debug)\//.test(url.pathname) && !HEALTH_PATHS.has(url.pathname)) this.auth.authorize(who, requestAttributes(req.method ?? 'GET', url.pathname, url.searchParams));
+      const attrs = requestAttributes(req.method ?? 'GET', url.pathname, url.searchParams);
+      // After authentication, before authorization, as kube-apiserver's max-in-flight filter: 429 when full.
+      this.flow.admit(who, attrs, url.searchParams, res);
+      if (!/^\/(cluster|debug)\//.test(url.pathname) && !HEALTH_PATHS.has(url.pathname)) this.auth.authorize(who, attrs);
       const timeoutMs = parseTimeout(url.searchParams.get('timeout')) ?? this.o.defaultTimeoutMs ?? 10_000;
       validateBooleans(url.searchParams);
       if (isResourceMetricsPath(url.pathname)) {
