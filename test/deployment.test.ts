@@ -11,7 +11,7 @@ import { DeploymentController } from '../agents/controllers/deployment/controlle
 import { maxSurge, maxUnavailable, resolveFenceposts } from '../agents/controllers/deployment/fenceposts.ts';
 import { computeHash, equalIgnoreHash } from '../agents/controllers/deployment/hash.ts';
 import { activeOrLatest, isScalingEvent, newRSNewReplicas, proportionalSizes, scaleDownOld } from '../agents/controllers/deployment/sizing.ts';
-import { calculateStatus, getCondition, isTimedOut, newCondition, setCondition, updateProgressing } from '../agents/controllers/deployment/status.ts';
+import { calculateStatus, getCondition, isTimedOut, newCondition, recheckAfter, setCondition, updateProgressing } from '../agents/controllers/deployment/status.ts';
 import { ReplicaSetController } from '../agents/controllers/replicaset/controller.ts';
 import { Informer } from '../agents/informer/informer.ts';
 import type { Deployment, Pod, ReplicaSet } from '../agents/informer/types.ts';
@@ -143,6 +143,19 @@ t.test('annotations and conditions', async (t) => {
   const st2 = calculateStatus(progressed, [rs('new', 2)], rs('new', 2), NOW);
   updateProgressing(progressed, st2, rs('new', 2), [], NOW);
   t.match(getCondition(st2, 'Progressing'), { status: 'True', reason: 'ReplicaSetUpdated' }, 'more updated replicas: progressing');
+});
+
+t.test('when to look at a Deployment again for its progress deadline', async (t) => {
+  const at = (reason: string, agoMs: number, available: number) => {
+    const d = dep(2, 1, 0, { observedGeneration: 2, replicas: 2, updatedReplicas: 2, readyReplicas: available, availableReplicas: available, conditions: [newCondition('Progressing', 'True', reason, 'x', NOW - agoMs)] });
+    return recheckAfter(d, calculateStatus(d, [rs('new', 2, { available })], rs('new', 2, { available }), NOW), NOW);
+  };
+  t.equal(at('ReplicaSetUpdated', 100_000, 1), 501_000, 'a rollout in progress: after its deadline, plus a second');
+  t.equal(at('ReplicaSetUpdated', 599_500, 1), 0, 'less than a second left: now (rate-limited by the caller)');
+  t.equal(at('NewReplicaSetAvailable', 700_000, 1), undefined, 'a complete rollout that lost an available pod has no deadline to wait for (isTimedOut never fires for it)');
+  t.notOk(isTimedOut(dep(2, 1, 0, { conditions: [newCondition('Progressing', 'True', 'NewReplicaSetAvailable', 'x', NOW - 700_000)] }), { conditions: [newCondition('Progressing', 'True', 'NewReplicaSetAvailable', 'x', NOW - 700_000)] } as never, NOW), 'as isTimedOut says');
+  t.equal(at('NewReplicaSetAvailable', 700_000, 2), undefined, 'complete: nothing pending');
+  t.equal(at('ProgressDeadlineExceeded', 700_000, 1), undefined, 'timed out already');
 });
 
 const PODS = resolveKind('pods')!;
@@ -277,6 +290,29 @@ t.test('Deployments against a real cluster', async (t) => {
     await patch('api', { spec: { replicas: 20 } });
     const s = await waitFor('proportional sizes', async () => { const s = await sizes(); return s.v1 === 14 && s.v2 === 9 ? s : undefined; });
     t.same(s, { v1: 14, v2: 9 }, '10 more pods plus the surge shared 6 : 4');
+  });
+
+  await t.test('a complete Deployment past its progress deadline loses an available pod: the controllers keep turning', async (t) => {
+    // The 30-minute mixed chaos run: a node went silent, its pods were marked
+    // not Ready, and a Deployment whose Progressing condition
+    // (NewReplicaSetAvailable) was older than its deadline was requeued at
+    // once, from inside its own reconcile, for ever — without I/O, so the
+    // controller manager's event loop never turned again. Here the
+    // controllers run in this process: had it happened, no timer of the
+    // waits below would fire and the test would hang until tap's timeout.
+    await mk('steady', { replicas: 2, progressDeadlineSeconds: 1 });
+    await complete('steady');
+    await new Promise((r) => setTimeout(r, 1500)); // past the deadline
+    const [victim] = livePods('steady');
+    nodes.setReady('default', victim!.metadata.name, false);
+    const d = await waitFor('1 of 2 available', async () => {
+      const d = await get('steady');
+      return d.status?.availableReplicas === 1 ? d : undefined;
+    });
+    t.match(d.status?.conditions?.find((c) => c.type === 'Progressing'), { status: 'True', reason: 'NewReplicaSetAvailable' }, 'still the completed rollout');
+    nodes.setReady('default', victim!.metadata.name, true);
+    await complete('steady');
+    t.pass('the pod came back and the Deployment was seen complete again');
   });
 
   await t.test('progressDeadlineSeconds: ProgressDeadlineExceeded', async (t) => {

@@ -210,3 +210,33 @@ t.test('runWorkers gives up after maxRetries', async (t) => {
   t.equal(calls, 3, 'first try + 2 retries');
   t.same(given, [false, false, true]);
 });
+
+t.test('runWorkers lets the event loop turn while a key keeps coming back at once', async (t) => {
+  // A reconcile that awaits no I/O and re-adds its own key with no delay (as
+  // the Deployment controller's "check the deadline now" once did): get()
+  // hands the key straight back, and without a yield between items the
+  // workers would never leave the microtask queue — this timer would never
+  // fire, the test would hang until tap's timeout.
+  const q = new WorkQueue<string>();
+  let passes = 0;
+  const run = runWorkers(q, 2, async (key) => {
+    passes++;
+    await Promise.resolve();
+    q.add(key);
+  });
+  q.add('hot');
+  q.add('also-hot');
+  const fired = await new Promise<boolean>((resolve) => setTimeout(() => resolve(true), 20));
+  q.shutdown();
+  await run;
+  t.ok(fired, 'a timer fired while the keys kept coming back');
+  t.ok(passes > 2, `the keys were reconciled again and again meanwhile (${passes} passes)`);
+  // setImmediate callbacks run between items too: an I/O-free worker loop does not starve them either.
+  const q2 = new WorkQueue<string>();
+  const run2 = runWorkers(q2, 1, async (key) => q2.add(key));
+  q2.add('k');
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  q2.shutdown();
+  await run2;
+  t.pass('setImmediate ran while the key kept coming back');
+});

@@ -11,8 +11,12 @@
 // - shutdown() stops accepting items; get() keeps handing out what is queued,
 //   then resolves undefined to every waiting worker.
 //
+// Workers yield to the event loop after every item (see runWorkers).
+//
 // Items are compared with SameValueZero (Map keys): use strings ("ns/name")
 // or other primitives, as controllers do.
+
+import { setImmediate } from 'node:timers/promises';
 
 /** Decides how long an item waits before being re-queued. */
 export interface RateLimiter<T> {
@@ -340,6 +344,14 @@ export async function runWorkers<T>(
       } finally {
         queue.done(item);
       }
+      // Let the event loop turn between items. get() resolves at once while
+      // keys are queued, so a key that comes back during its own reconcile
+      // (re-added with no delay) and a reconcile that awaits no I/O would
+      // otherwise loop in the microtask queue for ever: no timer, socket or
+      // log write of the process would run again — Lease renewals and
+      // /healthz included (the controller manager hang of the 30-minute
+      // mixed chaos run). Goroutines are preempted; promises are not.
+      await setImmediate();
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, workers) }, worker));

@@ -362,7 +362,12 @@ export class DeploymentController extends QueueController {
     updateProgressing(d, s, newRS, allRSs, now);
     if (!statusDiffers(d, s)) {
       const after = recheckAfter(d, s, now);
-      if (after !== undefined) this.enqueueAfter(keyOf(d), after);
+      // "Now" goes through the rate limiter (Kubernetes' enqueueRateLimited):
+      // an immediate re-add from inside the reconcile would hand the key
+      // straight back, and a pass that writes nothing never leaves the
+      // microtask queue — the process stops turning its event loop.
+      if (after === 0) this.queue.addRateLimited(keyOf(d));
+      else if (after !== undefined) this.enqueueAfter(keyOf(d), after);
       return;
     }
     await this.writeStatus(d, s);

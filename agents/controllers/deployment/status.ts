@@ -158,12 +158,19 @@ export function updateProgressing(d: Deployment, s: DeploymentStatus, newRS: Rep
 
 /**
  * requeueStuckDeployment: when to look again so a stalled rollout is seen to
- * pass its deadline (ms from now), or undefined when nothing is pending.
+ * pass its deadline (ms from now; 0: now, which the caller must rate-limit
+ * as Kubernetes does), or undefined when nothing is pending.
+ *
+ * A Deployment whose Progressing reason is NewReplicaSetAvailable has no
+ * pending deadline even when it is no longer complete (a node went down and
+ * took an available pod with it): isTimedOut never fires for that reason, so
+ * a recheck could change nothing. Kubernetes requeues it anyway, rate-limited,
+ * for as long as it stays so; here it waits for the next change instead.
  */
 export function recheckAfter(d: Deployment, s: DeploymentStatus, now: number): number | undefined {
   const c = getCondition(s, PROGRESSING);
   if (!hasProgressDeadline(d) || !c) return undefined;
-  if (isComplete(d, s) || c.reason === Reasons.TimedOut) return undefined;
+  if (isComplete(d, s) || c.reason === Reasons.TimedOut || c.reason === Reasons.NewRSAvailable) return undefined;
   const from = Date.parse(c.lastUpdateTime ?? c.lastTransitionTime ?? '');
   if (!Number.isFinite(from)) return undefined;
   const after = from + progressDeadlineSeconds(d)! * 1000 - now;
