@@ -9,6 +9,7 @@ import { AgentProcess } from '../harness/agent.ts';
 import { ControllerManager } from '../harness/controllers.ts';
 import { hasExited, tempDir } from '../harness/procs.ts';
 import { SchedulerProcess } from '../harness/scheduler.ts';
+import { LivenessMonitor, diagEnv } from './liveness.ts';
 
 export interface OrchestratorOptions {
   servers: readonly string[];
@@ -18,6 +19,8 @@ export interface OrchestratorOptions {
   nodesPerAgent?: number;
   /** Capacity of each hollow node. */
   capacity?: string;
+  /** Where the liveness monitor reports an unresponsive component as it finds it. */
+  log?: (line: string) => void;
 }
 
 const LEADER_ELECTION = ['--leader-elect-lease-duration', '4s', '--leader-elect-renew-deadline', '3s', '--leader-elect-retry-period', '500ms'];
@@ -27,32 +30,41 @@ export class Orchestrator {
   readonly held = new Set<string>();
   private timer?: NodeJS.Timeout;
   private readonly restarting = new Set<string>();
+  /** Controller managers and schedulers that stay alive but stop answering (chaos/liveness.ts). */
+  readonly liveness: LivenessMonitor;
 
   private constructor(
     readonly controllers: ControllerManager[],
     readonly schedulers: SchedulerProcess[],
     readonly agents: AgentProcess[],
     readonly dir: string,
-  ) {}
+    log?: (line: string) => void,
+  ) {
+    this.liveness = new LivenessMonitor([
+      ...controllers.map((c) => ({ name: c.o.id, replica: () => c })),
+      ...schedulers.map((s) => ({ name: s.id, replica: () => s.replica })),
+    ], { log });
+  }
 
   static async start(o: OrchestratorOptions): Promise<Orchestrator> {
     const dir = tempDir('chaos-orchestrator');
     // Addresses and pod IPs of this run only (other clusters may share the loopback).
     const octet = 20 + Math.floor(Math.random() * 200);
     const controllers = await Promise.all([1, 2].map((i) => ControllerManager.start({
-      servers: o.servers, nats: o.nats, id: `controllers-${i}`, dir,
+      servers: o.servers, nats: o.nats, id: `controllers-${i}`, dir, env: diagEnv(),
       args: [...LEADER_ELECTION, '--node-monitor-period', '1s', '--node-monitor-grace-period', '10s',
         '--cluster-cidr', `127.${150 + (octet % 50)}.0.0/16`, '--pod-gc-period', '5s', '--pod-gc-quarantine', '10s'],
     })));
-    const schedulers = await Promise.all([1, 2].map((i) => SchedulerProcess.start({ servers: o.servers, nats: o.nats, id: `scheduler-${i}`, dir, args: LEADER_ELECTION })));
+    const schedulers = await Promise.all([1, 2].map((i) => SchedulerProcess.start({ servers: o.servers, nats: o.nats, id: `scheduler-${i}`, dir, env: diagEnv(), args: LEADER_ELECTION })));
     const agents = await Promise.all(Array.from({ length: o.agents ?? 2 }, (_, i) => AgentProcess.start({
       servers: o.servers, name: `sim-${i + 1}`, address: `127.0.${octet}.${1 + i * 50}`, dir,
       args: ['--runtime', 'sim', '--count', String(o.nodesPerAgent ?? 4), '--name-prefix', `hollow-${i + 1}-`, '--start-latency', '300ms',
         '--lease-renew-interval', '2s', '--node-status-update-frequency', '5s', '--capacity', o.capacity ?? 'cpu=2,memory=4Gi,pods=16'],
     })));
-    const orch = new Orchestrator(controllers, schedulers, agents, dir);
+    const orch = new Orchestrator(controllers, schedulers, agents, dir, o.log);
     orch.timer = setInterval(() => void orch.restartExited(), 500);
     orch.timer.unref();
+    orch.liveness.start();
     return orch;
   }
 
@@ -100,6 +112,7 @@ export class Orchestrator {
 
   async stop(): Promise<void> {
     clearInterval(this.timer);
+    this.liveness.stop();
     await Promise.all([
       ...this.controllers.map((c) => c.stop('SIGKILL')),
       ...this.schedulers.map((s) => s.replica.stop('SIGKILL')),

@@ -42,10 +42,10 @@ export interface ChaosReport {
   seed: number;
   seconds: number;
   ops: { ok: number; fail: number; unknown: number };
-  anomalies: { linearizability: number; lost: number; events: number; watch: number; rollout?: number; overcommit?: number; ordinals?: number; garbage?: number; convergence?: number };
+  anomalies: { linearizability: number; lost: number; events: number; watch: number; rollout?: number; overcommit?: number; ordinals?: number; garbage?: number; convergence?: number; unresponsive?: number };
   failovers: { at: number; unavailableMs: number | null; kind: string; detail: string }[];
   faults: FaultRecord[];
-  details: { linearizability: string[]; lost: string[]; events: string[]; watch: string[]; rollout?: string[]; overcommit?: string[]; ordinals?: string[]; garbage?: string[]; convergence?: string[] };
+  details: { linearizability: string[]; lost: string[]; events: string[]; watch: string[]; rollout?: string[]; overcommit?: string[]; ordinals?: string[]; garbage?: string[]; convergence?: string[]; unresponsive?: string[] };
   /** The orchestrator scenarios: what the workload did, how many rollout-bound checks ran, when the cluster converged. */
   orchestrator?: { actions: OrchestratorActions; rolloutChecks: number; convergedMs: number | null; boundMs: number; disruptions: Disruption[] };
   stream: { messages: number };
@@ -80,7 +80,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const { initial, startRv } = await workload.setup();
     let orchRun: Promise<void> | undefined;
     if (withOrchestrator) {
-      orch = await Orchestrator.start({ servers: founding, nats: cluster.nats.url });
+      orch = await Orchestrator.start({ servers: founding, nats: cluster.nats.url, log });
       orchWork = new OrchestratorWorkload(founding, new Rng(o.seed * 4 + 4));
       await orchWork.setup();
       orchRun = orchWork.run();
@@ -128,7 +128,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       const disruptions: Disruption[] = faults.filter((f) => f.disruptionMs !== undefined).map((f) => ({ from: f.wall!, to: f.wall! + f.disruptionMs!, what: f.detail }));
       const rollout = checkRolloutBounds(stream, disruptions);
       const conv = checkConvergence(stream, faultsStopped, CONVERGENCE_BOUND_MS);
-      const outcomes = { rollout, overcommit: checkNodeOvercommit(stream), ordinals: checkStatefulSetOrdinals(stream), garbage: checkGarbageCollected(stream), convergence: conv };
+      const outcomes = { rollout, overcommit: checkNodeOvercommit(stream), ordinals: checkStatefulSetOrdinals(stream), garbage: checkGarbageCollected(stream), convergence: conv, unresponsive: orch.liveness.outcome() };
       for (const [k, v] of Object.entries(outcomes)) {
         orchAnomalies[k as 'rollout'] = v.anomalies;
         orchDetails[k as 'rollout'] = v.details;
@@ -194,7 +194,7 @@ export function summary(r: ChaosReport): string {
     `  ops: ${r.ops.ok} ok, ${r.ops.fail} failed, ${r.ops.unknown} unknown; faults: ${r.faults.length}; stream: ${r.stream.messages} messages; watch: ${r.watch.events} events, ${r.watch.resumes} resumes`,
     `  anomalies: linearizability ${a.linearizability}, lost ${a.lost}, events ${a.events}, watch ${a.watch}`,
     ...(orch ? [
-      `  orchestrator: rollout ${a.rollout}, overcommit ${a.overcommit}, ordinals ${a.ordinals}, garbage ${a.garbage}, convergence ${a.convergence}; ${orch.actions.ok} actions (${orch.actions.failed} failed), ${orch.rolloutChecks} rollout-bound checks, converged ${orch.convergedMs === null ? 'never' : `${(orch.convergedMs / 1000).toFixed(1)} s`} after the faults (bound ${orch.boundMs / 1000} s)`,
+      `  orchestrator: rollout ${a.rollout}, overcommit ${a.overcommit}, ordinals ${a.ordinals}, garbage ${a.garbage}, convergence ${a.convergence}, unresponsive ${a.unresponsive ?? 0}; ${orch.actions.ok} actions (${orch.actions.failed} failed), ${orch.rolloutChecks} rollout-bound checks, converged ${orch.convergedMs === null ? 'never' : `${(orch.convergedMs / 1000).toFixed(1)} s`} after the faults (bound ${orch.boundMs / 1000} s)`,
     ] : []),
     `  failovers: ${r.failovers.length}, write unavailability median ${r.unavailability.medianMs ?? '-'} ms, max ${r.unavailability.maxMs ?? '-'} ms`,
     ...Object.entries(r.details).flatMap(([k, v]) => v.slice(0, 5).map((d) => `  ${k}: ${d}`)),
