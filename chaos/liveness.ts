@@ -140,9 +140,12 @@ async function jsStack(r: ControllerManager): Promise<string[]> {
       ws.addEventListener('open', () => resolve(), { once: true });
       ws.addEventListener('error', () => reject(new Error(`cannot connect to ${url}`)), { once: true });
     });
-    const paused = new Promise<{ callFrames: { functionName: string; url: string; location: { lineNumber: number; columnNumber: number } }[] }>((resolve) => {
+    // Frames name their script by id; Debugger.enable announces every script's URL first.
+    const scripts = new Map<string, string>();
+    const paused = new Promise<{ callFrames: { functionName: string; url: string; location: { scriptId: string; lineNumber: number; columnNumber: number } }[] }>((resolve) => {
       ws.addEventListener('message', (m) => {
-        const j = JSON.parse(String(m.data)) as { method?: string; params?: unknown };
+        const j = JSON.parse(String(m.data)) as { method?: string; params?: { scriptId?: string; url?: string } };
+        if (j.method === 'Debugger.scriptParsed' && j.params?.scriptId) scripts.set(j.params.scriptId, j.params.url ?? '');
         if (j.method === 'Debugger.paused') resolve(j.params as never);
       });
     });
@@ -152,7 +155,10 @@ async function jsStack(r: ControllerManager): Promise<string[]> {
     if (!p) throw new Error('the process did not pause within 10 s');
     // Let it run on: the run goes on, the hang is what it is.
     ws.send(JSON.stringify({ id: 3, method: 'Debugger.resume' }));
-    return p.callFrames.map((f) => `${f.functionName || '<anonymous>'} (${f.url.replace(/^.*\/(agents|api|bin|harness|node_modules)\//, '$1/')}:${f.location.lineNumber + 1}:${f.location.columnNumber + 1})`);
+    return p.callFrames.map((f) => {
+      const file = (f.url || scripts.get(f.location.scriptId) || '?').replace(/^.*\/(agents|api|bin|harness|chaos|node_modules)\//, '$1/');
+      return `${f.functionName || '<anonymous>'} (${file}:${f.location.lineNumber + 1}:${f.location.columnNumber + 1})`;
+    });
   } finally {
     ws.close();
   }
