@@ -60,7 +60,11 @@ export interface SimOptions {
   reproduce: string;
 }
 
-export type Profile = 'default' | 'figure8';
+/**
+ * `async`: the default faults with asynchronous storage writes on;
+ * `async-bug`: the same with the planted bug of acknowledging before durability.
+ */
+export type Profile = 'default' | 'figure8' | 'async' | 'async-bug';
 
 export const TEST_FILE = 'test/raft-sim.test.ts';
 
@@ -153,6 +157,10 @@ export function seedOptions(seed: number, profile: Profile = 'default', steps = 
     trace: false,
     reproduce: reproduceCommand(seed, profile),
   };
+  if (profile === 'async' || profile === 'async-bug') {
+    opts.raft.asyncStorageWrites = true;
+    if (profile === 'async-bug') opts.raft.unsafeAckBeforeDurable = true;
+  }
   if (profile === 'figure8') {
     // Tuned by measurement: about one seed in twenty hits a violation.
     opts.founders = 3;
