@@ -69,7 +69,7 @@ function ctxKey(c: Uint8Array): string {
 
 export class RaftCore {
   readonly id: NodeId;
-  private readonly cfg: Required<RaftConfig>;
+  private readonly cfg: Required<Omit<RaftConfig, 'unsafeAckBeforeDurable'>> & Pick<RaftConfig, 'unsafeAckBeforeDurable'>;
   readonly log = new RaftLog();
 
   term = 0;
@@ -140,7 +140,6 @@ export class RaftCore {
       snapshotChunkSize: 1 << 20,
       unsafeCommitPreviousTerms: false,
       asyncStorageWrites: false,
-      unsafeAckBeforeDurable: false,
       ...cfg,
     };
     this.log.applyUnstable = !this.cfg.asyncStorageWrites;
@@ -401,7 +400,7 @@ export class RaftCore {
     if (this.cfg.asyncStorageWrites) {
       // What vouches for local state waits for the write; the rest goes now.
       // (The planted bug sends append acknowledgements early as well.)
-      const early = this.cfg.unsafeAckBeforeDurable
+      const early = this.cfg.unsafeAckBeforeDurable === 'follower'
         ? (m: Message) => sendableBeforePersist(m) || m.type === MessageType.AppResp
         : sendableBeforePersist;
       const all = rd.messages;
@@ -436,7 +435,7 @@ export class RaftCore {
         this.log.applied = e.index;
       }
     }
-    if (async && this.cfg.unsafeAckBeforeDurable) {
+    if (async && this.cfg.unsafeAckBeforeDurable === 'leader') {
       // The planted bug: the leader's own vote counts before its write is durable.
       this.selfAck(this.log.inProgress);
     } else if (!async) {

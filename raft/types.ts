@@ -192,12 +192,12 @@ export interface RaftConfig {
    */
   asyncStorageWrites?: boolean;
   /**
-   * TEST ONLY, with asyncStorageWrites: acknowledge before durability (every
-   * message goes out at once, and the leader counts its own log toward the
-   * commit quorum when the write starts). Exists so the simulator can show it
-   * catches it.
+   * TEST ONLY, with asyncStorageWrites: acknowledge before durability —
+   * 'follower': a follower's App response goes out as soon as its write
+   * starts; 'leader': the leader counts its own log toward the commit quorum
+   * as soon as its write starts. Exists so the simulator can show it catches both.
    */
-  unsafeAckBeforeDurable?: boolean;
+  unsafeAckBeforeDurable?: 'follower' | 'leader';
 }
 
 /** Durable state the core restarts from (see storage.ts). */
