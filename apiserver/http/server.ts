@@ -29,6 +29,7 @@ import { requestAttributes } from '../auth/request-info.ts';
 import { checkEscalation } from '../auth/escalation.ts';
 import { isReviewPath, serveReview } from '../auth/reviews.ts';
 import type { UserInfo } from '../auth/rules.ts';
+import { serveTokenRequest } from '../auth/token-request.ts';
 
 /** Answered to anyone, identity or not. */
 const HEALTH_PATHS = new Set(['/healthz', '/livez', '/readyz']);
@@ -158,7 +159,7 @@ export class ApiHttpServer {
       if (verb !== 'watch') this.latency.observe({ verb }, (performance.now() - started) / 1000);
     });
     try {
-      const who = this.auth.authenticate(req);
+      const who = await this.auth.authenticate(req);
       // Authorized before anything is looked up. The cluster and debug endpoints stay as they were (membership
       // changes check the admin token in authorizeAdmin) until component identities arrive. The health endpoints
       // are always open (genericapiserver's always-allow paths): a load balancer or harness asks them before the
@@ -177,6 +178,7 @@ export class ApiHttpServer {
         verb = r.verb;
         resource = r.subresource ? `${r.kind.plural}/${r.subresource}` : r.kind.plural;
         checkAcceptable(req);
+        if (r.subresource === 'token') return await serveTokenRequest(this.o.registry, this.auth.serviceAccountTokens, r, req, res, timeoutMs);
         const ctx: RequestContext = {
           req, res, query: url.searchParams, user: who.user, warnings: [], timeoutMs,
           guard: this.auth.rbac ? (rr, obj) => checkEscalation(this.auth, who, rr, obj) : undefined,
