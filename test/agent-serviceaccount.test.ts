@@ -27,6 +27,8 @@ import { kubectlMissing } from '../harness/kubectl.ts';
 import { NatsServers } from '../harness/nats.ts';
 import { waitFor } from '../harness/procs.ts';
 import { runControllers } from './support/controllers.ts';
+import { ServiceAccountTokenManager } from '../agents/agent/service-account-token.ts';
+import { silentLogger } from '../agents/informer/index.ts';
 
 const octet = 30 + Math.floor(Math.random() * 200);
 const ADDRESS = `127.0.${octet}.13`;
@@ -129,6 +131,22 @@ t.test('service-account volume and the API address', { skip: kubectlMissing(t) ?
     await running('projected');
     const r = sh('projected', 'cat /etc/all/mode; echo; cat /etc/all/secret/password; echo; cat /etc/all/name');
     t.equal(r.stdout, 'fast\nhunter2\nprojected');
+  });
+
+  await t.test('the agent\'s token manager asks again once 80 % of a token\'s lifetime has passed', async (t) => {
+    const p = await running('plain');
+    let now = Date.now();
+    const m = new ServiceAccountTokenManager(c, silentLogger, () => now);
+    const projection = { path: 'token', expirationSeconds: 600 };
+    const first = await m.token(p, projection);
+    t.type(first, 'string');
+    now += 0.79 * 600_000;
+    t.equal(await m.token(p, projection), first, 'kept before 80 %');
+    now += 0.02 * 600_000;
+    const second = await m.token(p, projection);
+    t.not(second, first, 'a new token after 80 %');
+    t.equal(await m.token(p, projection), second, 'and that one is kept');
+    t.not(await m.token(p, { ...projection, audience: 'vault' }), second, 'another audience is another token');
   });
 
   await t.test('a serviceAccountToken projection: its path, audience and lifetime', async (t) => {

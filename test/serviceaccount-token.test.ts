@@ -6,7 +6,7 @@
 // or orphaned token (its ServiceAccount recreated, its bound pod deleted) is
 // 401. A server without a signing key answers TokenRequest with a clear error.
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SignJWT, decodeJwt, decodeProtectedHeader } from 'jose';
 import t, { type Test } from 'tap';
@@ -14,6 +14,12 @@ import { FlotillaCluster } from '../harness/flotilla-cluster.ts';
 import { kubectlMissing, runKubectl } from '../harness/kubectl.ts';
 import { tempDir, waitFor } from '../harness/procs.ts';
 import { TlsFront } from './support/tls-front.ts';
+import { ApiClient, resourcePath } from '../agents/client/api.ts';
+import { ServiceAccountTokenManager } from '../agents/agent/service-account-token.ts';
+import { cleanupPodVolumes, preparePodVolumes } from '../agents/agent/runtime/volumes.ts';
+import { silentLogger } from '../agents/informer/index.ts';
+import type { Pod } from '../agents/informer/types.ts';
+import { kindByName } from '../api/kinds/index.ts';
 
 const ADMIN_TOKEN = 'admin-secret-token';
 const ISSUER = 'https://kubernetes.default.svc.cluster.local';
@@ -184,4 +190,21 @@ t.test('without a signing key TokenRequest answers a clear error and no token au
     .setIssuedAt(now).setExpirationTime(now + 600).sign(key);
   const who = await runKubectl(kubeconfig, join(dir, 'cache'), ['--token', forged, 'auth', 'whoami']);
   t.match(who.err, 'error: You must be logged in to the server (Unauthorized)');
+
+  // The node agent's side: no token, a warning, and the projected volume is made without the file (the pod still starts).
+  const c = new ApiClient(cluster.urls);
+  t.teardown(() => c.close());
+  const pod = await c.create<Pod>(resourcePath(kindByName('pods')!, 'default'), {
+    apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' }, spec: { containers: [{ name: 'c', image: 'busybox', command: ['true'] }] },
+  });
+  const warnings: string[] = [];
+  const m = new ServiceAccountTokenManager(c, { ...silentLogger, warn: (_o: object, msg?: string) => void warnings.push(msg ?? '') });
+  t.equal(await m.token(pod, { path: 'token' }), undefined, 'no token');
+  t.match(warnings, [/the cluster issues none, the token file is left out/]);
+  const podDir = join(dir, 'pod');
+  t.teardown(() => cleanupPodVolumes(podDir));
+  const vols = await preparePodVolumes({
+    ...pod, spec: { ...pod.spec!, volumes: [{ name: 'api', projected: { sources: [{ serviceAccountToken: { path: 'token' } }, { downwardAPI: { items: [{ path: 'namespace', fieldRef: { fieldPath: 'metadata.namespace' } }] } }] } }] } as never,
+  }, podDir, { configMap: async () => undefined, secret: async () => undefined, claimPath: async () => '', serviceAccountToken: (p, proj) => m.token(p, proj) });
+  t.same(readdirSync(vols.get('api')!).filter((f) => !f.startsWith('..')), ['namespace'], 'the volume holds namespace and no token');
 });
