@@ -213,9 +213,11 @@ export async function preparePodVolumes(pod: Pod, podDir: string, src: VolumeSou
           }
         } else if (source.serviceAccountToken) {
           // A credential: the volume goes on a tmpfs. No token (the cluster issues none): the file is left out.
-          secret = true;
           const token = await src.serviceAccountToken?.(pod, source.serviceAccountToken);
-          if (token !== undefined) files[normalize(source.serviceAccountToken.path)] = { data: token, mode };
+          if (token !== undefined) {
+            secret = true;
+            files[normalize(source.serviceAccountToken.path)] = { data: token, mode };
+          }
         } else {
           throw new ContainerConfigError(`volume "${v.name}": projected source ${Object.keys(source)[0] ?? '(empty)'} is not supported by this node agent`);
         }
