@@ -251,5 +251,7 @@ function refusal(e: unknown): string {
   const code = (e as { code?: string } | undefined)?.code;
   if (code === 'ERR_JWT_EXPIRED') return 'service account token has expired';
   if (code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED') return 'signature verification failed';
+  const claim = (e as { claim?: string } | undefined)?.claim;
+  if (code === 'ERR_JWT_CLAIM_VALIDATION_FAILED' && claim === 'aud') return 'the token\'s audience is not one of this API\'s audiences';
   return `token claims could not be validated: ${(e as Error | undefined)?.message ?? 'unknown'}`;
 }
