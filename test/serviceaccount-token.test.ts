@@ -122,6 +122,10 @@ subjects: [{kind: ServiceAccount, name: ${SA}, namespace: ${NS}}]
     t.match(r.err, 'TokenRequest.authentication.k8s.io "" is invalid: spec.expirationSeconds: Invalid value: 300: may not specify a duration less than 10 minutes');
     const missing = await kubectl('-n', NS, 'create', 'token', 'nobody');
     t.match(missing.err, 'serviceaccounts "nobody" not found');
+    // A pod's token projection is held to the same rule when the pod is created.
+    const pod = await kubectl('-n', NS, 'run', 'short', '--image', 'busybox', '--restart', 'Never',
+      '--overrides={"spec":{"volumes":[{"name":"t","projected":{"sources":[{"serviceAccountToken":{"path":"token","expirationSeconds":60}}]}}]}}');
+    t.match(pod.err, 'spec.volumes[0].projected.sources[0].serviceAccountToken.expirationSeconds: Invalid value: 60: may not specify a duration less than 10 minutes');
   });
 
   await t.test('the token authenticates as the ServiceAccount', async (t) => {
