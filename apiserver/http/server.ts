@@ -33,6 +33,7 @@ import type { UserInfo } from '../auth/rules.ts';
 import { requestAudit } from './request-audit.ts';
 import type { RefusedAudit } from '../audit/refused.ts';
 import { DEFAULT_FLOW_CONTROL, FlowControl, type FlowControlOptions, countClientErrors } from './flow-control.ts';
+import { serveTokenRequest } from '../auth/token-request.ts';
 
 /** Answered to anyone, identity or not. */
 const HEALTH_PATHS = new Set(['/healthz', '/livez', '/readyz']);
@@ -175,7 +176,7 @@ export class ApiHttpServer {
     try {
       // The cluster endpoints carry the members' admin token (authorizeAdmin), not an API identity.
       const clusterPath = /^\/(cluster|debug)\//.test(url.pathname);
-      const who = clusterPath ? { user: 'system:anonymous', groups: ['system:unauthenticated'] } : this.auth.authenticate(req);
+      const who = clusterPath ? { user: 'system:anonymous', groups: ['system:unauthenticated'] } : await this.auth.authenticate(req);
       identity = who;
       // Authorized before anything is looked up. The cluster and debug endpoints stay as they were (membership
       // changes check the admin token in authorizeAdmin) until component identities arrive. The health endpoints
@@ -198,6 +199,7 @@ export class ApiHttpServer {
         verb = r.verb;
         resource = r.subresource ? `${r.kind.plural}/${r.subresource}` : r.kind.plural;
         checkAcceptable(req);
+        if (r.subresource === 'token') return await serveTokenRequest(this.o.registry, this.auth.serviceAccountTokens, r, req, res, timeoutMs);
         const ctx: RequestContext = {
           req, res, query: url.searchParams, user: who.user, audit: requestAudit(req, who), warnings: [], timeoutMs,
           guard: this.auth.rbac ? (rr, obj) => { checkEscalation(this.auth, who, rr, obj); checkNodeRestriction(who, rr, obj); } : undefined,
