@@ -13,6 +13,7 @@ import { ApiError } from './errors.ts';
 import { MemberDirectory, ensureAdminToken, hashToken } from './http/members.ts';
 import { parseTolerationSeconds } from './http/default-toleration-seconds.ts';
 import { ApiHttpServer } from './http/server.ts';
+import { loadTls } from './http/tls.ts';
 import { namespacePrepareForCreate } from './http/admission.ts';
 import { PRIORITY_CLASSES, systemPriorityClasses } from './http/priority-admission.ts';
 import { resourceKey } from './command.ts';
@@ -66,6 +67,10 @@ export async function main(argv: string[]): Promise<void> {
       'authorization-mode': { type: 'string', default: 'AlwaysAllow' },
       'token-auth-file': { type: 'string' },
       'anonymous-auth': { type: 'string', default: 'true' },
+      // HTTPS (plain HTTP without them) and x509 client-certificate authentication, as kube-apiserver's flags.
+      'tls-cert-file': { type: 'string' },
+      'tls-private-key-file': { type: 'string' },
+      'client-ca-file': { type: 'string' },
     },
     strict: true,
   });
@@ -81,6 +86,7 @@ export async function main(argv: string[]): Promise<void> {
     tokens: values['token-auth-file'] ? loadTokenFile(values['token-auth-file']) : new Map(),
     anonymous: parseBoolFlag(values['anonymous-auth']!, '--anonymous-auth'),
   };
+  const tls = loadTls(values['tls-cert-file'], values['tls-private-key-file'], values['client-ca-file']);
   const log = pino({ name: 'flotilla-server', base: { server: values.id } });
   limitHeapGrowth(Number(values['gc-heap-growth-percent']));
   const peers = parsePeers(values.peers);
@@ -141,7 +147,7 @@ export async function main(argv: string[]): Promise<void> {
     ? new ResourceMetricsSubscriber(values.nats.split(',').map((u) => u.trim()).filter(Boolean), metricsCache, log.child({ component: 'resource-metrics' }), metrics)
     : undefined;
   const [host, port] = splitHostPort(values.api);
-  const apiUrl = `http://${values.api}`;
+  const apiUrl = `${tls ? 'https' : 'http'}://${values.api}`;
 
   // API addresses of the current Raft members, from the replicated directory
   // that only servers write (never from objects clients can edit).
@@ -163,6 +169,7 @@ export async function main(argv: string[]): Promise<void> {
   const http = new ApiHttpServer({
     node, registry, logger: log, metrics, apiUrl, memberApis,
     auth: new Auth(authOptions, store),
+    tls,
     admin: { token: adminToken, members: memberRecords },
     headersTimeoutMs: parseDuration(values['header-timeout']!, '--header-timeout'),
     requestReadTimeoutMs: parseDuration(values['request-read-timeout']!, '--request-read-timeout'),

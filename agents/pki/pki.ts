@@ -208,20 +208,3 @@ export async function ensureLeaf(dir: string, name: string, ca: KeyPair, spec: L
 export function fileNameFor(user: string): string {
   return user.replace(/[^A-Za-z0-9._-]+/g, '-');
 }
-
-/** A kubeconfig naming the files of a CA and a client pair (absolute paths), as kubeadm's admin.conf does with data. */
-export function kubeconfigYaml(o: { server: string; ca: string; cert?: string; key?: string; token?: string; user?: string; namespace?: string }): string {
-  const user = o.user ?? 'user';
-  const q = (s: string) => JSON.stringify(s);
-  return [
-    'apiVersion: v1', 'kind: Config', 'current-context: flotilla', 'preferences: {}',
-    'clusters:', '- name: flotilla', '  cluster:', `    server: ${q(o.server)}`, `    certificate-authority: ${q(o.ca)}`,
-    'contexts:', '- name: flotilla', '  context:', '    cluster: flotilla', `    user: ${q(user)}`, `    namespace: ${q(o.namespace ?? 'default')}`,
-    'users:', `- name: ${q(user)}`, '  user:',
-    ...(o.cert ? [`    client-certificate: ${q(o.cert)}`] : []),
-    ...(o.key ? [`    client-key: ${q(o.key)}`] : []),
-    ...(o.token ? [`    token: ${q(o.token)}`] : []),
-    ...(!o.cert && !o.token ? ['    {}'] : []),
-    '',
-  ].join('\n');
-}

@@ -1,6 +1,7 @@
 // Authentication and authorization in front of every API request.
 //
-// Authentication: a bearer token from --token-auth-file, otherwise
+// Authentication: a client certificate verified against --client-ca-file
+// (x509.ts), then a bearer token from --token-auth-file, otherwise
 // system:anonymous (or 401 with --anonymous-auth=false); impersonation
 // headers are then honoured if the caller may `impersonate`.
 // Authorization: AlwaysAllow (the default until TLS and component identities
@@ -9,6 +10,7 @@ import type { IncomingMessage } from 'node:http';
 import { ApiError, qualified } from '../errors.ts';
 import type { ObjectStore } from '../store.ts';
 import { RbacAuthorizer } from './rbac.ts';
+import { authenticateCertificate } from './x509.ts';
 import { type Attributes, type UserInfo, forbiddenMessage } from './rules.ts';
 
 export type AuthorizationMode = 'AlwaysAllow' | 'RBAC';
@@ -40,6 +42,10 @@ function serviceAccountGroups(user: string): string[] {
   if (!user.startsWith(SA_PREFIX)) return [];
   const ns = user.slice(SA_PREFIX.length).split(':')[0];
   return ['system:serviceaccounts', `system:serviceaccounts:${ns}`];
+}
+
+function withAuthenticated(u: UserInfo): UserInfo {
+  return u.groups.includes(AUTHENTICATED) ? u : { ...u, groups: [...u.groups, AUTHENTICATED] };
 }
 
 const unauthorized = () => new ApiError(401, 'Unauthorized', 'Unauthorized');
@@ -80,6 +86,9 @@ export class Auth {
   }
 
   private requester(req: IncomingMessage): UserInfo {
+    // Kubernetes' order: the client certificate first, then a bearer token.
+    const cert = authenticateCertificate(req);
+    if (cert && 'user' in cert) return withAuthenticated(cert.user);
     const h = req.headers.authorization;
     if (h !== undefined) {
       const m = /^Bearer\s+(\S+)\s*$/i.exec(String(h));
@@ -89,7 +98,8 @@ export class Auth {
       const groups = u.groups.includes(AUTHENTICATED) ? [...u.groups] : [...u.groups, AUTHENTICATED];
       return { user: u.user, uid: u.uid, groups };
     }
-    if (!this.o.anonymous) throw unauthorized();
+    // A certificate that did not verify is an error no other credential made up for: never anonymous.
+    if (cert || !this.o.anonymous) throw unauthorized();
     return { user: ANONYMOUS, groups: [UNAUTHENTICATED] };
   }
 

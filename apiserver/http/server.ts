@@ -5,6 +5,7 @@
 // through ReadIndex unless resourceVersion=0 asks for local state.
 import type { DefaultTolerationSecondsOptions } from './default-toleration-seconds.ts';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { proxyPodUpgrade } from './pod-exec.ts';
 import type { Logger } from 'pino';
@@ -68,6 +69,8 @@ export interface ApiServerOptions {
   events?: () => Record<string, unknown>;
   /** Authentication and authorization (AlwaysAllow for everyone anonymous unless the server was started with RBAC). */
   auth?: Auth;
+  /** HTTPS (PEM): the serving pair, and the CA client certificates are verified against (asked for, never required). */
+  tls?: { cert: string; key: string; clientCA?: string };
 }
 
 export class ApiHttpServer {
@@ -88,10 +91,20 @@ export class ApiHttpServer {
     // only, so long responses (watches) are not affected.
     const requestTimeout = o.requestReadTimeoutMs ?? 60_000;
     const headersTimeout = Math.min(o.headersTimeoutMs ?? 30_000, requestTimeout);
-    this.server = createServer({
+    const httpOptions = {
       keepAliveTimeout: 65_000, requestTimeout, headersTimeout,
       connectionsCheckingInterval: Math.max(100, Math.min(1000, headersTimeout / 4)),
-    }, (req, res) => void this.handle(req, res));
+    };
+    const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);
+    // With a client CA the handshake asks for a certificate but lets a client
+    // without one (or with one that does not verify) through: apiserver/auth
+    // decides, so tokens and anonymous requests keep working, as kube-apiserver.
+    this.server = o.tls
+      ? createHttpsServer({
+        ...httpOptions, cert: o.tls.cert, key: o.tls.key,
+        ...(o.tls.clientCA ? { ca: o.tls.clientCA, requestCert: true, rejectUnauthorized: false } : {}),
+      }, handler)
+      : createServer(httpOptions, handler);
     // pods/exec arrives as an upgrade; it is proxied to the pod's node agent.
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void proxyPodUpgrade(o.registry, req, socket, head, o.defaultTimeoutMs ?? 10_000));
     this.requests = new client.Counter({

@@ -4,7 +4,8 @@
 // clients adds their certificates, signed by the CA already there.
 import { resolve } from 'node:path';
 import { writeFileSync } from 'node:fs';
-import { PkiError, ensureCA, ensureLeaf, fileNameFor, kubeconfigYaml, pairPaths } from '../../agents/pki/pki.ts';
+import { kubeconfigYaml } from '../../agents/client/kubeconfig.ts';
+import { PkiError, ensureCA, ensureLeaf, fileNameFor, pairPaths } from '../../agents/pki/pki.ts';
 import { UsageError, parseCommand } from './args.ts';
 import { CliError, type Io, processIo, runVerb } from './runtime.ts';
 
