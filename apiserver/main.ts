@@ -13,6 +13,7 @@ import { ApiError } from './errors.ts';
 import { MemberDirectory, ensureAdminToken, hashToken } from './http/members.ts';
 import { parseTolerationSeconds } from './http/default-toleration-seconds.ts';
 import { ApiHttpServer } from './http/server.ts';
+import { loadTls } from './http/tls.ts';
 import { namespacePrepareForCreate } from './http/admission.ts';
 import { PRIORITY_CLASSES, systemPriorityClasses } from './http/priority-admission.ts';
 import { resourceKey } from './command.ts';
@@ -84,6 +85,10 @@ export async function main(argv: string[]): Promise<void> {
       'service-account-key-file': { type: 'string', multiple: true },
       'service-account-issuer': { type: 'string', multiple: true },
       'api-audiences': { type: 'string' },
+      // HTTPS (plain HTTP without them) and x509 client-certificate authentication, as kube-apiserver's flags.
+      'tls-cert-file': { type: 'string' },
+      'tls-private-key-file': { type: 'string' },
+      'client-ca-file': { type: 'string' },
     },
     strict: true,
   });
@@ -116,6 +121,7 @@ export async function main(argv: string[]): Promise<void> {
     issuers: values['service-account-issuer'],
     audiences: values['api-audiences']?.split(',').map((a) => a.trim()).filter(Boolean),
   });
+  const tls = loadTls(values['tls-cert-file'], values['tls-private-key-file'], values['client-ca-file']);
   const log = pino({ name: 'flotilla-server', base: { server: values.id } });
   limitHeapGrowth(Number(values['gc-heap-growth-percent']));
   const peers = parsePeers(values.peers);
@@ -183,7 +189,7 @@ export async function main(argv: string[]): Promise<void> {
     }, log.child({ component: 'audit' }), metrics)
     : undefined;
   const [host, port] = splitHostPort(values.api);
-  const apiUrl = `http://${values.api}`;
+  const apiUrl = `${tls ? 'https' : 'http'}://${values.api}`;
 
   // API addresses of the current Raft members, from the replicated directory
   // that only servers write (never from objects clients can edit).
@@ -214,6 +220,7 @@ export async function main(argv: string[]): Promise<void> {
         refused: (reason) => log.info({ reason }, 'a ServiceAccount token was refused'),
       },
     }, store),
+    tls,
     admin: { token: adminToken, members: memberRecords },
     headersTimeoutMs: parseDuration(values['header-timeout']!, '--header-timeout'),
     requestReadTimeoutMs: parseDuration(values['request-read-timeout']!, '--request-read-timeout'),

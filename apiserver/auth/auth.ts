@@ -1,6 +1,7 @@
 // Authentication and authorization in front of every API request.
 //
-// Authentication: a bearer token from --token-auth-file or a ServiceAccount
+// Authentication: a client certificate verified against --client-ca-file
+// (x509.ts), then a bearer token from --token-auth-file or a ServiceAccount
 // token (service-account-token.ts), otherwise system:anonymous (or 401 with --anonymous-auth=false); impersonation
 // headers are then honoured if the caller may `impersonate`.
 // Authorization: AlwaysAllow (the default until TLS and component identities
@@ -13,6 +14,7 @@ import type { ObjectStore } from '../store.ts';
 import { NodeAuthorizer } from './node-authorizer.ts';
 import { RbacAuthorizer } from './rbac.ts';
 import type { ObjectLookup, ServiceAccountTokens } from './service-account-token.ts';
+import { authenticateCertificate } from './x509.ts';
 import { type Attributes, type UserInfo, forbiddenMessage } from './rules.ts';
 
 /** `--authorization-mode` as given: AlwaysAllow, or a comma-separated chain of Node and RBAC. */
@@ -53,6 +55,10 @@ function serviceAccountGroups(user: string): string[] {
   if (!user.startsWith(SA_PREFIX)) return [];
   const ns = user.slice(SA_PREFIX.length).split(':')[0];
   return ['system:serviceaccounts', `system:serviceaccounts:${ns}`];
+}
+
+function withAuthenticated(u: UserInfo): UserInfo {
+  return u.groups.includes(AUTHENTICATED) ? u : { ...u, groups: [...u.groups, AUTHENTICATED] };
 }
 
 const unauthorized = () => new ApiError(401, 'Unauthorized', 'Unauthorized');
@@ -101,6 +107,9 @@ export class Auth {
   }
 
   private async requester(req: IncomingMessage): Promise<UserInfo> {
+    // Kubernetes' order: the client certificate first, then a bearer token.
+    const cert = authenticateCertificate(req);
+    if (cert && 'user' in cert) return withAuthenticated(cert.user);
     const h = req.headers.authorization;
     if (h !== undefined) {
       const m = /^Bearer\s+(\S+)\s*$/i.exec(String(h));
@@ -110,7 +119,8 @@ export class Auth {
       const groups = u.groups.includes(AUTHENTICATED) ? [...u.groups] : [...u.groups, AUTHENTICATED];
       return { user: u.user, uid: u.uid, groups, ...(u.extra ? { extra: u.extra } : {}) };
     }
-    if (!this.o.anonymous) throw unauthorized();
+    // A certificate that did not verify is an error no other credential made up for: never anonymous.
+    if (cert || !this.o.anonymous) throw unauthorized();
     return { user: ANONYMOUS, groups: [UNAUTHENTICATED] };
   }
 
