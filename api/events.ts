@@ -26,6 +26,10 @@ export interface ApiEvent {
   user: string;
   verb: string;
   timestamp: string;
+  /** The requester's groups, source addresses and user agent (decoded as [] and '' when unknown; optional to write). */
+  groups?: string[];
+  sourceIPs?: string[];
+  userAgent?: string;
 }
 
 const root = protobuf.loadSync(fileURLToPath(new URL('../proto/events.proto', import.meta.url)));
@@ -35,7 +39,8 @@ const TYPES: EventType[] = ['ADDED', 'MODIFIED', 'DELETED'];
 export class EventDecodeError extends Error {}
 
 export function encodeEvent(e: ApiEvent): Uint8Array {
-  return EventT.encode({ ...e, type: TYPES.indexOf(e.type), object: Buffer.from(e.object) }).finish();
+  const { sourceIPs, ...rest } = e;
+  return EventT.encode({ ...rest, sourceIps: sourceIPs ?? [], type: TYPES.indexOf(e.type), object: Buffer.from(e.object) }).finish();
 }
 
 export function decodeEvent(b: Uint8Array): ApiEvent {
@@ -56,7 +61,12 @@ export function decodeEvent(b: Uint8Array): ApiEvent {
     namespace: String(m.namespace ?? ''), name: String(m.name ?? ''), uid: String(m.uid ?? ''),
     object: Buffer.from((m.object as Uint8Array) ?? new Uint8Array()).toString('utf8'),
     user: String(m.user ?? ''), verb: String(m.verb ?? ''), timestamp: String(m.timestamp ?? ''),
+    groups: strings(m.groups), sourceIPs: strings(m.sourceIps), userAgent: String(m.userAgent ?? ''),
   };
+}
+
+function strings(v: unknown): string[] {
+  return Array.isArray(v) ? v.map(String) : [];
 }
 
 /**

@@ -24,6 +24,16 @@ interface CommandBase {
   name: string;
   user: string;
   verb: AuditVerb;
+  /**
+   * The rest of the requester's identity, for the audit record on the event
+   * stream (see RequestAudit). Optional: entries written before these fields
+   * existed decode without them, which reads as "unknown".
+   */
+  groups?: string[];
+  /** Source addresses (X-Forwarded-For entries, then the connection's peer), as Kubernetes' audit sourceIPs. */
+  src?: string[];
+  /** The User-Agent header (capped, see auditOf). */
+  ua?: string;
   /** Proposer's wall clock (RFC 3339, seconds): creation and deletion timestamps come from it. */
   ts: string;
 }
@@ -64,6 +74,19 @@ export interface DeleteCommand extends CommandBase {
 export interface MarkCommand extends CommandBase {
   op: 'mark';
   published: number;
+}
+
+/** Who made a request, beyond the user name: carried in write commands so every member publishes the same event. */
+export interface RequestAudit {
+  groups: string[];
+  sourceIPs: string[];
+  userAgent: string;
+}
+
+/** The command fields for a request's audit identity (nothing when unknown, as for the server's own writes). */
+export function auditFields(a: RequestAudit | undefined): Pick<CommandBase, 'groups' | 'src' | 'ua'> {
+  if (!a) return {};
+  return { groups: a.groups, src: a.sourceIPs, ua: a.userAgent };
 }
 
 export type Command = CreateCommand | UpdateCommand | DeleteCommand | MarkCommand;

@@ -196,6 +196,7 @@ export class EventPublisher {
       index: e.index, term: e.term, type: e.type, group, version: kind?.version ?? '', kind: kind?.kind ?? '', resource,
       // A Secret's event carries its metadata only: its data never goes on the stream (encryption.ts).
       namespace: e.ns, name: e.name, uid: e.uid, object: e.res === SECRETS_RES ? secretMetadataOnly(e.json) : e.json, user: e.user, verb: e.verb, timestamp: e.ts,
+      groups: e.groups ?? [], sourceIPs: e.src ?? [], userAgent: e.ua ?? '',
     };
   }
 

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { RaftNode } from '../raft/node.ts';
 import { RaftError } from '../raft/types.ts';
-import { type AuditVerb, type Command, encodeCommand, resourceKey } from './command.ts';
+import { type AuditVerb, type Command, type RequestAudit, auditFields, encodeCommand, resourceKey } from './command.ts';
 import type { GcRequest } from './deletion.ts';
 import { ApiError, errors } from './errors.ts';
 import type { KindDef, KubeObject } from '../api/schema/types.ts';
@@ -19,6 +19,8 @@ export type Consistency = { kind: 'linearizable' } | { kind: 'any' } | { kind: '
 export interface WriteContext {
   user: string;
   verb: AuditVerb;
+  /** The requester's groups, source addresses and user agent (absent for the server's own writes). */
+  audit?: RequestAudit;
   timeoutMs: number;
   /** Server-side dry run (dryRun=All): everything up to the write, which is skipped. */
   dryRun?: boolean;
@@ -106,7 +108,7 @@ export class Registry {
     const res = resourceKey(kind.group, kind.plural);
     const cmd: Command = {
       op: 'create', res, ns, name: meta.name!, obj: res === SECRETS_RES ? this.sealer.seal(obj) : JSON.stringify(obj),
-      user: ctx.user, verb: ctx.verb, ts: meta.creationTimestamp,
+      user: ctx.user, verb: ctx.verb, ...auditFields(ctx.audit), ts: meta.creationTimestamp,
     };
     if (cmd.res === SERVICES) cmd.svc = this.serviceRanges;
     return this.propose(cmd, ctx.timeoutMs);
@@ -132,7 +134,7 @@ export class Registry {
       }
       const cmd: Command = {
         op: 'update', res, ns, name, obj: res === SECRETS_RES ? this.sealer.seal(next, cur.json) : JSON.stringify(next), pre: { rv: clientRv ?? cur.rv },
-        user: ctx.user, verb: ctx.verb, ts: nowRfc3339(),
+        user: ctx.user, verb: ctx.verb, ...auditFields(ctx.audit), ts: nowRfc3339(),
       };
       if (res === SERVICES) cmd.svc = this.serviceRanges;
       try {
@@ -166,7 +168,7 @@ export class Registry {
   async delete(kind: KindDef, ns: string, name: string, opts: { grace: number; rv?: number; uid?: string; force?: boolean; gc?: GcRequest }, ctx: WriteContext): Promise<{ object: StoredObject; deleted: boolean }> {
     const cmd: Command = {
       op: 'delete', res: resourceKey(kind.group, kind.plural), ns, name, pre: { rv: opts.rv, uid: opts.uid }, grace: opts.grace,
-      force: opts.force, user: ctx.user, verb: ctx.verb, ts: nowRfc3339(),
+      force: opts.force, user: ctx.user, verb: ctx.verb, ...auditFields(ctx.audit), ts: nowRfc3339(),
     };
     if (opts.gc && (opts.gc.policy || opts.gc.defaultOrphan)) cmd.gc = opts.gc;
     const r = await this.proposeRaw(cmd, ctx.timeoutMs);

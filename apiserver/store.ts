@@ -37,6 +37,10 @@ export interface StoreEvent {
   prev?: StoredObject;
   user: string;
   verb: AuditVerb;
+  /** The requester's groups, source addresses and user agent; undefined when unknown (older entries, the server's own writes). */
+  groups?: string[];
+  src?: string[];
+  ua?: string;
   ts: string;
   /** Monotonic local time the event was applied, whole ms (watch-history retention; a small integer is not boxed). */
   at: number;
@@ -134,6 +138,7 @@ export class ObjectStore extends EventEmitter implements StateMachine {
   /** Cluster IPs and node ports the stored Services hold (derived from them). */
   readonly serviceAllocations = new ServiceAllocations();
   private readonly interned = new Map<string, string>();
+  private readonly internedLists = new Map<string, string[]>();
   private lastTs = '';
 
   /** One shared, flat copy of a string that repeats across events (resource, namespace, user, verb). */
@@ -143,6 +148,22 @@ export class ObjectStore extends EventEmitter implements StateMachine {
     if (this.interned.size >= 10_000) this.interned.clear();
     const own = flat(v);
     this.interned.set(own, own);
+    return own;
+  }
+
+  /**
+   * One shared copy of a list of strings (a user's groups repeat across
+   * events). Anything but an array of strings - a malformed entry - reads as
+   * unknown, so the publisher never meets a value it cannot encode.
+   */
+  private internList(v: unknown): string[] | undefined {
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) return undefined;
+    const key = v.join('\u0000');
+    const have = this.internedLists.get(key);
+    if (have) return have;
+    if (this.internedLists.size >= 10_000) this.internedLists.clear();
+    const own = v.map((x: string) => this.intern(x));
+    this.internedLists.set(key, own);
     return own;
   }
 
@@ -170,6 +191,11 @@ export class ObjectStore extends EventEmitter implements StateMachine {
 
   get objectCount(): number {
     return this.count;
+  }
+
+  /** Objects of one resource ("<group>/<plural>"), all namespaces (the request limits size a LIST by it). */
+  countOf(res: string): number {
+    return this.data.get(res)?.size ?? 0;
   }
 
   get oldestWatchableRevision(): number {
@@ -311,7 +337,8 @@ export class ObjectStore extends EventEmitter implements StateMachine {
     // string, so each would otherwise also keep that alive).
     const event = (type: WatchEventType, obj: StoredObject, prev?: StoredObject): StoreEvent => ({
       index, term, type, res: this.intern(cmd.res), ns: this.intern(cmd.ns), name: flat(cmd.name), uid: obj.uid, json: obj.json,
-      labels: obj.labels, prev, user: this.intern(cmd.user), verb: this.intern(cmd.verb) as AuditVerb, ts: this.internTs(cmd.ts), at: Math.round(performance.now()),
+      labels: obj.labels, prev, user: this.intern(cmd.user), verb: this.intern(cmd.verb) as AuditVerb,
+      ...this.auditOf(cmd), ts: this.internTs(cmd.ts), at: Math.round(performance.now()),
     });
 
     switch (cmd.op) {
@@ -401,6 +428,17 @@ export class ObjectStore extends EventEmitter implements StateMachine {
     }
   }
 
+  /** The optional audit fields of a command, checked: a wrong type reads as unknown. */
+  private auditOf(cmd: Command): Pick<StoreEvent, 'groups' | 'src' | 'ua'> {
+    const out: Pick<StoreEvent, 'groups' | 'src' | 'ua'> = {};
+    const groups = this.internList(cmd.groups);
+    if (groups) out.groups = groups;
+    const src = this.internList(cmd.src);
+    if (src) out.src = src;
+    if (typeof cmd.ua === 'string') out.ua = this.intern(cmd.ua);
+    return out;
+  }
+
   private checkPrecondition(pre: { rv?: number; uid?: string }, cur: StoredObject, group: string, plural: string, name: string): ApiError | undefined {
     if (pre.uid && pre.uid !== cur.uid) {
       return errors.conflict(group, plural, name, `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${cur.uid}`);
@@ -447,7 +485,7 @@ export class ObjectStore extends EventEmitter implements StateMachine {
    * largest value and keeps that size).
    */
   snapshotParts(): Uint8Array[] {
-    const outbox = this.outbox.slice(this.outboxHead).map((e) => [e.index, e.term, e.type, e.res, e.ns, e.name, e.uid, e.json, e.user, e.verb, e.ts]);
+    const outbox = this.outbox.slice(this.outboxHead).map((e) => [e.index, e.term, e.type, e.res, e.ns, e.name, e.uid, e.json, e.user, e.verb, e.ts, e.groups, e.src, e.ua]);
     const parts: Uint8Array[] = [pack({ v: 2, revision: this.revision, publishedIndex: this.publishedIndex, outbox, objects: this.count })];
     let batch: [string, string, string][] = [];
     let bytes = 0;
@@ -471,7 +509,8 @@ export class ObjectStore extends EventEmitter implements StateMachine {
     const values = unpackMultiple(data) as unknown[];
     const s = values[0] as {
       v?: number; revision: number; rows?: [string, string, string][]; publishedIndex?: number;
-      outbox?: [number, number, WatchEventType, string, string, string, string, string, string, AuditVerb, string][];
+      // The last three (groups, source addresses, user agent) are absent in snapshots taken before they existed.
+      outbox?: [number, number, WatchEventType, string, string, string, string, string, string, AuditVerb, string, unknown?, unknown?, unknown?][];
     };
     const batches = s.v === 2 ? (values.slice(1) as [string, string, string][][]) : [s.rows ?? []];
     this.data.clear();
@@ -490,8 +529,9 @@ export class ObjectStore extends EventEmitter implements StateMachine {
     }
     this.revision = s.revision;
     this.publishedIndex = s.publishedIndex ?? 0;
-    this.outbox = (s.outbox ?? []).map(([index, term, type, res, ns, name, uid, json, user, verb, ts]) => ({
+    this.outbox = (s.outbox ?? []).map(([index, term, type, res, ns, name, uid, json, user, verb, ts, groups, src, ua]) => ({
       index, term, type, res, ns, name, uid, json, user, verb, ts, at: Math.round(performance.now()),
+      ...this.auditOf({ groups, src, ua } as Command),
     }));
     this.outboxHead = 0;
     // Changes before the snapshot are not in our history any more.

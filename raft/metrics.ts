@@ -21,4 +21,13 @@ export function registerRaftMetrics(registry: client.Registry, node: RaftNode): 
       this.set({ reason: 'unknown-sender' }, s.unknownSender);
     },
   });
+  new client.Gauge({
+    name: 'raft_transport_refused_connections', help: 'Inbound raft connections closed by the listener\'s limits, by reason',
+    labelNames: ['reason'], registers: [registry],
+    collect() {
+      const s = node.stats();
+      this.set({ reason: 'stalled-frame' }, s.stalledFrames);
+      this.set({ reason: 'too-many-connections' }, s.refusedConnections);
+    },
+  });
 }

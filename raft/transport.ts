@@ -64,6 +64,10 @@ export interface TransportStats {
   foreignCluster: number;
   /** Inbound messages whose sender is not a known peer (or claims to be this member); dropped. */
   unknownSender: number;
+  /** Inbound connections closed because a frame stopped arriving halfway (PARTIAL_FRAME_TIMEOUT_MS). */
+  stalledFrames: number;
+  /** Inbound connections refused because MAX_INBOUND were open. */
+  refusedConnections: number;
 }
 
 const DEFAULT_MAX_FRAME = 64 * 1024 * 1024;
@@ -77,6 +81,15 @@ const CONNECT_TIMEOUT_MS = 5000;
 /** A socket that has not drained for this long while we drop messages for it is presumed dead. */
 const STALL_TIMEOUT_MS = 5000;
 const KEEPALIVE_MS = 5000;
+/**
+ * The peer listener's time limit: a connection that started a frame and
+ * then sends nothing for this long is closed (it holds up to maxFrameBytes
+ * of buffer). An idle connection between frames is left alone: a member
+ * that is not leading may have nothing to say for a long time.
+ */
+const PARTIAL_FRAME_TIMEOUT_MS = 30_000;
+/** Inbound connections at most: each member needs one per peer; anything beyond a generous margin is refused. */
+const MAX_INBOUND = 256;
 
 /** Splits "host:port" or "[v6]:port". */
 export function parseHostPort(addr: string): { host: string; port: number } {
@@ -94,6 +107,7 @@ export class TcpTransport {
   readonly id: NodeId;
   readonly stats: TransportStats = {
     sent: 0, received: 0, badFrames: 0, dropped: 0, reconnects: 0, misrouted: 0, foreignCluster: 0, unknownSender: 0,
+    stalledFrames: 0, refusedConnections: 0,
   };
 
   private readonly listenAddr: string;
@@ -235,9 +249,21 @@ export class TcpTransport {
       socket.destroy();
       return;
     }
-    this.inbound.add(socket);
     const remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    if (this.inbound.size >= MAX_INBOUND) {
+      this.stats.refusedConnections++;
+      if (this.stats.refusedConnections % 100 === 1) this.log.warn({ remote, open: this.inbound.size }, 'refusing raft connection: too many open');
+      socket.destroy();
+      return;
+    }
+    this.inbound.add(socket);
     const reader = new FrameReader(this.maxFrameBytes);
+    socket.setTimeout(PARTIAL_FRAME_TIMEOUT_MS, () => {
+      if (!reader.partial) return;
+      this.stats.stalledFrames++;
+      this.log.warn({ remote }, 'closing raft connection: a frame stopped arriving halfway');
+      socket.destroy();
+    });
     let badLogged = 0;
     /** Who sends on this connection (peers connect out to us to send). */
     let peer: NodeId | undefined;
@@ -337,6 +363,11 @@ export class FrameReader {
   private need = -1;
 
   constructor(private readonly maxFrameBytes: number) {}
+
+  /** Whether part of a frame (its length or some of its body) has arrived and the rest has not. */
+  get partial(): boolean {
+    return this.need >= 0 || this.size > 0;
+  }
 
   push(chunk: Buffer): void {
     if (chunk.length === 0) return;

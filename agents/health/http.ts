@@ -22,6 +22,19 @@ export interface HealthServerOptions {
   upgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 }
 
+/**
+ * Request limits of these listeners (the node agent's is reachable by
+ * anything on the host): headers within 10 s and 16 KiB, the whole request
+ * within 30 s (responses - log follows, exec streams - are not limited), and
+ * no request body: nothing here reads one, so one is refused (413) and the
+ * connection closed rather than drained.
+ */
+export const HEALTH_LISTENER_LIMITS = { headersTimeout: 10_000, requestTimeout: 30_000, maxHeaderSize: 16 * 1024 } as const;
+
+function hasBody(req: IncomingMessage): boolean {
+  return Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+}
+
 export interface HealthServer {
   server: Server;
   /** The bound host:port. */
@@ -34,8 +47,12 @@ export async function serveHealth(o: HealthServerOptions): Promise<HealthServer>
   const host = o.address.slice(0, i) || '127.0.0.1';
   const port = Number(o.address.slice(i + 1));
   if (i < 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid address "${o.address}": expected HOST:PORT`);
-  const server = createServer((req, res) => {
+  const server = createServer({ ...HEALTH_LISTENER_LIMITS, connectionsCheckingInterval: 1000 }, (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
+    if (hasBody(req)) {
+      res.writeHead(413, { 'content-type': 'text/plain', connection: 'close' }).end('request bodies are not accepted here\n');
+      return;
+    }
     if (o.extra?.(req, res)) return;
     const check = path === '/healthz' ? o.healthz : path === '/readyz' ? (o.readyz ?? o.healthz) : undefined;
     if (req.method !== 'GET' && req.method !== 'HEAD') {

@@ -10,7 +10,7 @@ import { conflictStatus, serverSideApply, updateManagedFieldsForUpdate } from '.
 import { PatchError } from '../patch/errors.ts';
 import { labelSelectorToString } from '../../api/selectors.ts';
 import { type Consistency, type Registry, nowRfc3339 } from '../registry.ts';
-import { resourceKey } from '../command.ts';
+import { type RequestAudit, resourceKey } from '../command.ts';
 import { type GcRequest, type PropagationPolicy, finalizersForDelete, orphansByDefault, policyOf } from '../deletion.ts';
 import type { KindDef, KubeObject } from '../../api/schema/types.ts';
 import type { StoredObject } from '../store.ts';
@@ -35,6 +35,8 @@ export interface RequestContext {
   res: ServerResponse;
   query: URLSearchParams;
   user: string;
+  /** The requester's groups, source addresses and user agent, recorded with every write (request-audit.ts). */
+  audit?: RequestAudit;
   warnings: string[];
   timeoutMs: number;
   /** A check of the object about to be written (RBAC's escalate/bind rule), run with the other admission steps. */
@@ -463,7 +465,7 @@ export class Handlers {
   }
 
   private wctx(ctx: RequestContext, verb: Parameters<Registry['create']>[3]['verb']) {
-    return { user: ctx.user, verb, timeoutMs: ctx.timeoutMs, dryRun: isDryRun(ctx.query) };
+    return { user: ctx.user, verb, audit: ctx.audit, timeoutMs: ctx.timeoutMs, dryRun: isDryRun(ctx.query) };
   }
 
   private respondObject(r: ResourceRequest, ctx: RequestContext, code: number, stored: StoredObject, reveal: { orMetadata?: boolean } = {}): void {

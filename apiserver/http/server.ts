@@ -5,6 +5,7 @@
 // through ReadIndex unless resourceVersion=0 asks for local state.
 import type { DefaultTolerationSecondsOptions } from './default-toleration-seconds.ts';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { proxyPodUpgrade } from './pod-exec.ts';
 import type { Logger } from 'pino';
@@ -30,6 +31,10 @@ import { checkNodeRestriction } from '../auth/node-authorizer.ts';
 import { checkEscalation } from '../auth/escalation.ts';
 import { isReviewPath, serveReview } from '../auth/reviews.ts';
 import type { UserInfo } from '../auth/rules.ts';
+import { requestAudit } from './request-audit.ts';
+import type { RefusedAudit } from '../audit/refused.ts';
+import { DEFAULT_FLOW_CONTROL, FlowControl, type FlowControlOptions, countClientErrors } from './flow-control.ts';
+import { serveTokenRequest } from '../auth/token-request.ts';
 
 /** Answered to anyone, identity or not. */
 const HEALTH_PATHS = new Set(['/healthz', '/livez', '/readyz']);
@@ -69,6 +74,14 @@ export interface ApiServerOptions {
   events?: () => Record<string, unknown>;
   /** Authentication and authorization (AlwaysAllow for everyone anonymous unless the server was started with RBAC). */
   auth?: Auth;
+  /** Max requests in flight and the per-user pace of expensive LISTs (flow-control.ts; defaults as kube-apiserver's). */
+  flowControl?: FlowControlOptions;
+  /** Node's maxHeaderSize: the largest header block accepted (default 16 KiB); a larger one is answered 431. */
+  maxHeaderBytes?: number;
+  /** Where refused requests (401/403) are recorded, when the server publishes to NATS. */
+  refusedAudit?: RefusedAudit;
+  /** HTTPS (PEM): the serving pair, and the CA client certificates are verified against (asked for, never required). */
+  tls?: { cert: string; key: string; clientCA?: string };
 }
 
 export class ApiHttpServer {
@@ -89,10 +102,22 @@ export class ApiHttpServer {
     // only, so long responses (watches) are not affected.
     const requestTimeout = o.requestReadTimeoutMs ?? 60_000;
     const headersTimeout = Math.min(o.headersTimeoutMs ?? 30_000, requestTimeout);
-    this.server = createServer({
-      keepAliveTimeout: 65_000, requestTimeout, headersTimeout,
+    const httpOptions = {
+      keepAliveTimeout: 65_000, requestTimeout, headersTimeout, maxHeaderSize: o.maxHeaderBytes ?? 16 * 1024,
       connectionsCheckingInterval: Math.max(100, Math.min(1000, headersTimeout / 4)),
-    }, (req, res) => void this.handle(req, res));
+    };
+    const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);
+    // With a client CA the handshake asks for a certificate but lets a client
+    // without one (or with one that does not verify) through: apiserver/auth
+    // decides, so tokens and anonymous requests keep working, as kube-apiserver.
+    this.server = o.tls
+      ? createHttpsServer({
+        ...httpOptions, cert: o.tls.cert, key: o.tls.key,
+        ...(o.tls.clientCA ? { ca: o.tls.clientCA, requestCert: true, rejectUnauthorized: false } : {}),
+      }, handler)
+      : createServer(httpOptions, handler);
+    countClientErrors(this.server, o.metrics);
+    this.flow = new FlowControl(o.flowControl ?? DEFAULT_FLOW_CONTROL, (res) => o.registry.store.countOf(res), o.metrics);
     // pods/exec arrives as an upgrade; it is proxied to the pod's node agent.
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void proxyPodUpgrade(o.registry, req, socket, head, o.defaultTimeoutMs ?? 10_000));
     this.requests = new client.Counter({
@@ -148,9 +173,11 @@ export class ApiHttpServer {
   }
 
   private readonly auth: Auth;
+  readonly flow: FlowControl;
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now();
+    const received = new Date();
     const url = new URL(req.url ?? '/', 'http://localhost');
     let verb = req.method ?? 'GET';
     let resource = '';
@@ -158,15 +185,20 @@ export class ApiHttpServer {
       this.requests.inc({ verb, resource, code: String(res.statusCode) });
       if (verb !== 'watch') this.latency.observe({ verb }, (performance.now() - started) / 1000);
     });
+    let identity: UserInfo | undefined; // for the record of a refused request
     try {
       // The cluster endpoints carry the members' admin token (authorizeAdmin), not an API identity.
       const clusterPath = /^\/(cluster|debug)\//.test(url.pathname);
-      const who = clusterPath ? { user: 'system:anonymous', groups: ['system:unauthenticated'] } : this.auth.authenticate(req);
+      const who = clusterPath ? { user: 'system:anonymous', groups: ['system:unauthenticated'] } : await this.auth.authenticate(req);
+      identity = who;
       // Authorized before anything is looked up. The cluster and debug endpoints stay as they were (membership
       // changes check the admin token in authorizeAdmin) until component identities arrive. The health endpoints
       // are always open (genericapiserver's always-allow paths): a load balancer or harness asks them before the
       // leader has reconciled the default policy that grants them to system:public-info-viewer.
-      if (!clusterPath && !HEALTH_PATHS.has(url.pathname)) this.auth.authorize(who, requestAttributes(req.method ?? 'GET', url.pathname, url.searchParams));
+      const attrs = requestAttributes(req.method ?? 'GET', url.pathname, url.searchParams);
+      // After authentication, before authorization, as kube-apiserver's max-in-flight filter: 429 when full.
+      this.flow.admit(who, attrs, url.searchParams, res);
+      if (!clusterPath && !HEALTH_PATHS.has(url.pathname)) this.auth.authorize(who, attrs);
       const timeoutMs = parseTimeout(url.searchParams.get('timeout')) ?? this.o.defaultTimeoutMs ?? 10_000;
       validateBooleans(url.searchParams);
       if (isResourceMetricsPath(url.pathname)) {
@@ -180,8 +212,9 @@ export class ApiHttpServer {
         verb = r.verb;
         resource = r.subresource ? `${r.kind.plural}/${r.subresource}` : r.kind.plural;
         checkAcceptable(req);
+        if (r.subresource === 'token') return await serveTokenRequest(this.o.registry, this.auth.serviceAccountTokens, r, req, res, timeoutMs);
         const ctx: RequestContext = {
-          req, res, query: url.searchParams, user: who.user, warnings: [], timeoutMs,
+          req, res, query: url.searchParams, user: who.user, audit: requestAudit(req, who), warnings: [], timeoutMs,
           guard: this.auth.rbac ? (rr, obj) => { checkEscalation(this.auth, who, rr, obj); checkNodeRestriction(who, rr, obj); } : undefined,
         };
         if (r.verb === 'watch') return await this.watches.serve(r, ctx);
@@ -193,6 +226,8 @@ export class ApiHttpServer {
         // An unexpected failure on a Secret is logged without its message and stack, which could quote the data.
         const err = resource === 'secrets' ? { type: (e as Error)?.name } : e;
         this.o.logger.error({ err, url: req.url, method: req.method }, 'request failed');
+      } else if ((e.code === 401 || e.code === 403) && this.o.refusedAudit) {
+        await this.o.refusedAudit.record(req, identity, e, received);
       }
       sendError(res, e);
     }

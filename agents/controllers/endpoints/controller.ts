@@ -14,7 +14,7 @@ import type { Endpoints, Pod, Service } from '../../informer/types.ts';
 import type { ControllerContext } from '../context.ts';
 import { QueueController } from '../controller.ts';
 import { serviceSelector } from './pods.ts';
-import { podChangeMatters, servicesForPod } from './services-for-pod.ts';
+import { serviceAndPodHandlers } from './services-for-pod.ts';
 import { OVER_CAPACITY_ANNOTATION, desiredSubsets, endpointsLabels } from './subsets.ts';
 
 const ENDPOINTS = resolveKind('endpoints')!;
@@ -32,18 +32,9 @@ export class EndpointsController extends QueueController {
   }
 
   override async run(signal: AbortSignal): Promise<void> {
-    this.handle(this.services, {
-      onAdd: (s) => this.enqueue(s),
-      onUpdate: (_o, s) => this.enqueue(s),
-      onDelete: (s) => this.enqueue(s),
-    });
-    this.handle(this.pods, {
-      onAdd: (p) => servicesForPod(this.services, p).forEach((s) => this.enqueue(s)),
-      onUpdate: (a, b) => {
-        if (podChangeMatters(a, b)) servicesForPod(this.services, a, b).forEach((s) => this.enqueue(s));
-      },
-      onDelete: (p) => servicesForPod(this.services, p).forEach((s) => this.enqueue(s)),
-    });
+    const h = serviceAndPodHandlers(this.services, (s) => this.enqueue(s));
+    this.handle(this.services, h.services);
+    this.handle(this.pods, h.pods);
     // Someone deleted or edited an Endpoints object: put it back.
     this.handle(this.endpoints, {
       onUpdate: (_o, e) => this.enqueue(e),

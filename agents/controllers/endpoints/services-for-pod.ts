@@ -1,7 +1,7 @@
 // Which services a pod event concerns: those in its namespace whose selector
 // selects the pod as it was or as it is (a relabelled pod leaves one service
 // and joins another). Shared by the Endpoints and EndpointSlice controllers.
-import type { Informer } from '../../informer/informer.ts';
+import type { EventHandlers, Informer } from '../../informer/informer.ts';
 import type { Pod, Service } from '../../informer/types.ts';
 import { serviceSelector } from './pods.ts';
 
@@ -27,4 +27,22 @@ export function podChangeMatters(a: Pod, b: Pod): boolean {
     p.spec?.containers?.map((c) => c.ports),
   ]);
   return view(a) !== view(b);
+}
+
+/**
+ * The handlers both controllers register: a Service event enqueues that
+ * Service; a pod event enqueues every Service selecting the pod before or
+ * after it, when the change can matter to endpoints.
+ */
+export function serviceAndPodHandlers(services: Informer<Service>, enqueue: (s: Service) => void): { services: EventHandlers<Service>; pods: EventHandlers<Pod> } {
+  return {
+    services: { onAdd: enqueue, onUpdate: (_o, s) => enqueue(s), onDelete: enqueue },
+    pods: {
+      onAdd: (p) => servicesForPod(services, p).forEach(enqueue),
+      onUpdate: (a, b) => {
+        if (podChangeMatters(a, b)) servicesForPod(services, a, b).forEach(enqueue);
+      },
+      onDelete: (p) => servicesForPod(services, p).forEach(enqueue),
+    },
+  };
 }

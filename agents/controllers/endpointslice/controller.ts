@@ -14,7 +14,7 @@ import type { KubeObject, Node, Pod, Service } from '../../informer/types.ts';
 import type { ControllerContext } from '../context.ts';
 import { QueueController } from '../controller.ts';
 import { serviceSelector } from '../endpoints/pods.ts';
-import { podChangeMatters, servicesForPod } from '../endpoints/services-for-pod.ts';
+import { serviceAndPodHandlers } from '../endpoints/services-for-pod.ts';
 import { MANAGED_BY, type EndpointSlice, desiredEndpoints, reconcileSlices } from './reconciler.ts';
 
 const SLICES = resolveKind('endpointslices.discovery.k8s.io')!;
@@ -34,18 +34,9 @@ export class EndpointSliceController extends QueueController {
   }
 
   override async run(signal: AbortSignal): Promise<void> {
-    this.handle(this.services, {
-      onAdd: (s) => this.enqueue(s),
-      onUpdate: (_o, s) => this.enqueue(s),
-      onDelete: (s) => this.enqueue(s),
-    });
-    this.handle(this.pods, {
-      onAdd: (p) => servicesForPod(this.services, p).forEach((s) => this.enqueue(s)),
-      onUpdate: (a, b) => {
-        if (podChangeMatters(a, b)) servicesForPod(this.services, a, b).forEach((s) => this.enqueue(s));
-      },
-      onDelete: (p) => servicesForPod(this.services, p).forEach((s) => this.enqueue(s)),
-    });
+    const h = serviceAndPodHandlers(this.services, (s) => this.enqueue(s));
+    this.handle(this.services, h.services);
+    this.handle(this.pods, h.pods);
     // A managed slice edited or deleted by someone else is put right.
     const owner = (s: EndpointSlice) => {
       const svc = s.metadata.labels?.[LABEL_SERVICE_NAME];
