@@ -13,6 +13,7 @@ import { ApiError } from './errors.ts';
 import { MemberDirectory, ensureAdminToken, hashToken } from './http/members.ts';
 import { parseTolerationSeconds } from './http/default-toleration-seconds.ts';
 import { ApiHttpServer } from './http/server.ts';
+import { loadTls } from './http/tls.ts';
 import { namespacePrepareForCreate } from './http/admission.ts';
 import { PRIORITY_CLASSES, systemPriorityClasses } from './http/priority-admission.ts';
 import { resourceKey } from './command.ts';
@@ -27,6 +28,7 @@ import { loadTokenFile } from './auth/token-file.ts';
 import { DEFAULT_POLICY, loadAuditPolicy } from './audit/policy.ts';
 import { RefusedAudit } from './audit/refused.ts';
 import { DEFAULT_FLOW_CONTROL } from './http/flow-control.ts';
+import { ServiceAccountTokens } from './auth/service-account-token.ts';
 import { ResourceMetricsApi } from './resource-metrics/api.ts';
 import { ResourceMetricsCache } from './resource-metrics/cache.ts';
 import { ResourceMetricsSubscriber } from './resource-metrics/subscriber.ts';
@@ -78,6 +80,15 @@ export async function main(argv: string[]): Promise<void> {
       'list-rate-limit-burst': { type: 'string', default: String(DEFAULT_FLOW_CONTROL.listBurst) },
       'list-rate-limit-min-objects': { type: 'string', default: String(DEFAULT_FLOW_CONTROL.listMinObjects) },
       'max-header-bytes': { type: 'string', default: '16Ki' },
+      // ServiceAccount tokens (auth/service-account-token.ts): every server of a cluster shares the signing key.
+      'service-account-signing-key-file': { type: 'string' },
+      'service-account-key-file': { type: 'string', multiple: true },
+      'service-account-issuer': { type: 'string', multiple: true },
+      'api-audiences': { type: 'string' },
+      // HTTPS (plain HTTP without them) and x509 client-certificate authentication, as kube-apiserver's flags.
+      'tls-cert-file': { type: 'string' },
+      'tls-private-key-file': { type: 'string' },
+      'client-ca-file': { type: 'string' },
     },
     strict: true,
   });
@@ -104,6 +115,13 @@ export async function main(argv: string[]): Promise<void> {
   // A bad policy file stops the server here with the problem named.
   if (values['audit-policy-file'] && !values.nats) throw new Error('--audit-policy-file needs --nats: refused requests are recorded on the AUDIT stream');
   const auditPolicy = values['audit-policy-file'] ? loadAuditPolicy(values['audit-policy-file']) : DEFAULT_POLICY;
+  const serviceAccountTokens = ServiceAccountTokens.fromFiles({
+    signingKeyFile: values['service-account-signing-key-file'],
+    keyFiles: values['service-account-key-file'],
+    issuers: values['service-account-issuer'],
+    audiences: values['api-audiences']?.split(',').map((a) => a.trim()).filter(Boolean),
+  });
+  const tls = loadTls(values['tls-cert-file'], values['tls-private-key-file'], values['client-ca-file']);
   const log = pino({ name: 'flotilla-server', base: { server: values.id } });
   limitHeapGrowth(Number(values['gc-heap-growth-percent']));
   const peers = parsePeers(values.peers);
@@ -141,6 +159,7 @@ export async function main(argv: string[]): Promise<void> {
   const registry = new Registry(node, store, unsafeFlag(values['unsafe-stale-reads']!, 'stale-reads', log));
   registry.serviceRanges = serviceRanges;
   registry.sealer = sealer;
+  if (!serviceAccountTokens.canSign) log.warn('no --service-account-signing-key-file: TokenRequest (kubectl create token, pod tokens) is not served');
   log.info({ encryptionProviderConfig: values['encryption-provider-config'] ?? null, writeKey: sealer.writeKey }, 'Secrets are written sealed under %s', sealer.writeKey);
   const metrics = new client.Registry();
   client.collectDefaultMetrics({ register: metrics });
@@ -170,7 +189,7 @@ export async function main(argv: string[]): Promise<void> {
     }, log.child({ component: 'audit' }), metrics)
     : undefined;
   const [host, port] = splitHostPort(values.api);
-  const apiUrl = `http://${values.api}`;
+  const apiUrl = `${tls ? 'https' : 'http'}://${values.api}`;
 
   // API addresses of the current Raft members, from the replicated directory
   // that only servers write (never from objects clients can edit).
@@ -191,8 +210,17 @@ export async function main(argv: string[]): Promise<void> {
 
   const http = new ApiHttpServer({
     node, registry, logger: log, metrics, apiUrl, memberApis,
-    auth: new Auth(authOptions, store),
     refusedAudit, flowControl, maxHeaderBytes,
+    auth: new Auth({
+      ...authOptions,
+      serviceAccounts: {
+        tokens: serviceAccountTokens,
+        // A ServiceAccount or pod missing here may only not be applied here yet: then ask the cluster.
+        lookup: async (res, ns, name) => store.get(res, ns, name) ?? (await registry.sync({ kind: 'linearizable' }, 5000), store.get(res, ns, name)),
+        refused: (reason) => log.info({ reason }, 'a ServiceAccount token was refused'),
+      },
+    }, store),
+    tls,
     admin: { token: adminToken, members: memberRecords },
     headersTimeoutMs: parseDuration(values['header-timeout']!, '--header-timeout'),
     requestReadTimeoutMs: parseDuration(values['request-read-timeout']!, '--request-read-timeout'),

@@ -24,6 +24,7 @@ const commands: Record<string, () => Promise<{ main(argv: string[]): Promise<voi
   drain: async () => ({ main: (await import('./commands/node.ts')).commandFor('drain') }),
   logs: () => import('./commands/logs.ts'),
   secrets: () => import('./commands/secrets.ts'),
+  certs: () => import('./commands/certs.ts'),
 };
 
 const [cmd, ...rest] = process.argv.slice(2);

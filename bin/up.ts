@@ -23,6 +23,7 @@ import { detach, stopLeftovers } from './up-lifecycle.ts';
 import { ensureEncryptionConfig } from '../api/encryption-config.ts';
 import { redactNatsUrls } from '../api/nats-url.ts';
 import { ensureNatsUsers, natsAuthorization, natsUrlFor } from './nats-auth.ts';
+import { ensureServiceAccountKey } from '../api/service-account-key.ts';
 
 const BIN = resolve(fileURLToPath(new URL('../bin/flotilla.js', import.meta.url)));
 
@@ -130,6 +131,9 @@ export async function main(argv: string[]): Promise<void> {
   // Secrets are sealed at rest under the keys of this file (made once, owner-only; see apiserver/encryption.ts).
   const encryptionConfig = resolve(join(dir, 'encryption-config.yaml'));
   ensureEncryptionConfig(encryptionConfig);
+  // ServiceAccount tokens are signed with this key, shared by every server (made once, owner-only).
+  const serviceAccountKey = resolve(join(dir, 'sa.key'));
+  ensureServiceAccountKey(serviceAccountKey);
   const children: ChildProcess[] = [];
   let stopping = false;
   const spawnLogged = (name: string, args: string[], command?: string) => {
@@ -197,7 +201,7 @@ export async function main(argv: string[]): Promise<void> {
   const servers = members.map((m) => {
     const data = resolve(join(dir, 'data', m.id));
     const record = { ...m, pid: 0, data };
-    supervise(m.id, ['server', '--id', m.id, '--peers', peers, '--api', m.api, '--data', data, '--cluster-token', clusterToken, '--nats', natsUrl, '--encryption-provider-config', encryptionConfig], record);
+    supervise(m.id, ['server', '--id', m.id, '--peers', peers, '--api', m.api, '--data', data, '--cluster-token', clusterToken, '--nats', natsUrl, '--encryption-provider-config', encryptionConfig, '--service-account-signing-key-file', serviceAccountKey], record);
     return record;
   });
   // The one API address: a balancer over the servers' API ports.

@@ -41,7 +41,8 @@ export interface ChaosReport {
   scenario: string;
   seed: number;
   seconds: number;
-  ops: { ok: number; fail: number; unknown: number };
+  /** conflicts: unconditional writes refused with 409 (no effect; left out of the history). */
+  ops: { ok: number; fail: number; unknown: number; conflicts?: number };
   anomalies: { linearizability: number; lost: number; events: number; watch: number; rollout?: number; overcommit?: number; ordinals?: number; garbage?: number; convergence?: number; unresponsive?: number };
   failovers: { at: number; unavailableMs: number | null; kind: string; detail: string }[];
   faults: FaultRecord[];
@@ -74,6 +75,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   }, rngCluster);
   let orch: Orchestrator | undefined;
   let orchWork: OrchestratorWorkload | undefined;
+  // The nemesis runs while this is true: a run that fails part-way stops it too (finally), or it would go on forever.
+  let running = true;
   try {
     const founding = cluster.servers.members.map((m) => m.url);
     const workload = new RegisterWorkload(() => founding, rngWorkload);
@@ -87,7 +90,6 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       log(`chaos: orchestrator up (2 controller managers, 2 schedulers, ${orch.agents.length} hollow-node agents; logs in ${orch.dir})`);
     }
     const faults: FaultRecord[] = [];
-    let running = true;
     const nemesis = runNemesis(o.scenario, {
       cluster, rng: rngNemesis, now: () => workload.now(), running: () => running, orch,
       record: (f) => {
@@ -149,7 +151,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     const un = failovers.map((f) => f.unavailableMs).filter((x): x is number => x !== null).sort((a, b) => a - b);
     const report: ChaosReport = {
       scenario: o.scenario, seed: o.seed, seconds: o.seconds,
-      ops: { ok, fail, unknown },
+      ops: { ok, fail, unknown, conflicts: workload.conflicts },
       anomalies: {
         linearizability: lin.ok === false ? 1 : 0,
         lost: durability.anomalies,
@@ -174,6 +176,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     log(summary(report));
     return report;
   } finally {
+    running = false;
     await orch?.stop();
     await orchWork?.close();
     await cluster.stop();
@@ -191,7 +194,7 @@ export function summary(r: ChaosReport): string {
   const orch = r.orchestrator;
   return [
     `chaos ${r.scenario} seed ${r.seed} (${r.seconds} s): ${total === 0 ? 'OK, 0 anomalies' : `${total} ANOMALIES`}`,
-    `  ops: ${r.ops.ok} ok, ${r.ops.fail} failed, ${r.ops.unknown} unknown; faults: ${r.faults.length}; stream: ${r.stream.messages} messages; watch: ${r.watch.events} events, ${r.watch.resumes} resumes`,
+    `  ops: ${r.ops.ok} ok, ${r.ops.fail} failed, ${r.ops.unknown} unknown${r.ops.conflicts ? `, ${r.ops.conflicts} writes refused 409` : ''}; faults: ${r.faults.length}; stream: ${r.stream.messages} messages; watch: ${r.watch.events} events, ${r.watch.resumes} resumes`,
     `  anomalies: linearizability ${a.linearizability}, lost ${a.lost}, events ${a.events}, watch ${a.watch}`,
     ...(orch ? [
       `  orchestrator: rollout ${a.rollout}, overcommit ${a.overcommit}, ordinals ${a.ordinals}, garbage ${a.garbage}, convergence ${a.convergence}, unresponsive ${a.unresponsive ?? 0}; ${orch.actions.ok} actions (${orch.actions.failed} failed), ${orch.rolloutChecks} rollout-bound checks, converged ${orch.convergedMs === null ? 'never' : `${(orch.convergedMs / 1000).toFixed(1)} s`} after the faults (bound ${orch.boundMs / 1000} s)`,

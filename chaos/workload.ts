@@ -42,6 +42,8 @@ export class RegisterWorkload {
   private readonly pools = new Map<string, Pool>();
   readonly t0 = performance.now();
   readonly ops: Operation<RegisterInput, RegisterOutput>[] = [];
+  /** Unconditional writes refused with 409 Conflict (no effect, not in the history). */
+  conflicts = 0;
   readonly acked: AckedWrite[] = [];
   private readonly watchAborts: AbortController[] = [];
 
@@ -163,6 +165,11 @@ export class RegisterWorkload {
           } else if (r.status === 409 && cas) {
             output = { ok: false };
             ret = this.now();
+          } else if (r.status === 409) {
+            // An unconditional write refused with Conflict (the server's own read-modify-write retries ran out,
+            // as they do against a member serving stale state) definitely had no effect: nothing to record.
+            this.conflicts++;
+            continue;
           } else if (r.status >= 500) {
             output = { unknown: true };
           } else {

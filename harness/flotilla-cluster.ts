@@ -1,10 +1,11 @@
 // A cluster of real `flotilla server` processes on loopback ports, for
 import { randomBytes } from 'node:crypto';
 // integration tests, chaos runs and benchmarks.
-import { rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { request } from 'undici';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Agent, type Dispatcher, request } from 'undici';
 import type { ClusterStatus } from '../agents/client/api.ts';
+import { kubeconfigYaml } from '../agents/client/kubeconfig.ts';
 import { type Proc, freePorts, startFlotilla, startListening, tempDir, waitFor, waitListening } from './procs.ts';
 
 export interface ServerMember {
@@ -25,6 +26,20 @@ export interface ClusterOptions {
   dir?: string;
   /** See FlotillaCluster.adminToken. */
   adminToken?: string;
+  /** See FlotillaCluster.tls (off by default: the servers speak plain HTTP). */
+  tls?: ClusterTls;
+}
+
+/**
+ * HTTPS for a test cluster, from a directory laid out as `flotilla certs`
+ * makes it: the servers get --tls-cert-file pkiDir/apiserver.crt,
+ * --tls-private-key-file pkiDir/apiserver.key and --client-ca-file
+ * pkiDir/ca.crt; the harness' own requests and the kubeconfig trust ca.crt
+ * and present pkiDir/<client>.crt (default "admin").
+ */
+export interface ClusterTls {
+  pkiDir: string;
+  client?: string;
 }
 
 export class FlotillaCluster {
@@ -45,9 +60,30 @@ export class FlotillaCluster {
    */
   readonly adminToken?: string;
 
-  private constructor(dir: string, private readonly args: string[], adminToken?: string) {
+  /** With TLS: the PKI directory, and the dispatcher (CA + client certificate) of the harness' own requests. */
+  readonly tls?: Required<ClusterTls>;
+  private readonly dispatcher?: Dispatcher;
+
+  private constructor(dir: string, private readonly args: string[], adminToken?: string, tls?: ClusterTls) {
     this.dir = dir;
     this.adminToken = adminToken;
+    if (tls) {
+      this.tls = { pkiDir: resolve(tls.pkiDir), client: tls.client ?? 'admin' };
+      const f = this.tlsFiles;
+      this.dispatcher = new Agent({ connect: { ca: readFileSync(f.ca), cert: readFileSync(f.cert), key: readFileSync(f.key) } });
+      this.args = [...args, '--tls-cert-file', f.serverCert, '--tls-private-key-file', f.serverKey, '--client-ca-file', f.ca];
+    }
+  }
+
+  /** The files of the TLS option (flotilla certs' layout). */
+  get tlsFiles(): { ca: string; cert: string; key: string; serverCert: string; serverKey: string } {
+    if (!this.tls) throw new Error('this cluster runs without TLS');
+    const d = this.tls.pkiDir;
+    const c = this.tls.client;
+    return {
+      ca: join(d, 'ca.crt'), cert: join(d, `${c}.crt`), key: join(d, `${c}.key`),
+      serverCert: join(d, 'apiserver.crt'), serverKey: join(d, 'apiserver.key'),
+    };
   }
 
   /** The Authorization header of the harness' own requests. */
@@ -57,7 +93,7 @@ export class FlotillaCluster {
 
   /** Members' ids and addresses, before anything starts (to set up proxies). */
   static async plan(n = 3, opts: ClusterOptions = {}): Promise<FlotillaCluster> {
-    const c = new FlotillaCluster(opts.dir ?? tempDir('cluster'), opts.args ?? [], opts.adminToken);
+    const c = new FlotillaCluster(opts.dir ?? tempDir('cluster'), opts.args ?? [], opts.adminToken, opts.tls);
     await c.replan(n);
     return c;
   }
@@ -116,7 +152,7 @@ export class FlotillaCluster {
 
   private memberAt(id: string, peerPort: number, apiPort: number): ServerMember {
     return {
-      id, peer: `127.0.0.1:${peerPort}`, api: `127.0.0.1:${apiPort}`, url: `http://127.0.0.1:${apiPort}`,
+      id, peer: `127.0.0.1:${peerPort}`, api: `127.0.0.1:${apiPort}`, url: `${this.tls ? 'https' : 'http'}://127.0.0.1:${apiPort}`,
       dataDir: join(this.dir, id), extraArgs: [],
     };
   }
@@ -166,7 +202,7 @@ export class FlotillaCluster {
 
   async status(id: string): Promise<ClusterStatus | undefined> {
     try {
-      const r = await request(`${this.member(id).url}/cluster/status`, { headersTimeout: 2000, bodyTimeout: 2000 });
+      const r = await request(`${this.member(id).url}/cluster/status`, { dispatcher: this.dispatcher, headersTimeout: 2000, bodyTimeout: 2000 });
       if (r.statusCode !== 200) {
         await r.body.dump();
         return undefined;
@@ -195,7 +231,7 @@ export class FlotillaCluster {
     await waitFor('servers ready', async () => {
       for (const id of ids) {
         try {
-          const r = await request(`${this.member(id).url}/readyz`, { headersTimeout: 1000 });
+          const r = await request(`${this.member(id).url}/readyz`, { dispatcher: this.dispatcher, headersTimeout: 1000 });
           await r.body.dump();
           if (r.statusCode !== 200) return false;
         } catch {
@@ -206,7 +242,7 @@ export class FlotillaCluster {
     }, timeoutMs);
     // The system namespaces exist once the leader has created them.
     await waitFor('default namespace', async () => {
-      const r = await request(`${this.member(ids[0]).url}/api/v1/namespaces/default`, { headers: this.authHeaders });
+      const r = await request(`${this.member(ids[0]).url}/api/v1/namespaces/default`, { dispatcher: this.dispatcher, headers: this.authHeaders });
       await r.body.dump();
       return r.statusCode === 200;
     }, timeoutMs);
@@ -214,6 +250,11 @@ export class FlotillaCluster {
 
   writeKubeconfig(): void {
     const url = this.members[0].url;
+    if (this.tls) {
+      const f = this.tlsFiles;
+      writeFileSync(this.kubeconfig, kubeconfigYaml({ server: url, ca: f.ca, cert: f.cert, key: f.key, token: this.adminToken, user: 'admin' }), { mode: 0o600 });
+      return;
+    }
     writeFileSync(this.kubeconfig, [
       'apiVersion: v1', 'kind: Config', 'current-context: flotilla',
       'clusters:', '- name: flotilla', '  cluster:', `    server: ${url}`, '    insecure-skip-tls-verify: true',

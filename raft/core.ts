@@ -69,7 +69,7 @@ function ctxKey(c: Uint8Array): string {
 
 export class RaftCore {
   readonly id: NodeId;
-  private readonly cfg: Required<RaftConfig>;
+  private readonly cfg: Required<Omit<RaftConfig, 'unsafeAckBeforeDurable'>> & Pick<RaftConfig, 'unsafeAckBeforeDurable'>;
   readonly log = new RaftLog();
 
   term = 0;
@@ -139,8 +139,10 @@ export class RaftCore {
       maxUncommittedSize: 64 << 20,
       snapshotChunkSize: 1 << 20,
       unsafeCommitPreviousTerms: false,
+      asyncStorageWrites: false,
       ...cfg,
     };
+    this.log.applyUnstable = !this.cfg.asyncStorageWrites;
     if (cfg.heartbeatTick <= 0 || cfg.electionTick <= cfg.heartbeatTick) {
       throw new Error('raft: electionTick must be greater than heartbeatTick > 0');
     }
@@ -365,7 +367,7 @@ export class RaftCore {
       this.msgs.length > 0 ||
       this.readStates.length > 0 ||
       this.log.unstableSnapshot !== undefined ||
-      this.log.stable < this.log.lastIndex() ||
+      this.log.hasUnstableEntries() ||
       this.log.hasNextCommitted()
     );
   }
@@ -395,6 +397,16 @@ export class RaftCore {
     rd.mustSync =
       rd.entries.length > 0 || rd.snapshot !== undefined ||
       (rd.hardState !== undefined && (rd.hardState.term !== this.prevHard.term || rd.hardState.vote !== this.prevHard.vote));
+    if (this.cfg.asyncStorageWrites) {
+      // What vouches for local state waits for the write; the rest goes now.
+      // (The planted bug sends append acknowledgements early as well.)
+      const early = this.cfg.unsafeAckBeforeDurable === 'follower'
+        ? (m: Message) => sendableBeforePersist(m) || m.type === MessageType.AppResp
+        : sendableBeforePersist;
+      const all = rd.messages;
+      rd.messages = all.filter(early);
+      rd.afterWrite = rd.messages.length === all.length ? [] : all.filter((m) => !early(m));
+    }
     return rd;
   }
 
@@ -408,9 +420,12 @@ export class RaftCore {
       this.log.applying = Math.max(this.log.applying, this.log.applied);
       this.snapshot = rd.snapshot;
     }
+    const async = this.cfg.asyncStorageWrites;
     if (rd.entries.length) {
       const last = rd.entries[rd.entries.length - 1];
-      this.log.stableTo(last.index, last.term);
+      // Asynchronously: the write has only started; persisted(rd) marks it stable.
+      if (async) this.log.inProgress = Math.max(this.log.inProgress, last.index);
+      else this.log.stableTo(last.index, last.term);
     }
     if (rd.committedEntries.length) {
       for (const e of rd.committedEntries) {
@@ -420,11 +435,36 @@ export class RaftCore {
         this.log.applied = e.index;
       }
     }
-    if (this.role === Role.Leader) {
-      // The leader's own log counts toward a quorum only once it is on disk.
-      const self = this.progress.get(this.id);
-      if (self && self.maybeUpdate(this.log.stable) && this.maybeCommit()) this.bcastAppend();
+    if (async && this.cfg.unsafeAckBeforeDurable === 'leader') {
+      // The planted bug: the leader's own vote counts before its write is durable.
+      this.selfAck(this.log.inProgress);
+    } else if (!async) {
+      this.selfAck(this.log.stable);
     }
+  }
+
+  /**
+   * Asynchronous storage writes: the write of `rd` (taken by ready() and
+   * passed to advance()) is durable, and so is every earlier Ready's. Its
+   * entries become stable, so they count toward the leader's commit quorum
+   * and may be handed to the application. (Like etcd's MsgStorageAppendResp.
+   * If a later Ready has since replaced these entries, the term no longer
+   * matches and nothing changes: that Ready's own persisted() will.)
+   */
+  persisted(rd: Ready): void {
+    if (!this.cfg.asyncStorageWrites) throw new Error('raft: persisted() is for asyncStorageWrites');
+    if (rd.entries.length) {
+      const last = rd.entries[rd.entries.length - 1];
+      this.log.stableTo(last.index, last.term);
+    }
+    this.selfAck(this.log.stable);
+  }
+
+  /** The leader's own log counts toward a quorum only up to what is on disk. */
+  private selfAck(upTo: number): void {
+    if (this.role !== Role.Leader) return;
+    const self = this.progress.get(this.id);
+    if (self && self.maybeUpdate(upTo) && this.maybeCommit()) this.bcastAppend();
   }
 
   private flushProposals(): void {

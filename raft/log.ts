@@ -16,6 +16,13 @@ export class RaftLog {
   applied = 0;
   /** Highest index known to be on disk. */
   stable = 0;
+  /**
+   * Asynchronous storage writes: highest index handed to the driver to write
+   * (>= stable once the write lands). unstableEntries() starts after it.
+   */
+  inProgress = 0;
+  /** False with asynchronous storage writes: committed entries are handed out only once durable here (so compaction never drops an entry still being written). */
+  applyUnstable = true;
   /** A snapshot received from the leader that is yet to be persisted and applied. */
   unstableSnapshot: Snapshot | undefined;
 
@@ -58,6 +65,7 @@ export class RaftLog {
     if (keep < this.entries.length) this.entries.length = keep;
     for (const e of ents) this.entries.push(e);
     if (this.stable >= first) this.stable = first - 1;
+    if (this.inProgress >= first) this.inProgress = first - 1;
   }
 
   /**
@@ -114,22 +122,33 @@ export class RaftLog {
     return out;
   }
 
+  /** Entries not yet handed to the driver to write. */
   unstableEntries(): Entry[] {
-    if (this.stable >= this.lastIndex()) return [];
-    return this.entries.slice(Math.max(this.stable, this.snapIndex) - this.snapIndex);
+    const from = Math.max(this.stable, this.inProgress, this.snapIndex);
+    if (from >= this.lastIndex()) return [];
+    return this.entries.slice(from - this.snapIndex);
+  }
+
+  hasUnstableEntries(): boolean {
+    return Math.max(this.stable, this.inProgress) < this.lastIndex();
   }
 
   stableTo(i: number, t: number): void {
     if (i > this.stable && this.matchTerm(i, t)) this.stable = i;
   }
 
+  /** The highest index that may be handed to the application. */
+  private applyLimit(): number {
+    return this.applyUnstable ? this.committed : Math.min(this.committed, this.stable);
+  }
+
   hasNextCommitted(): boolean {
-    return this.committed > this.applying && this.applying >= this.snapIndex;
+    return this.applyLimit() > this.applying && this.applying >= this.snapIndex;
   }
 
   nextCommitted(maxBytes: number): Entry[] {
     if (!this.hasNextCommitted()) return [];
-    return this.slice(this.applying + 1, maxBytes, this.committed + 1) ?? [];
+    return this.slice(this.applying + 1, maxBytes, this.applyLimit() + 1) ?? [];
   }
 
   /** Replaces the whole log with a snapshot received from the leader. */
@@ -139,6 +158,7 @@ export class RaftLog {
     this.entries = [];
     this.committed = s.meta.index;
     this.stable = s.meta.index;
+    this.inProgress = s.meta.index;
     this.applying = s.meta.index;
     this.unstableSnapshot = s;
   }

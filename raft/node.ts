@@ -8,7 +8,7 @@ import { Packr, pack, unpack } from 'msgpackr';
 import pino, { type Logger } from 'pino';
 import { type Proposal, decodeConfChange, decodeProposal, encodeProposal } from './codec.ts';
 import { RaftCore, type RaftStatus, sendableBeforePersist } from './core.ts';
-import { RaftStorage } from './storage.ts';
+import { RaftStorage, type SaveRequest } from './storage.ts';
 import { TcpTransport, type TransportStats } from './transport.ts';
 import {
   type ConfChange, ConfChangeType, type ConfState, type Entry, EntryType, type InitialState, type Message,
@@ -74,8 +74,22 @@ export interface RaftNodeOptions {
   snapshotBytes?: number;
   /** Default deadline of propose/read calls. */
   requestTimeoutMs?: number;
+  /**
+   * Asynchronous storage writes (etcd-io/raft's AsyncStorageWrites; default
+   * off): the next Ready is produced, and its replication sent, while the
+   * previous fsync is in flight; acknowledgements, votes and this member's
+   * own log count toward a commit only once durable. Readys that arrive
+   * while a write is in flight are merged into the next write (one fsync).
+   */
+  asyncStorageWrites?: boolean;
   /** Extra core settings (tests). */
   core?: Partial<ConstructorParameters<typeof RaftCore>[0]>;
+}
+
+/** A storage write of one or more Readys (asynchronous storage writes), and what waits for it to be durable. */
+interface QueuedWrite {
+  req: SaveRequest & { entries: Entry[] };
+  done: (() => void)[];
 }
 
 export interface CommittedEvent {
@@ -221,6 +235,9 @@ export class RaftNode extends EventEmitter {
   private rejected = 0;
   private lastRole: Role = Role.Follower;
   private lastLeader: NodeId = '';
+  private readonly asyncWrites: boolean;
+  /** Asynchronous storage writes: [0] is being written when non-empty, the rest wait (the last one gathers new Readys). */
+  private writes: QueuedWrite[] = [];
 
   private constructor(opts: RaftNodeOptions) {
     super();
@@ -238,6 +255,7 @@ export class RaftNode extends EventEmitter {
       snapshotBytes: opts.snapshotBytes ?? DEFAULT_SNAPSHOT_BYTES,
       requestTimeoutMs: opts.requestTimeoutMs ?? 5_000,
     };
+    this.asyncWrites = opts.asyncStorageWrites ?? opts.core?.asyncStorageWrites ?? false;
   }
 
   static async start(opts: RaftNodeOptions): Promise<RaftNode> {
@@ -277,6 +295,7 @@ export class RaftNode extends EventEmitter {
         heartbeatTick: opts.heartbeatTick ?? 2,
         random: Math.random,
         ...opts.core,
+        asyncStorageWrites: this.asyncWrites,
       },
       init,
     );
@@ -466,7 +485,8 @@ export class RaftNode extends EventEmitter {
     try {
       while (!this.stopped && this.core.hasReady()) {
         const rd = this.core.ready();
-        await this.handleReady(rd);
+        if (this.asyncWrites) this.startReady(rd);
+        else await this.handleReady(rd);
         this.core.advance(rd);
         this.afterAdvance();
       }
@@ -496,6 +516,72 @@ export class RaftNode extends EventEmitter {
       else saved.catch((e) => this.die(e as Error));
     }
     if (later.length) this.transport.send(later);
+    this.applyReady(rd);
+  }
+
+  /**
+   * Asynchronous storage writes: send what needs no durability, queue the
+   * write, apply (the core hands out only entries already durable here), and
+   * return without waiting; the core is advanced at once. When the write
+   * lands, the messages that vouch for it go out and the core learns it is
+   * durable (persisted), which may commit and so produce another Ready.
+   */
+  private startReady(rd: Ready): void {
+    if (rd.messages.length) this.transport.send(rd.messages);
+    const after = rd.afterWrite ?? [];
+    this.enqueueWrite(rd, () => {
+      if (this.stopped) return;
+      if (after.length) this.transport.send(after);
+      this.core.persisted(rd);
+      this.kick();
+    });
+    this.applyReady(rd);
+  }
+
+  /**
+   * Queues rd's write; `done` runs once it and every earlier write are
+   * durable. One write is in flight at a time; Readys arriving meanwhile are
+   * merged into the next one (later entries replace earlier ones from their
+   * first index on, as storage does; the latest hard state wins), so a busy
+   * member pays one fsync per round rather than one per Ready. A snapshot is
+   * never merged: it replaces the log, and its write stands alone.
+   */
+  private enqueueWrite(rd: Ready, done: () => void): void {
+    const q = this.writes;
+    const hasWrite = rd.hardState !== undefined || rd.entries.length > 0 || rd.snapshot !== undefined;
+    if (!hasWrite) {
+      if (q.length) q[q.length - 1]!.done.push(done);
+      else done();
+      return;
+    }
+    const tail = q.length > 1 ? q[q.length - 1]! : undefined;
+    if (tail && !tail.req.snapshot && !rd.snapshot) {
+      const r = tail.req;
+      if (rd.entries.length) {
+        const first = rd.entries[0]!.index;
+        r.entries = r.entries.filter((e) => e.index < first).concat(rd.entries);
+      }
+      if (rd.hardState) r.hardState = rd.hardState;
+      r.sync = r.sync || rd.mustSync;
+      tail.done.push(done);
+      return;
+    }
+    q.push({ req: { hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, sync: rd.mustSync }, done: [done] });
+    if (q.length === 1) this.writeNext();
+  }
+
+  private writeNext(): void {
+    const w = this.writes[0];
+    if (!w || this.stopped) return;
+    this.storage.save(w.req).then(() => {
+      this.writes.shift();
+      for (const f of w.done) f();
+      this.writeNext();
+    }, (e) => this.die(e as Error));
+  }
+
+  /** Steps 3 of the Ready contract: role events, snapshot, committed entries, reads. */
+  private applyReady(rd: Ready): void {
     if (rd.softState) this.onSoftState();
     if (rd.snapshot) this.applySnapshot(rd.snapshot);
     for (const e of rd.committedEntries) this.applyEntry(e);

@@ -150,6 +150,13 @@ export interface Ready {
   readStates: ReadState[];
   /** True when hardState or entries must reach disk with fsync before messages go out. */
   mustSync: boolean;
+  /**
+   * Asynchronous storage writes only (RaftConfig.asyncStorageWrites): the
+   * messages that vouch for local state (acknowledgements, votes). Send them
+   * only once this Ready's write, and every earlier one, is durable; then
+   * call RaftCore.persisted(rd). `messages` may go out at once.
+   */
+  afterWrite?: Message[];
 }
 
 export interface RaftConfig {
@@ -174,6 +181,23 @@ export interface RaftConfig {
    * of figure 8 in the Raft paper). Exists so the simulator can show it finds it.
    */
   unsafeCommitPreviousTerms?: boolean;
+  /**
+   * Pipeline storage writes (etcd-io/raft's AsyncStorageWrites): the driver
+   * calls advance() as soon as it has started a Ready's write (and applied
+   * its committed entries), so the next Ready (with its outgoing
+   * replication) is produced while the fsync is in flight; when the write is
+   * durable it sends the Ready's `afterWrite` messages and calls
+   * persisted(rd). Acknowledgements, votes and the leader's own log count
+   * only from then on; committed entries are handed out only once durable here.
+   */
+  asyncStorageWrites?: boolean;
+  /**
+   * TEST ONLY, with asyncStorageWrites: acknowledge before durability —
+   * 'follower': a follower's App response goes out as soon as its write
+   * starts; 'leader': the leader counts its own log toward the commit quorum
+   * as soon as its write starts. Exists so the simulator can show it catches both.
+   */
+  unsafeAckBeforeDurable?: 'follower' | 'leader';
 }
 
 /** Durable state the core restarts from (see storage.ts). */

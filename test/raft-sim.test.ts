@@ -5,8 +5,9 @@
 // catch-up, ReadIndex and membership changes.
 //
 //   SIM_SEEDS=n   number of random seeds (default below; odd seeds run 3 members, even 5)
+//   SIM_ASYNC_SEEDS=n  random seeds run with asynchronous storage writes (profile async)
 //   SIM_STEPS=n   chaos steps per run (default 3000)
-//   SIM_SEED=n    run only seed n (SIM_PROFILE=figure8 for the figure-8 search profile)
+//   SIM_SEED=n    run only seed n (SIM_PROFILE=figure8 | async | async-bug-follower | async-bug-leader)
 //   SIM_TRACE=n   with SIM_SEED: print the last n trace lines of the run
 //   SIM_WORKERS=n worker threads (default: up to 2)
 import t from 'tap';
@@ -27,9 +28,14 @@ import { figure8, lostTail, write } from './support/raft-sim/scenarios.ts';
 const DEFAULT_SEEDS = 600;
 /** Seeds the figure-8 search may try (it stops at the first violation). */
 const FIGURE8_SEEDS = 400;
+/** Random seeds with asynchronous storage writes in `npm test` (more: SIM_ASYNC_SEEDS=2000, as for SIM_SEEDS). */
+const DEFAULT_ASYNC_SEEDS = 60;
+/** Seeds each planted-bug search may try (it stops at the first violation; about one seed in six finds one). */
+const ASYNC_BUG_SEEDS = 200;
 
 const env = (name: string): number | undefined => (process.env[name] ? Number(process.env[name]) : undefined);
 const SEEDS = env('SIM_SEEDS') ?? DEFAULT_SEEDS;
+const ASYNC_SEEDS = env('SIM_ASYNC_SEEDS') ?? DEFAULT_ASYNC_SEEDS;
 const STEPS = env('SIM_STEPS') ?? DEFAULT_STEPS;
 const WORKERS = env('SIM_WORKERS');
 const ONLY = env('SIM_SEED');
@@ -59,8 +65,8 @@ if (ONLY !== undefined) {
       failure = e;
     }
     const report = failure && explain({ seed: ONLY, kind: failure.kind, message: failure.message }, PROFILE);
-    if (PROFILE === 'figure8') {
-      // The unsafe commit rule is on: a violation is what this profile looks for.
+    if (PROFILE === 'figure8' || PROFILE.startsWith('async-bug')) {
+      // A planted bug is on: a violation is what this profile looks for.
       t.pass(failure ? `violation found:\n${report}` : 'no violation with this seed');
     } else if (report) {
       t.fail(report);
@@ -85,6 +91,35 @@ if (ONLY !== undefined) {
           `(${s.snapshotChunks} chunks), ${s.transfers} transfers`,
       );
       if (report.failures.length) t.comment(`reproduce: ${report.failures.map((f) => `SIM_SEED=${f.seed}`).join(' | ')} npx tap test/raft-sim.test.ts`);
+    });
+  }
+
+  t.test('random runs with asynchronous storage writes, 3 and 5 founding members, all faults', async (t) => {
+    const seeds = seedRange(1, ASYNC_SEEDS);
+    const started = performance.now();
+    const report = await runBatch(seeds, { profile: 'async', steps: STEPS, workers: WORKERS });
+    for (const f of report.failures.slice(0, 3)) t.fail(explain(f, 'async'));
+    t.equal(report.failures.length, 0, `${seeds.length} seeds x ${STEPS} steps keep every safety property (and commit durability) and converge`);
+    const s = report.totals;
+    t.ok((s.acked ?? 0) > 0 && (s.crashes ?? 0) > 0, `the runs commit and crash (${s.acked} proposals acknowledged, ${s.crashes} crashes)`);
+    t.comment(`${seeds.length} async seeds in ${((performance.now() - started) / 1000).toFixed(1)}s: ${s.committed} entries committed, ${s.crashes} crashes, ${s.snapshotsInstalled} snapshots installed`);
+    if (report.failures.length) t.comment(`reproduce: ${report.failures.map((f) => `SIM_SEED=${f.seed} SIM_PROFILE=async`).join(' | ')} npx tap test/raft-sim.test.ts`);
+  });
+
+  for (const [variant, what, pattern] of [
+    ['follower', 'a follower acknowledges entries its disk does not hold yet', /sends AppResp .* acknowledging entries up to \d+, but its disk ends at/],
+    ['leader', "a leader counts its own log toward a commit before it is on disk", /commits \d+\/\d+, but only \[.*\] of voters \[.*\] have it on disk/],
+  ] as const) {
+    t.test(`planted bug, asynchronous storage writes: ${what} — the simulator catches it`, async (t) => {
+      const profile = `async-bug-${variant}` as const;
+      const report = await runBatch(seedRange(1, ASYNC_BUG_SEEDS), { profile, steps: STEPS, workers: WORKERS, stopAfter: 1 });
+      const first = report.failures[0];
+      t.ok(first, `a violation within ${ASYNC_BUG_SEEDS} seeds`);
+      if (!first) return;
+      t.comment(`found at seed ${first.seed} (SIM_SEED=${first.seed} SIM_PROFILE=${profile} npx tap test/raft-sim.test.ts):\n${first.message.split('\n')[0]}`);
+      t.equal(first.kind, 'durability', 'it is a durability violation');
+      t.match(first.message, pattern, 'found by the check for exactly this');
+      t.doesNotThrow(() => runSeed(first.seed, { profile: 'async' }), 'the same seed without the bug passes');
     });
   }
 

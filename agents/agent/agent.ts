@@ -19,6 +19,7 @@ import { PodIPAllocator } from './pod-ip.ts';
 import { type BackoffPolicy, DEFAULT_BACKOFF, PodWorker, type WorkerContext } from './pod-worker.ts';
 import { ContainerConfigError, type EnvSources } from './runtime/env.ts';
 import { type VolumeSources, cleanupPodVolumes } from './runtime/volumes.ts';
+import { ServiceAccountTokenManager } from './service-account-token.ts';
 import { EventBroadcaster } from '../recorder/recorder.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NatsConnection } from 'nats';
@@ -105,6 +106,7 @@ export class NodeAgent {
       backoff: o.backoff ?? DEFAULT_BACKOFF, cgroups: this.cgroups, logs: this.logs, recorder: this.events.recorder('kubelet'), log: o.log, adopted: this.adopted,
       onDone: (uid) => {
         this.workers.delete(uid);
+        this.tokens?.forget(uid);
         // The pod is gone from the API and its processes have exited: its directory (logs included) goes, as the kubelet's does.
         cleanupPodVolumes(join(o.dataDir, 'pods', uid));
         rmSync(join(o.dataDir, 'pods', uid), { recursive: true, force: true });
@@ -305,12 +307,16 @@ export class NodeAgent {
     },
   };
 
+  /** Pods' ServiceAccount tokens (TokenRequest, refreshed at 80 % of their lifetime). */
+  private tokens?: ServiceAccountTokenManager;
+
   private volumeSources(): VolumeSources {
     const env = this.envSources();
     const c = this.reads;
     return {
       configMap: env.configMap,
       secret: env.secret,
+      serviceAccountToken: (pod, projection) => (this.tokens ??= new ServiceAccountTokenManager(this.o.client, this.o.log)).token(pod, projection),
       automount: async (ns, name) => {
         try {
           return (await c.get<{ automountServiceAccountToken?: boolean }>(resourcePath(resolveKind('serviceaccounts')!, ns, name))).automountServiceAccountToken;

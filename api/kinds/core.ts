@@ -528,6 +528,8 @@ export const node = defineKind({
 
 export const serviceAccount = defineKind({
   ...core, kind: 'ServiceAccount', plural: 'serviceaccounts', shortNames: ['sa'],
+  // TokenRequest (apiserver/auth/token-request.ts).
+  subresources: ['token'],
   description: 'ServiceAccount binds together: a name, understood by users, and perhaps by peripheral systems, for an identity; a principal that can be authenticated and authorized; a set of secrets.',
   fields: {
     secrets: arr(ObjectReference, { mergeKey: 'name', patchStrategy: 'merge' }),

@@ -431,6 +431,7 @@ function defaultVolume(v: Obj) {
   for (const [f] of entries(v.downwardAPI?.items)) {
     if (isObj(f.fieldRef)) dflt(f.fieldRef, 'apiVersion', 'v1');
   }
+  for (const [src] of entries(v.projected?.sources)) dflt(rec(src.serviceAccountToken), 'expirationSeconds', 3600);
   const claim = rec(v.ephemeral?.volumeClaimTemplate?.spec);
   if (claim) dflt(claim, 'volumeMode', 'Filesystem');
 }
@@ -678,6 +679,13 @@ function validateVolumes(volumes: unknown, path: string): { causes: Cause[]; nam
       if (typeof mode === 'number' && (mode < 0 || mode > 0o777)) {
         out.push(invalid(child(p, k, 'defaultMode'), mode, 'must be a number between 0 and 0777 (octal), both inclusive'));
       }
+    }
+    // A token's lifetime, as TokenRequest will insist (the node agent requests it when the pod starts).
+    for (const [src, j] of entries(v.projected?.sources)) {
+      const exp = rec(src.serviceAccountToken)?.expirationSeconds;
+      const ep = child(index(child(p, 'projected', 'sources'), j), 'serviceAccountToken', 'expirationSeconds');
+      if (typeof exp === 'number' && exp < 600) out.push(invalid(ep, exp, 'may not specify a duration less than 10 minutes'));
+      if (typeof exp === 'number' && exp > 2 ** 32) out.push(invalid(ep, exp, 'may not specify a duration larger than 2^32 seconds'));
     }
   }
   return { causes: out, names };

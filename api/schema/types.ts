@@ -134,7 +134,7 @@ export interface KindDef {
   namespaced: boolean;
   categories: string[];
   /** Subresources served: status, scale, binding (pods), log (pods), finalize? */
-  subresources: ('status' | 'scale' | 'binding' | 'log' | 'finalize' | 'eviction')[];
+  subresources: ('status' | 'scale' | 'binding' | 'log' | 'finalize' | 'eviction' | 'token')[];
   /** The object's schema, including apiVersion, kind and metadata. */
   schema: ObjectSchema;
   /** Kubernetes defaulting: fills unset fields in place (on create and update). */

@@ -1,7 +1,8 @@
 // Authentication and authorization in front of every API request.
 //
-// Authentication: a bearer token from --token-auth-file, otherwise
-// system:anonymous (or 401 with --anonymous-auth=false); impersonation
+// Authentication: a client certificate verified against --client-ca-file
+// (x509.ts), then a bearer token from --token-auth-file or a ServiceAccount
+// token (service-account-token.ts), otherwise system:anonymous (or 401 with --anonymous-auth=false); impersonation
 // headers are then honoured if the caller may `impersonate`.
 // Authorization: AlwaysAllow (the default until TLS and component identities
 // arrive), or a chain like Kubernetes' `--authorization-mode Node,RBAC`: the
@@ -12,6 +13,8 @@ import { ApiError, qualified } from '../errors.ts';
 import type { ObjectStore } from '../store.ts';
 import { NodeAuthorizer } from './node-authorizer.ts';
 import { RbacAuthorizer } from './rbac.ts';
+import type { ObjectLookup, ServiceAccountTokens } from './service-account-token.ts';
+import { authenticateCertificate } from './x509.ts';
 import { type Attributes, type UserInfo, forbiddenMessage } from './rules.ts';
 
 /** `--authorization-mode` as given: AlwaysAllow, or a comma-separated chain of Node and RBAC. */
@@ -21,6 +24,8 @@ export interface AuthOptions {
   mode: AuthorizationMode;
   tokens: Map<string, UserInfo>;
   anonymous: boolean;
+  /** ServiceAccount JWTs, when the server has keys for them; `refused` hears why a token was turned away (for the log). */
+  serviceAccounts?: { tokens: ServiceAccountTokens; lookup: ObjectLookup; refused?: (reason: string) => void };
 }
 
 export const ANONYMOUS = 'system:anonymous';
@@ -52,6 +57,10 @@ function serviceAccountGroups(user: string): string[] {
   return ['system:serviceaccounts', `system:serviceaccounts:${ns}`];
 }
 
+function withAuthenticated(u: UserInfo): UserInfo {
+  return u.groups.includes(AUTHENTICATED) ? u : { ...u, groups: [...u.groups, AUTHENTICATED] };
+}
+
 const unauthorized = () => new ApiError(401, 'Unauthorized', 'Unauthorized');
 
 /** Kubernetes' Forbidden Status for these attributes. */
@@ -77,6 +86,11 @@ export class Auth {
     return this.o.mode;
   }
 
+  /** The issuer of ServiceAccount tokens (TokenRequest), if this server has one. */
+  get serviceAccountTokens(): ServiceAccountTokens | undefined {
+    return this.o.serviceAccounts?.tokens;
+  }
+
   allowed(u: UserInfo, a: Attributes): boolean {
     if (!this.rbac) return true;
     return !!this.node?.authorize(u, a) || this.rbac.authorize(u, a);
@@ -87,23 +101,36 @@ export class Auth {
   }
 
   /** Who is asking: the token's user, or anonymous; then whoever the impersonation headers name, if allowed. */
-  authenticate(req: IncomingMessage): UserInfo {
-    const who = this.requester(req);
+  async authenticate(req: IncomingMessage): Promise<UserInfo> {
+    const who = await this.requester(req);
     return this.impersonate(req, who) ?? who;
   }
 
-  private requester(req: IncomingMessage): UserInfo {
+  private async requester(req: IncomingMessage): Promise<UserInfo> {
+    // Kubernetes' order: the client certificate first, then a bearer token.
+    const cert = authenticateCertificate(req);
+    if (cert && 'user' in cert) return withAuthenticated(cert.user);
     const h = req.headers.authorization;
     if (h !== undefined) {
       const m = /^Bearer\s+(\S+)\s*$/i.exec(String(h));
-      const u = m ? this.o.tokens.get(m[1]) : undefined;
+      const u = m ? this.o.tokens.get(m[1]) ?? await this.serviceAccountUser(m[1]) : undefined;
       // A credential that is presented but not valid is refused, never downgraded to anonymous.
       if (!u) throw unauthorized();
       const groups = u.groups.includes(AUTHENTICATED) ? [...u.groups] : [...u.groups, AUTHENTICATED];
-      return { user: u.user, uid: u.uid, groups };
+      return { user: u.user, uid: u.uid, groups, ...(u.extra ? { extra: u.extra } : {}) };
     }
-    if (!this.o.anonymous) throw unauthorized();
+    // A certificate that did not verify is an error no other credential made up for: never anonymous.
+    if (cert || !this.o.anonymous) throw unauthorized();
     return { user: ANONYMOUS, groups: [UNAUTHENTICATED] };
+  }
+
+  private async serviceAccountUser(token: string): Promise<UserInfo | undefined> {
+    const sa = this.o.serviceAccounts;
+    if (!sa?.tokens.claims(token)) return undefined;
+    const r = await sa.tokens.authenticate(token, sa.lookup);
+    if ('user' in r) return r.user;
+    sa.refused?.(r.refused);
+    return undefined;
   }
 
   /** Kubernetes' impersonation filter: every header is checked against the `impersonate` verb. */

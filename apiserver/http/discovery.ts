@@ -91,6 +91,9 @@ export function resourceList(group: string, version: string): Record<string, unk
           // kubectl drain looks for this entry (and its group/version) before it evicts.
           resources.push({ name: `${k.plural}/eviction`, singularName: '', namespaced: k.namespaced, group: 'policy', version: 'v1', kind: 'Eviction', verbs: ['create'] });
           break;
+        case 'token':
+          resources.push({ name: `${k.plural}/token`, singularName: '', namespaced: k.namespaced, group: 'authentication.k8s.io', version: 'v1', kind: 'TokenRequest', verbs: ['create'] });
+          break;
       }
     }
   }

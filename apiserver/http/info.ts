@@ -90,7 +90,7 @@ export function parseResourcePath(method: string, pathname: string, query: URLSe
     default:
       throw errors.methodNotAllowed();
   }
-  if (verb === 'create' && name && subresource !== 'binding' && subresource !== 'eviction' && !connect) throw errors.methodNotAllowed();
+  if (verb === 'create' && name && subresource !== 'binding' && subresource !== 'eviction' && subresource !== 'token' && !connect) throw errors.methodNotAllowed();
   if ((verb === 'update' || verb === 'patch' || verb === 'delete') && !name) throw errors.methodNotAllowed();
   return { kind, group, version, namespace, name, subresource, verb };
 }

@@ -1,8 +1,9 @@
-// Request bodies in (size-limited, JSON or YAML) and responses out (JSON,
+// Request bodies in (size-limited, JSON or YAML, or protobuf for a few kinds) and responses out (JSON,
 // YAML, Kubernetes Status on errors).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import YAML from 'yaml';
 import { ApiError, errors } from '../errors.ts';
+import { PROTOBUF_TYPE, decodeProtobufBody } from './protobuf-body.ts';
 
 /** Kubernetes' limit on request bodies. */
 export const MAX_BODY_BYTES = 3 * 1024 * 1024;
@@ -32,6 +33,7 @@ export function mediaType(req: IncomingMessage): string {
 
 /** Decodes a body as JSON or YAML by content type; a decoding failure is a 400 that names the problem. */
 export function decodeBody(body: Buffer, type: string): unknown {
+  if (type === PROTOBUF_TYPE) return decodeProtobufBody(body);
   const text = body.toString('utf8');
   if (!text.trim()) throw errors.badRequest('the request body is empty');
   const yaml = type === 'application/yaml' || type === 'application/apply-patch+yaml' || type === 'text/yaml';

@@ -5,6 +5,7 @@
 // through ReadIndex unless resourceVersion=0 asks for local state.
 import type { DefaultTolerationSecondsOptions } from './default-toleration-seconds.ts';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { proxyPodUpgrade } from './pod-exec.ts';
 import type { Logger } from 'pino';
@@ -33,6 +34,7 @@ import type { UserInfo } from '../auth/rules.ts';
 import { requestAudit } from './request-audit.ts';
 import type { RefusedAudit } from '../audit/refused.ts';
 import { DEFAULT_FLOW_CONTROL, FlowControl, type FlowControlOptions, countClientErrors } from './flow-control.ts';
+import { serveTokenRequest } from '../auth/token-request.ts';
 
 /** Answered to anyone, identity or not. */
 const HEALTH_PATHS = new Set(['/healthz', '/livez', '/readyz']);
@@ -78,6 +80,8 @@ export interface ApiServerOptions {
   maxHeaderBytes?: number;
   /** Where refused requests (401/403) are recorded, when the server publishes to NATS. */
   refusedAudit?: RefusedAudit;
+  /** HTTPS (PEM): the serving pair, and the CA client certificates are verified against (asked for, never required). */
+  tls?: { cert: string; key: string; clientCA?: string };
 }
 
 export class ApiHttpServer {
@@ -98,10 +102,20 @@ export class ApiHttpServer {
     // only, so long responses (watches) are not affected.
     const requestTimeout = o.requestReadTimeoutMs ?? 60_000;
     const headersTimeout = Math.min(o.headersTimeoutMs ?? 30_000, requestTimeout);
-    this.server = createServer({
+    const httpOptions = {
       keepAliveTimeout: 65_000, requestTimeout, headersTimeout, maxHeaderSize: o.maxHeaderBytes ?? 16 * 1024,
       connectionsCheckingInterval: Math.max(100, Math.min(1000, headersTimeout / 4)),
-    }, (req, res) => void this.handle(req, res));
+    };
+    const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);
+    // With a client CA the handshake asks for a certificate but lets a client
+    // without one (or with one that does not verify) through: apiserver/auth
+    // decides, so tokens and anonymous requests keep working, as kube-apiserver.
+    this.server = o.tls
+      ? createHttpsServer({
+        ...httpOptions, cert: o.tls.cert, key: o.tls.key,
+        ...(o.tls.clientCA ? { ca: o.tls.clientCA, requestCert: true, rejectUnauthorized: false } : {}),
+      }, handler)
+      : createServer(httpOptions, handler);
     countClientErrors(this.server, o.metrics);
     this.flow = new FlowControl(o.flowControl ?? DEFAULT_FLOW_CONTROL, (res) => o.registry.store.countOf(res), o.metrics);
     // pods/exec arrives as an upgrade; it is proxied to the pod's node agent.
@@ -175,7 +189,7 @@ export class ApiHttpServer {
     try {
       // The cluster endpoints carry the members' admin token (authorizeAdmin), not an API identity.
       const clusterPath = /^\/(cluster|debug)\//.test(url.pathname);
-      const who = clusterPath ? { user: 'system:anonymous', groups: ['system:unauthenticated'] } : this.auth.authenticate(req);
+      const who = clusterPath ? { user: 'system:anonymous', groups: ['system:unauthenticated'] } : await this.auth.authenticate(req);
       identity = who;
       // Authorized before anything is looked up. The cluster and debug endpoints stay as they were (membership
       // changes check the admin token in authorizeAdmin) until component identities arrive. The health endpoints
@@ -198,6 +212,7 @@ export class ApiHttpServer {
         verb = r.verb;
         resource = r.subresource ? `${r.kind.plural}/${r.subresource}` : r.kind.plural;
         checkAcceptable(req);
+        if (r.subresource === 'token') return await serveTokenRequest(this.o.registry, this.auth.serviceAccountTokens, r, req, res, timeoutMs);
         const ctx: RequestContext = {
           req, res, query: url.searchParams, user: who.user, audit: requestAudit(req, who), warnings: [], timeoutMs,
           guard: this.auth.rbac ? (rr, obj) => { checkEscalation(this.auth, who, rr, obj); checkNodeRestriction(who, rr, obj); } : undefined,

@@ -25,20 +25,24 @@ export interface VolumeSources {
   claimPath(namespace: string, claim: string): Promise<string>;
   /** A ServiceAccount's automountServiceAccountToken (undefined: unset, or no such account). */
   automount?(namespace: string, name: string): Promise<boolean | undefined>;
+  /** A token for a serviceAccountToken projection, bound to the pod; undefined when the cluster issues none (the file is left out). */
+  serviceAccountToken?(pod: Pod, projection: { audience?: string; expirationSeconds?: number; path: string }): Promise<string | undefined>;
 }
 
-/** Where in-cluster clients look for the API's CA bundle, namespace (and token). */
+/** Where in-cluster clients look for the API's CA bundle, namespace and token. */
 export const SERVICE_ACCOUNT_PATH = '/var/run/secrets/kubernetes.io/serviceaccount';
 const SERVICE_ACCOUNT_VOLUME = 'kube-api-access-flotilla';
+/** The lifetime Kubernetes' admission gives the kube-api-access token (1 h and 7 s). */
+const SERVICE_ACCOUNT_TOKEN_SECONDS = 3607;
 
 /**
  * The pod as Kubernetes' ServiceAccount admission would have left it: a
- * projected volume with `ca.crt` (the namespace's kube-root-ca.crt
- * ConfigMap) and `namespace`, mounted read-only at SERVICE_ACCOUNT_PATH in
- * every container that mounts nothing there — unless automountServiceAccountToken
- * is false on the pod or (when the pod does not say) on its ServiceAccount,
- * or the spec already carries such a volume. No `token` yet: Flotilla has no
- * TokenRequest (see README).
+ * projected volume with `token` (a TokenRequest bound to the pod, for the
+ * API's audience), `ca.crt` (the namespace's kube-root-ca.crt ConfigMap) and
+ * `namespace`, mounted read-only at SERVICE_ACCOUNT_PATH in every container
+ * that mounts nothing there — unless automountServiceAccountToken is false on
+ * the pod or (when the pod does not say) on its ServiceAccount, or the spec
+ * already carries such a volume.
  */
 export async function withServiceAccountVolume(pod: Pod, src: VolumeSources): Promise<Pod> {
   const spec = pod.spec as (Pod['spec'] & { volumes?: Volume[]; automountServiceAccountToken?: boolean; serviceAccountName?: string }) | undefined;
@@ -54,6 +58,7 @@ export async function withServiceAccountVolume(pod: Pod, src: VolumeSources): Pr
     projected: {
       defaultMode: 0o644,
       sources: [
+        { serviceAccountToken: { path: 'token', expirationSeconds: SERVICE_ACCOUNT_TOKEN_SECONDS } },
         { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
         { downwardAPI: { items: [{ path: 'namespace', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } }] } },
       ],
@@ -207,7 +212,12 @@ export async function preparePodVolumes(pod: Pod, podDir: string, src: VolumeSou
             files[normalize(it.path)] = { data: fieldRefValue(pod, it.fieldRef.fieldPath), mode: it.mode ?? mode };
           }
         } else if (source.serviceAccountToken) {
-          throw new ContainerConfigError(`MountVolume.SetUp failed for volume "${v.name}" : serviceAccountToken projections need the TokenRequest API, which this cluster does not serve yet`);
+          // A credential: the volume goes on a tmpfs. No token (the cluster issues none): the file is left out.
+          const token = await src.serviceAccountToken?.(pod, source.serviceAccountToken);
+          if (token !== undefined) {
+            secret = true;
+            files[normalize(source.serviceAccountToken.path)] = { data: token, mode };
+          }
         } else {
           throw new ContainerConfigError(`volume "${v.name}": projected source ${Object.keys(source)[0] ?? '(empty)'} is not supported by this node agent`);
         }

@@ -74,11 +74,13 @@ export async function main(argv: string[]): Promise<void> {
     options: {
       ...RAFT_MEMBER_OPTIONS,
       http: { type: 'string' },
+      /** Pipeline storage writes (RaftNodeOptions.asyncStorageWrites). */
+      'async-storage-writes': { type: 'boolean', default: false },
     },
     strict: true,
   });
   if (!values.id || !values.peers || !values.http || !values.data) {
-    process.stderr.write('usage: flotilla raft-kv --id ID --peers ID=HOST:PORT,... --http HOST:PORT --data DIR [--join]\n');
+    process.stderr.write('usage: flotilla raft-kv --id ID --peers ID=HOST:PORT,... --http HOST:PORT --data DIR [--join] [--async-storage-writes]\n');
     process.exit(2);
   }
   const log = pino({ name: 'raft-kv' });
@@ -97,6 +99,7 @@ export async function main(argv: string[]): Promise<void> {
     electionTick: values['election-ticks'] ? Number(values['election-ticks']) : undefined,
     snapshotEntries: values['snapshot-entries'] ? Number(values['snapshot-entries']) : undefined,
     snapshotBytes: values['snapshot-bytes'] ? parseBytes(values['snapshot-bytes'], '--snapshot-bytes') : undefined,
+    asyncStorageWrites: values['async-storage-writes'],
   });
   const server = createKvServer(node, sm, log);
   const [host, port] = splitHostPort(values.http);

@@ -9,7 +9,11 @@
 //    entry (and the same state hash) by every member in every incarnation,
 //    and restored snapshots hold exactly the state of their index;
 //  - leader completeness: a new leader's log holds every entry known to be
-//    committed when it was elected.
+//    committed when it was elected;
+//  - commit durability: when a leader moves its commit index to c, a quorum
+//    of its voters (itself included) has made entry c durable: an entry
+//    counts toward commit only once a member's storage holds it, so a crash
+//    that loses unwritten entries never loses a committed one.
 import { type ConfChange, type ConfState, type Entry, type NodeId, type SnapshotMetadata } from '../../../raft/types.ts';
 import type { Disk } from './disk.ts';
 import { applyConfChange, entryKey, type StateMachine } from './state-machine.ts';
@@ -38,6 +42,8 @@ export class History {
   /** Membership as of maxApplied. */
   readonly conf: ConfState = { voters: [], learners: [] };
   private readonly logIds = new Map<string, { key: string; prevTerm: number; by: NodeId }>();
+  /** index/term -> members whose disk ever held that entry (a damaged tail lost later still counts: it was durable). */
+  private readonly durable = new Map<string, Set<NodeId>>();
 
   /** Records that `id` leads `term`; true the first time. */
   leader(term: number, id: NodeId): boolean {
@@ -60,6 +66,9 @@ export class History {
       const id = `${e.index}/${e.term}`;
       const key = entryKey(e);
       const prevTerm = disk.term(e.index - 1) ?? 0;
+      let holders = this.durable.get(id);
+      if (!holders) this.durable.set(id, (holders = new Set()));
+      holders.add(owner);
       const seen = this.logIds.get(id);
       if (!seen) {
         this.logIds.set(id, { key, prevTerm, by: owner });
@@ -74,6 +83,20 @@ export class History {
           `entry ${id} on ${owner} follows term ${prevTerm} at ${e.index - 1}, but on ${seen.by} it follows term ${seen.prevTerm}`,
         );
       }
+    }
+  }
+
+  /** Leader `owner` just moved its commit index to `status.commit` (entry of term `term`): a quorum of its voters must hold it durably. */
+  checkCommitDurable(owner: NodeId, status: { commit: number; term: number; conf: ConfState }, term: number): void {
+    const c = status.commit;
+    const voters = status.conf.voters;
+    const holders = this.durable.get(`${c}/${term}`) ?? new Set<NodeId>();
+    const have = voters.filter((v) => holders.has(v));
+    if (have.length < Math.floor(voters.length / 2) + 1) {
+      throw new Violation(
+        'durability',
+        `leader ${owner} of term ${status.term} commits ${c}/${term}, but only [${have.join(',')}] of voters [${voters.join(',')}] have it on disk`,
+      );
     }
   }
 

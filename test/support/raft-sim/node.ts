@@ -2,7 +2,11 @@
 // state machine (which does not), and the driver loop of the Ready contract:
 // persist, send, apply, advance. A Ready's write may stay in flight over
 // several steps (a slow disk); messages the policy allows go out before it
-// lands, and a crash in between loses the write.
+// lands, and a crash in between loses the write. With asynchronous storage
+// writes (raft.asyncStorageWrites) the driver advances the core as soon as a
+// write starts: several writes may be in flight, landing in order, and each
+// Ready's afterWrite messages go out (and core.persisted runs) only when its
+// write lands.
 import { RaftCore, sendableBeforePersist } from '../../../raft/core.ts';
 import {
   type ConfChange, type ConfState, type Entry, type Message, MessageType, type NodeId, type RaftConfig, RaftError,
@@ -64,6 +68,8 @@ export class SimNode {
   votedAt = -1;
   private now = 0;
   private pending: InFlightReady | undefined;
+  /** Asynchronous storage writes: Readys already advanced whose writes have not landed, oldest first. */
+  private writes: { rd: Ready; leaderTerm: number }[] = [];
   /** Leader completeness check due at this leader's first persisted Ready. */
   private leaderCheck: { term: number; bound: number } | undefined;
 
@@ -79,7 +85,11 @@ export class SimNode {
   }
 
   get hasPendingWrite(): boolean {
-    return this.pending !== undefined;
+    return this.pending !== undefined || this.writes.length > 0;
+  }
+
+  private get async(): boolean {
+    return this.cfg.raft.asyncStorageWrites === true;
   }
 
   start(): void {
@@ -114,6 +124,7 @@ export class SimNode {
     this.core = undefined;
     this.sm = undefined;
     this.pending = undefined;
+    this.writes = [];
     this.leaderCheck = undefined;
     this.role = Role.Follower;
   }
@@ -158,6 +169,10 @@ export class SimNode {
   processReady(now: number, slowDisk: number): void {
     this.now = now;
     if (!this.up || now < this.stalledUntil) return;
+    if (this.async) {
+      this.processAsync(slowDisk);
+      return;
+    }
     if (this.pending) {
       if (this.rng.chance(slowDisk)) return;
       this.finishReady();
@@ -177,6 +192,43 @@ export class SimNode {
     this.finishReady();
   }
 
+  /**
+   * The asynchronous driver: in-flight writes land in order (each unless the
+   * slow disk holds it, which holds the ones behind it too); then a new Ready
+   * is taken, its messages sent, its committed entries applied and the core
+   * advanced at once, and its write joins the queue.
+   */
+  private processAsync(slowDisk: number): void {
+    while (this.writes.length && !this.rng.chance(slowDisk)) this.landWrite();
+    if (!this.up || !this.live().hasReady()) return;
+    const rd = this.call('ready', (c) => c.ready());
+    const leaderTerm = this.role === Role.Leader ? this.term : 0;
+    for (const m of rd.messages) {
+      this.checkMessage(m);
+      this.host.send(m, this.id);
+    }
+    this.writes.push({ rd, leaderTerm });
+    this.applyAndAdvance(rd);
+    if (!this.rng.chance(slowDisk)) this.landWrite();
+  }
+
+  /** The oldest in-flight write lands: persist, send what waited for it, tell the core. */
+  private landWrite(): void {
+    const { rd, leaderTerm } = this.writes.shift()!;
+    this.persist(rd);
+    if (this.leaderCheck && leaderTerm === this.leaderCheck.term) {
+      // Every write up to this leader's first Ready has landed: its disk holds its whole log as of its election.
+      this.host.history.checkLeaderLog(this.id, this.leaderCheck.term, this.leaderCheck.bound, this.disk);
+      this.leaderCheck = undefined;
+    }
+    for (const m of rd.afterWrite ?? []) {
+      this.checkMessage(m);
+      this.host.send(m, this.id);
+    }
+    this.call('persisted', (c) => c.persisted(rd));
+    this.maybeCompact();
+  }
+
   private sendsEarly(m: Message): boolean {
     switch (this.cfg.earlySend) {
       case 'none':
@@ -194,10 +246,7 @@ export class SimNode {
     const h = this.host.history;
 
     // 1. Persist.
-    this.disk.save(rd);
-    if (rd.messages.some(castsVote)) this.votedAt = this.now;
-    if (rd.snapshot) h.snapshotStored(this.id, rd.snapshot.meta);
-    h.persisted(this.id, rd.entries, this.disk);
+    this.persist(rd);
     if (this.leaderCheck && leaderTerm === this.leaderCheck.term) {
       h.checkLeaderLog(this.id, leaderTerm, this.leaderCheck.bound, this.disk);
       this.leaderCheck = undefined;
@@ -210,6 +259,20 @@ export class SimNode {
       this.host.send(m, this.id);
     }
 
+    this.applyAndAdvance(rd);
+  }
+
+  private persist(rd: Ready): void {
+    const h = this.host.history;
+    this.disk.save(rd);
+    if (rd.messages.some(castsVote) || rd.afterWrite?.some(castsVote)) this.votedAt = this.now;
+    if (rd.snapshot) h.snapshotStored(this.id, rd.snapshot.meta);
+    h.persisted(this.id, rd.entries, this.disk);
+  }
+
+  /** Steps 3 and 4 of the driver loop: apply what the Ready hands out, then advance the core. */
+  private applyAndAdvance(rd: Ready): void {
+    const h = this.host.history;
     // 3. Apply.
     let sm = this.sm!;
     if (rd.snapshot) {
@@ -242,6 +305,8 @@ export class SimNode {
   }
 
   private maybeCompact(): void {
+    // Asynchronously, the app's snapshot is stored after the writes in flight (storage runs them in order): model it when they have landed.
+    if (this.writes.length) return;
     const sm = this.sm!;
     if (sm.applied - this.disk.snapIndex < this.cfg.compactEvery) return;
     const data = sm.encode();
@@ -313,6 +378,7 @@ export class SimNode {
     const s = this.live().status();
     if (s.term < this.term) throw new Violation('durability', `${this.id}: term went back from ${this.term} to ${s.term}`);
     if (s.commit < this.commit) throw new Violation('durability', `${this.id}: commit went back from ${this.commit} to ${s.commit}`);
+    if (s.role === Role.Leader && s.commit > this.commit) this.host.history.checkCommitDurable(this.id, s, this.live().log.term(s.commit));
     this.term = s.term;
     this.commit = s.commit;
     const h = this.host.history;

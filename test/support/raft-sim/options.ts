@@ -60,7 +60,12 @@ export interface SimOptions {
   reproduce: string;
 }
 
-export type Profile = 'default' | 'figure8';
+/**
+ * `async`: the default faults with asynchronous storage writes on;
+ * `async-bug-follower`, `async-bug-leader`: the same with a planted bug,
+ * acknowledging before durability (RaftConfig.unsafeAckBeforeDurable).
+ */
+export type Profile = 'default' | 'figure8' | 'async' | 'async-bug-follower' | 'async-bug-leader';
 
 export const TEST_FILE = 'test/raft-sim.test.ts';
 
@@ -153,6 +158,14 @@ export function seedOptions(seed: number, profile: Profile = 'default', steps = 
     trace: false,
     reproduce: reproduceCommand(seed, profile),
   };
+  if (profile.startsWith('async')) {
+    opts.raft.asyncStorageWrites = true;
+    // Slow disks, where several writes are in flight at once and a write
+    // may still be in flight when the acknowledgements of others arrive.
+    opts.slowDisk = [0.1, 0.3, 0.5][seed % 3];
+    if (profile === 'async-bug-follower') opts.raft.unsafeAckBeforeDurable = 'follower';
+    if (profile === 'async-bug-leader') opts.raft.unsafeAckBeforeDurable = 'leader';
+  }
   if (profile === 'figure8') {
     // Tuned by measurement: about one seed in twenty hits a violation.
     opts.founders = 3;
