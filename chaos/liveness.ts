@@ -4,8 +4,9 @@
 // longer turns. Such a leader holds nothing up by itself (its Lease expires
 // and a standby takes over), but everything it leads stops, which the
 // convergence check would only report as "not converged". Here it is an
-// anomaly of its own, with what /proc says about the process (R: busy on the
-// CPU, a synchronous loop; S/D with a wchan: blocked in the kernel).
+// anomaly of its own, with what /proc says about the process: its state and
+// the CPU it burns (a synchronous loop: state R, most of a core; blocked in
+// the kernel: S/D with a wchan and no CPU).
 //
 // With FLOTILLA_CHAOS_DIAG=1 the components start with
 // --inspect-port=127.0.0.1:0 and the monitor also takes the JavaScript stack
@@ -33,9 +34,15 @@ export interface Unresponsive {
   /** Wall-clock time (ms) of its last answer, and how long it had been silent when reported. */
   lastAnswer: number;
   silentMs: number;
-  /** /proc/PID/stat state (R, S, D, …) and wchan. */
+  /**
+   * /proc/PID/stat state (R, S, D, …) and wchan at one instant: a spinning
+   * main thread may be caught waiting for the GC's helper threads (S in a
+   * futex), so the CPU it used over a second says more.
+   */
   state: string;
   wchan: string;
+  /** CPU time (ms) the process used over the second after it was found silent: ~1000 for a loop on the CPU, ~0 when blocked. */
+  cpuMsPerSecond: number;
   /** With FLOTILLA_CHAOS_DIAG=1: the JavaScript stack, innermost first. */
   stack?: string[];
 }
@@ -45,20 +52,22 @@ interface Watched {
   replica: () => ControllerManager;
 }
 
-/** /proc/PID/stat's state letter and the kernel function it waits in ('' when unknown). */
-export function procState(pid: number): { state: string; wchan: string } {
+/** /proc/PID/stat's state letter, the kernel function it waits in ('' when unknown) and its CPU time so far (ms). */
+export function procState(pid: number): { state: string; wchan: string; cpuMs: number } {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] ?? '';
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime (fields 14 and 15 of stat, 12 and 13 after the command), in clock ticks of 10 ms.
+    const cpuMs = (Number(fields[11]) + Number(fields[12])) * 10;
     let wchan = '';
     try {
       wchan = readFileSync(`/proc/${pid}/wchan`, 'utf8').trim();
     } catch {
       /* not readable here */
     }
-    return { state, wchan: wchan === '0' ? '' : wchan };
+    return { state: fields[0] ?? '', wchan: wchan === '0' ? '' : wchan, cpuMs };
   } catch {
-    return { state: '', wchan: '' };
+    return { state: '', wchan: '', cpuMs: 0 };
   }
 }
 
@@ -98,11 +107,13 @@ export class LivenessMonitor {
         }
         const silent = Date.now() - since;
         if (silent < (this.o.silentMs ?? 15_000) || this.reported.has(pid) || hasExited(r.proc)) return;
-        const { state, wchan } = procState(pid);
+        const { state, wchan, cpuMs } = procState(pid);
         // Stopped on purpose (SIGSTOP) or already gone: not a hang.
         if (state === '' || state === 'T' || state === 't' || state === 'Z') return;
         this.reported.add(pid);
-        const u: Unresponsive = { component: w.name, pid, lastAnswer: since, silentMs: silent, state, wchan };
+        await new Promise((res) => setTimeout(res, 1000));
+        const cpuMsPerSecond = Math.max(0, procState(pid).cpuMs - cpuMs);
+        const u: Unresponsive = { component: w.name, pid, lastAnswer: since, silentMs: silent, state, wchan, cpuMsPerSecond };
         if (process.env[DIAG_ENV] === '1') u.stack = await jsStack(r).catch((e) => [`(no stack: ${(e as Error).message})`]);
         this.found.push(u);
         this.o.log?.(`  unresponsive: ${describe(u)}`);
@@ -120,7 +131,7 @@ export class LivenessMonitor {
 
 export function describe(u: Unresponsive): string {
   const where = u.stack?.length ? `; stack: ${u.stack.slice(0, 12).join(' < ')}` : '';
-  return `${u.component} (pid ${u.pid}) alive but silent on /healthz for ${Math.round(u.silentMs / 1000)} s since ${new Date(u.lastAnswer).toISOString()}, state ${u.state}${u.wchan ? ` in ${u.wchan}` : ''}${where}`;
+  return `${u.component} (pid ${u.pid}) alive but silent on /healthz for ${Math.round(u.silentMs / 1000)} s since ${new Date(u.lastAnswer).toISOString()}, state ${u.state}${u.wchan ? ` in ${u.wchan}` : ''}, ${u.cpuMsPerSecond} ms of CPU in the next second${where}`;
 }
 
 /** The JavaScript stack of a process started with --inspect-port: SIGUSR1, then Debugger.pause over the inspector. */

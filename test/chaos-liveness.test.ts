@@ -1,7 +1,7 @@
 // The chaos runner's liveness monitor (chaos/liveness.ts) against real
 // processes: one that answers /healthz is left alone, one whose event loop
 // stops turning (a microtask loop, as the controller manager's was) is
-// reported with state R and, with FLOTILLA_CHAOS_DIAG=1, the JavaScript
+// reported with the CPU it burns and, with FLOTILLA_CHAOS_DIAG=1, the JavaScript
 // function it spins in; one stopped with SIGSTOP is not a hang.
 import t from 'tap';
 import { request } from 'undici';
@@ -60,9 +60,10 @@ t.test('an alive but silent process is reported, a stopped one is not', async (t
     return m.found.length ? m.found : undefined;
   }, 60_000, 250);
   t.equal(found.length, 1, 'only the hung one');
-  t.match(found[0], { component: 'hung', pid: hung.proc.pid, state: 'R' }, 'busy on the CPU');
+  t.match(found[0], { component: 'hung', pid: hung.proc.pid, state: /^[RSD]$/ }, `alive (state ${found[0]!.state})`);
+  t.ok(found[0]!.cpuMsPerSecond > 0, `and burning CPU (${found[0]!.cpuMsPerSecond} ms in a second), not blocked`);
   t.match(found[0]!.stack?.[0], /^spinForEver /, `its stack names the loop: ${found[0]!.stack?.join(' < ')}`);
-  t.match(m.outcome(), { anomalies: 1, details: [/^hung \(pid \d+\) alive but silent on \/healthz .* state R; stack: spinForEver/] });
+  t.match(m.outcome(), { anomalies: 1, details: [/^hung \(pid \d+\) alive but silent on \/healthz .* ms of CPU in the next second; stack: spinForEver/] });
   t.equal(lines.length, 1, 'logged once');
 
   // Poll on until the stopped one has been silent well past the limit too.
