@@ -4,16 +4,15 @@
 // clusterrolebinding` this way, whatever the server advertises. Only the kinds
 // in proto/kubernetes.proto are decoded (to the same JSON a client would have
 // sent); any other kind is 415 with a message naming it, never a guess.
-import { fileURLToPath } from 'node:url';
-import protobuf from 'protobufjs';
+import type protobuf from 'protobufjs';
+import { RoleBindingMessage, UnknownMessage } from '../../api/kubernetes-protobuf.ts';
 import { ApiError, errors } from '../errors.ts';
 
 export const PROTOBUF_TYPE = 'application/vnd.kubernetes.protobuf';
 const MAGIC = Buffer.from([0x6b, 0x38, 0x73, 0x00]);
 
-const root = protobuf.loadSync(fileURLToPath(new URL('../../proto/kubernetes.proto', import.meta.url)));
-const Unknown = root.lookupType('flotilla.kubernetes.Unknown');
-const BINDING = root.lookupType('flotilla.kubernetes.RoleBinding');
+const Unknown = UnknownMessage;
+const BINDING = RoleBindingMessage;
 
 /** kind → message, for `apiVersion` rbac.authorization.k8s.io/v1. */
 const DECODABLE: Record<string, protobuf.Type> = { RoleBinding: BINDING, ClusterRoleBinding: BINDING };
