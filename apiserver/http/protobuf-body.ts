@@ -11,11 +11,9 @@ import { ApiError, errors } from '../errors.ts';
 export const PROTOBUF_TYPE = 'application/vnd.kubernetes.protobuf';
 const MAGIC = Buffer.from([0x6b, 0x38, 0x73, 0x00]);
 
-const Unknown = UnknownMessage;
-const BINDING = RoleBindingMessage;
 
 /** kind → message, for `apiVersion` rbac.authorization.k8s.io/v1. */
-const DECODABLE: Record<string, protobuf.Type> = { RoleBinding: BINDING, ClusterRoleBinding: BINDING };
+const DECODABLE: Record<string, protobuf.Type> = { RoleBinding: RoleBindingMessage, ClusterRoleBinding: RoleBindingMessage };
 
 const unsupported = (what: string) => new ApiError(415, 'UnsupportedMediaType',
   `${what} cannot be sent as ${PROTOBUF_TYPE} to this server (it decodes only RoleBinding and ClusterRoleBinding that way); send application/json`);
@@ -29,15 +27,16 @@ export function decodeProtobufBody(body: Buffer): Record<string, unknown> {
   let kind: string;
   let obj: Record<string, unknown>;
   try {
-    const u = Unknown.toObject(Unknown.decode(body.subarray(MAGIC.length)), { bytes: Buffer as unknown as typeof String }) as {
-      typeMeta?: { apiVersion?: string; kind?: string }; raw?: Buffer; contentEncoding?: string;
+    // The decoded message itself: `raw` stays the bytes it was on the wire.
+    const u = UnknownMessage.decode(body.subarray(MAGIC.length)) as unknown as {
+      typeMeta?: { apiVersion?: string; kind?: string }; raw?: Uint8Array; contentEncoding?: string;
     };
     apiVersion = u.typeMeta?.apiVersion ?? '';
     kind = u.typeMeta?.kind ?? '';
     if (u.contentEncoding) throw unsupported(`a body with content encoding "${u.contentEncoding}"`);
     const type = apiVersion === 'rbac.authorization.k8s.io/v1' ? DECODABLE[kind] : undefined;
     if (!type) throw unsupported(`${kind || 'an object without a kind'} (${apiVersion || 'no apiVersion'})`);
-    obj = type.toObject(type.decode(u.raw ?? Buffer.alloc(0)), { longs: Number, defaults: false, arrays: false, objects: false }) as Record<string, unknown>;
+    obj = type.toObject(type.decode(u.raw ?? new Uint8Array(0)), { longs: Number, defaults: false, arrays: false, objects: false }) as Record<string, unknown>;
   } catch (e) {
     if (e instanceof ApiError) throw e;
     throw errors.badRequest(`the body of the request could not be decoded as ${PROTOBUF_TYPE}: ${(e as Error).message}`);
