@@ -13,7 +13,8 @@ import { ApiError } from './errors.ts';
 import { MemberDirectory, ensureAdminToken, hashToken } from './http/members.ts';
 import { parseTolerationSeconds } from './http/default-toleration-seconds.ts';
 import { ApiHttpServer } from './http/server.ts';
-import { loadTls } from './http/tls.ts';
+import { loadAgentClientTls, loadTls } from '../api/tls-files.ts';
+import { agentDialer } from './http/agent-dialer.ts';
 import { namespacePrepareForCreate } from './http/admission.ts';
 import { PRIORITY_CLASSES, systemPriorityClasses } from './http/priority-admission.ts';
 import { resourceKey } from './command.ts';
@@ -89,6 +90,10 @@ export async function main(argv: string[]): Promise<void> {
       'tls-cert-file': { type: 'string' },
       'tls-private-key-file': { type: 'string' },
       'client-ca-file': { type: 'string' },
+      // The identity presented to node agents for pods/log, exec, attach, portforward (kube-apiserver's names).
+      'kubelet-client-certificate': { type: 'string' },
+      'kubelet-client-key': { type: 'string' },
+      'kubelet-certificate-authority': { type: 'string' },
     },
     strict: true,
   });
@@ -122,6 +127,7 @@ export async function main(argv: string[]): Promise<void> {
     audiences: values['api-audiences']?.split(',').map((a) => a.trim()).filter(Boolean),
   });
   const tls = loadTls(values['tls-cert-file'], values['tls-private-key-file'], values['client-ca-file']);
+  const agentTls = loadAgentClientTls(values['kubelet-client-certificate'], values['kubelet-client-key'], values['kubelet-certificate-authority']);
   const log = pino({ name: 'flotilla-server', base: { server: values.id } });
   limitHeapGrowth(Number(values['gc-heap-growth-percent']));
   const peers = parsePeers(values.peers);
@@ -221,6 +227,7 @@ export async function main(argv: string[]): Promise<void> {
       },
     }, store),
     tls,
+    agentDialer: agentDialer(agentTls),
     admin: { token: adminToken, members: memberRecords },
     headersTimeoutMs: parseDuration(values['header-timeout']!, '--header-timeout'),
     requestReadTimeoutMs: parseDuration(values['request-read-timeout']!, '--request-read-timeout'),

@@ -4,7 +4,7 @@
 // also ends every container process group the agent recorded.
 import { existsSync, readFileSync, readdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
 import { processStartTicks } from '../agents/agent/runtime/process.ts';
 import { type Proc, freePort, sleep, startFlotilla, startListening, tempDir } from './procs.ts';
 
@@ -82,13 +82,20 @@ export class AgentProcess {
     });
   }
 
+  /** With --tls-cert-file the agent serves HTTPS; the harness does not check its certificate. */
+  private get tls(): boolean {
+    return !!this.o.args?.includes('--tls-cert-file');
+  }
+
+  private readonly dispatcher = new Agent({ connect: { rejectUnauthorized: false } });
+
   get endpoint(): string {
-    return `http://${this.o.address}:${this.port}`;
+    return `${this.tls ? 'https' : 'http'}://${this.o.address}:${this.port}`;
   }
 
   async ready(): Promise<boolean> {
     try {
-      const r = await request(`${this.endpoint}/readyz`, { headersTimeout: 1000, bodyTimeout: 1000 });
+      const r = await request(`${this.endpoint}/readyz`, { headersTimeout: 1000, bodyTimeout: 1000, dispatcher: this.dispatcher });
       await r.body.dump();
       return r.statusCode === 200;
     } catch {
@@ -97,7 +104,7 @@ export class AgentProcess {
   }
 
   async metrics(): Promise<string> {
-    const r = await request(`${this.endpoint}/metrics`, { headersTimeout: 2000 });
+    const r = await request(`${this.endpoint}/metrics`, { headersTimeout: 2000, dispatcher: this.dispatcher });
     return r.body.text();
   }
 

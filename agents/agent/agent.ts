@@ -27,7 +27,8 @@ import { connectNats } from '../informer/nats.ts';
 import { MetricsPublisher } from './metrics.ts';
 import type { Duplex } from 'node:stream';
 import { serveAttach } from './attach.ts';
-import { httpError, serveExec } from './exec.ts';
+import { STATUS_REASONS, httpError, serveExec } from './exec.ts';
+import type { EndpointAuthorizer } from './endpoint-auth.ts';
 import { servePortForward } from './port-forward.ts';
 import { LogObserver, LogRequestError, type LogRotation, containerLogFiles, parseLogQuery, serveLogFile } from './logs.ts';
 import { Cgroups } from './runtime/cgroups.ts';
@@ -64,6 +65,8 @@ export interface NodeAgentOptions {
   logRotation?: LogRotation;
   /** Re-sync every pod this often (the kubelet's --sync-frequency, 1m). */
   syncFrequencyMs?: number;
+  /** Who may use the endpoints (endpoint-auth.ts); none: anyone who reaches the port. */
+  authorizeEndpoint?: EndpointAuthorizer;
   log: Logger;
 }
 
@@ -179,6 +182,8 @@ export class NodeAgent {
     const url = new URL(req.url ?? '/', 'http://agent');
     const m = /^\/(exec|attach)\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(url.pathname) ?? /^\/(portForward)\/([^/]+)\/([^/]+)$/.exec(url.pathname);
     if (!m) return httpError(socket, 404, `no such endpoint: ${url.pathname}`);
+    const refused = this.o.authorizeEndpoint?.(req);
+    if (refused) return httpError(socket, refused.code, refused.message);
     if (head.length) socket.unshift(head);
     let ns: string, name: string, container: string;
     try {
@@ -212,12 +217,23 @@ export class NodeAgent {
     const url = new URL(req.url ?? '/', 'http://agent');
     const m = /^\/containerLogs\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(url.pathname);
     if (!m) return false;
-    const [ns, name, container] = m.slice(1).map(decodeURIComponent);
     const fail = (code: number, message: string) => {
       if (res.headersSent) return void res.end();
-      const reason = code === 404 ? 'NotFound' : code === 400 ? 'BadRequest' : 'InternalError';
+      const reason = STATUS_REASONS[code] ?? 'InternalError';
       res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', message, reason, code }));
     };
+    const refused = this.o.authorizeEndpoint?.(req);
+    if (refused) {
+      fail(refused.code, refused.message);
+      return true;
+    }
+    let ns: string, name: string, container: string;
+    try {
+      [ns, name, container] = m.slice(1).map(decodeURIComponent);
+    } catch {
+      fail(400, `malformed path ${url.pathname}`);
+      return true;
+    }
     void (async () => {
       const q = parseLogQuery(url.searchParams);
       const pod = this.pods.get(ns, name);

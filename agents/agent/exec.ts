@@ -29,8 +29,11 @@ export function exitStatus(code: number | null, signal: string | null, command: 
   };
 }
 
+/** Kubernetes' Status reasons of the codes the agent answers. */
+export const STATUS_REASONS: Record<number, string> = { 400: 'BadRequest', 401: 'Unauthorized', 403: 'Forbidden', 404: 'NotFound' };
+
 export function httpError(socket: Duplex, code: number, message: string): void {
-  const reason = code === 404 ? 'NotFound' : code === 400 ? 'BadRequest' : 'InternalError';
+  const reason = STATUS_REASONS[code] ?? 'InternalError';
   const body = JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code });
   socket.end(`HTTP/1.1 ${code} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }

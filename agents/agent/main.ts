@@ -17,6 +17,8 @@ import { ClusterIPRole } from '../proxy/cluster-ips.ts';
 import { startServiceProxy } from '../proxy/start.ts';
 import type { Logger } from '../informer/informer.ts';
 import { NodeAgent } from './agent.ts';
+import { endpointAuthorizer } from './endpoint-auth.ts';
+import { loadTls } from '../../api/tls-files.ts';
 import { SimNodes } from './sim.ts';
 import { allocatable, formatList, machineCapacity, measure, nodeInfo, parseReserved } from './node-status.ts';
 
@@ -28,6 +30,7 @@ const USAGE = `usage: flotilla agent --data DIR [--name NODE] [--address 127.0.0
        [--backoff-initial 10s] [--backoff-max 5m] [--sync-frequency 1m]
        [--container-log-max-size 10Mi] [--container-log-max-files 5] [--node-status-update-frequency 10s] [--lease-renew-interval 10s]
        [--nats URL[,URL…]] [--metrics-interval 15s] [--stop-containers-on-exit] [--log-level info]
+       [--tls-cert-file F --tls-private-key-file F [--client-ca-file CA [--endpoint-users USER,…]]]
        flotilla agent --runtime sim --count N [--name-prefix hollow-] [--address 127.0.64.1] [--port P]
        [--start-latency 500ms] [--failure-rate 0] [--capacity …] [--server URL[,URL…]]`;
 
@@ -72,6 +75,9 @@ export async function main(argv: string[]): Promise<void> {
         'service-proxy': { type: 'string', default: 'true' },
         // The cluster DNS server's IPv4 address (port 53): pods get a resolv.conf naming it (the kubelet's --cluster-dns).
         'cluster-dns': { type: 'string' }, 'cluster-domain': { type: 'string', default: 'cluster.local' },
+        // TLS on the agent's port and who may use its endpoints (the kubelet's flag names; endpoint-auth.ts).
+        'tls-cert-file': { type: 'string' }, 'tls-private-key-file': { type: 'string' }, 'client-ca-file': { type: 'string' },
+        'endpoint-users': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }).values;
@@ -105,6 +111,9 @@ export async function main(argv: string[]): Promise<void> {
     ...labelsFrom(str('node-labels')),
   };
 
+  const tls = loadTls(str('tls-cert-file'), str('tls-private-key-file'), str('client-ca-file'));
+  if (str('endpoint-users') !== undefined && !tls?.clientCA) throw new Error('--endpoint-users needs --client-ca-file (and TLS): without it anyone who reaches the port may use the endpoints');
+  const endpointUsers = str('endpoint-users')?.split(',').map((u) => u.trim()).filter(Boolean);
   const cfg = loadClientConfig({ server: str('server'), nats: str('nats') });
   const api = new ApiClient(cfg.servers, { userAgent: `flotilla-agent/${name}` });
   const registry = new client.Registry();
@@ -117,6 +126,7 @@ export async function main(argv: string[]): Promise<void> {
     readyz: () => ({ ok: agent?.pods.hasSynced() ?? false }),
     extra: (req, res) => agent?.handleHttp(req, res) ?? false,
     upgrade: (req, socket, head) => (agent ? agent.handleUpgrade(req, socket, head) : socket.destroy()),
+    tls,
   });
   const boundPort = Number(health.address.slice(health.address.lastIndexOf(':') + 1));
   agent = new NodeAgent({
@@ -130,6 +140,7 @@ export async function main(argv: string[]): Promise<void> {
     syncFrequencyMs: parseDuration(str('sync-frequency')!, '--sync-frequency'),
     logRotation: logRotation(str('container-log-max-size')!, str('container-log-max-files')!),
     nats: cfg.nats, metricsIntervalMs: parseDuration(str('metrics-interval')!, '--metrics-interval'),
+    authorizeEndpoint: endpointAuthorizer(!!tls?.clientCA, endpointUsers),
     log,
   });
   for (const [k, help] of [['starts', 'Container processes started.'], ['restarts', 'Container restarts.'], ['adoptions', 'Container processes adopted after an agent restart.'], ['statusWrites', 'Pod status writes.'], ['kills', 'Containers stopped.'], ['orphansKilled', 'Adopted processes stopped because their pod was gone.']] as const) {

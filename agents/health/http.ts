@@ -1,6 +1,7 @@
 // /healthz, /readyz and /metrics for a consumer process (controllers,
 // scheduler, node agent): every Flotilla process can be probed and scraped.
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type client from 'prom-client';
 
@@ -20,6 +21,12 @@ export interface HealthServerOptions {
   extra?: (req: IncomingMessage, res: ServerResponse) => boolean;
   /** Takes HTTP upgrades (the node agent's exec); without it they are refused. */
   upgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+  /**
+   * HTTPS (the node agent with --tls-cert-file): the serving pair and the CA
+   * client certificates are checked against (asked for, never required: the
+   * health paths answer anyone; `extra` decides for its own).
+   */
+  tls?: { cert: string; key: string; clientCA?: string };
 }
 
 /**
@@ -47,7 +54,7 @@ export async function serveHealth(o: HealthServerOptions): Promise<HealthServer>
   const host = o.address.slice(0, i) || '127.0.0.1';
   const port = Number(o.address.slice(i + 1));
   if (i < 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid address "${o.address}": expected HOST:PORT`);
-  const server = createServer({ ...HEALTH_LISTENER_LIMITS, connectionsCheckingInterval: 1000 }, (req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0];
     if (hasBody(req)) {
       res.writeHead(413, { 'content-type': 'text/plain', connection: 'close' }).end('request bodies are not accepted here\n');
@@ -77,7 +84,11 @@ export async function serveHealth(o: HealthServerOptions): Promise<HealthServer>
       return;
     }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
-  });
+  };
+  const limits = { ...HEALTH_LISTENER_LIMITS, connectionsCheckingInterval: 1000 };
+  const server = o.tls
+    ? createHttpsServer({ ...limits, cert: o.tls.cert, key: o.tls.key, ...(o.tls.clientCA ? { ca: o.tls.clientCA, requestCert: true, rejectUnauthorized: false } : {}) }, handler)
+    : createServer(limits, handler);
   if (o.upgrade) server.on('upgrade', o.upgrade);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

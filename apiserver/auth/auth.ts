@@ -14,7 +14,7 @@ import type { ObjectStore } from '../store.ts';
 import { NodeAuthorizer } from './node-authorizer.ts';
 import { RbacAuthorizer } from './rbac.ts';
 import type { ObjectLookup, ServiceAccountTokens } from './service-account-token.ts';
-import { authenticateCertificate } from './x509.ts';
+import { authenticateCertificate } from '../../api/x509-client-auth.ts';
 import { type Attributes, type UserInfo, forbiddenMessage } from './rules.ts';
 
 /** `--authorization-mode` as given: AlwaysAllow, or a comma-separated chain of Node and RBAC. */

@@ -21,6 +21,7 @@ import { CONNECT_SUBRESOURCES, type ResourceRequest } from './info.ts';
 import { decodeBody, mediaType, readBody, sendJson, statusSuccess } from './io.ts';
 import { type ListOptions, listOptionsOf, selectObjects } from './list.ts';
 import { servePodLog } from './pod-log.ts';
+import type { AgentDialer } from './agent-dialer.ts';
 import { queryBool } from './query.ts';
 import { admitPodPriority } from './priority-admission.ts';
 import { admitClaimLimits, admitPodLimits } from './limit-range-admission.ts';
@@ -55,6 +56,8 @@ const PATCH_TYPES = new Set([
 /** Settings of the mutating admission plugins. */
 export interface HandlerAdmissionOptions {
   defaultTolerationSeconds?: DefaultTolerationSecondsOptions;
+  /** How pods/log reaches node agents (plain TCP by default). */
+  agentDialer?: AgentDialer;
 }
 
 export class Handlers {
@@ -96,7 +99,7 @@ export class Handlers {
   }
 
   private async get(r: ResourceRequest, ctx: RequestContext): Promise<void> {
-    if (r.subresource === 'log') return servePodLog(this.reg, r, ctx);
+    if (r.subresource === 'log') return servePodLog(this.reg, r, ctx, this.admission.agentDialer);
     await this.reg.sync(this.consistencyOf(ctx.query), ctx.timeoutMs);
     const obj = this.reg.get(r.kind, r.namespace, r.name);
     if (r.subresource === 'scale') return sendJson(ctx.res, 200, scaleOf(r.kind, JSON.parse(obj.json)), ctx.req);

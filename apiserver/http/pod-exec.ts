@@ -8,21 +8,24 @@
 // opens (SPDY/3.1+portforward.k8s.io, SPDY tunnelled in binary messages) and
 // a plain SPDY/3.1 upgrade (its fallback), both spoken by the agent.
 import type { IncomingMessage } from 'node:http';
-import { connect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ApiError, errors } from '../errors.ts';
 import type { Registry } from '../registry.ts';
 import { parseResourcePath } from './info.ts';
+import { type AgentDialer, agentDialer, forwardedHeader } from './agent-dialer.ts';
 import { agentEndpoint, podContainer } from './pod-log.ts';
 
-function refuse(socket: Duplex, e: unknown): void {
+/** Answers an upgrade request with the error's Status and closes the connection. */
+export function refuseUpgrade(socket: Duplex, e: unknown): void {
   const err = e instanceof ApiError ? e : new ApiError(500, 'InternalError', (e as Error).message);
   const status = err.toStatus();
   const body = JSON.stringify(status);
   socket.end(`HTTP/1.1 ${err.code} ${err.reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }
 
-export async function proxyPodUpgrade(reg: Registry, req: IncomingMessage, socket: Duplex, head: Buffer, timeoutMs: number): Promise<void> {
+const PLAIN = agentDialer();
+
+export async function proxyPodUpgrade(reg: Registry, req: IncomingMessage, socket: Duplex, head: Buffer, timeoutMs: number, dialer: AgentDialer = PLAIN): Promise<void> {
   try {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const r = parseResourcePath(req.method ?? 'GET', url.pathname, url.searchParams);
@@ -50,31 +53,33 @@ export async function proxyPodUpgrade(reg: Registry, req: IncomingMessage, socke
       path = `/${r.subresource}/${podPath}/${encodeURIComponent(pc.container)}?${url.searchParams}`;
     }
     const { address, port } = agentEndpoint(reg, nodeName, r.name);
-    const upstream = connect({ host: address, port });
-    upstream.once('error', (e) => {
-      if (!socket.destroyed) refuse(socket, new ApiError(503, 'ServiceUnavailable', `the node agent of "${nodeName}" (${address}:${port}) cannot be reached: ${e.message}`));
-    });
-    upstream.once('connect', () => {
-      // The request as the client sent it, to the agent's path; then the two sockets are joined.
+    let joined = false;
+    const upstream = dialer.connect(address, port, () => {
+      joined = true;
+      // The request as the client sent it, to the agent's path, without the client's credentials; then the two sockets are joined.
       const lines = [`${req.method === 'POST' ? 'POST' : 'GET'} ${path} HTTP/1.1`];
       for (let i = 0; i < req.rawHeaders.length; i += 2) {
         const name = req.rawHeaders[i];
+        if (!forwardedHeader(name)) continue;
         lines.push(`${name}: ${name.toLowerCase() === 'host' ? `${address}:${port}` : req.rawHeaders[i + 1]}`);
       }
       upstream.write(`${lines.join('\r\n')}\r\n\r\n`);
       if (head.length) upstream.write(head);
       upstream.pipe(socket);
       socket.pipe(upstream);
-      const end = () => {
-        upstream.destroy();
-        socket.destroy();
-      };
-      upstream.on('close', end);
-      socket.on('close', end);
-      socket.on('error', end);
-      upstream.on('error', end);
     });
+    upstream.once('error', (e) => {
+      if (!joined && !socket.destroyed) refuseUpgrade(socket, new ApiError(503, 'ServiceUnavailable', `the node agent of "${nodeName}" (${address}:${port}) cannot be reached: ${e.message}`));
+    });
+    const end = () => {
+      upstream.destroy();
+      socket.destroy();
+    };
+    upstream.on('close', () => { if (joined) end(); });
+    upstream.on('error', () => { if (joined) end(); });
+    socket.on('close', end);
+    socket.on('error', end);
   } catch (e) {
-    refuse(socket, e);
+    refuseUpgrade(socket, e);
   }
 }

@@ -3,6 +3,7 @@
 // address is the Node's InternalIP and its port the Node's
 // status.daemonEndpoints.kubeletEndpoint.Port — which streams the log file.
 import { request } from 'undici';
+import type { AgentDialer } from './agent-dialer.ts';
 import { kindByResource } from '../../api/kinds/index.ts';
 import { ApiError, errors } from '../errors.ts';
 import type { Registry } from '../registry.ts';
@@ -55,7 +56,7 @@ export function agentEndpoint(reg: Registry, nodeName: string, podName: string):
   return { address, port };
 }
 
-export async function servePodLog(reg: Registry, r: ResourceRequest, ctx: RequestContext): Promise<void> {
+export async function servePodLog(reg: Registry, r: ResourceRequest, ctx: RequestContext, dialer?: AgentDialer): Promise<void> {
   const { container, nodeName } = await podContainer(reg, r, ctx.query.get('container'), ctx.timeoutMs);
   // Not scheduled yet: no node has its logs, and there are none (Kubernetes answers with an empty log too).
   if (!nodeName) {
@@ -68,13 +69,13 @@ export async function servePodLog(reg: Registry, r: ResourceRequest, ctx: Reques
     const v = ctx.query.get(k);
     if (v !== null) q.set(k, v);
   }
-  const url = `http://${address}:${port}/containerLogs/${encodeURIComponent(r.namespace)}/${encodeURIComponent(r.name)}/${encodeURIComponent(container)}?${q}`;
+  const url = `${dialer?.scheme ?? 'http'}://${address}:${port}/containerLogs/${encodeURIComponent(r.namespace)}/${encodeURIComponent(r.name)}/${encodeURIComponent(container)}?${q}`;
   const abort = new AbortController();
   ctx.req.on('close', () => abort.abort());
   ctx.res.on('close', () => abort.abort());
   let res: Awaited<ReturnType<typeof request>>;
   try {
-    res = await request(url, { signal: abort.signal, headersTimeout: 10_000, bodyTimeout: 0 });
+    res = await request(url, { signal: abort.signal, headersTimeout: 10_000, bodyTimeout: 0, ...(dialer?.dispatcher ? { dispatcher: dialer.dispatcher } : {}) });
   } catch (e) {
     throw new ApiError(503, 'ServiceUnavailable', `the node agent of "${nodeName}" (${address}:${port}) cannot be reached: ${(e as Error).message}`, { retryAfterSeconds: 5 });
   }

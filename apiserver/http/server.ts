@@ -7,7 +7,8 @@ import type { DefaultTolerationSecondsOptions } from './default-toleration-secon
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
-import { proxyPodUpgrade } from './pod-exec.ts';
+import { proxyPodUpgrade, refuseUpgrade } from './pod-exec.ts';
+import type { AgentDialer } from './agent-dialer.ts';
 import type { Logger } from 'pino';
 import client from 'prom-client';
 import { request } from 'undici';
@@ -38,6 +39,7 @@ import { serveTokenRequest } from '../auth/token-request.ts';
 
 /** Answered to anyone, identity or not. */
 const HEALTH_PATHS = new Set(['/healthz', '/livez', '/readyz']);
+const UPGRADE_SUBRESOURCES = new Set(['exec', 'attach', 'portforward']);
 
 
 export interface MemberInfo {
@@ -82,6 +84,8 @@ export interface ApiServerOptions {
   refusedAudit?: RefusedAudit;
   /** HTTPS (PEM): the serving pair, and the CA client certificates are verified against (asked for, never required). */
   tls?: { cert: string; key: string; clientCA?: string };
+  /** How pods/log, exec, attach and portforward reach node agents (plain TCP unless --kubelet-client-certificate). */
+  agentDialer?: AgentDialer;
 }
 
 export class ApiHttpServer {
@@ -95,7 +99,7 @@ export class ApiHttpServer {
 
   constructor(private readonly o: ApiServerOptions) {
     this.auth = o.auth ?? new Auth({ mode: 'AlwaysAllow', tokens: new Map(), anonymous: true }, o.registry.store);
-    this.handlers = new Handlers(o.registry, { defaultTolerationSeconds: o.defaultTolerationSeconds });
+    this.handlers = new Handlers(o.registry, { defaultTolerationSeconds: o.defaultTolerationSeconds, agentDialer: o.agentDialer });
     this.watches = new WatchHub(o.registry);
     // Slow or stalled senders are cut off: headers within headersTimeout, the
     // whole request within requestTimeout. Both cover receiving the request
@@ -118,8 +122,8 @@ export class ApiHttpServer {
       : createServer(httpOptions, handler);
     countClientErrors(this.server, o.metrics);
     this.flow = new FlowControl(o.flowControl ?? DEFAULT_FLOW_CONTROL, (res) => o.registry.store.countOf(res), o.metrics);
-    // pods/exec arrives as an upgrade; it is proxied to the pod's node agent.
-    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void proxyPodUpgrade(o.registry, req, socket, head, o.defaultTimeoutMs ?? 10_000));
+    // pods/exec, attach and portforward arrive as upgrades; authorized, then proxied to the pod's node agent.
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.handleUpgrade(req, socket, head));
     this.requests = new client.Counter({
       name: 'apiserver_request_total', help: 'API requests by verb, resource and HTTP code', labelNames: ['verb', 'resource', 'code'], registers: [o.metrics],
     });
@@ -231,6 +235,34 @@ export class ApiHttpServer {
       }
       sendError(res, e);
     }
+  }
+
+  /**
+   * An upgrade request (exec, attach, portforward) bypasses handle(): it is
+   * authenticated and authorized here, before anything is looked up, the same
+   * way. These run commands in a pod or open connections into it, so they are
+   * authorized as `create` on the subresource whatever the method: kubectl's
+   * WebSocket exec is a GET, and authorizing it as `get` would let a role that
+   * only reads pods/exec (edit's read rules) run commands — what Kubernetes
+   * closed with AuthorizePodWebsocketUpgradeCreatePermission (1.35).
+   */
+  private async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    socket.on('error', () => socket.destroy());
+    const received = new Date();
+    let identity: UserInfo | undefined;
+    try {
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      const who = await this.auth.authenticate(req);
+      identity = who;
+      const attrs = requestAttributes(req.method ?? 'GET', url.pathname, url.searchParams);
+      if (attrs.resourceRequest && UPGRADE_SUBRESOURCES.has(attrs.subresource)) attrs.verb = 'create';
+      this.auth.authorize(who, attrs);
+    } catch (e) {
+      if (e instanceof ApiError && (e.code === 401 || e.code === 403) && this.o.refusedAudit) await this.o.refusedAudit.record(req, identity, e, received).catch(() => {});
+      else if (!(e instanceof ApiError)) this.o.logger.error({ err: e, url: req.url }, 'upgrade request failed');
+      return refuseUpgrade(socket, e);
+    }
+    await proxyPodUpgrade(this.o.registry, req, socket, head, this.o.defaultTimeoutMs ?? 10_000, this.o.agentDialer);
   }
 
   private async handleOther(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {

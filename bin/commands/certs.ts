@@ -7,13 +7,15 @@ import { writeFileSync } from 'node:fs';
 import { kubeconfigYaml } from '../../agents/client/kubeconfig.ts';
 import { PkiError, ensureCA, ensureLeaf, fileNameFor, pairPaths } from '../../agents/pki/pki.ts';
 import { UsageError, parseCommand } from './args.ts';
+import { parseIPv4 } from '../../api/ipv4.ts';
 import { CliError, type Io, processIo, runVerb } from './runtime.ts';
 
 export const USAGE = `Create the certificates of a cluster: a CA, the API servers' serving
 certificate and client certificates (CN = user, O = groups).
 
 Usage:
-  flotilla certs --dir DIR [--server-ip IP]... [--server-dns NAME]... [--client USER[/GROUP,...]]... [--api-url URL]
+  flotilla certs --dir DIR [--server-ip IP]... [--server-dns NAME]... [--client USER[/GROUP,...]]...
+                [--node NAME=IP]... [--api-url URL]
 
 Files (kubeadm's layout; keys are mode 0600, nothing is ever overwritten):
   DIR/ca.crt, ca.key                the cluster CA (made once; later runs sign with it)
@@ -22,9 +24,16 @@ Files (kubeadm's layout; keys are mode 0600, nothing is ever overwritten):
                                     ":" in the user becomes "-" in the file name)
   DIR/USER.kubeconfig               with --api-url: a kubeconfig using the CA and that client
                                     (rewritten each run; it holds paths, not keys)
+  DIR/system-node-NAME.crt, .key    one per --node: the node agent's serving certificate (SANs:
+                                    its IP and NAME) and its client identity (CN system:node:NAME,
+                                    O system:nodes)
 
 Start the servers with --tls-cert-file DIR/apiserver.crt --tls-private-key-file
-DIR/apiserver.key --client-ca-file DIR/ca.crt.
+DIR/apiserver.key --client-ca-file DIR/ca.crt; node agents with --tls-cert-file
+DIR/system-node-NAME.crt --tls-private-key-file DIR/system-node-NAME.key
+--client-ca-file DIR/ca.crt, and the servers with --kubelet-client-certificate and
+--kubelet-client-key of a --client kube-apiserver-kubelet-client certificate
+(the user the agents accept) and --kubelet-certificate-authority DIR/ca.crt.
 
 Options:
       --dir         where the files go (created if missing)
@@ -34,6 +43,7 @@ Options:
                     kubernetes.default.svc names are always included)
       --client      USER[/GROUP,GROUP...]: a client certificate, e.g. admin/system:masters
                     or system:node:n1/system:nodes (repeatable)
+      --node        NAME=IP: a node agent's certificate (repeatable)
       --api-url     the API's https:// address, for the kubeconfigs
       --days        lifetime of new serving and client certificates (default 365)
   -h, --help        this help
@@ -44,6 +54,7 @@ const OPTIONS = {
   'server-ip': { type: 'string', multiple: true },
   'server-dns': { type: 'string', multiple: true },
   client: { type: 'string', multiple: true },
+  node: { type: 'string', multiple: true },
   'api-url': { type: 'string' },
   days: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -67,6 +78,21 @@ export function parseClient(v: string): ClientSpec {
   return { user, groups };
 }
 
+export interface NodeSpec {
+  name: string;
+  ip: string;
+}
+
+/** `NAME=IP`: a node agent's name (its Node) and the address it serves on. */
+export function parseNode(v: string): NodeSpec {
+  const i = v.indexOf('=');
+  const name = v.slice(0, i).trim();
+  const ip = v.slice(i + 1).trim();
+  if (i <= 0 || !name || !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(name)) throw new UsageError(`--node "${v}": expected NAME=IP with a node name of lower-case letters, digits, "-" and "."`, 'certs');
+  if (parseIPv4(ip) === undefined) throw new UsageError(`--node "${v}": "${ip}" is not an IPv4 address`, 'certs');
+  return { name, ip };
+}
+
 const list = (vs: string[] | undefined) => (vs ?? []).flatMap((v) => v.split(',')).map((s) => s.trim()).filter(Boolean);
 
 export async function main(argv: string[], io: Io = processIo): Promise<void> {
@@ -77,7 +103,8 @@ export async function main(argv: string[], io: Io = processIo): Promise<void> {
     const days = values.days === undefined ? undefined : Number(values.days);
     if (days !== undefined && !(Number.isInteger(days) && days > 0)) throw new UsageError(`--days "${values.days}": a positive number of days`, 'certs');
     const ips = list(values['server-ip']);
-    const clients = (values.client ?? []).map(parseClient);
+    const nodes = (values.node ?? []).map(parseNode);
+    const clients: (ClientSpec & { node?: NodeSpec })[] = [...(values.client ?? []).map(parseClient), ...nodes.map((n) => ({ user: `system:node:${n.name}`, groups: ['system:nodes'], node: n }))];
     const apiUrl = values['api-url'];
     if (apiUrl !== undefined && !/^https:\/\/[^/]+/.test(apiUrl)) throw new UsageError(`--api-url "${apiUrl}": an https:// address (kubectl sends no client certificate over plain HTTP)`, 'certs');
     const files = new Set<string>();
@@ -96,7 +123,10 @@ export async function main(argv: string[], io: Io = processIo): Promise<void> {
       io.out(`${server.created ? 'created' : 'kept   '} ${pairPaths(dir, 'apiserver').cert}\n`);
       for (const c of clients) {
         const name = fileNameFor(c.user);
-        const leaf = await ensureLeaf(dir, name, ca, { commonName: c.user, organizations: c.groups, usages: ['client'], days });
+        const node = c.node;
+        const leaf = await ensureLeaf(dir, name, ca, node
+          ? { commonName: c.user, organizations: c.groups, usages: ['server', 'client'], ips: [node.ip], dnsNames: [node.name], days }
+          : { commonName: c.user, organizations: c.groups, usages: ['client'], days });
         const p = pairPaths(dir, name);
         io.out(`${leaf.created ? 'created' : 'kept   '} ${p.cert} (user "${c.user}"${c.groups.length ? `, groups ${c.groups.join(', ')}` : ''})\n`);
         if (apiUrl) {

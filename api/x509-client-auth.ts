@@ -5,15 +5,15 @@
 // names the user in its CN and the groups in its O entries. A certificate
 // that was presented but does not verify is an error: the request is refused
 // (401) unless another credential authenticates it, as with Kubernetes'
-// union of authenticators.
+// union of authenticators. Shared by the API server and the node agent's
+// endpoints (agents/agent/endpoint-auth.ts).
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import type { UserInfo } from './rules.ts';
 
 const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 
 /** What the client certificate of a request says: nothing (none presented), a user, or why it was refused. */
-export type CertificateResult = undefined | { user: UserInfo } | { error: string };
+export type CertificateResult = undefined | { user: { user: string; groups: string[] } } | { error: string };
 
 // One answer per connection: the certificate cannot change on a TLS socket
 // (Node does not allow client-initiated renegotiation), and parsing it for
