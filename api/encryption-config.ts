@@ -16,6 +16,7 @@
 //         - identity: {}         # reads what was stored before encryption
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { parseFlagFile } from './flag-file.ts';
 import YAML from 'yaml';
 
 export interface AesGcmKey { name: string; key: Buffer }
@@ -23,17 +24,7 @@ export type EncryptionProvider = { type: 'aesgcm'; keys: AesGcmKey[] } | { type:
 
 /** Reads and checks a key file; the error names the flag, the file and what is wrong. */
 export function readEncryptionConfig(path: string): EncryptionProvider[] {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new Error(`--encryption-provider-config: cannot read ${path}: ${(e as Error).message}`);
-  }
-  try {
-    return parseEncryptionConfig(text);
-  } catch (e) {
-    throw new Error(`--encryption-provider-config ${path}: ${(e as Error).message}`);
-  }
+  return parseFlagFile(path, '--encryption-provider-config', parseEncryptionConfig);
 }
 
 /** The providers for Secrets, in order; throws for anything malformed or not supported. */

@@ -3,7 +3,7 @@
 // server's client identity toward agents), read and checked at start: a
 // missing file, a key that does not match its certificate or a client CA
 // without TLS stops the process with a message, before it serves anything.
-import { readFileSync } from 'node:fs';
+import { readFlagFile } from './flag-file.ts';
 import { createSecureContext } from 'node:tls';
 
 export interface TlsFiles {
@@ -12,13 +12,7 @@ export interface TlsFiles {
   clientCA?: string;
 }
 
-function read(path: string, flag: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new Error(`${flag}: cannot read ${path}: ${(e as Error).message}`);
-  }
-}
+const read = readFlagFile;
 
 export function loadTls(certFile?: string, keyFile?: string, clientCAFile?: string): TlsFiles | undefined {
   if (!certFile !== !keyFile) throw new Error('--tls-cert-file and --tls-private-key-file go together');

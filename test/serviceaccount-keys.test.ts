@@ -44,7 +44,7 @@ t.test('flags: what a key file may hold, and clear errors at start', async (t) =
   const bundle = `${readFileSync(join(dir, 'old.crt'), 'utf8')}${pub(newKey.publicKey)}${priv(oldKey.privateKey)}`;
   t.equal(parsePublicKeys(bundle, 'bundle').length, 3, 'a certificate, a public key and a private key each give a verification key');
 
-  t.throws(() => ServiceAccountTokens.fromFiles({ signingKeyFile: join(dir, 'missing.key') }), /--service-account-signing-key-file .*missing\.key: ENOENT/);
+  t.throws(() => ServiceAccountTokens.fromFiles({ signingKeyFile: join(dir, 'missing.key') }), /--service-account-signing-key-file: cannot read .*missing\.key: ENOENT/);
   t.throws(() => ServiceAccountTokens.fromFiles({ signingKeyFile: file('junk.key', 'not a key') }), /--service-account-signing-key-file .*junk\.key: not a PEM private key/);
   const ed = generateKeyPairSync('ed25519');
   t.throws(() => ServiceAccountTokens.fromFiles({ signingKeyFile: file('ed.key', priv(ed.privateKey)) }), /ed25519 key is not supported \(RSA or ECDSA\)/);

@@ -4,7 +4,7 @@
 // chooses the level of the records of refused requests (refused-audit.ts).
 // omitStages and omitManagedFields are accepted and ignored: a refused
 // request has one stage (ResponseComplete) and no stored object.
-import { readFileSync } from 'node:fs';
+import { parseFlagFile } from '../../api/flag-file.ts';
 import YAML from 'yaml';
 import type { Attributes, UserInfo } from '../auth/rules.ts';
 
@@ -43,17 +43,7 @@ const POLICY_FIELDS = new Set(['apiVersion', 'kind', 'metadata', 'rules', 'omitS
 const GR_FIELDS = new Set(['group', 'resources', 'resourceNames']);
 
 export function loadAuditPolicy(file: string): AuditPolicy {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new AuditPolicyError(`--audit-policy-file: cannot read ${file}: ${(e as Error).message}`);
-  }
-  try {
-    return parseAuditPolicy(text);
-  } catch (e) {
-    throw new AuditPolicyError(`--audit-policy-file ${file}: ${(e as Error).message}`);
-  }
+  return parseFlagFile(file, '--audit-policy-file', parseAuditPolicy, (m) => new AuditPolicyError(m));
 }
 
 /** Parses and validates a policy; every problem is an error naming where it is. */

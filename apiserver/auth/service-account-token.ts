@@ -7,7 +7,7 @@
 // and while its ServiceAccount — and bound Pod or Secret — still exist with
 // the uid the token names. JWS itself is the `jose` library's job.
 import { X509Certificate, createHash, createPrivateKey, createPublicKey, randomUUID, type KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFlagFile } from '../../api/flag-file.ts';
 import { SignJWT, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import type { StoredObject } from '../store.ts';
 import type { UserInfo } from './rules.ts';
@@ -59,13 +59,7 @@ function algorithmOf(k: KeyObject, what: string): string {
   throw new Error(`${what}: ${k.asymmetricKeyType ?? 'this'} key is not supported (RSA or ECDSA)`);
 }
 
-function readPem(path: string, flag: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new Error(`${flag} ${path}: ${(e as Error).message}`);
-  }
-}
+const readPem = readFlagFile;
 
 /** Every public key in a PEM file: public keys, the public half of private keys, and certificates' keys. */
 export function parsePublicKeys(pem: string, what: string): KeyObject[] {

@@ -1,5 +1,5 @@
 // kube-apiserver's --token-auth-file: a CSV of token,user,uid[,"group1,group2"].
-import { readFileSync } from 'node:fs';
+import { readFlagFile } from '../../api/flag-file.ts';
 import type { UserInfo } from './rules.ts';
 
 /** Splits one CSV line, honouring double quotes (the groups column is quoted when it holds commas). */
@@ -40,11 +40,5 @@ export function parseTokenFile(text: string, source = 'token file'): Map<string,
 }
 
 export function loadTokenFile(path: string): Map<string, UserInfo> {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new Error(`--token-auth-file ${path}: ${(e as Error).message}`);
-  }
-  return parseTokenFile(text, path);
+  return parseTokenFile(readFlagFile(path, '--token-auth-file'), path);
 }
