@@ -181,6 +181,16 @@ t.test('node agent', async (t) => {
     const missing = kubectl(['exec', 'web', '-c', 'nope', '--', 'true']);
     t.not(missing.status, 0);
     t.match(missing.stderr, /container nope is not valid for pod web/);
+    // -it: kubectl asks for a terminal only with stdin, and only when its own stdin is one, so it runs inside `script`'s pty, sized 33×120 by stty:
+    // the command sees a terminal of that size (kubectl's resize message), stdout and stderr merged, and its exit code.
+    const inTerminal = (cmd: string) => spawnSync('script', ['-qefc', `stty cols 120 rows 33; kubectl --kubeconfig ${cluster.kubeconfig} exec -it web -- sh -c '${cmd}'`, '/dev/null'], { encoding: 'utf8', timeout: 30_000 });
+    const tty = inTerminal('sleep 0.3; tty; stty size; echo to-stderr >&2; exit 4');
+    t.match(tty.stdout, /\/dev\/pts\/\d+/, `the command has a terminal: ${JSON.stringify(tty.stdout)} ${tty.stderr}`);
+    t.match(tty.stdout, /33 120/, 'of the client\'s size');
+    t.match(tty.stdout, /to-stderr/, 'stderr arrives on the terminal');
+    t.equal(tty.status, 4, 'the exit code comes back');
+    const noTty = kubectl(['exec', 'web', '--', 'sh', '-c', 'tty || true']);
+    t.match(noTty.stdout, /not a tty/, 'without -t: pipes');
   });
 
   await t.test('volumes are bind-mounted in a private mount namespace', { skip: kubectlMissing(t) ?? false }, async (t) => {

@@ -2,13 +2,15 @@
 // channel protocol (v5.channel.k8s.io, or v4): each binary message starts
 // with its channel — 0 stdin, 1 stdout, 2 stderr, 3 the final Status, 4
 // terminal resize, 255 "close this channel" (v5) — and the command runs in
-// the container's environment, working directory and cgroup. No terminal
-// (tty) can be allocated here: with tty the command runs on pipes.
+// the container's environment, working directory and cgroup. With tty the
+// command gets a pseudo-terminal (terminal.ts): one output stream, resized by
+// channel 4's {"Width","Height"} messages.
 import { spawn } from 'node:child_process';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { inCgroups } from './pod-worker.ts';
-import { acceptWebSocket } from './websocket.ts';
+import { openTerminal } from './terminal.ts';
+import { type WebSocketConnection, acceptWebSocket } from './websocket.ts';
 
 export const EXEC_PROTOCOLS = ['v5.channel.k8s.io', 'v4.channel.k8s.io'];
 
@@ -16,6 +18,7 @@ const STDIN = 0;
 const STDOUT = 1;
 const STDERR = 2;
 const ERROR = 3;
+const RESIZE = 4;
 const CLOSE = 255;
 
 /** The Status the error channel carries when the command ends. */
@@ -46,6 +49,7 @@ export function serveExec(req: IncomingMessage, socket: Duplex, query: URLSearch
   if (!ws) return;
   const v5 = ws.protocol === 'v5.channel.k8s.io';
   const argv = [...target.prefix, ...(target.procsFiles.length ? inCgroups(target.procsFiles, command) : command)];
+  if (want('tty')) return void execOnTerminal(ws, argv, command, target, want('stdin'));
   const child = spawn(argv[0], argv.slice(1), { cwd: target.cwd, env: target.env, stdio: [want('stdin') ? 'pipe' : 'ignore', 'pipe', 'pipe'], detached: true });
   const send = (channel: number, data: Buffer) => ws.send(Buffer.concat([Buffer.from([channel]), data]));
   let finished = false;
@@ -78,5 +82,57 @@ export function serveExec(req: IncomingMessage, socket: Duplex, query: URLSearch
         /* gone */
       }
     }
+  };
+}
+
+/** A terminal size message (channel 4): {"Width": cols, "Height": rows}. */
+function parseResize(data: Buffer): { cols: number; rows: number } | undefined {
+  try {
+    const m = JSON.parse(data.toString('utf8')) as { Width?: unknown; Height?: unknown };
+    return typeof m.Width === 'number' && typeof m.Height === 'number' ? { cols: m.Width, rows: m.Height } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function execOnTerminal(ws: WebSocketConnection, argv: string[], command: string[], target: { env: Record<string, string>; cwd: string }, stdin: boolean): Promise<void> {
+  const v5 = ws.protocol === 'v5.channel.k8s.io';
+  const send = (channel: number, data: Buffer) => ws.send(Buffer.concat([Buffer.from([channel]), data]));
+  let finished = false;
+  const finish = (status: Record<string, unknown>) => {
+    if (finished) return;
+    finished = true;
+    send(ERROR, Buffer.from(JSON.stringify(status)));
+    ws.close(1000);
+  };
+  // Messages that arrive while the terminal opens (kubectl sends its size at once) are applied once it exists.
+  const early: Buffer[] = [];
+  ws.onMessage = (msg) => void early.push(msg);
+  let term: Awaited<ReturnType<typeof openTerminal>>;
+  try {
+    term = await openTerminal(argv, { cwd: target.cwd, env: target.env });
+  } catch (e) {
+    return finish({ metadata: {}, status: 'Failure', reason: 'InternalError', message: `exec: ${(e as Error).message}` });
+  }
+  let gone = false;
+  const onMessage = (msg: Buffer) => {
+    if (!msg.length || gone) return;
+    const channel = msg[0];
+    if (channel === STDIN && stdin) term.write(msg.subarray(1));
+    else if (channel === RESIZE) {
+      const size = parseResize(msg.subarray(1));
+      if (size) term.resize(size.cols, size.rows);
+    } else if (v5 && channel === CLOSE && msg[1] === STDIN && stdin) term.write(Buffer.from([4])); // end of input on a terminal: ^D
+  };
+  ws.onMessage = onMessage;
+  for (const m of early) onMessage(m);
+  term.onData((b) => send(STDOUT, b));
+  term.onExit((code, signal) => {
+    gone = true;
+    finish(exitStatus(code, signal, command));
+  });
+  ws.onClose = () => {
+    // The client went away: so does the command (the terminal's whole session).
+    if (!finished && !gone) term.kill('SIGKILL');
   };
 }
