@@ -186,5 +186,10 @@ t.test('RBAC with kubectl', { skip, timeout: 120_000 }, async (t) => {
   writeFileSync(review, JSON.stringify({ apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview', spec: { resourceAttributes: { namespace: 'other', verb: 'list', group: 'example.com', resource: 'widgets' } } }));
   const answer = JSON.parse(await ok('alice reviews her access to widgets', alice('create', '--raw', '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews', '-f', review))) as { status?: { allowed?: boolean } };
   t.equal(answer.status?.allowed, true, 'the aggregated rule applies');
+  // Discovery lists the review resources, so kubectl maps the kind itself (`create -f`, `api-resources`).
+  const mapped = JSON.parse(await ok('kubectl create -f of a SelfSubjectAccessReview', alice('create', '-f', review, '-o', 'json'))) as { status?: { allowed?: boolean } };
+  t.equal(mapped.status?.allowed, true, 'the same answer through the REST mapping');
+  const listed = await ok('api-resources of authorization.k8s.io', admin('api-resources', '--api-group=authorization.k8s.io', '-o', 'name'));
+  t.same(listed.trim().split('\n').sort(), ['selfsubjectaccessreviews.authorization.k8s.io', 'selfsubjectrulesreviews.authorization.k8s.io', 'subjectaccessreviews.authorization.k8s.io'], 'the authorization.k8s.io review resources');
   t.equal((await alice('auth', 'can-i', 'list', 'secrets', '-n', 'other')).out.trim(), 'no', 'view does not read Secrets');
 });

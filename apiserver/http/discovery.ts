@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { KINDS } from '../../api/kinds/index.ts';
 import type { KindDef } from '../../api/schema/types.ts';
+import { REVIEW_PATHS } from '../auth/reviews.ts';
 
 export const KUBE_VERSION = { major: '1', minor: '31', gitVersion: 'v1.31.0+flotilla.0.1.0' };
 
@@ -20,13 +21,23 @@ export function versionInfo(): Record<string, string> {
   };
 }
 
+/**
+ * The create-only review resources (authorization.k8s.io SubjectAccessReviews,
+ * authentication.k8s.io SelfSubjectReview), served by apiserver/auth/reviews.ts
+ * and stored nowhere, so they are not kinds; clients still find them here.
+ */
+const REVIEWS = Object.entries(REVIEW_PATHS).map(([path, { group, kind }]) => {
+  const [, , , version, plural] = path.split('/');
+  return { group, version, plural, kind };
+});
+
 function groupVersions(): Map<string, string[]> {
   const gv = new Map<string, string[]>();
-  for (const k of KINDS) {
-    if (!k.group) continue;
-    const vs = gv.get(k.group) ?? [];
-    if (!vs.includes(k.version)) vs.push(k.version);
-    gv.set(k.group, vs);
+  for (const { group, version } of [...KINDS, ...REVIEWS]) {
+    if (!group) continue;
+    const vs = gv.get(group) ?? [];
+    if (!vs.includes(version)) vs.push(version);
+    gv.set(group, vs);
   }
   return gv;
 }
@@ -55,8 +66,9 @@ function storageVersionHash(k: KindDef): string {
 
 export function resourceList(group: string, version: string): Record<string, unknown> | undefined {
   const kinds = KINDS.filter((k) => k.group === group && k.version === version);
-  if (!kinds.length) return undefined;
-  const resources: Record<string, unknown>[] = [];
+  const reviews = REVIEWS.filter((r) => r.group === group && r.version === version);
+  if (!kinds.length && !reviews.length) return undefined;
+  const resources: Record<string, unknown>[] = reviews.map((r) => ({ name: r.plural, singularName: r.kind.toLowerCase(), namespaced: false, kind: r.kind, verbs: ['create'] }));
   for (const k of kinds) {
     if (k.kind === 'Binding') {
       resources.push({ name: 'bindings', singularName: 'binding', namespaced: true, kind: 'Binding', verbs: ['create'] });
