@@ -5,6 +5,7 @@
 // its controllers and exits (as kube-controller-manager does: "leaderelection
 // lost"), so two managers never act at once; its supervisor restarts it as a
 // standby. A clean shutdown releases the Lease so a standby takes over at once.
+import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
@@ -129,6 +130,7 @@ export async function main(argv: string[]): Promise<void> {
 
   if (!leaderElect) {
     abort = new AbortController();
+    setMaxListeners(0, abort.signal); // every controller listens on it (see the elector's term signal)
     runControllers(abort.signal);
     return;
   }

@@ -23,6 +23,7 @@
 //   ...
 //   await le.stop(); // aborts the signal, then releases the lease so a standby takes over at once
 import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import pino from 'pino';
@@ -312,6 +313,9 @@ export class LeaderElector {
       return;
     }
     const ctl = new AbortController();
+    // The term's signal is shared by everything that runs while leading (the controller manager starts ~25
+    // controllers on it, each listening for the end): no listener limit, or Node warns of a leak that is not one.
+    setMaxListeners(0, ctl.signal);
     const term: Term = { ctl, lastRenew: acquiredAt };
     this.term = term;
     this.armDeadline(term);
