@@ -7,7 +7,7 @@ import pino from 'pino';
 import client from 'prom-client';
 import { registerRaftMetrics } from '../raft/metrics.ts';
 import { RaftNode } from '../raft/node.ts';
-import { RAFT_MEMBER_OPTIONS, parseBytes, parsePeers, splitHostPort } from '../raft/peers.ts';
+import { RAFT_MEMBER_OPTIONS, loadPeerTls, parseBytes, parsePeers, splitHostPort } from '../raft/peers.ts';
 import { Role } from '../raft/types.ts';
 import { ApiError } from './errors.ts';
 import { MemberDirectory, ensureAdminToken, hashToken } from './http/members.ts';
@@ -155,6 +155,8 @@ export async function main(argv: string[]): Promise<void> {
     // under load, each time allocating several copies of its whole state.
     snapshotEntries: num(values['snapshot-entries']) ?? 100_000,
     snapshotBytes: values['snapshot-bytes'] ? parseBytes(values['snapshot-bytes'], '--snapshot-bytes') : undefined,
+    // --peer-cert-file, --peer-key-file, --peer-trusted-ca-file (RAFT_MEMBER_OPTIONS): mutual TLS between members.
+    tls: loadPeerTls(values),
   });
   const registry = new Registry(node, store, unsafeFlag(values['unsafe-stale-reads']!, 'stale-reads', log));
   registry.serviceRanges = serviceRanges;
