@@ -52,5 +52,8 @@ t.test('bad requests change nothing', async (t) => {
   const bad = await certs(['--dir', dir, '--peer', 'a=b']);
   t.equal(bad.code, 1);
   t.match(bad.err, /--peer "a=b": .*not a member id/);
+  const clash = await certs(['--dir', dir, '--client', 'peer-s1', '--peer', 's1']);
+  t.equal(clash.code, 1);
+  t.match(clash.err, /--peer "s1": its file name "peer-s1" is taken/);
   t.throws(() => statSync(join(dir, 'ca.crt')), 'nothing was written');
 });

@@ -92,7 +92,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<void> {
     const files = new Set<string>();
     for (const c of clients) {
       const f = fileNameFor(c.user);
-      if (f === 'ca' || f === 'apiserver' || f.startsWith('peer-') || files.has(f)) throw new UsageError(`--client "${c.user}": its file name "${f}" is taken`, 'certs');
+      if (f === 'ca' || f === 'apiserver' || files.has(f)) throw new UsageError(`--client "${c.user}": its file name "${f}" is taken`, 'certs');
       // A client certificate with a member's name would not open the peer port (it lacks serverAuth), but the name is the members'.
       if (isMemberName(c.user)) throw new UsageError(`--client "${c.user}": names starting with "flotilla-member-" are for peer certificates (--peer)`, 'certs');
       files.add(f);
