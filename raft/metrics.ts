@@ -33,6 +33,8 @@ export function registerRaftMetrics(registry: client.Registry, node: RaftNode): 
       for (const [reason, n] of Object.entries(s.tlsRefused)) this.set({ reason }, n);
     },
   });
+  gauge('raft_transport_dropped_messages', 'Outbound raft messages dropped (peer unreachable, queue full, too large); Raft resends', () => node.stats().dropped);
+  gauge('raft_transport_reconnects', 'Outbound raft connection attempts after a failed or closed one', () => node.stats().reconnects);
   gauge('raft_transport_wrong_peer_identity', 'Outbound raft connections given up because the server\'s certificate did not name the member dialed (peer TLS)',
     () => node.stats().wrongPeerIdentity);
 }
