@@ -122,6 +122,8 @@ export async function main(argv: string[]): Promise<void> {
     audiences: values['api-audiences']?.split(',').map((a) => a.trim()).filter(Boolean),
   });
   const tls = loadTls(values['tls-cert-file'], values['tls-private-key-file'], values['client-ca-file']);
+  // --peer-cert-file, --peer-key-file, --peer-trusted-ca-file (RAFT_MEMBER_OPTIONS): mutual TLS between Raft members.
+  const peerTls = loadPeerTls(values);
   const log = pino({ name: 'flotilla-server', base: { server: values.id } });
   limitHeapGrowth(Number(values['gc-heap-growth-percent']));
   const peers = parsePeers(values.peers);
@@ -155,8 +157,7 @@ export async function main(argv: string[]): Promise<void> {
     // under load, each time allocating several copies of its whole state.
     snapshotEntries: num(values['snapshot-entries']) ?? 100_000,
     snapshotBytes: values['snapshot-bytes'] ? parseBytes(values['snapshot-bytes'], '--snapshot-bytes') : undefined,
-    // --peer-cert-file, --peer-key-file, --peer-trusted-ca-file (RAFT_MEMBER_OPTIONS): mutual TLS between members.
-    tls: loadPeerTls(values),
+    tls: peerTls,
   });
   const registry = new Registry(node, store, unsafeFlag(values['unsafe-stale-reads']!, 'stale-reads', log));
   registry.serviceRanges = serviceRanges;

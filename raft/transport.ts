@@ -571,7 +571,7 @@ interface PeerContext {
 }
 
 /** Fails unless `o.cert` is member `id`'s peer certificate issued by `o.ca` (a wrong file stops the member at start). */
-function checkOwnCertificate(id: NodeId, o: PeerTlsOptions): void {
+export function checkOwnCertificate(id: NodeId, o: PeerTlsOptions): void {
   let cert: X509Certificate;
   let ca: X509Certificate;
   try {
