@@ -7,7 +7,7 @@ import pino from 'pino';
 import client from 'prom-client';
 import { registerRaftMetrics } from '../raft/metrics.ts';
 import { RaftNode } from '../raft/node.ts';
-import { RAFT_MEMBER_OPTIONS, parseBytes, parsePeers, splitHostPort } from '../raft/peers.ts';
+import { RAFT_MEMBER_OPTIONS, loadPeerTls, parseBytes, parsePeers, splitHostPort } from '../raft/peers.ts';
 import { Role } from '../raft/types.ts';
 import { ApiError } from './errors.ts';
 import { MemberDirectory, ensureAdminToken, hashToken } from './http/members.ts';
@@ -128,6 +128,8 @@ export async function main(argv: string[]): Promise<void> {
   });
   const tls = loadTls(values['tls-cert-file'], values['tls-private-key-file'], values['client-ca-file']);
   const agentTls = loadAgentClientTls(values['kubelet-client-certificate'], values['kubelet-client-key'], values['kubelet-certificate-authority']);
+  // --peer-cert-file, --peer-key-file, --peer-trusted-ca-file (RAFT_MEMBER_OPTIONS): mutual TLS between Raft members.
+  const peerTls = loadPeerTls(values);
   const log = pino({ name: 'flotilla-server', base: { server: values.id } });
   limitHeapGrowth(Number(values['gc-heap-growth-percent']));
   const peers = parsePeers(values.peers);
@@ -161,6 +163,7 @@ export async function main(argv: string[]): Promise<void> {
     // under load, each time allocating several copies of its whole state.
     snapshotEntries: num(values['snapshot-entries']) ?? 100_000,
     snapshotBytes: values['snapshot-bytes'] ? parseBytes(values['snapshot-bytes'], '--snapshot-bytes') : undefined,
+    tls: peerTls,
   });
   const registry = new Registry(node, store, unsafeFlag(values['unsafe-stale-reads']!, 'stale-reads', log));
   registry.serviceRanges = serviceRanges;

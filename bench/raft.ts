@@ -1,7 +1,10 @@
 // `npm run bench -- raft`: the Raft library (3 raft-kv members, durable
 // writes) against a 3-member etcd on the same machine, same client, same
 // workload: 256-byte puts at concurrency 1/16/64/256, and leader failover.
+// `npm run bench -- raft --peer-tls`: instead, raft-kv with mutual TLS between
+// the members side by side with plain TCP, in the same run (section raft-tls).
 import { randomBytes } from 'node:crypto';
+import { cpus, loadavg } from 'node:os';
 import type { Pool } from 'undici';
 import { KvCluster } from '../harness/kv-cluster.ts';
 import { sleep, waitFor } from '../harness/procs.ts';
@@ -112,7 +115,85 @@ function etcdFailover(c: EtcdCluster): FailoverSystem {
   };
 }
 
+/** The highest term any live member reports: a change across a run means an election happened during it. */
+async function highestTerm(c: KvCluster): Promise<number> {
+  const terms = await Promise.all(c.members.map(async (m) => (await c.status(m.id))?.term ?? 0));
+  return Math.max(...terms);
+}
+
+/**
+ * raft-kv with peer TLS vs plain TCP, same run, same machine: both clusters
+ * run at once and the levels alternate (plain, TLS, plain, TLS, ...) so that
+ * whatever else the machine does falls on both. Small client counts
+ * (BENCH_TLS_CONCURRENCY, default 1,16) and a few failovers, so the whole
+ * run stays short on a shared machine. Each row shows the best and the
+ * median round, and how many rounds saw an election (a starved process on a
+ * loaded machine misses heartbeats; that costs its round whatever the wire).
+ */
+async function benchRaftTls(): Promise<Section> {
+  const levels = (process.env.BENCH_TLS_CONCURRENCY ?? '1,16').split(',').map(Number).filter((n) => n > 0);
+  const rounds = Number(process.env.BENCH_TLS_ROUNDS ?? 3);
+  const trials = Number(process.env.BENCH_FAILOVERS ?? 3);
+  const load0 = loadavg()[0]!;
+  console.log('raft-kv: starting 3 plain members and 3 peer-TLS members');
+  const plain = await KvCluster.start(3);
+  const secure = await KvCluster.start(3, { peerTls: true });
+  const rows: string[][] = [];
+  try {
+    for (const c of levels) {
+      const runs = { plain: [] as LoadResult[], tls: [] as LoadResult[] };
+      const elections = { plain: 0, tls: 0 };
+      for (let i = 0; i < rounds; i++) {
+        for (const [name, cl] of [['plain', plain], ['tls', secure]] as const) {
+          const term = await highestTerm(cl);
+          const r = await runLoad(kvTargets(cl), c, DURATION_MS);
+          const elected = (await highestTerm(cl)) !== term;
+          if (elected) elections[name]++;
+          console.log(`raft-kv ${name.padEnd(5)} c=${c} round ${i + 1}: ${fmt(r.throughput)} puts/s p50 ${r.p50.toFixed(2)} ms p99 ${r.p99.toFixed(2)} ms errors ${r.errors}${elected ? ' (an election happened)' : ''}`);
+          runs[name].push(r);
+        }
+      }
+      const byThroughput = (xs: LoadResult[]) => [...xs].sort((a, b) => b.throughput - a.throughput);
+      const best = (xs: LoadResult[]) => byThroughput(xs)[0]!;
+      const median = (xs: LoadResult[]) => byThroughput(xs)[Math.floor(xs.length / 2)]!;
+      const side = (xs: LoadResult[], name: 'plain' | 'tls') => {
+        const b = best(xs);
+        return [fmt(b.throughput), fmt(median(xs).throughput), b.p50.toFixed(2), b.p99.toFixed(2), String(elections[name])];
+      };
+      rows.push([String(c), ...side(runs.plain, 'plain'), ...side(runs.tls, 'tls'),
+        `${((best(runs.tls).throughput / best(runs.plain).throughput - 1) * 100).toFixed(1)} %`]);
+    }
+    console.log('raft-kv: failover trials, plain then TLS');
+    const fPlain = await failovers(kvFailover(plain), trials);
+    const fTls = await failovers(kvFailover(secure), trials);
+    const load1 = loadavg()[0]!;
+    const ms = (xs: number[]) => xs.map((x) => (x < 0 ? 'none in 20 s' : x.toFixed(0))).join(', ');
+    console.log(`failover ms: plain ${ms(fPlain)}; tls ${ms(fTls)}`);
+    return {
+      name: 'raft-tls',
+      title: 'Raft peer TLS: raft-kv (3 members) with mutual TLS between members vs plain TCP, 256-byte durable puts',
+      body: [
+        `\`npm run bench -- raft --peer-tls\`. Both clusters run at once; each level runs ${DURATION_MS / 1000} s after a 1 s warm-up, ` +
+          `${rounds} rounds alternating plain and TLS. Best and median round by throughput; p50/p99 (ms) of the best round; ` +
+          '"elections": rounds during which the cluster held an election. Clients spread over all three members. ' +
+          `The machine is shared with other work (${cpus().length} cores; 1-minute load average ${load0.toFixed(1)} at the start, ${load1.toFixed(1)} at the end): ` +
+          'compare the columns with each other, not with other sections.',
+        '',
+        '| concurrency | plain best puts/s | median | p50 | p99 | elections | TLS best puts/s | median | p50 | p99 | elections | TLS vs plain (best) |',
+        '|---|---|---|---|---|---|---|---|---|---|---|---|',
+        ...rows.map((r) => `| ${r.join(' | ')} |`),
+        '',
+        `Leader failover (kill -9 the leader → first successful write issued after the kill; the restarted member reconnects with a new handshake), ${trials} trials each:`,
+        `plain ${ms(fPlain)} ms; TLS ${ms(fTls)} ms.`,
+      ].join('\n'),
+    };
+  } finally {
+    await Promise.all([plain.stop(), secure.stop()]);
+  }
+}
+
 export async function benchRaft(): Promise<Section> {
+  if (process.argv.includes('--peer-tls')) return benchRaftTls();
   const rows: string[][] = [];
   const etcdBin = ensureEtcd();
   const results: { c: number; kv: LoadResult; etcd?: LoadResult }[] = [];

@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { Agent, type Dispatcher, request } from 'undici';
 import type { ClusterStatus } from '../agents/client/api.ts';
 import { kubeconfigYaml } from '../agents/client/kubeconfig.ts';
+import { peerTlsArgs } from './peer-tls.ts';
 import { type Proc, freePorts, startFlotilla, startListening, tempDir, waitFor, waitListening } from './procs.ts';
 
 export interface ServerMember {
@@ -28,6 +29,12 @@ export interface ClusterOptions {
   adminToken?: string;
   /** See FlotillaCluster.tls (off by default: the servers speak plain HTTP). */
   tls?: ClusterTls;
+  /**
+   * Mutual TLS between the Raft members (off by default: plain TCP). Each
+   * member gets pkiDir/peer-<id>.crt from the CA in pkiDir (the `tls` one's
+   * if given, else <dir>/pki), made by the pki module.
+   */
+  peerTls?: boolean | { pkiDir: string };
 }
 
 /**
@@ -60,13 +67,19 @@ export class FlotillaCluster {
    */
   readonly adminToken?: string;
 
+  /** With peer TLS: where the CA and the members' peer certificates are. */
+  readonly peerPkiDir?: string;
+  /** Each member's --peer-* flags (peer TLS). */
+  private readonly peerArgs = new Map<string, string[]>();
+
   /** With TLS: the PKI directory, and the dispatcher (CA + client certificate) of the harness' own requests. */
   readonly tls?: Required<ClusterTls>;
   private readonly dispatcher?: Dispatcher;
 
-  private constructor(dir: string, private readonly args: string[], adminToken?: string, tls?: ClusterTls) {
+  private constructor(dir: string, private readonly args: string[], adminToken?: string, tls?: ClusterTls, peerTls?: ClusterOptions['peerTls']) {
     this.dir = dir;
     this.adminToken = adminToken;
+    if (peerTls) this.peerPkiDir = resolve(typeof peerTls === 'object' ? peerTls.pkiDir : tls?.pkiDir ?? join(dir, 'pki'));
     if (tls) {
       this.tls = { pkiDir: resolve(tls.pkiDir), client: tls.client ?? 'admin' };
       const f = this.tlsFiles;
@@ -93,7 +106,7 @@ export class FlotillaCluster {
 
   /** Members' ids and addresses, before anything starts (to set up proxies). */
   static async plan(n = 3, opts: ClusterOptions = {}): Promise<FlotillaCluster> {
-    const c = new FlotillaCluster(opts.dir ?? tempDir('cluster'), opts.args ?? [], opts.adminToken, opts.tls);
+    const c = new FlotillaCluster(opts.dir ?? tempDir('cluster'), opts.args ?? [], opts.adminToken, opts.tls, opts.peerTls);
     await c.replan(n);
     return c;
   }
@@ -102,6 +115,12 @@ export class FlotillaCluster {
     const ports = await freePorts(n * 2);
     this.members = [];
     for (let i = 0; i < n; i++) this.members.push(this.memberAt(`s${i + 1}`, ports[i * 2], ports[i * 2 + 1]));
+    for (const m of this.members) await this.issuePeerCert(m.id);
+  }
+
+  /** With peer TLS: member id's certificate (kept if it exists) and flags. */
+  private async issuePeerCert(id: string): Promise<void> {
+    if (this.peerPkiDir && !this.peerArgs.has(id)) this.peerArgs.set(id, await peerTlsArgs(this.peerPkiDir, id));
   }
 
   static async start(n = 3, opts: ClusterOptions = {}): Promise<FlotillaCluster> {
@@ -176,7 +195,8 @@ export class FlotillaCluster {
     // Like etcd's --initial-cluster: a joining member is told where the others are.
     const peers = this.peersFor?.(id) ?? this.members.map((x) => `${x.id}=${x.peer}`).join(',');
     m.proc = startFlotilla(
-      ['server', '--id', id, '--peers', peers, '--api', m.api, '--data', m.dataDir, '--cluster-token', this.token, ...this.args, ...m.extraArgs, ...extra],
+      ['server', '--id', id, '--peers', peers, '--api', m.api, '--data', m.dataDir, '--cluster-token', this.token,
+        ...(this.peerArgs.get(id) ?? []), ...this.args, ...m.extraArgs, ...extra],
       { logFile: join(this.dir, `${id}.log`) },
     );
     return m.proc;
@@ -187,6 +207,7 @@ export class FlotillaCluster {
     const [p, a] = await freePorts(2);
     const m = this.memberAt(id, p, a);
     m.extraArgs = ['--join'];
+    await this.issuePeerCert(id);
     this.members.push(m);
     m.proc = this.startMember(id);
     return m;

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
+import { peerTlsArgs } from './peer-tls.ts';
 import { type Proc, ProcessStartError, explainConnectError, freePorts, hasExited, startFlotilla, startListening, tempDir, waitFor, waitListening } from './procs.ts';
 
 export interface KvMember {
@@ -30,8 +31,10 @@ export class KvCluster {
   /** --cluster-token of this cluster: each test cluster has its own cluster ID. */
   readonly token = randomBytes(6).toString('hex');
   members: KvMember[] = [];
+  /** Each member's --peer-* flags (peer TLS). */
+  private readonly peerArgs = new Map<string, string[]>();
 
-  private constructor(dir: string, private extraArgs: string[]) {
+  private constructor(dir: string, private extraArgs: string[], readonly peerPkiDir?: string) {
     this.dir = dir;
   }
 
@@ -40,8 +43,10 @@ export class KvCluster {
    * leader. A member that could not bind its ports makes the cluster start
    * again on other ports (see startListening).
    */
-  static async start(n: number, opts: { args?: string[] } = {}): Promise<KvCluster> {
-    const c = new KvCluster(tempDir('kv'), opts.args ?? []);
+  static async start(n: number, opts: { args?: string[]; peerTls?: boolean } = {}): Promise<KvCluster> {
+    const dir = tempDir('kv');
+    // peerTls: mutual TLS between the members, certificates from a CA in <dir>/pki (made by the pki module).
+    const c = new KvCluster(dir, opts.args ?? [], opts.peerTls ? join(dir, 'pki') : undefined);
     await c.plan(n);
     await startListening({
       listeners: () => c.members.map((m) => ({ what: c.what(m.id), start: () => c.startMember(m.id), ready: () => c.listening(m.id) })),
@@ -62,6 +67,7 @@ export class KvCluster {
       this.members.push({
         id, peer: `127.0.0.1:${ports[i * 2]}`, http: `127.0.0.1:${ports[i * 2 + 1]}`, dataDir: join(this.dir, `m${id}`),
       });
+      if (this.peerPkiDir && !this.peerArgs.has(id)) this.peerArgs.set(id, await peerTlsArgs(this.peerPkiDir, id));
     }
   }
 
@@ -96,7 +102,7 @@ export class KvCluster {
     const m = this.member(id);
     const peers = this.members.map((x) => `${x.id}=${x.peer}`).join(',');
     m.proc = startFlotilla(
-      ['raft-kv', '--id', id, '--peers', peers, '--http', m.http, '--data', m.dataDir, '--cluster-token', this.token, ...this.extraArgs],
+      ['raft-kv', '--id', id, '--peers', peers, '--http', m.http, '--data', m.dataDir, '--cluster-token', this.token, ...(this.peerArgs.get(id) ?? []), ...this.extraArgs],
       { logFile: join(this.dir, `m${id}.log`) },
     );
     return m.proc;

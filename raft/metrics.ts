@@ -19,6 +19,7 @@ export function registerRaftMetrics(registry: client.Registry, node: RaftNode): 
       this.set({ reason: 'misrouted' }, s.misrouted);
       this.set({ reason: 'foreign-cluster' }, s.foreignCluster);
       this.set({ reason: 'unknown-sender' }, s.unknownSender);
+      this.set({ reason: 'identity-mismatch' }, s.identityMismatch);
     },
   });
   new client.Gauge({
@@ -28,6 +29,12 @@ export function registerRaftMetrics(registry: client.Registry, node: RaftNode): 
       const s = node.stats();
       this.set({ reason: 'stalled-frame' }, s.stalledFrames);
       this.set({ reason: 'too-many-connections' }, s.refusedConnections);
+      // Peer TLS: refused before a frame was read (always 0 over plain TCP).
+      for (const [reason, n] of Object.entries(s.tlsRefused)) this.set({ reason }, n);
     },
   });
+  gauge('raft_transport_dropped_messages', 'Outbound raft messages dropped (peer unreachable, queue full, too large); Raft resends', () => node.stats().dropped);
+  gauge('raft_transport_reconnects', 'Outbound raft connection attempts after a failed or closed one', () => node.stats().reconnects);
+  gauge('raft_transport_wrong_peer_identity', 'Outbound raft connections given up because the server\'s certificate did not name the member dialed (peer TLS)',
+    () => node.stats().wrongPeerIdentity);
 }

@@ -9,7 +9,7 @@ import pino, { type Logger } from 'pino';
 import { type Proposal, decodeConfChange, decodeProposal, encodeProposal } from './codec.ts';
 import { RaftCore, type RaftStatus, sendableBeforePersist } from './core.ts';
 import { RaftStorage, type SaveRequest } from './storage.ts';
-import { TcpTransport, type TransportStats } from './transport.ts';
+import { type PeerTlsOptions, TcpTransport, type TransportStats } from './transport.ts';
 import {
   type ConfChange, ConfChangeType, type ConfState, type Entry, EntryType, type InitialState, type Message,
   EMPTY, type NodeId, RaftError, type Ready, Role, type Snapshot, entrySize,
@@ -82,6 +82,8 @@ export interface RaftNodeOptions {
    * while a write is in flight are merged into the next write (one fsync).
    */
   asyncStorageWrites?: boolean;
+  /** Mutual TLS between members (see raft/transport.ts); plain TCP without it. */
+  tls?: PeerTlsOptions;
   /** Extra core settings (tests). */
   core?: Partial<ConstructorParameters<typeof RaftCore>[0]>;
 }
@@ -304,7 +306,7 @@ export class RaftNode extends EventEmitter {
     if (!listen) throw new Error(`raft: no listen address for member ${opts.id}`);
     const others = new Map([...this.peers].filter(([id]) => id !== this.id));
     this.transport = new TcpTransport({
-      id: opts.id, listen, peers: others, logger: this.log, clusterId,
+      id: opts.id, listen, peers: others, logger: this.log, clusterId, tls: opts.tls,
       onClusterId: (id: string) => {
         this.storage.setClusterId(id).catch((e) => this.die(e as Error));
       },

@@ -1,4 +1,6 @@
 // Parsing of peer lists and addresses given on command lines.
+import { readFileSync } from 'node:fs';
+import { type PeerTlsOptions, checkOwnCertificate } from './transport.ts';
 import type { NodeId } from './types.ts';
 
 /** "1=127.0.0.1:7001,2=127.0.0.1:7002" → Map { '1' => '127.0.0.1:7001', ... } */
@@ -41,7 +43,36 @@ export const RAFT_MEMBER_OPTIONS = {
   'snapshot-entries': { type: 'string' },
   /** Also snapshot once this many bytes of entries were applied since the last snapshot ("64Mi"). */
   'snapshot-bytes': { type: 'string' },
+  /** Mutual TLS between members, named as etcd names it (client certificate authentication is always on with it). */
+  'peer-cert-file': { type: 'string' },
+  'peer-key-file': { type: 'string' },
+  'peer-trusted-ca-file': { type: 'string' },
 } as const;
+
+/**
+ * The peer TLS flags → the transport's options; undefined (plain TCP)
+ * without them. All three or none: a member with half a TLS setup would
+ * refuse its peers or be refused by them, so it stops here with the reason,
+ * as it does when the files are not member `id`'s (before the data directory is touched).
+ */
+export function loadPeerTls(v: { id?: string; 'peer-cert-file'?: string; 'peer-key-file'?: string; 'peer-trusted-ca-file'?: string }): PeerTlsOptions | undefined {
+  const flags = ['peer-cert-file', 'peer-key-file', 'peer-trusted-ca-file'] as const;
+  const given = flags.filter((f) => v[f]);
+  if (!given.length) return undefined;
+  if (given.length < flags.length) {
+    throw new Error(`peer TLS needs --${flags.join(', --')} together (missing --${flags.filter((f) => !v[f]).join(', --')})`);
+  }
+  const read = (f: (typeof flags)[number]) => {
+    try {
+      return readFileSync(v[f]!);
+    } catch (e) {
+      throw new Error(`--${f}: cannot read ${v[f]}: ${(e as Error).message}`, { cause: e });
+    }
+  };
+  const o = { cert: read('peer-cert-file'), key: read('peer-key-file'), ca: read('peer-trusted-ca-file') };
+  if (v.id !== undefined) checkOwnCertificate(v.id, o);
+  return o;
+}
 
 /** "67108864", "64Mi", "512Ki", "1Gi", "100M" → bytes. */
 export function parseBytes(v: string, flag: string): number {

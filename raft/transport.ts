@@ -1,4 +1,4 @@
-// Peer transport: Raft messages over plain TCP.
+// Peer transport: Raft messages over TCP, or mutual TLS (PeerTlsOptions).
 //
 // Wire format: a stream of frames, each [u32 BE length][protobuf Message]
 // (see proto/raft.proto). Each member opens ONE outbound connection per peer
@@ -12,7 +12,22 @@
 // blocks the node or grows without bound. So send() never blocks or throws,
 // and a message that cannot be written soon (peer down, socket backed up) is
 // dropped and counted, not buffered indefinitely.
+//
+// With PeerTlsOptions every connection is mutual TLS with certificates of one
+// CA, and both ends check that the other is the member it claims to be: the
+// certificate's common name is `flotilla-member-<id>` (memberCommonName), as
+// etcd's --peer-cert-allowed-cn checks a CN. The listener refuses a
+// connection that does not complete a handshake in time, presents no
+// certificate, one of another CA, or one that does not name a current member
+// (counted per reason, logged once a minute per source address), before it
+// reads a single frame; then every frame on that connection must come `from`
+// the member its certificate names. The dialer refuses a server whose
+// certificate does not name the member it meant to reach. Addresses are not
+// checked (no hostname verification): a member is who its certificate says,
+// wherever it listens.
+import { type KeyObject, X509Certificate, createPrivateKey } from 'node:crypto';
 import net from 'node:net';
+import tls from 'node:tls';
 import { pino, type Logger } from 'pino';
 import { decodeMessage, encodeMessage } from './codec.ts';
 import { MessageType, type Message, type NodeId } from './types.ts';
@@ -45,7 +60,40 @@ export interface TransportOptions {
    * One send() larger than this still goes out if nothing else is waiting.
    */
   maxQueueBytes?: number;
+  /** Mutual TLS between members; plain TCP without it. */
+  tls?: PeerTlsOptions;
 }
+
+/** PEM key, certificate and CA of mutual TLS between members (see the head of this file). */
+export interface PeerTlsOptions {
+  key: string | Buffer;
+  /** This member's certificate: CN memberCommonName(id), serverAuth and clientAuth, issued by `ca`. */
+  cert: string | Buffer;
+  /** The CA every member's certificate must chain to (and only it: the system roots are not trusted). */
+  ca: string | Buffer;
+  /** How long an inbound connection may take to complete its handshake. Default 10 s. */
+  handshakeTimeoutMs?: number;
+}
+
+/** The prefix of a member certificate's common name. */
+export const MEMBER_CN_PREFIX = 'flotilla-member-';
+
+/** The common name of member `id`'s peer certificate. */
+export function memberCommonName(id: NodeId): string {
+  return `${MEMBER_CN_PREFIX}${id}`;
+}
+
+/** The member a certificate's common name names, or undefined. */
+export function memberOfCommonName(cn: unknown): NodeId | undefined {
+  if (typeof cn !== 'string' || !cn.startsWith(MEMBER_CN_PREFIX) || cn.length === MEMBER_CN_PREFIX.length) return undefined;
+  return cn.slice(MEMBER_CN_PREFIX.length);
+}
+
+const SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
+const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+
+/** Why the listener refused an inbound connection before reading from it (TLS only). */
+export type TlsRefusal = 'tls-handshake' | 'handshake-timeout' | 'no-certificate' | 'untrusted-certificate' | 'not-a-member';
 
 export interface TransportStats {
   /** Messages handed to a connected socket. */
@@ -68,6 +116,12 @@ export interface TransportStats {
   stalledFrames: number;
   /** Inbound connections refused because MAX_INBOUND were open. */
   refusedConnections: number;
+  /** TLS: inbound connections refused before any frame was read, by reason. */
+  tlsRefused: Record<TlsRefusal, number>;
+  /** TLS: inbound frames whose `from` is not the member the connection's certificate names; dropped. */
+  identityMismatch: number;
+  /** TLS: outbound connections given up because the server's certificate did not name the member dialed. */
+  wrongPeerIdentity: number;
 }
 
 const DEFAULT_MAX_FRAME = 64 * 1024 * 1024;
@@ -90,6 +144,11 @@ const KEEPALIVE_MS = 5000;
 const PARTIAL_FRAME_TIMEOUT_MS = 30_000;
 /** Inbound connections at most: each member needs one per peer; anything beyond a generous margin is refused. */
 const MAX_INBOUND = 256;
+const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+/** A refused source (address) is logged at most once per this interval; the metric counts every refusal. */
+const REFUSAL_LOG_INTERVAL_MS = 60_000;
+/** Sources remembered for that rate limit; beyond it the memory starts over (logging a little more, never growing). */
+const REFUSAL_LOG_SOURCES = 1024;
 
 /** Splits "host:port" or "[v6]:port". */
 export function parseHostPort(addr: string): { host: string; port: number } {
@@ -108,6 +167,8 @@ export class TcpTransport {
   readonly stats: TransportStats = {
     sent: 0, received: 0, badFrames: 0, dropped: 0, reconnects: 0, misrouted: 0, foreignCluster: 0, unknownSender: 0,
     stalledFrames: 0, refusedConnections: 0,
+    tlsRefused: { 'tls-handshake': 0, 'handshake-timeout': 0, 'no-certificate': 0, 'untrusted-certificate': 0, 'not-a-member': 0 },
+    identityMismatch: 0, wrongPeerIdentity: 0,
   };
 
   private readonly listenAddr: string;
@@ -120,8 +181,12 @@ export class TcpTransport {
   /** What the per-peer connections share with the transport. */
   private readonly ctx: PeerContext;
   private readonly peers = new Map<NodeId, Peer>();
-  private readonly inbound = new Set<net.Socket>();
+  /** Open inbound connections, and (with TLS) the member each one's certificate names. */
+  private readonly inbound = new Map<net.Socket, NodeId | undefined>();
   private server?: net.Server;
+  private readonly tls?: PeerTlsOptions;
+  /** Source address → when a refusal from it was last logged. */
+  private readonly refusalLogged = new Map<string, number>();
   private bound?: string;
   private stopped = false;
 
@@ -135,7 +200,9 @@ export class TcpTransport {
     this.log = (opts.logger ?? pino({ name: 'raft-transport', level: 'warn' }, pino.destination(2)))
       .child({ member: opts.id });
     this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME;
-    this.ctx = { stats: this.stats, log: this.log, maxQueueBytes: opts.maxQueueBytes ?? DEFAULT_MAX_QUEUE };
+    if (opts.tls) checkOwnCertificate(opts.id, opts.tls);
+    this.tls = opts.tls;
+    this.ctx = { stats: this.stats, log: this.log, maxQueueBytes: opts.maxQueueBytes ?? DEFAULT_MAX_QUEUE, tls: opts.tls };
     for (const [id, addr] of opts.peers) this.setPeer(id, addr);
   }
 
@@ -153,7 +220,7 @@ export class TcpTransport {
   async start(): Promise<void> {
     if (this.server) throw new Error('transport already started');
     const { host, port } = parseHostPort(this.listenAddr);
-    const server = net.createServer((socket) => this.accept(socket));
+    const server = this.tls ? this.tlsServer(this.tls) : net.createServer((socket) => this.accept(socket));
     this.server = server;
     try {
       await new Promise<void>((resolve, reject) => {
@@ -230,6 +297,8 @@ export class TcpTransport {
   removePeer(id: NodeId): void {
     this.peers.get(id)?.close();
     this.peers.delete(id);
+    // A removed member's certificate no longer opens this port.
+    for (const [socket, member] of this.inbound) if (member === id) socket.destroy();
   }
 
   /** Closes the listener, all connections and timers. Idempotent. */
@@ -238,13 +307,79 @@ export class TcpTransport {
     this.stopped = true;
     for (const peer of this.peers.values()) peer.close();
     this.peers.clear();
-    for (const s of this.inbound) s.destroy();
+    for (const s of this.inbound.keys()) s.destroy();
     this.inbound.clear();
     const server = this.server;
     if (server?.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
-  private accept(socket: net.Socket): void {
+  /**
+   * The listener of mutual TLS: the handshake has a deadline, and a
+   * connection is handed to accept() only once its certificate proved it is
+   * a current member (nothing is read from it before).
+   */
+  private tlsServer(o: PeerTlsOptions): tls.Server {
+    const server = tls.createServer({
+      key: o.key, cert: o.cert, ca: o.ca, minVersion: 'TLSv1.2',
+      // Verified here rather than by rejectUnauthorized, to tell the reasons apart; nothing is read before.
+      requestCert: true, rejectUnauthorized: false,
+      handshakeTimeout: o.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+    }, (socket) => {
+      const member = this.checkMember(socket);
+      if (member !== undefined) this.accept(socket, member);
+    });
+    // Connections still in their handshake count too: at most MAX_INBOUND in all.
+    server.maxConnections = MAX_INBOUND;
+    server.on('drop', (d?: { remoteAddress?: string }) => {
+      this.stats.refusedConnections++;
+      if (this.stats.refusedConnections % 100 === 1) this.log.warn({ remote: d?.remoteAddress, max: MAX_INBOUND }, 'refusing raft connection: too many open');
+    });
+    server.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
+      const reason: TlsRefusal = err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? 'handshake-timeout' : 'tls-handshake';
+      this.refuse(socket, reason, err.message);
+    });
+    return server;
+  }
+
+  /** The member a TLS connection's certificate names, or undefined after refusing the connection. */
+  private checkMember(socket: tls.TLSSocket): NodeId | undefined {
+    if (this.stopped) {
+      socket.destroy();
+      return undefined;
+    }
+    const cert = socket.getPeerCertificate();
+    if (!cert || !cert.raw) return this.refuse(socket, 'no-certificate', 'no client certificate');
+    if (!socket.authorized) return this.refuse(socket, 'untrusted-certificate', String(socket.authorizationError), cert.subject?.CN);
+    const member = memberOfCommonName(cert.subject?.CN);
+    const eku = cert.ext_key_usage ?? [];
+    if (member === undefined || member === this.id || !this.peers.has(member)) {
+      return this.refuse(socket, 'not-a-member', 'the certificate does not name a member of this cluster', cert.subject?.CN);
+    }
+    if (!eku.includes(SERVER_AUTH) || !eku.includes(CLIENT_AUTH)) {
+      // A member certificate serves and dials; a client certificate that happens to carry the name is not one.
+      return this.refuse(socket, 'not-a-member', 'the certificate is not a peer certificate (serverAuth and clientAuth)', cert.subject?.CN);
+    }
+    return member;
+  }
+
+  /** Counts and closes a refused inbound connection; logs it once a minute per source address. */
+  private refuse(socket: net.Socket, reason: TlsRefusal, detail: string, name?: unknown): undefined {
+    this.stats.tlsRefused[reason]++;
+    const source = socket.remoteAddress ?? '?';
+    const now = Date.now();
+    const last = this.refusalLogged.get(source);
+    if (last === undefined || now - last >= REFUSAL_LOG_INTERVAL_MS) {
+      if (this.refusalLogged.size >= REFUSAL_LOG_SOURCES) this.refusalLogged.clear();
+      this.refusalLogged.set(source, now);
+      this.log.warn({ remote: `${source}:${socket.remotePort}`, reason, detail, name, refused: this.stats.tlsRefused[reason] },
+        'refusing raft connection: %s (logged once a minute per source)', reason);
+    }
+    socket.destroy();
+    return undefined;
+  }
+
+  /** `member`: the member a TLS connection's certificate names (every frame must come from it). */
+  private accept(socket: net.Socket, member?: NodeId): void {
     if (this.stopped) {
       socket.destroy();
       return;
@@ -256,7 +391,7 @@ export class TcpTransport {
       socket.destroy();
       return;
     }
-    this.inbound.add(socket);
+    this.inbound.set(socket, member);
     const reader = new FrameReader(this.maxFrameBytes);
     socket.setTimeout(PARTIAL_FRAME_TIMEOUT_MS, () => {
       if (!reader.partial) return;
@@ -284,7 +419,7 @@ export class TcpTransport {
           return;
         }
         if (!frame) return;
-        const from = this.deliver(frame, remote, () => badLogged++ % 100 === 0);
+        const from = this.deliver(frame, remote, () => badLogged++ % 100 === 0, member);
         if (from !== undefined) peer = from;
       }
     });
@@ -296,7 +431,7 @@ export class TcpTransport {
   }
 
   /** Decodes and hands one frame on; returns the sender of a good frame. */
-  private deliver(frame: Buffer, remote: string, shouldLog: () => boolean): NodeId | undefined {
+  private deliver(frame: Buffer, remote: string, shouldLog: () => boolean, member?: NodeId): NodeId | undefined {
     let m: Message;
     try {
       m = decodeMessage(frame);
@@ -310,6 +445,12 @@ export class TcpTransport {
       // still in sync: drop this frame and keep the connection.
       this.stats.badFrames++;
       if (shouldLog()) this.log.warn({ remote, bytes: frame.length, err: (e as Error).message }, 'dropping bad raft frame');
+      return;
+    }
+    if (member !== undefined && m.from !== member) {
+      // A member speaks for itself only: its certificate, not `from`, says who it is.
+      this.stats.identityMismatch++;
+      if (shouldLog()) this.log.warn({ remote, from: m.from, certificate: member }, 'dropping raft message whose sender is not the member of the connection\'s certificate');
       return;
     }
     if (m.to !== this.id) {
@@ -426,6 +567,33 @@ interface PeerContext {
   stats: TransportStats;
   log: Logger;
   maxQueueBytes: number;
+  tls?: PeerTlsOptions;
+}
+
+/** Fails unless `o.cert` is member `id`'s peer certificate issued by `o.ca` (a wrong file stops the member at start). */
+export function checkOwnCertificate(id: NodeId, o: PeerTlsOptions): void {
+  let cert: X509Certificate;
+  let ca: X509Certificate;
+  try {
+    cert = new X509Certificate(o.cert);
+    ca = new X509Certificate(o.ca);
+  } catch (e) {
+    throw new Error(`raft peer TLS: cannot read the certificate or the CA: ${(e as Error).message}`, { cause: e });
+  }
+  const cn = /^CN=(.*)$/m.exec(cert.subject)?.[1];
+  if (cn !== memberCommonName(id)) throw new Error(`raft peer TLS: the certificate's common name is "${cn ?? ''}", not "${memberCommonName(id)}" (this member)`);
+  if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) throw new Error('raft peer TLS: the certificate was not issued by the trusted CA');
+  if (!cert.checkPrivateKey(createPrivateKeyOrThrow(o.key))) throw new Error('raft peer TLS: the key does not belong to the certificate');
+  const eku = cert.keyUsage ?? [];
+  if (!eku.includes(SERVER_AUTH) || !eku.includes(CLIENT_AUTH)) throw new Error('raft peer TLS: the certificate must allow both serverAuth and clientAuth (a peer certificate)');
+}
+
+function createPrivateKeyOrThrow(key: string | Buffer): KeyObject {
+  try {
+    return createPrivateKey(key);
+  } catch (e) {
+    throw new Error(`raft peer TLS: cannot read the key: ${(e as Error).message}`, { cause: e });
+  }
 }
 
 /** The outbound side for one peer: a single lazily (re)connected socket. */
@@ -444,6 +612,8 @@ class Peer {
   private wanted = false;
   /** When we started dropping because the connected socket did not drain. */
   private stalledSince = 0;
+  /** A TLS failure to this peer was logged; quiet until it connects again. */
+  private tlsWarned = false;
 
   constructor(private readonly t: PeerContext, readonly id: NodeId, readonly addr: string) {}
 
@@ -503,14 +673,30 @@ class Peer {
     this.state = 'connecting';
     this.wanted = false;
     const { host, port } = parseHostPort(this.addr);
-    const socket = net.connect({ host, port, noDelay: true, keepAlive: true, keepAliveInitialDelay: KEEPALIVE_MS });
+    const o = this.t.tls;
+    const socket = o
+      ? tls.connect({
+        host, port, key: o.key, cert: o.cert, ca: o.ca, minVersion: 'TLSv1.2',
+        // The server must be the member meant, whatever address it answers on.
+        checkServerIdentity: (_host, cert) => {
+          if (memberOfCommonName(cert.subject?.CN) === this.id) return undefined;
+          this.t.stats.wrongPeerIdentity++;
+          return new Error(`the server at ${this.addr} presented "${String(cert.subject?.CN)}", not member ${this.id}'s certificate`);
+        },
+      })
+      : net.connect({ host, port, noDelay: true, keepAlive: true, keepAliveInitialDelay: KEEPALIVE_MS });
+    if (o) {
+      socket.setNoDelay(true);
+      socket.setKeepAlive(true, KEEPALIVE_MS);
+    }
     this.socket = socket;
     socket.setTimeout(CONNECT_TIMEOUT_MS, () => socket.destroy(new Error('connect timeout')));
-    socket.once('connect', () => {
+    socket.once(o ? 'secureConnect' : 'connect', () => {
       if (this.socket !== socket) return;
       socket.setTimeout(0);
       this.state = 'connected';
       this.everConnected = true;
+      this.tlsWarned = false;
       this.connectedAt = Date.now();
       this.stalledSince = 0;
       this.t.log.debug({ peer: this.id, addr: this.addr }, 'raft connection up');
@@ -527,8 +713,14 @@ class Peer {
     // Peers never write to this connection; reading keeps us informed of
     // their FIN/RST promptly and discards anything unexpected.
     socket.resume();
-    socket.on('error', (e) => {
-      if (this.socket === socket) this.t.log.debug({ peer: this.id, addr: this.addr, err: e.message }, 'raft connection error');
+    socket.on('error', (e: Error & { code?: string }) => {
+      if (this.socket !== socket) return;
+      // A TLS failure (a wrong certificate on either side) is a configuration problem worth one warning per peer until it connects.
+      const tlsProblem = o && (e.code?.startsWith('ERR_SSL') || e.code?.startsWith('ERR_TLS') || /certificate|ssl|tls|presented/i.test(e.message));
+      if (tlsProblem && !this.tlsWarned) {
+        this.tlsWarned = true;
+        this.t.log.warn({ peer: this.id, addr: this.addr, err: e.message }, 'raft TLS connection to a peer failed');
+      } else this.t.log.debug({ peer: this.id, addr: this.addr, err: e.message }, 'raft connection error');
     });
     socket.on('close', () => {
       if (this.socket !== socket) return;

@@ -15,6 +15,7 @@ import { randomBytes, webcrypto } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
+import { MEMBER_CN_PREFIX, memberCommonName } from '../../raft/transport.ts';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -207,4 +208,34 @@ export async function ensureLeaf(dir: string, name: string, ca: KeyPair, spec: L
 /** A file name for a user's pair: "system:node:n1" → "system-node-n1". */
 export function fileNameFor(user: string): string {
   return user.replace(/[^A-Za-z0-9._-]+/g, '-');
+}
+
+// ------------------------------------------------------------------ Raft peers
+
+/**
+ * A Raft member's peer certificate (raft/transport.ts): CN
+ * "flotilla-member-<id>", serverAuth and clientAuth (a member both listens
+ * and dials). The transport checks the name, not the address, so no SANs
+ * are needed; any given are added (for tools that check addresses).
+ */
+export function peerSpec(memberId: string, days?: number, ips: string[] = []): LeafSpec {
+  if (!memberId.trim() || /[\s,=]/.test(memberId)) throw new PkiError(`"${memberId}" is not a member id (no spaces, commas or "=")`);
+  return { commonName: memberCommonName(memberId), usages: ['server', 'client'], days, ips };
+}
+
+/** The file name (without .crt/.key) of member `id`'s peer pair: peer-<id>. */
+export function peerFileName(memberId: string): string {
+  return `peer-${fileNameFor(memberId)}`;
+}
+
+/** Whether a user name is reserved for member certificates (a client certificate must not carry it). */
+export function isMemberName(user: string): boolean {
+  return user.startsWith(MEMBER_CN_PREFIX);
+}
+
+/** Member `id`'s peer certificate in `dir`, issued by `ca` if absent (never overwritten). */
+export async function ensurePeerCert(dir: string, ca: KeyPair, memberId: string, days?: number): Promise<{ pair: KeyPair; created: boolean; paths: { cert: string; key: string } }> {
+  const name = peerFileName(memberId);
+  const r = await ensureLeaf(dir, name, ca, peerSpec(memberId, days));
+  return { ...r, paths: pairPaths(dir, name) };
 }

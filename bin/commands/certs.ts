@@ -5,7 +5,7 @@
 import { resolve } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { kubeconfigYaml } from '../../agents/client/kubeconfig.ts';
-import { PkiError, ensureCA, ensureLeaf, fileNameFor, pairPaths } from '../../agents/pki/pki.ts';
+import { PkiError, ensureCA, ensureLeaf, ensurePeerCert, fileNameFor, isMemberName, pairPaths, peerFileName, peerSpec } from '../../agents/pki/pki.ts';
 import { UsageError, parseCommand } from './args.ts';
 import { parseIPv4 } from '../../api/ipv4.ts';
 import { CliError, type Io, processIo, runVerb } from './runtime.ts';
@@ -15,13 +15,15 @@ certificate and client certificates (CN = user, O = groups).
 
 Usage:
   flotilla certs --dir DIR [--server-ip IP]... [--server-dns NAME]... [--client USER[/GROUP,...]]...
-                [--node NAME=IP]... [--api-url URL]
+                [--node NAME=IP]... [--peer MEMBER-ID]... [--api-url URL]
 
 Files (kubeadm's layout; keys are mode 0600, nothing is ever overwritten):
   DIR/ca.crt, ca.key                the cluster CA (made once; later runs sign with it)
   DIR/apiserver.crt, apiserver.key  the API servers' serving certificate (serverAuth)
   DIR/USER.crt, USER.key            one client certificate per --client (clientAuth;
                                     ":" in the user becomes "-" in the file name)
+  DIR/peer-ID.crt, peer-ID.key      one Raft peer certificate per --peer (CN flotilla-member-ID,
+                                    serverAuth and clientAuth)
   DIR/USER.kubeconfig               with --api-url: a kubeconfig using the CA and that client
                                     (rewritten each run; it holds paths, not keys)
   DIR/system-node-NAME.crt, .key    one per --node: the node agent's serving certificate (SANs:
@@ -29,7 +31,9 @@ Files (kubeadm's layout; keys are mode 0600, nothing is ever overwritten):
                                     O system:nodes)
 
 Start the servers with --tls-cert-file DIR/apiserver.crt --tls-private-key-file
-DIR/apiserver.key --client-ca-file DIR/ca.crt; node agents with --tls-cert-file
+DIR/apiserver.key --client-ca-file DIR/ca.crt; with peer TLS each member ID
+with --peer-cert-file DIR/peer-ID.crt --peer-key-file DIR/peer-ID.key
+--peer-trusted-ca-file DIR/ca.crt; node agents with --tls-cert-file
 DIR/system-node-NAME.crt --tls-private-key-file DIR/system-node-NAME.key
 --client-ca-file DIR/ca.crt, and the servers with --kubelet-client-certificate and
 --kubelet-client-key of a --client kube-apiserver-kubelet-client certificate
@@ -44,6 +48,8 @@ Options:
       --client      USER[/GROUP,GROUP...]: a client certificate, e.g. admin/system:masters
                     or system:node:n1/system:nodes (repeatable)
       --node        NAME=IP: a node agent's certificate (repeatable)
+      --peer        MEMBER-ID: a Raft peer certificate for that member (repeatable, or
+                    comma-separated); a member added later gets its own by running again
       --api-url     the API's https:// address, for the kubeconfigs
       --days        lifetime of new serving and client certificates (default 365)
   -h, --help        this help
@@ -55,6 +61,7 @@ const OPTIONS = {
   'server-dns': { type: 'string', multiple: true },
   client: { type: 'string', multiple: true },
   node: { type: 'string', multiple: true },
+  peer: { type: 'string', multiple: true },
   'api-url': { type: 'string' },
   days: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -107,10 +114,23 @@ export async function main(argv: string[], io: Io = processIo): Promise<void> {
     const clients: (ClientSpec & { node?: NodeSpec })[] = [...(values.client ?? []).map(parseClient), ...nodes.map((n) => ({ user: `system:node:${n.name}`, groups: ['system:nodes'], node: n }))];
     const apiUrl = values['api-url'];
     if (apiUrl !== undefined && !/^https:\/\/[^/]+/.test(apiUrl)) throw new UsageError(`--api-url "${apiUrl}": an https:// address (kubectl sends no client certificate over plain HTTP)`, 'certs');
+    const peers = list(values.peer);
     const files = new Set<string>();
     for (const c of clients) {
       const f = fileNameFor(c.user);
       if (f === 'ca' || f === 'apiserver' || files.has(f)) throw new UsageError(`--client "${c.user}": its file name "${f}" is taken`, 'certs');
+      // A client certificate with a member's name would not open the peer port (it lacks serverAuth), but the name is the members'.
+      if (isMemberName(c.user)) throw new UsageError(`--client "${c.user}": names starting with "flotilla-member-" are for peer certificates (--peer)`, 'certs');
+      files.add(f);
+    }
+    for (const id of peers) {
+      try {
+        peerSpec(id);
+      } catch (e) {
+        throw new UsageError(`--peer "${id}": ${(e as Error).message}`, 'certs');
+      }
+      const f = peerFileName(id);
+      if (files.has(f)) throw new UsageError(`--peer "${id}": its file name "${f}" is taken`, 'certs');
       files.add(f);
     }
     try {
@@ -121,6 +141,10 @@ export async function main(argv: string[], io: Io = processIo): Promise<void> {
         ips: ips.length ? ips : ['127.0.0.1'], dnsNames: [...new Set([...DEFAULT_DNS, ...list(values['server-dns'])])],
       });
       io.out(`${server.created ? 'created' : 'kept   '} ${pairPaths(dir, 'apiserver').cert}\n`);
+      for (const id of peers) {
+        const peer = await ensurePeerCert(dir, ca, id, days);
+        io.out(`${peer.created ? 'created' : 'kept   '} ${peer.paths.cert} (raft member "${id}")\n`);
+      }
       for (const c of clients) {
         const name = fileNameFor(c.user);
         const node = c.node;

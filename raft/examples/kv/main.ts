@@ -16,7 +16,7 @@ import client from 'prom-client';
 import { registerRaftMetrics } from '../../metrics.ts';
 import { RaftNode, type StateMachine } from '../../node.ts';
 import { RaftError, Role } from '../../types.ts';
-import { RAFT_MEMBER_OPTIONS, parseBytes, parsePeers, splitHostPort } from '../../peers.ts';
+import { RAFT_MEMBER_OPTIONS, loadPeerTls, parseBytes, parsePeers, splitHostPort } from '../../peers.ts';
 
 const MAX_VALUE_BYTES = 1 << 20;
 
@@ -100,6 +100,7 @@ export async function main(argv: string[]): Promise<void> {
     snapshotEntries: values['snapshot-entries'] ? Number(values['snapshot-entries']) : undefined,
     snapshotBytes: values['snapshot-bytes'] ? parseBytes(values['snapshot-bytes'], '--snapshot-bytes') : undefined,
     asyncStorageWrites: values['async-storage-writes'],
+    tls: loadPeerTls(values),
   });
   const server = createKvServer(node, sm, log);
   const [host, port] = splitHostPort(values.http);
