@@ -111,6 +111,8 @@ interface Meta {
 export class ObjectStore extends EventEmitter implements StateMachine {
   /** res → "ns/name" → object. */
   private readonly data = new Map<string, Map<string, StoredObject>>();
+  /** res → its keys in order, while no key was added or removed since (see sortedKeys). */
+  private readonly sorted = new Map<string, string[]>();
   /** Index of the last applied API command (the store's revision). */
   revision = 0;
   /** Committed entries that were not an API command this store could apply: no-ops (see refuse). */
@@ -212,15 +214,27 @@ export class ObjectStore extends EventEmitter implements StateMachine {
   list(res: string, ns: string | undefined): { key: string; obj: StoredObject }[] {
     const m = this.data.get(res);
     if (!m) return [];
-    const out: { key: string; obj: StoredObject }[] = [];
-    if (ns) {
-      const prefix = `${ns}/`;
-      for (const [k, o] of m) if (k.startsWith(prefix)) out.push({ key: k, obj: o });
-    } else {
-      for (const [k, o] of m) out.push({ key: k, obj: o });
-    }
-    out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const keys = this.sortedKeys(res, m);
+    // One namespace is one range of the ordered keys: "ns/" up to "ns0" ('0' follows '/').
+    const lo = ns ? lowerBound(keys, `${ns}/`) : 0;
+    const hi = ns ? lowerBound(keys, `${ns}0`, lo) : keys.length;
+    const out: { key: string; obj: StoredObject }[] = new Array(hi - lo);
+    for (let i = lo; i < hi; i++) out[i - lo] = { key: keys[i], obj: m.get(keys[i])! };
     return out;
+  }
+
+  /**
+   * The keys of a resource in order (the ordered index LISTs are served from).
+   * Built on the first LIST after the set of keys changed (a create or a
+   * delete drops it; updates keep it), so LISTs between writes do not sort.
+   */
+  private sortedKeys(res: string, m: Map<string, StoredObject>): string[] {
+    let keys = this.sorted.get(res);
+    if (!keys) {
+      keys = [...m.keys()].sort();
+      this.sorted.set(res, keys);
+    }
+    return keys;
   }
 
   /**
@@ -352,6 +366,7 @@ export class ObjectStore extends EventEmitter implements StateMachine {
         const obj = this.stamp(parsed, index);
         if (!m) this.data.set(this.intern(cmd.res), (m = new Map()));
         m.set(flat(key), obj);
+        this.sorted.delete(cmd.res);
         this.count++;
         return { ok: true, object: obj, event: event('ADDED', obj) };
       }
@@ -366,6 +381,7 @@ export class ObjectStore extends EventEmitter implements StateMachine {
           // (a graceful deletion still waits for its confirming DELETE, as in Kubernetes).
           const obj = this.stamp(parsed, index);
           m!.delete(key);
+          this.sorted.delete(cmd.res);
           this.count--;
           if (cmd.res === SERVICES) this.serviceAllocations.release(key);
           return { ok: true, object: obj, event: event('DELETED', obj, cur), deleted: true };
@@ -421,6 +437,7 @@ export class ObjectStore extends EventEmitter implements StateMachine {
         }
         const obj = this.stamp(parsed, index);
         m!.delete(key);
+        this.sorted.delete(cmd.res);
         this.count--;
         if (cmd.res === SERVICES) this.serviceAllocations.release(key);
         return { ok: true, object: obj, event: event('DELETED', obj, cur), deleted: true };
@@ -514,6 +531,7 @@ export class ObjectStore extends EventEmitter implements StateMachine {
     };
     const batches = s.v === 2 ? (values.slice(1) as [string, string, string][][]) : [s.rows ?? []];
     this.data.clear();
+    this.sorted.clear();
     this.serviceAllocations.clear();
     this.count = 0;
     for (const rows of batches) {
@@ -563,6 +581,18 @@ function flat(s: string): string {
 }
 
 /** Position of the first event after `index` in an index-ordered array (from `head`). */
+/** First position in sorted `keys` (from `from`) whose key is not below `k`. */
+function lowerBound(keys: string[], k: string, from = 0): number {
+  let lo = from;
+  let hi = keys.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (keys[mid] < k) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 function firstAfter(events: StoreEvent[], head: number, index: number): number {
   let lo = head;
   let hi = events.length;
