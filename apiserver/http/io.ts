@@ -85,6 +85,14 @@ const PART_BYTES = 1024 * 1024;
  */
 export function sendJsonParts(res: ServerResponse, code: number, head: string, items: string[], tail: string, req?: IncomingMessage): void {
   if (req && wantsYaml(req)) return sendJson(res, code, `${head}${items.join(',')}${tail}`, req);
+  const { parts, total } = encodeJsonParts(head, items, tail);
+  res.writeHead(code, { 'content-type': 'application/json', 'content-length': total });
+  for (let i = 0; i < parts.length - 1; i++) res.write(parts[i]);
+  res.end(parts[parts.length - 1]);
+}
+
+/** head + items.join(',') + tail as UTF-8, in buffers of about PART_BYTES (never empty), and their total length. */
+export function encodeJsonParts(head: string, items: string[], tail: string): { parts: Buffer[]; total: number } {
   const parts: Buffer[] = [];
   let buf = Buffer.allocUnsafe(PART_BYTES);
   let off = 0;
@@ -115,9 +123,7 @@ export function sendJsonParts(res: ServerResponse, code: number, head: string, i
   put(tail);
   if (off) parts.push(buf.subarray(0, off));
   total += off;
-  res.writeHead(code, { 'content-type': 'application/json', 'content-length': total });
-  for (let i = 0; i < parts.length - 1; i++) res.write(parts[i]);
-  res.end(parts[parts.length - 1]);
+  return { parts, total };
 }
 
 export function sendError(res: ServerResponse, e: unknown): void {
