@@ -80,45 +80,32 @@ export class WatchHub {
       }
       res.write(frame);
     };
+    /** The object as this client sees it: a Secret opened (throws ApiError when it does not open). */
+    const shown = (json: string, rv: number) => (sealed ? this.reg.reveal(resKey, { json, rv, uid: '' }).json : json);
     const write = (type: string, json: string, rv: number) => {
       if (closed) return;
-      const object = type !== 'ERROR' && type !== 'BOOKMARK';
-      if (object && !asTable) {
-        // The same bytes for every watcher of this event (Secrets opened once too).
-        let frame: Buffer;
-        try {
-          frame = eventFrame(type, json, () => (sealed ? this.reg.reveal(resKey, { json, rv, uid: '' }).json : json));
-        } catch (e) {
-          // A Secret that does not open ends the watch with the error naming it; the server goes on.
-          if (!(e instanceof ApiError)) throw e;
-          send(`{"type":"ERROR","object":${JSON.stringify(e.toStatus())}}\n`);
-          finish();
-          return;
+      let frame: Buffer | string;
+      try {
+        if (type === 'ERROR' || type === 'BOOKMARK') {
+          frame = `{"type":"${type}","object":${json}}\n`;
+        } else if (!asTable) {
+          // The same bytes for every watcher of this event (a Secret opened once too).
+          frame = eventFrame(type, json, () => shown(json, rv));
+        } else {
+          const t = tableFor(kind, [JSON.parse(shown(json, rv)) as KubeObject], query, { resourceVersion: String(rv) });
+          if (sentColumns) t.columnDefinitions = [];
+          sentColumns = true;
+          frame = `{"type":"${type}","object":${JSON.stringify(t)}}\n`;
         }
-        lastRv = Math.max(lastRv, rv);
-        send(frame);
-        if (res.writableLength > MAX_BUFFERED_BYTES) finish();
+      } catch (e) {
+        // A Secret that does not open ends the watch with the error naming it; the server goes on.
+        if (!(e instanceof ApiError)) throw e;
+        send(`{"type":"ERROR","object":${JSON.stringify(e.toStatus())}}\n`);
+        finish();
         return;
       }
-      let objText = json;
-      if (sealed && object) {
-        try {
-          objText = this.reg.reveal(resKey, { json, rv, uid: '' }).json;
-        } catch (e) {
-          if (!(e instanceof ApiError)) throw e;
-          send(`{"type":"ERROR","object":${JSON.stringify(e.toStatus())}}\n`);
-          finish();
-          return;
-        }
-      }
       lastRv = Math.max(lastRv, rv);
-      if (asTable && object) {
-        const t = tableFor(kind, [JSON.parse(objText) as KubeObject], query, { resourceVersion: String(rv) });
-        if (sentColumns) t.columnDefinitions = [];
-        sentColumns = true;
-        objText = JSON.stringify(t);
-      }
-      send(`{"type":"${type}","object":${objText}}\n`);
+      send(frame);
       if (res.writableLength > MAX_BUFFERED_BYTES) finish();
     };
     const matches = (json: string | undefined, labels: Record<string, string> | undefined): boolean => {
