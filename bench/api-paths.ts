@@ -136,7 +136,7 @@ export async function benchApiPaths(): Promise<Section> {
     name: 'api-paths',
     title: 'API server hot paths, in one process (issue 14)',
     body: [
-      `Median of ${ROUNDS} alternating rounds (before, after, before, ...), so both see the same machine load; CPU of one thread, no sockets.`,
+      `Median of ${ROUNDS} alternating rounds (before, after, before, ...), so both see the same machine load; elapsed time on one thread, no sockets.`,
       '',
       '| path | before | after | after/before |',
       '|---|---|---|---|',
