@@ -64,8 +64,8 @@ export class WatchHub {
     let lastRv = fromRv;
     let lastBookmark = -1;
     let closed = false;
-    // Frames written in one turn of the event loop (a Ready applies many
-    // entries at once) leave in one socket write: corked at the first, uncorked after.
+    // Frames written in one synchronous burst (a Ready applies many entries
+    // at once) leave in one socket write: corked at the first, uncorked on the next tick.
     let corked = false;
     const uncork = () => {
       if (!corked) return;
