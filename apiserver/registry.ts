@@ -10,7 +10,7 @@ import { type AuditVerb, type Command, type RequestAudit, auditFields, encodeCom
 import type { GcRequest } from './deletion.ts';
 import { ApiError, errors } from './errors.ts';
 import type { KindDef, KubeObject } from '../api/schema/types.ts';
-import type { ApplyResult, ObjectStore, StoredObject } from './store.ts';
+import { type ApplyResult, type ObjectStore, type StoredObject, encodeObject } from './store.ts';
 import { DEFAULT_SERVICE_RANGES, type ServiceRanges } from './service-allocation.ts';
 import { SECRETS_RES, SealError, SecretSealer, secretMetadataOnly } from './encryption.ts';
 
@@ -107,7 +107,7 @@ export class Registry {
     delete meta.deletionGracePeriodSeconds;
     const res = resourceKey(kind.group, kind.plural);
     const cmd: Command = {
-      op: 'create', res, ns, name: meta.name!, obj: res === SECRETS_RES ? this.sealer.seal(obj) : JSON.stringify(obj),
+      op: 'create', res, ns, name: meta.name!, obj: res === SECRETS_RES ? this.sealer.seal(obj) : encodeObject(obj),
       user: ctx.user, verb: ctx.verb, ...auditFields(ctx.audit), ts: meta.creationTimestamp,
     };
     if (cmd.res === SERVICES) cmd.svc = this.serviceRanges;
@@ -132,8 +132,10 @@ export class Registry {
         next.metadata = { ...(next.metadata ?? {}), resourceVersion: String(cur.rv) };
         return { json: JSON.stringify(next), rv: cur.rv, uid: cur.uid, labels: next.metadata.labels as Record<string, string> | undefined };
       }
+      // The store sets the resourceVersion when it applies the write (the precondition is `pre`): leaving it out lets it write it into this text.
+      if (next.metadata) delete next.metadata.resourceVersion;
       const cmd: Command = {
-        op: 'update', res, ns, name, obj: res === SECRETS_RES ? this.sealer.seal(next, cur.json) : JSON.stringify(next), pre: { rv: clientRv ?? cur.rv },
+        op: 'update', res, ns, name, obj: res === SECRETS_RES ? this.sealer.seal(next, cur.json) : encodeObject(next), pre: { rv: clientRv ?? cur.rv },
         user: ctx.user, verb: ctx.verb, ...auditFields(ctx.audit), ts: nowRfc3339(),
       };
       if (res === SERVICES) cmd.svc = this.serviceRanges;

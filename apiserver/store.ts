@@ -111,6 +111,8 @@ interface Meta {
 export class ObjectStore extends EventEmitter implements StateMachine {
   /** res → "ns/name" → object. */
   private readonly data = new Map<string, Map<string, StoredObject>>();
+  /** res → its keys in order, while no key was added or removed since (see sortedKeys). */
+  private readonly sorted = new Map<string, string[]>();
   /** Index of the last applied API command (the store's revision). */
   revision = 0;
   /** Committed entries that were not an API command this store could apply: no-ops (see refuse). */
@@ -212,15 +214,27 @@ export class ObjectStore extends EventEmitter implements StateMachine {
   list(res: string, ns: string | undefined): { key: string; obj: StoredObject }[] {
     const m = this.data.get(res);
     if (!m) return [];
-    const out: { key: string; obj: StoredObject }[] = [];
-    if (ns) {
-      const prefix = `${ns}/`;
-      for (const [k, o] of m) if (k.startsWith(prefix)) out.push({ key: k, obj: o });
-    } else {
-      for (const [k, o] of m) out.push({ key: k, obj: o });
-    }
-    out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const keys = this.sortedKeys(res, m);
+    // One namespace is one range of the ordered keys: "ns/" up to "ns0" ('0' follows '/').
+    const lo = ns ? lowerBound(keys, `${ns}/`) : 0;
+    const hi = ns ? lowerBound(keys, `${ns}0`, lo) : keys.length;
+    const out: { key: string; obj: StoredObject }[] = new Array(hi - lo);
+    for (let i = lo; i < hi; i++) out[i - lo] = { key: keys[i], obj: m.get(keys[i])! };
     return out;
+  }
+
+  /**
+   * The keys of a resource in order (the ordered index LISTs are served from).
+   * Built on the first LIST after the set of keys changed (a create or a
+   * delete drops it; updates keep it), so LISTs between writes do not sort.
+   */
+  private sortedKeys(res: string, m: Map<string, StoredObject>): string[] {
+    let keys = this.sorted.get(res);
+    if (!keys) {
+      keys = [...m.keys()].sort();
+      this.sorted.set(res, keys);
+    }
+    return keys;
   }
 
   /**
@@ -349,9 +363,10 @@ export class ObjectStore extends EventEmitter implements StateMachine {
           const refused = this.serviceAllocations.admit(key, cmd.name, parsed, cmd.svc);
           if (refused) return { ok: false, error: refused };
         }
-        const obj = this.stamp(parsed, index);
+        const obj = this.stamp(parsed, index, cmd.obj);
         if (!m) this.data.set(this.intern(cmd.res), (m = new Map()));
         m.set(flat(key), obj);
+        this.sorted.delete(cmd.res);
         this.count++;
         return { ok: true, object: obj, event: event('ADDED', obj) };
       }
@@ -360,12 +375,14 @@ export class ObjectStore extends EventEmitter implements StateMachine {
         const pre = this.checkPrecondition(cmd.pre, cur, group, plural, cmd.name);
         if (pre) return { ok: false, error: pre };
         const parsed = JSON.parse(cmd.obj) as { metadata?: Meta };
-        const curGrace = (JSON.parse(cur.json) as { metadata?: Meta }).metadata?.deletionGracePeriodSeconds ?? 0;
+        const curParsed = JSON.parse(cur.json) as { metadata?: Meta };
+        const curGrace = curParsed.metadata?.deletionGracePeriodSeconds ?? 0;
         if (parsed.metadata?.deletionTimestamp && !hasPendingFinalizers(cmd.res, parsed) && curGrace === 0) {
           // The last finalizer of an object being deleted is gone: delete it now
           // (a graceful deletion still waits for its confirming DELETE, as in Kubernetes).
-          const obj = this.stamp(parsed, index);
+          const obj = this.stamp(parsed, index, cmd.obj);
           m!.delete(key);
+          this.sorted.delete(cmd.res);
           this.count--;
           if (cmd.res === SERVICES) this.serviceAllocations.release(key);
           return { ok: true, object: obj, event: event('DELETED', obj, cur), deleted: true };
@@ -376,8 +393,8 @@ export class ObjectStore extends EventEmitter implements StateMachine {
         }
         // A write that changes nothing is answered with the stored object: same
         // resourceVersion, no event (as Kubernetes skips the etcd write).
-        if (sameObject(parsed, JSON.parse(cur.json))) return { ok: true, object: cur };
-        const obj = this.stamp(parsed, index);
+        if (sameObject(parsed, curParsed)) return { ok: true, object: cur };
+        const obj = this.stamp(parsed, index, cmd.obj);
         m!.set(key, obj);
         return { ok: true, object: obj, event: event('MODIFIED', obj, cur) };
       }
@@ -419,8 +436,9 @@ export class ObjectStore extends EventEmitter implements StateMachine {
           m!.set(key, obj);
           return { ok: true, object: obj, event: event('MODIFIED', obj, cur) };
         }
-        const obj = this.stamp(parsed, index);
+        const obj = this.stamp(parsed, index, finalizersChanged ? undefined : cur.json);
         m!.delete(key);
+        this.sorted.delete(cmd.res);
         this.count--;
         if (cmd.res === SERVICES) this.serviceAllocations.release(key);
         return { ok: true, object: obj, event: event('DELETED', obj, cur), deleted: true };
@@ -447,10 +465,18 @@ export class ObjectStore extends EventEmitter implements StateMachine {
     return undefined;
   }
 
-  private stamp(obj: { metadata?: Meta }, index: number): StoredObject {
+  /**
+   * The object with its resourceVersion set to `index`. `text`, when given,
+   * is `obj` as JSON text (what was proposed, or the stored text of an object
+   * that did not change): the resourceVersion is then written into it
+   * (stampText) instead of serializing the whole object again.
+   */
+  private stamp(obj: { metadata?: Meta }, index: number, text?: string): StoredObject {
     const meta = (obj.metadata ??= {});
+    const old = meta.resourceVersion;
     meta.resourceVersion = String(index);
-    return { json: JSON.stringify(obj), rv: index, uid: meta.uid ?? '', labels: meta.labels };
+    const json = (text !== undefined && stampText(text, obj as StampHead, old, meta.resourceVersion)) || JSON.stringify(obj);
+    return { json, rv: index, uid: meta.uid ?? '', labels: meta.labels };
   }
 
   private record(e: StoreEvent): void {
@@ -514,6 +540,7 @@ export class ObjectStore extends EventEmitter implements StateMachine {
     };
     const batches = s.v === 2 ? (values.slice(1) as [string, string, string][][]) : [s.rows ?? []];
     this.data.clear();
+    this.sorted.clear();
     this.serviceAllocations.clear();
     this.count = 0;
     for (const rows of batches) {
@@ -562,7 +589,57 @@ function flat(s: string): string {
   return s.length < 13 ? s : (JSON.parse(JSON.stringify(s)) as string);
 }
 
+type StampHead = { apiVersion?: unknown; kind?: unknown };
+
+/**
+ * The JSON text `text` of an object with metadata.resourceVersion set to
+ * `rv`, without serializing the object again: when the text starts with
+ * apiVersion, kind and metadata (as the registry writes objects, see
+ * encodeObject) the resourceVersion goes first in metadata - inserted, or
+ * replacing the one already there (`old`, which must then come first).
+ * Undefined when the text is not laid out so; the caller serializes then.
+ * `obj` is `text` parsed: the result parses to `obj` with the new
+ * resourceVersion (field order aside), the same on every member.
+ */
+export function stampText(text: string, obj: StampHead, old: string | undefined, rv: string): string | undefined {
+  if (typeof obj.apiVersion !== 'string' || typeof obj.kind !== 'string') return undefined;
+  const head = `{"apiVersion":${JSON.stringify(obj.apiVersion)},"kind":${JSON.stringify(obj.kind)},"metadata":{`;
+  if (!text.startsWith(head)) return undefined;
+  let rest = head.length;
+  if (old !== undefined) {
+    const have = `"resourceVersion":${JSON.stringify(old)}`;
+    if (!text.startsWith(have, rest)) return undefined;
+    rest += have.length;
+    if (text[rest] === ',') rest++;
+  }
+  const sep = text[rest] === '}' ? '' : ',';
+  return `${head}"resourceVersion":${JSON.stringify(rv)}${sep}${text.slice(rest)}`;
+}
+
+/**
+ * An object as JSON text laid out for stampText: apiVersion, kind and
+ * metadata first (Kubernetes' own order), then the rest as they are.
+ */
+export function encodeObject(obj: object): string {
+  const k = Object.keys(obj);
+  if (k[0] === 'apiVersion' && k[1] === 'kind' && k[2] === 'metadata') return JSON.stringify(obj);
+  const { apiVersion, kind, metadata, ...rest } = obj as Record<string, unknown>;
+  return JSON.stringify({ apiVersion, kind, metadata, ...rest });
+}
+
 /** Position of the first event after `index` in an index-ordered array (from `head`). */
+/** First position in sorted `keys` (from `from`) whose key is not below `k`. */
+function lowerBound(keys: string[], k: string, from = 0): number {
+  let lo = from;
+  let hi = keys.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (keys[mid] < k) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 function firstAfter(events: StoreEvent[], head: number, index: number): number {
   let lo = head;
   let hi = events.length;

@@ -2,11 +2,13 @@
 // processes: mutating throughput and latency through all servers, LIST of
 // 10,000 pods, watch delivery lag to 100 watchers, and server RSS with
 // 100,000 objects.
-import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { Pool, request } from 'undici';
 import { FlotillaCluster } from '../harness/flotilla-cluster.ts';
 import { type Target, percentile, runLoad, runRate } from './load.ts';
 import { type Section, fmt } from './report.ts';
+import { EtcdCluster, ensureEtcd } from './etcd.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5) * 1000;
 const LIST_PODS = Number(process.env.BENCH_LIST_PODS ?? 10_000);
@@ -84,6 +86,47 @@ async function timeList(url: string, path: string, runs = 10): Promise<{ p50: nu
   }
   lat.sort((a, b) => a - b);
   return { p50: percentile(lat, 50), max: lat[lat.length - 1], bytes };
+}
+
+/**
+ * The yardstick for LIST: the same objects (the pods' stored JSON, under
+ * Kubernetes' keys /registry/pods/<ns>/<name>) in a 3-member etcd, read back
+ * with `etcdctl get --prefix` (linearizable, as our LIST), timed from the
+ * start of the etcdctl process to the end of its output. Undefined without etcd.
+ */
+async function etcdctlList(items: string[], ns: string, runs = 10): Promise<{ p50: number; bytes: number } | undefined> {
+  const bin = ensureEtcd();
+  if (!bin || !existsSync('/usr/bin/etcdctl')) return undefined;
+  const e = await EtcdCluster.start(bin);
+  try {
+    const m = e.members[0];
+    let next = 0;
+    await Promise.all(Array.from({ length: 64 }, async () => {
+      for (;;) {
+        const i = next++;
+        if (i >= items.length) return;
+        const name = (JSON.parse(items[i]) as { metadata: { name: string } }).metadata.name;
+        await e.put(e.members[i % e.members.length], `/registry/pods/${ns}/${name}`, Buffer.from(items[i]), 30_000);
+      }
+    }));
+    const lat: number[] = [];
+    let bytes = 0;
+    for (let i = 0; i < runs; i++) {
+      const t0 = performance.now();
+      bytes = await new Promise<number>((resolve, reject) => {
+        const p = spawn('/usr/bin/etcdctl', ['--endpoints', `http://${m.client}`, 'get', '--prefix', `/registry/pods/${ns}/`], { env: { ...process.env, ETCDCTL_API: '3' }, stdio: ['ignore', 'pipe', 'inherit'] });
+        let n = 0;
+        p.stdout.on('data', (c: Buffer) => (n += c.length));
+        p.on('error', reject);
+        p.on('close', (code) => (code === 0 ? resolve(n) : reject(new Error(`etcdctl exited ${code}`))));
+      });
+      lat.push(performance.now() - t0);
+    }
+    lat.sort((a, b) => a - b);
+    return { p50: percentile(lat, 50), bytes };
+  } finally {
+    await e.stop();
+  }
 }
 
 function rssMiB(pid: number): number {
@@ -179,6 +222,12 @@ export async function benchApi(): Promise<Section> {
     const listStale = await timeList(u, '/api/v1/namespaces/pods/pods?resourceVersion=0');
     const listPage = await timeList(u, '/api/v1/namespaces/pods/pods?limit=500');
     console.log(`LIST ${LIST_PODS} pods: p50 ${listAll.p50.toFixed(1)} ms (${(listAll.bytes / 2 ** 20).toFixed(1)} MiB); rv=0 ${listStale.p50.toFixed(1)} ms; limit=500 ${listPage.p50.toFixed(1)} ms`);
+    // BENCH_ETCD_LIST=0 skips the etcd yardstick.
+    const podItems = process.env.BENCH_ETCD_LIST === '0' ? [] : ((await (await request(`${u}/api/v1/namespaces/pods/pods`, { bodyTimeout: 60_000 })).body.json()) as { items: unknown[] }).items.map((o) => JSON.stringify(o));
+    const etcdList = podItems.length ? await etcdctlList(podItems, 'pods') : undefined;
+    // Our LIST again right after, so that both figures share the machine's load of the moment.
+    const listAgain = etcdList ? await timeList(u, '/api/v1/namespaces/pods/pods') : undefined;
+    if (etcdList && listAgain) console.log(`etcdctl get --prefix (same ${podItems.length} objects): p50 ${etcdList.p50.toFixed(1)} ms (${(etcdList.bytes / 2 ** 20).toFixed(1)} MiB); our LIST just after: p50 ${listAgain.p50.toFixed(1)} ms = ${(listAgain.p50 / etcdList.p50).toFixed(2)}×`);
 
     const lag = await watchLag(c, 'lag', WATCHERS, WATCH_WRITES);
     console.log(`watch lag (${WATCHERS} watchers, ${WATCH_WRITES} writes at 1000/s): p50 ${lag.p50.toFixed(1)} ms p99 ${lag.p99.toFixed(1)} ms, delivered ${lag.delivered}/${lag.expected}`);
@@ -202,6 +251,7 @@ export async function benchApi(): Promise<Section> {
       `| create at a fixed 1,000 writes/s | ${fmt(at1k.throughput)}/s done, p50 ${at1k.p50.toFixed(1)}, p99 ${at1k.p99.toFixed(1)} | p99 ≤ 50 |`,
       `| LIST ${fmt(LIST_PODS)} pods (linearizable) | p50 ${listAll.p50.toFixed(1)}, max ${listAll.max.toFixed(1)} (${(listAll.bytes / 2 ** 20).toFixed(1)} MiB) | ≤ 200 |`,
       `| LIST ${fmt(LIST_PODS)} pods, resourceVersion=0 | p50 ${listStale.p50.toFixed(1)} | |`,
+      ...(etcdList && listAgain ? [`| the same objects from a 3-member etcd: \`etcdctl get --prefix\` / our LIST measured just after | p50 ${etcdList.p50.toFixed(1)} / ${listAgain.p50.toFixed(1)} = ${(listAgain.p50 / etcdList.p50).toFixed(2)}× | ≤ 0.5× |`] : []),
       `| LIST pods, limit=500 (first page) | p50 ${listPage.p50.toFixed(1)} | |`,
       `| watch delivery lag, ${WATCHERS} watchers × ${fmt(WATCH_WRITES)} writes at 1,000/s | p50 ${lag.p50.toFixed(1)}, p99 ${lag.p99.toFixed(1)}; ${lag.delivered}/${lag.expected} delivered | |`,
       `| server RSS with ${fmt(objects)} objects | ${after.map((x) => x.toFixed(0)).join(' / ')} MiB | ≤ 300 MB |`,

@@ -5,6 +5,7 @@ import { type Section, writeSection } from './report.ts';
 const benches: Record<string, () => Promise<Section>> = {
   raft: async () => (await import('./raft.ts')).benchRaft(),
   api: async () => (await import('./api.ts')).benchApi(),
+  'api-paths': async () => (await import('./api-paths.ts')).benchApiPaths(),
   events: async () => (await import('./events.ts')).benchEvents(),
   soak: async () => (await import('./soak.ts')).benchSoak(),
   scheduler: async () => (await import('./scheduler.ts')).benchScheduler(),

@@ -1,7 +1,7 @@
 // Field-selector matching in watches parses each event's object once for
 // all watchers (a few recent parses are shared), not once per watcher.
 import t from 'tap';
-import { parsedOnce } from '../apiserver/http/watch.ts';
+import { eventFrame, parsedOnce } from '../apiserver/http/watch.ts';
 import { matchesFields, parseFieldSelector } from '../api/selectors.ts';
 
 t.test('parsedOnce shares a parse between watchers and never mixes objects up', async (t) => {
@@ -18,4 +18,25 @@ t.test('parsedOnce shares a parse between watchers and never mixes objects up', 
   t.ok(matchesFields(sel, parsedOnce(b)));
   for (let i = 0; i < 10; i++) parsedOnce(JSON.stringify({ metadata: { name: `x${i}` } }));
   t.equal(parsedOnce(b).metadata?.name, 'b', 'evicted entries are parsed again, correctly');
+});
+
+t.test('eventFrame encodes an event once and hands every watcher the same bytes', async (t) => {
+  const a = JSON.stringify({ metadata: { name: 'a', resourceVersion: '7' }, data: { k: 'é' } });
+  let made = 0;
+  const text = (s: string) => () => (made++, s);
+  const f1 = eventFrame('ADDED', a, text(a));
+  t.equal(f1.toString('utf8'), `{"type":"ADDED","object":${a}}\n`, 'one JSON line, UTF-8');
+  t.same(JSON.parse(f1.toString('utf8')), { type: 'ADDED', object: JSON.parse(a) });
+  t.equal(eventFrame('ADDED', a, text(a)), f1, 'the second watcher gets the same Buffer');
+  t.equal(made, 1, 'encoded once');
+  const m = eventFrame('MODIFIED', a, text(a));
+  t.not(m, f1, 'another event type is another frame');
+  t.match(m.toString(), /^\{"type":"MODIFIED"/);
+  // The object as clients see it may differ from the stored text (an opened Secret).
+  const shown = eventFrame('DELETED', a, () => '{"opened":true}');
+  t.equal(shown.toString(), '{"type":"DELETED","object":{"opened":true}}\n');
+  // A failure to produce the text caches nothing: the next watcher tries again.
+  const b = JSON.stringify({ metadata: { name: 'b' } });
+  t.throws(() => eventFrame('ADDED', b, () => { throw new Error('sealed'); }), /sealed/);
+  t.equal(eventFrame('ADDED', b, () => b).toString(), `{"type":"ADDED","object":${b}}\n`);
 });

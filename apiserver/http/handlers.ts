@@ -18,7 +18,7 @@ import {
   type FieldValidation, apiVersionOf, decodeObject, defaultAndValidate, fieldValidationOf, prepareForCreate, prepareForUpdate,
 } from './admission.ts';
 import { CONNECT_SUBRESOURCES, type ResourceRequest } from './info.ts';
-import { decodeBody, mediaType, readBody, sendJson, statusSuccess } from './io.ts';
+import { decodeBody, mediaType, readBody, sendJson, sendJsonParts, statusSuccess } from './io.ts';
 import { type ListOptions, listOptionsOf, selectObjects } from './list.ts';
 import { servePodLog } from './pod-log.ts';
 import type { AgentDialer } from './agent-dialer.ts';
@@ -124,9 +124,8 @@ export class Handlers {
     if (page.continueToken) meta.continue = page.continueToken;
     if (page.remaining !== undefined) meta.remainingItemCount = page.remaining;
     const head = `{"kind":"${r.kind.listKind}","apiVersion":"${apiVersionOf(r.kind)}","metadata":${JSON.stringify(meta)},"items":[`;
-    // The stored JSON goes out as it is: no parse and re-serialize per item.
-    const body = `${head}${items.map((o) => o.json).join(',')}]}`;
-    sendJson(ctx.res, 200, body, ctx.req);
+    // The stored JSON goes out as it is: no parse and re-serialize per item, encoded straight into the response's buffers.
+    sendJsonParts(ctx.res, 200, head, items.map((o) => o.json), ']}', ctx.req);
   }
 
   // ---------------------------------------------------------------- writes
@@ -364,7 +363,7 @@ export class Handlers {
         if (!(e instanceof ApiError && e.reason === 'NotFound')) throw e;
       }
     }
-    sendJson(ctx.res, 200, `{"kind":"${r.kind.listKind}","apiVersion":"${apiVersionOf(r.kind)}","metadata":{"resourceVersion":"${this.reg.store.revision}"},"items":[${out.join(',')}]}`, ctx.req);
+    sendJsonParts(ctx.res, 200, `{"kind":"${r.kind.listKind}","apiVersion":"${apiVersionOf(r.kind)}","metadata":{"resourceVersion":"${this.reg.store.revision}"},"items":[`, out, ']}', ctx.req);
   }
 
   private async deleteOptions(ctx: RequestContext): Promise<DeleteOpts> {

@@ -74,6 +74,58 @@ export function sendJson(res: ServerResponse, code: number, body: unknown, req?:
   res.end(text);
 }
 
+/** Size of the buffers a LIST body is encoded into (see sendJsonParts). */
+const PART_BYTES = 1024 * 1024;
+
+/**
+ * A JSON body made of pieces - a list's head, its stored objects' text with
+ * commas between, its tail - encoded straight into a few large buffers: no
+ * joined string of the whole body, no separate pass to measure it, no second
+ * copy when it is written. The bytes are those of sendJson(head + items.join(',') + tail).
+ */
+export function sendJsonParts(res: ServerResponse, code: number, head: string, items: string[], tail: string, req?: IncomingMessage): void {
+  if (req && wantsYaml(req)) return sendJson(res, code, `${head}${items.join(',')}${tail}`, req);
+  const { parts, total } = encodeJsonParts(head, items, tail);
+  res.writeHead(code, { 'content-type': 'application/json', 'content-length': total });
+  for (let i = 0; i < parts.length - 1; i++) res.write(parts[i]);
+  res.end(parts[parts.length - 1]);
+}
+
+/** head + items.join(',') + tail as UTF-8, in buffers of about PART_BYTES (never empty), and their total length. */
+export function encodeJsonParts(head: string, items: string[], tail: string): { parts: Buffer[]; total: number } {
+  const parts: Buffer[] = [];
+  let buf = Buffer.allocUnsafe(PART_BYTES);
+  let off = 0;
+  let total = 0;
+  const put = (text: string) => {
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: check the exact size only when that bound does not fit.
+    if (off + text.length * 3 > buf.length && off + Buffer.byteLength(text) > buf.length) {
+      if (off) parts.push(buf.subarray(0, off));
+      total += off;
+      if (Buffer.byteLength(text) > PART_BYTES) {
+        const big = Buffer.from(text);
+        parts.push(big);
+        total += big.length;
+        buf = Buffer.allocUnsafe(PART_BYTES);
+        off = 0;
+        return;
+      }
+      buf = Buffer.allocUnsafe(PART_BYTES);
+      off = 0;
+    }
+    off += buf.write(text, off);
+  };
+  put(head);
+  for (let i = 0; i < items.length; i++) {
+    if (i) put(',');
+    put(items[i]);
+  }
+  put(tail);
+  if (off) parts.push(buf.subarray(0, off));
+  total += off;
+  return { parts, total };
+}
+
 export function sendError(res: ServerResponse, e: unknown): void {
   const err = e instanceof ApiError ? e : errors.internal((e as Error)?.message ?? String(e));
   if (res.headersSent) {

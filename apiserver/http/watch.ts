@@ -64,28 +64,48 @@ export class WatchHub {
     let lastRv = fromRv;
     let lastBookmark = -1;
     let closed = false;
+    // Frames written in one synchronous burst (a Ready applies many entries
+    // at once) leave in one socket write: corked at the first, uncorked on the next tick.
+    let corked = false;
+    const uncork = () => {
+      if (!corked) return;
+      corked = false;
+      res.uncork();
+    };
+    const send = (frame: Buffer | string) => {
+      if (!corked) {
+        corked = true;
+        res.cork();
+        process.nextTick(uncork);
+      }
+      res.write(frame);
+    };
+    /** The object as this client sees it: a Secret opened (throws ApiError when it does not open). */
+    const shown = (json: string, rv: number) => (sealed ? this.reg.reveal(resKey, { json, rv, uid: '' }).json : json);
     const write = (type: string, json: string, rv: number) => {
       if (closed) return;
-      let objText = json;
-      if (sealed && type !== 'ERROR' && type !== 'BOOKMARK') {
-        try {
-          objText = this.reg.reveal(resKey, { json, rv, uid: '' }).json;
-        } catch (e) {
-          // A Secret that does not open ends the watch with the error naming it; the server goes on.
-          if (!(e instanceof ApiError)) throw e;
-          res.write(`{"type":"ERROR","object":${JSON.stringify(e.toStatus())}}\n`);
-          finish();
-          return;
+      let frame: Buffer | string;
+      try {
+        if (type === 'ERROR' || type === 'BOOKMARK') {
+          frame = `{"type":"${type}","object":${json}}\n`;
+        } else if (!asTable) {
+          // The same bytes for every watcher of this event (a Secret opened once too).
+          frame = eventFrame(type, json, () => shown(json, rv));
+        } else {
+          const t = tableFor(kind, [JSON.parse(shown(json, rv)) as KubeObject], query, { resourceVersion: String(rv) });
+          if (sentColumns) t.columnDefinitions = [];
+          sentColumns = true;
+          frame = `{"type":"${type}","object":${JSON.stringify(t)}}\n`;
         }
+      } catch (e) {
+        // A Secret that does not open ends the watch with the error naming it; the server goes on.
+        if (!(e instanceof ApiError)) throw e;
+        send(`{"type":"ERROR","object":${JSON.stringify(e.toStatus())}}\n`);
+        finish();
+        return;
       }
       lastRv = Math.max(lastRv, rv);
-      if (asTable && type !== 'ERROR' && type !== 'BOOKMARK') {
-        const t = tableFor(kind, [JSON.parse(objText) as KubeObject], query, { resourceVersion: String(rv) });
-        if (sentColumns) t.columnDefinitions = [];
-        sentColumns = true;
-        objText = JSON.stringify(t);
-      }
-      res.write(`{"type":"${type}","object":${objText}}\n`);
+      send(frame);
       if (res.writableLength > MAX_BUFFERED_BYTES) finish();
     };
     const matches = (json: string | undefined, labels: Record<string, string> | undefined): boolean => {
@@ -125,6 +145,7 @@ export class WatchHub {
       store.off('restored', onRestored);
       if (timer) clearTimeout(timer);
       if (bookmarkTimer) clearInterval(bookmarkTimer);
+      uncork();
       res.end();
     };
     res.on('close', finish);
@@ -183,6 +204,30 @@ export function parsedOnce(json: string): KubeObject {
   parsedObj[parsedNext] = o;
   parsedNext = (parsedNext + 1) % PARSED_SLOTS;
   return o;
+}
+
+/**
+ * A watch event as written (one JSON line), encoded once for all watchers:
+ * each event goes to every watcher in turn, synchronously, so the last few
+ * frames made (keyed by the event type and the stored object's text) serve
+ * them all, and every watcher is handed the same bytes. `text` gives the
+ * object as clients see it (a Secret opened), called only on a miss; a throw
+ * from it leaves nothing cached.
+ */
+const FRAME_SLOTS = 4;
+const frameType: (string | undefined)[] = new Array(FRAME_SLOTS);
+const frameJson: (string | undefined)[] = new Array(FRAME_SLOTS);
+const frameBytes: (Buffer | undefined)[] = new Array(FRAME_SLOTS);
+let frameNext = 0;
+
+export function eventFrame(type: string, json: string, text: () => string): Buffer {
+  for (let i = 0; i < FRAME_SLOTS; i++) if (frameJson[i] === json && frameType[i] === type) return frameBytes[i]!;
+  const bytes = Buffer.from(`{"type":"${type}","object":${text()}}\n`);
+  frameType[frameNext] = type;
+  frameJson[frameNext] = json;
+  frameBytes[frameNext] = bytes;
+  frameNext = (frameNext + 1) % FRAME_SLOTS;
+  return bytes;
 }
 
 function bookmarkObject(kind: KindDef, rv: number, initialEnd: boolean): string {
