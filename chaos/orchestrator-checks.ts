@@ -5,8 +5,9 @@
 // - rollout bounds: outside windows of involuntary disruption, a Deployment
 //   that reached its bounds never has fewer than replicas − maxUnavailable
 //   Ready pods nor more than replicas + maxSurge non-terminating pods (a
-//   change of replicas or strategy starts over: Kubernetes bounds rollouts,
-//   not scaling);
+//   change of replicas or strategy starts over, bounded again once within
+//   its new bounds with the Deployment and its ReplicaSets at
+//   observedGeneration: Kubernetes bounds rollouts, not scaling);
 // - no node is ever over-committed (the requests of the pods bound to it,
 //   as the scheduler counts them, within its allocatable);
 // - a StatefulSet ordinal never has two pods (and no name two objects);
@@ -96,6 +97,16 @@ function deploymentPods(state: ClusterState, uid: string): Obj[] {
   return [...state.of('pods')].filter((p) => rss.has(controllerUid(p) ?? ''));
 }
 
+/**
+ * A Deployment whose controller, and the controller of each of its
+ * ReplicaSets, has observed its current spec: after a scale, pods asked for
+ * under the old size (a creation still on its way) can land until then.
+ */
+function observed(state: ClusterState, d: Obj): boolean {
+  const seen = (o: Obj) => (o.status?.observedGeneration ?? 0) >= (o.metadata.generation ?? 0);
+  return seen(d) && [...state.of('replicasets')].every((rs) => controllerUid(rs) !== d.metadata.uid || seen(rs));
+}
+
 function bounds(d: Obj): { replicas: number; surge: number; unavailable: number } | undefined {
   if ((d.spec?.strategy?.type ?? 'RollingUpdate') !== 'RollingUpdate') return undefined;
   const replicas = d.spec?.replicas ?? 1;
@@ -144,8 +155,9 @@ export function checkRolloutBounds(stream: readonly StreamEvent[], disruptions: 
     const tr = tracked.get(uid);
     const within = available >= b.replicas - b.unavailable && active <= b.replicas + b.surge;
     if (!tr || tr.key !== key) {
-      // Not bounded until it first gets within its bounds at these replicas.
-      tracked.set(uid, { key: within ? key : undefined, violating: false });
+      // Not bounded until it first gets within its bounds at these replicas,
+      // its controllers having observed them (not in the wake of a scale).
+      tracked.set(uid, { key: within && observed(state, d) ? key : undefined, violating: false });
       continue;
     }
     checks++;

@@ -4,8 +4,11 @@
 // a rollout (a template annotation changes), a scale, a pod burst (a
 // Deployment of 6–12 pods created, deleted a while later: its ReplicaSets
 // and pods must be collected), a StatefulSet rollout, scale or pod delete.
-// Writes go through any server; a failed one is counted and not retried.
-import { ApiClient, resourcePath } from '../agents/client/api.ts';
+// Writes go through any server; a failed one is counted and not retried,
+// except a burst's delete: the burst stays first in line and the next
+// burst-delete tries again (a 404 then means an earlier attempt whose answer
+// was lost did delete it), so no burst Deployment is left behind for ever.
+import { ApiClient, ApiClientError, type ApiClientOptions, resourcePath } from '../agents/client/api.ts';
 import { resolveKind } from '../agents/client/kinds.ts';
 import type { Rng } from '../harness/rng.ts';
 
@@ -43,8 +46,13 @@ export class OrchestratorWorkload {
   readonly actions: OrchestratorActions = { ok: 0, failed: 0, byKind: {} };
   private readonly api: ApiClient;
 
-  constructor(servers: readonly string[], private readonly rng: Rng) {
-    this.api = new ApiClient(servers, { userAgent: 'flotilla-chaos/orchestrator' });
+  constructor(servers: readonly string[], private readonly rng: Rng, clientOptions: ApiClientOptions = {}) {
+    this.api = new ApiClient(servers, { userAgent: 'flotilla-chaos/orchestrator', ...clientOptions });
+  }
+
+  /** Burst Deployments created and not yet deleted (oldest first): the next burst-delete takes the first. */
+  get pendingBursts(): readonly string[] {
+    return this.bursts;
   }
 
   private deployment(name: string, replicas: number, strategy: (typeof STRATEGIES)[number]) {
@@ -78,7 +86,8 @@ export class OrchestratorWorkload {
     }
   }
 
-  private async act(kind: string): Promise<void> {
+  /** One action of the run (run() draws them from the seed; tests call it directly). */
+  async act(kind: string): Promise<void> {
     const d = `d${this.rng.int(STRATEGIES.length)}`;
     switch (kind) {
       case 'rollout':
@@ -95,8 +104,15 @@ export class OrchestratorWorkload {
         return;
       }
       case 'burst-delete': {
-        const name = this.bursts.shift();
-        if (name) await this.api.delete(resourcePath(DEPLOYMENTS, ORCH_NAMESPACE, name), { apiVersion: 'v1', kind: 'DeleteOptions', propagationPolicy: 'Background' });
+        const name = this.bursts[0];
+        if (!name) return;
+        try {
+          await this.api.delete(resourcePath(DEPLOYMENTS, ORCH_NAMESPACE, name), { apiVersion: 'v1', kind: 'DeleteOptions', propagationPolicy: 'Background' });
+        } catch (e) {
+          if (!(e instanceof ApiClientError && e.code === 404)) throw e;
+        }
+        // Deleted (or already gone): forget it only now, whichever call did it.
+        if (this.bursts[0] === name) this.bursts.shift();
         return;
       }
       case 'sts-rollout':

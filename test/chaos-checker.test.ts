@@ -679,6 +679,33 @@ t.test('rollout bounds: a good rollout passes, too few available or too many pod
     t.equal(checkRolloutBounds(h.events).anomalies, 0, `a scale-up of ${d} is not an anomaly`);
   }
   {
+    // A scale-down while a creation asked for under the old size is on its way: the pod lands
+    // after the new bounds; not bounded until the Deployment and its ReplicaSets observed them.
+    const h = history();
+    const spec = (replicas: number) => ({ replicas, strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } } });
+    const d = h.add('deployments', 'ns', 'web', { metadata: { generation: 1 }, spec: spec(4), status: { observedGeneration: 1 } });
+    const rs1 = h.add('replicasets', 'ns', 'web-1', { metadata: { ...h.owner('Deployment', 'web', d), generation: 1 }, spec: { replicas: 2 }, status: { observedGeneration: 1, replicas: 2 } });
+    for (const i of [1, 2]) h.add('pods', 'ns', `web-1-${i}`, h.pod(h.owner('ReplicaSet', 'web-1', rs1)));
+    const rs2 = h.add('replicasets', 'ns', 'web-2', { metadata: { ...h.owner('Deployment', 'web', d), generation: 2 }, spec: { replicas: 3 }, status: { observedGeneration: 2, replicas: 2 } });
+    const rs2Meta = (generation: number) => ({ ...h.owner('Deployment', 'web', d), generation });
+    for (const i of [1, 2]) h.add('pods', 'ns', `web-2-${i}`, h.pod(h.owner('ReplicaSet', 'web-2', rs2)));
+    // 4 pods of 4 + 1, the third web-2 pod on its way; then scaled to 3 (at most 4 pods).
+    h.mod('deployments', 'ns', 'web', { metadata: { generation: 2 }, spec: spec(3), status: { observedGeneration: 1 } });
+    h.mod('replicasets', 'ns', 'web-2', { metadata: rs2Meta(3), spec: { replicas: 2 }, status: { observedGeneration: 2, replicas: 2 } });
+    h.mod('deployments', 'ns', 'web', { metadata: { generation: 2 }, spec: spec(3), status: { observedGeneration: 2 } });
+    h.add('pods', 'ns', 'web-2-3', h.pod(h.owner('ReplicaSet', 'web-2', rs2)));
+    h.mod('replicasets', 'ns', 'web-2', { metadata: rs2Meta(3), spec: { replicas: 2 }, status: { observedGeneration: 3, replicas: 3 } });
+    h.mod('pods', 'ns', 'web-2-3', h.pod(h.owner('ReplicaSet', 'web-2', rs2), { deleting: true }));
+    h.mod('replicasets', 'ns', 'web-2', { metadata: rs2Meta(3), spec: { replicas: 2 }, status: { observedGeneration: 3, replicas: 2 } });
+    const scaled = checkRolloutBounds(h.events);
+    t.equal(scaled.anomalies, 0, `a creation landing after a scale-down is not an anomaly: ${scaled.details.join('; ')}`);
+    // Once observed, it is bounded again.
+    h.add('pods', 'ns', 'web-2-4', h.pod(h.owner('ReplicaSet', 'web-2', rs2)));
+    const bad = checkRolloutBounds(h.events);
+    t.equal(bad.anomalies, 1, 'bounded again once observed');
+    t.match(bad.details[0], /5 non-terminating pods \(at most 4\)/);
+  }
+  {
     const { h, rs1 } = steadyDeployment();
     // A node going down is an involuntary disruption seen in the stream itself.
     h.add('nodes', '', 'n1', h.node('n1', false));

@@ -58,9 +58,9 @@ t.test('pod-template hash', async (t) => {
 
 const NOW = Date.parse('2026-01-01T12:00:00Z');
 let seq = 0;
-const rs = (name: string, replicas: number, o: { available?: number; status?: number; desired?: number; max?: number; age?: number; revision?: number } = {}): ReplicaSet => ({
+const rs = (name: string, replicas: number, o: { available?: number; status?: number; desired?: number; max?: number; age?: number; revision?: number; generation?: number; observed?: number } = {}): ReplicaSet => ({
   metadata: {
-    name, namespace: 'ns', uid: `uid-${name}`, creationTimestamp: new Date(NOW - (o.age ?? 1000 - seq++) * 1000).toISOString(),
+    name, namespace: 'ns', uid: `uid-${name}`, generation: o.generation ?? 1, creationTimestamp: new Date(NOW - (o.age ?? 1000 - seq++) * 1000).toISOString(),
     annotations: {
       ...(o.desired !== undefined ? { 'deployment.kubernetes.io/desired-replicas': String(o.desired) } : {}),
       ...(o.max !== undefined ? { 'deployment.kubernetes.io/max-replicas': String(o.max) } : {}),
@@ -68,7 +68,7 @@ const rs = (name: string, replicas: number, o: { available?: number; status?: nu
     },
   },
   spec: { replicas },
-  status: { replicas: o.status ?? replicas, availableReplicas: o.available ?? replicas, readyReplicas: o.available ?? replicas },
+  status: { replicas: o.status ?? replicas, availableReplicas: o.available ?? replicas, readyReplicas: o.available ?? replicas, observedGeneration: o.observed ?? o.generation ?? 1 },
 });
 const dep = (replicas: number, maxSurge: number | string, maxUnavailable: number | string, status: object = {}): Deployment => ({
   metadata: { name: 'web', namespace: 'ns', generation: 2 },
@@ -83,6 +83,10 @@ t.test('rolling update sizing', async (t) => {
   t.equal(newRSNewReplicas(d, [rs('old', 10), nw], nw), 3, 'at replicas + surge: no growth');
   t.equal(newRSNewReplicas(d, [rs('old', 8, { status: 10 }), nw], nw), 3, 'old pods not yet terminating still count');
   t.equal(newRSNewReplicas(d, [rs('old', 8), nw], nw), 5, 'old pods gone: grows to fill the surge');
+  // The rollout before was growing `mid` (spec 3, a third pod on its way, status 2), then this one scaled it down to 1:
+  // its status does not bound its pods until its controller has seen them all.
+  t.equal(newRSNewReplicas(d, [rs('old', 6), rs('mid', 1, { status: 2, generation: 5, observed: 4 }), nw], nw), 3, 'an old ReplicaSet resized but not yet observed: no growth (it may have 3 pods, not 2)');
+  t.equal(newRSNewReplicas(d, [rs('old', 6), rs('mid', 1, { status: 3, generation: 5 }), nw], nw), 4, 'observed: its pods count, and the surge is what is left');
   const full = rs('new', 9);
   t.equal(newRSNewReplicas(d, [rs('old', 1), full], full), 10, 'never above replicas');
   t.equal(newRSNewReplicas({ ...d, spec: { ...d.spec, strategy: { type: 'Recreate' } } }, [rs('old', 10), nw], nw), 10, 'Recreate: all at once');

@@ -182,4 +182,26 @@ t.test('ReplicaSets against a real cluster', async (t) => {
     const left = await settled('api', 1);
     t.equal(left[0]!.metadata.name, keep, 'the pods with a low deletion cost went first');
   });
+
+  await t.test('status claims a generation only once every pod asked for is in the cache', async (t) => {
+    // The Deployment controller reads observedGeneration as "status.replicas counts every pod
+    // this ReplicaSet may have": a creation still on its way must hold it back.
+    const rsc = ctl.controllers[0] as ReplicaSetController;
+    const replicaSets = ctl.ctx.informers.informer<ReplicaSet>('replicasets');
+    await mkRS('hold', 2);
+    await settled('hold', 2);
+    // A creation the cache has not seen yet (as right after a create returned).
+    rsc.expectations.expectCreations('default/hold', 1);
+    const scaled = await client.patch<ReplicaSet>(resourcePath(RS, 'default', 'hold'), { spec: { replicas: 1 } }, 'application/merge-patch+json');
+    await replicaSets.waitForResourceVersion(scaled.metadata.resourceVersion!);
+    // One pass on the scaled-down ReplicaSet (the queue may run others: all see the same expectations).
+    await rsc['reconcile']('default/hold');
+    const held = await status('hold');
+    t.ok((held.observedGeneration ?? 0) < scaled.metadata.generation!, `generation ${scaled.metadata.generation} not claimed (observedGeneration ${held.observedGeneration})`);
+    t.equal((await livePods('hold')).length, 2, 'and nothing deleted on an incomplete cache');
+    rsc.expectations.creationObserved('default/hold');
+    await rsc['reconcile']('default/hold');
+    await settled('hold', 1);
+    t.equal((await status('hold')).observedGeneration, scaled.metadata.generation, 'claimed once the cache is complete');
+  });
 });

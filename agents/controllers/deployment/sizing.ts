@@ -27,6 +27,16 @@ export function byCreation(a: ReplicaSet, b: ReplicaSet): number {
 export const active = (rss: readonly (ReplicaSet | undefined)[]): ReplicaSet[] => rss.filter((rs): rs is ReplicaSet => !!rs && specReplicas(rs) > 0);
 
 /**
+ * An old ReplicaSet resized since its controller last reported on all the
+ * pods it had asked for (status.observedGeneration below its generation; the
+ * ReplicaSet controller claims a generation only once its expectations are
+ * met). Its status may then miss a pod whose creation is still on its way —
+ * a ReplicaSet that was the new one a moment ago, growing, then scaled down
+ * by the next rollout — and neither its spec nor its status bounds its pods.
+ */
+export const unsettled = (rs: ReplicaSet): boolean => (rs.status?.observedGeneration ?? 0) < (rs.metadata.generation ?? 0);
+
+/**
  * NewRSNewReplicas: the new ReplicaSet's next size. RollingUpdate grows it
  * by what the surge leaves (all ReplicaSets' pods may reach replicas +
  * maxSurge) up to spec.replicas; Recreate makes it full at once.
@@ -34,10 +44,15 @@ export const active = (rss: readonly (ReplicaSet | undefined)[]): ReplicaSet[] =
  * One deliberate difference from Kubernetes, which counts spec.replicas
  * only: a ReplicaSet that still reports more pods than its spec (an old one
  * scaled down whose pods are not yet terminating) counts those pods, so the
- * surge bound holds for the pods that exist, not only for the sizes asked.
+ * surge bound holds for the pods that exist, not only for the sizes asked;
+ * and while an old ReplicaSet is unsettled (above) the new one does not grow
+ * at all: its status will say how many pods it has once its controller has
+ * seen them all, and the ReplicaSet's status update brings the Deployment
+ * back.
  */
 export function newRSNewReplicas(d: Deployment, allRSs: readonly ReplicaSet[], newRS: ReplicaSet): number {
   if (!isRollingUpdate(d)) return replicasOf(d);
+  if (allRSs.some((rs) => rs !== newRS && unsettled(rs))) return specReplicas(newRS);
   const current = sum(allRSs, (rs) => Math.max(specReplicas(rs), rs === newRS ? 0 : (rs.status?.replicas ?? 0)));
   const maxTotal = replicasOf(d) + maxSurge(d);
   if (current >= maxTotal) return specReplicas(newRS);

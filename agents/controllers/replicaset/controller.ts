@@ -119,7 +119,12 @@ export class ReplicaSetController extends QueueController {
       this.expectations.delete(key);
       return;
     }
-    const needsSync = this.expectations.satisfied(key) && !rs.metadata.deletionTimestamp;
+    // Whether the cache holds everything this controller asked for: only then
+    // does it act, and only then does its status claim the generation (the
+    // Deployment controller reads observedGeneration as "status.replicas
+    // counts every pod this ReplicaSet may have"; see sizing.ts, unsettled).
+    const observed = this.expectations.satisfied(key);
+    const needsSync = observed && !rs.metadata.deletionTimestamp;
     const active = ownedOrOrphans(this.pods, rs).filter(isPodActive);
     const pods = await claimObjects(active, {
       client: this.ctx.client, kind: PODS, owner: rs, selector: rs.spec?.selector, canAdopt: () => this.stillExists(rs),
@@ -128,7 +133,8 @@ export class ReplicaSetController extends QueueController {
     if (needsSync) failure = await this.manageReplicas(rs, pods, key).catch((e: Error) => e);
     const now = this.ctx.now();
     const status = calculateStatus(rs, pods, failure, now);
-    if (statusChanged(rs, status)) await this.writeStatus(rs, { ...status, observedGeneration: rs.metadata.generation });
+    status.observedGeneration = observed ? rs.metadata.generation : rs.status?.observedGeneration;
+    if (statusChanged(rs, status)) await this.writeStatus(rs, status);
     const minReady = (rs.spec?.minReadySeconds as number | undefined) ?? 0;
     if (!failure && minReady > 0) {
       const next = Math.min(...pods.map((p) => availableAt(p, minReady, now) ?? Infinity));

@@ -46,11 +46,11 @@ export function calculateStatus(rs: ReplicaSet, pods: readonly Pod[], failure: E
   return status;
 }
 
-/** Whether writing `next` would change what is stored (generation observed included). */
+/** Whether writing `next` would change what is stored (its observedGeneration included). */
 export function statusChanged(rs: ReplicaSet, next: ReplicaSetStatus): boolean {
   const cur = rs.status ?? {};
   return (cur.replicas ?? 0) !== next.replicas || (cur.fullyLabeledReplicas ?? 0) !== next.fullyLabeledReplicas
     || (cur.readyReplicas ?? 0) !== next.readyReplicas || (cur.availableReplicas ?? 0) !== next.availableReplicas
-    || cur.observedGeneration !== rs.metadata.generation
+    || cur.observedGeneration !== next.observedGeneration
     || JSON.stringify((cur as ReplicaSetStatus).conditions ?? []) !== JSON.stringify(next.conditions ?? []);
 }
