@@ -363,7 +363,8 @@ export class ObjectStore extends EventEmitter implements StateMachine {
           const refused = this.serviceAllocations.admit(key, cmd.name, parsed, cmd.svc);
           if (refused) return { ok: false, error: refused };
         }
-        const obj = this.stamp(parsed, index, cmd.obj);
+        // A Service's addresses and ports were just allocated into the parsed object: its text is stale.
+        const obj = this.stamp(parsed, index, cmd.res === SERVICES ? undefined : cmd.obj);
         if (!m) this.data.set(this.intern(cmd.res), (m = new Map()));
         m.set(flat(key), obj);
         this.sorted.delete(cmd.res);
@@ -394,7 +395,7 @@ export class ObjectStore extends EventEmitter implements StateMachine {
         // A write that changes nothing is answered with the stored object: same
         // resourceVersion, no event (as Kubernetes skips the etcd write).
         if (sameObject(parsed, curParsed)) return { ok: true, object: cur };
-        const obj = this.stamp(parsed, index, cmd.obj);
+        const obj = this.stamp(parsed, index, cmd.res === SERVICES ? undefined : cmd.obj);
         m!.set(key, obj);
         return { ok: true, object: obj, event: event('MODIFIED', obj, cur) };
       }

@@ -82,3 +82,23 @@ t.test('the store: stamped objects equal full serializations, through create, up
   t.equal(gone.metadata.resourceVersion, String(index), 'a plain delete stamps the last state');
   t.equal(gone.data.a, '2');
 });
+
+t.test('the store: a Service keeps what apply time allocated (its stale text is not stamped)', async (t) => {
+  const s = new ObjectStore();
+  let index = 0;
+  const ts = '2026-01-01T00:00:00Z';
+  const apply = (cmd: Parameters<typeof encodeCommand>[0]) => s.apply({ index: ++index, term: 1, data: encodeCommand(cmd) });
+  const svc = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'n', uid: 's1' }, spec: { type: 'NodePort', ports: [{ port: 80 }] } };
+  t.ok(apply({ user: 'u', ts, res: '/services', ns: 'n', op: 'create', verb: 'create', name: 'web', obj: encodeObject(svc) }).ok);
+  const created = JSON.parse(s.get('/services', 'n', 'web')!.json);
+  t.match(created.spec.clusterIP, /^127\./, 'the allocated cluster IP is stored');
+  t.ok(created.spec.ports[0].nodePort >= 30000, 'and the node port');
+  // An update adding a port without a node port gets one allocated at apply time.
+  const upd = { ...svc, metadata: { ...svc.metadata }, spec: { type: 'NodePort', clusterIP: created.spec.clusterIP, ports: [created.spec.ports[0], { name: 'b', port: 81 }] } };
+  created.spec.ports[0].name = 'a';
+  t.ok(apply({ user: 'u', ts, res: '/services', ns: 'n', op: 'update', verb: 'update', name: 'web', obj: encodeObject(upd), pre: {} }).ok);
+  const updated = JSON.parse(s.get('/services', 'n', 'web')!.json);
+  t.equal(updated.spec.clusterIP, created.spec.clusterIP, 'the update keeps the cluster IP');
+  t.ok(updated.spec.ports[1].nodePort >= 30000, 'the new port got its node port');
+  t.equal(updated.metadata.resourceVersion, String(index));
+});
