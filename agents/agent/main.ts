@@ -56,7 +56,7 @@ export async function main(argv: string[]): Promise<void> {
     values = parseArgs({
       args: argv, strict: true, allowPositionals: false,
       options: {
-        server: { type: 'string' }, name: { type: 'string' }, address: { type: 'string' },
+        server: { type: 'string' }, kubeconfig: { type: 'string' }, name: { type: 'string' }, address: { type: 'string' },
         port: { type: 'string', default: '10250' }, data: { type: 'string' }, zone: { type: 'string' },
         'node-labels': { type: 'string' }, capacity: { type: 'string' }, 'system-reserved': { type: 'string' },
         'kube-reserved': { type: 'string' }, 'pod-cidr': { type: 'string' },
@@ -105,8 +105,8 @@ export async function main(argv: string[]): Promise<void> {
     ...labelsFrom(str('node-labels')),
   };
 
-  const cfg = loadClientConfig({ server: str('server'), nats: str('nats') });
-  const api = new ApiClient(cfg.servers, { userAgent: `flotilla-agent/${name}` });
+  const cfg = loadClientConfig({ server: str('server'), kubeconfig: str('kubeconfig'), nats: str('nats') });
+  const api = new ApiClient(cfg.servers, { credentials: cfg.credentials, userAgent: `flotilla-agent/${name}` });
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry });
 
@@ -184,8 +184,8 @@ async function runSim(str: (k: string) => string | undefined): Promise<void> {
   // Hollow nodes measure no machine: 4 cores, 16Gi, 110 pods, 100Gi unless --capacity says otherwise.
   const capacity = { cpu: 4, memory: 16 * 2 ** 30, pods: 110, 'ephemeral-storage': 100 * 2 ** 30, ...parseReserved(str('capacity'), '--capacity') };
   const alloc = allocatable(capacity, parseReserved(str('system-reserved'), '--system-reserved'), parseReserved(str('kube-reserved'), '--kube-reserved'));
-  const cfg = loadClientConfig({ server: str('server') });
-  const api = new ApiClient(cfg.servers, { userAgent: `flotilla-agent/sim-${prefix}` });
+  const cfg = loadClientConfig({ server: str('server'), kubeconfig: str('kubeconfig') });
+  const api = new ApiClient(cfg.servers, { credentials: cfg.credentials, userAgent: `flotilla-agent/sim-${prefix}` });
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry });
   let sim: SimNodes | undefined;
