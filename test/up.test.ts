@@ -20,7 +20,7 @@ interface ClusterFile {
   api: string;
   up: number;
   kubeconfig: string;
-  servers: { id: string; pid: number }[];
+  servers: { id: string; pid: number; api: string }[];
   natsServers: { pid: number }[];
   controllers: { pid: number }[];
   schedulers: { pid: number }[];
@@ -74,7 +74,10 @@ t.test('flotilla up: comes up, survives a server kill, stops on SIGTERM, resumes
   start();
   await waitFor('up prints its summary', () => out.includes('Flotilla is up'), 120_000, 200);
   const c = cluster();
-  t.equal(c.api, `http://127.0.0.1:${base}`, 'cluster.json names the stable API address');
+  t.equal(c.api, `https://127.0.0.1:${base}`, 'cluster.json names the stable API address (HTTPS by default)');
+  t.ok(c.servers.every((s) => s.api.startsWith('https://127.0.0.1:')), 'and each server\'s https:// address');
+  const caBefore = readFileSync(join(cwd, '.flotilla', 'pki', 'ca.crt'), 'utf8');
+  t.equal(statSync(join(cwd, '.flotilla', 'pki', 'ca.key')).mode & 0o777, 0o600, 'the CA key is owner-only');
   t.equal(c.servers.length, 3, 'three servers');
   t.same(c.agents.map((a) => a.count), [2], 'one agent entry with its hollow-node count');
   const nodes = await kubectl('get', 'nodes', '-o', 'name');
@@ -130,6 +133,7 @@ t.test('flotilla up: comes up, survives a server kill, stops on SIGTERM, resumes
   t.match(detached.out, /Flotilla is up/, 'up --detach returns once the cluster is up');
   const again = await kubectl('get', 'configmap', 'kept', '-o', 'jsonpath={.data.a}');
   t.equal(again.out, '1', 'a second up on the same directory resumes the same data');
+  t.equal(readFileSync(join(cwd, '.flotilla', 'pki', 'ca.crt'), 'utf8'), caBefore, 'and keeps the CA it made the first time');
   const upPid = cluster().up;
   const down = await flotilla(cwd, ['down']);
   t.equal(down.code, 0, down.err);
