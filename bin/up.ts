@@ -144,7 +144,8 @@ export async function main(argv: string[]): Promise<void> {
     members: members.map((m) => ({ id: m.id, host: m.api.slice(0, m.api.lastIndexOf(':')) })), balancerHosts: ['127.0.0.1'],
     nodes: runtime === 'process' ? Array.from({ length: nNodes }, (_, i) => `node-${i + 1}`) : [],
     hollow: runtime === 'sim' && nNodes > 0, controllers: nControllers > 0, schedulers: nSchedulers > 0,
-    dns: values.dns !== 'none', ingress: values.ingress !== 'none',
+    // Made even when not started now: a later `up` on this directory may start them.
+    dns: true, ingress: true,
   }).catch((e: Error) => {
     writeFileSync(lockFile, '');
     throw new Error(`cannot make the cluster's certificates in ${join(dir, 'pki')}: ${e.message}`);
