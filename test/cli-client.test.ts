@@ -86,6 +86,37 @@ t.test('config: --server, then $FLOTILLA_SERVER, then .flotilla/cluster.json, el
   t.same(parseServerList('a:1,a:1'), ['http://a:1']);
 });
 
+t.test('config: credentials from --kubeconfig, then $KUBECONFIG, then the kubeconfig cluster.json names', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'flotilla-cfg-'));
+  const kc = (name: string, server: string, token: string) => {
+    writeFileSync(join(dir, `${name}.crt`), `CA of ${name}`);
+    writeFileSync(join(dir, name), [
+      'apiVersion: v1', 'kind: Config', 'current-context: c', `clusters: [{name: c, cluster: {server: "${server}", certificate-authority: ${name}.crt}}]`,
+      'contexts: [{name: c, context: {cluster: c, user: u}}]', `users: [{name: u, user: {token: ${token}}}]`, '',
+    ].join('\n'));
+    return join(dir, name);
+  };
+  const a = kc('a.kubeconfig', 'https://a.example:6443', 'ta');
+  const b = kc('b.kubeconfig', 'https://b.example:6443', 'tb');
+  // --kubeconfig without --server: the kubeconfig's server, as kubectl.
+  const byFlag = loadClientConfig({ kubeconfig: a, env: { KUBECONFIG: b }, cwd: dir });
+  t.same(byFlag.servers, ['https://a.example:6443']);
+  t.same(byFlag.credentials, { ca: 'CA of a.kubeconfig', token: 'ta' }, 'its CA and token');
+  // --server chooses the servers; the credentials still come from the kubeconfig.
+  const both = loadClientConfig({ server: 'https://s1:1,https://s2:2', kubeconfig: a, env: {}, cwd: dir });
+  t.same(both.servers, ['https://s1:1', 'https://s2:2']);
+  t.equal(both.credentials?.token, 'ta');
+  t.equal(loadClientConfig({ server: 'https://s1:1', env: { KUBECONFIG: `/nonexistent:${b}` }, cwd: dir }).credentials?.token, 'tb', '$KUBECONFIG: its first existing file');
+  t.equal(loadClientConfig({ server: 'http://s1:1', env: {}, cwd: dir }).credentials, undefined, 'no kubeconfig anywhere: no credentials');
+  mkdirSync(join(dir, '.flotilla'));
+  writeFileSync(join(dir, '.flotilla', 'cluster.json'), JSON.stringify({ servers: [{ id: 's1', api: 'https://127.0.0.1:7101' }], kubeconfig: b }));
+  const fromFile = loadClientConfig({ env: {}, cwd: dir });
+  t.same(fromFile.servers, ['https://127.0.0.1:7101'], 'cluster.json names the servers');
+  t.equal(fromFile.credentials?.token, 'tb', 'and the kubeconfig');
+  t.equal(fromFile.kubeconfig, b);
+  t.throws(() => loadClientConfig({ kubeconfig: join(dir, 'missing'), env: {}, cwd: dir }), ConfigError, 'a kubeconfig that cannot be read is a ConfigError');
+});
+
 t.test('resourcePath: core vs named groups, namespaced vs cluster-scoped, subresources', async (t) => {
   t.equal(resourcePath(pods, 'default'), '/api/v1/namespaces/default/pods');
   t.equal(resourcePath(pods, 'default', 'web-1', 'log'), '/api/v1/namespaces/default/pods/web-1/log');

@@ -6,7 +6,7 @@
 // what its role does not give it; and the cluster still orchestrates (a
 // Deployment's pods run on the nodes, `kubectl logs` reaches them through the
 // agent). The flotilla CLI verbs work against it through cluster.json.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,7 +30,14 @@ function flotilla(cwd: string, args: string[]): Promise<{ code: number | null; o
 t.test('flotilla up (secure by default): identities, refusals, and a cluster that still orchestrates', async (t) => {
   if (kubectlMissing(t)) return;
   const cwd = mkdtempSync(join(tmpdir(), 'flotilla-up-secure-'));
-  t.teardown(() => rmSync(cwd, { recursive: true, force: true }));
+  t.teardown(() => {
+    // The pods' service-account volumes are tmpfs mounts that outlive the agents (they stop their containers, not their mounts).
+    for (const line of readFileSync('/proc/mounts', 'utf8').split('\n')) {
+      const at = line.split(' ')[1];
+      if (at?.startsWith(`${cwd}/`)) spawnSync('umount', ['-l', at]);
+    }
+    rmSync(cwd, { recursive: true, force: true });
+  });
   const base = 20_000 + ((await freePort()) % 20_000);
   // Two real node agents (127.0.0.11 and .12): pods run as processes, so logs come from a real agent.
   const args = ['up', '--base-port', String(base), '--servers', '1', '--nats', '1', '--controllers', '1', '--schedulers', '1',
