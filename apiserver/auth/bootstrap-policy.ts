@@ -134,6 +134,8 @@ export const CLUSTER_ROLES: ClusterRoleSpec[] = [
     rules: [
       rule(READ, ['networking.k8s.io'], ['ingresses', 'ingressclasses']),
       rule(['update', 'patch'], ['networking.k8s.io'], ['ingresses/status']),
+      // Its own IngressClass, made at start when missing (create only: it cannot change or delete another class).
+      rule(['create'], ['networking.k8s.io'], ['ingressclasses']),
       rule(READ, [''], ['services', 'endpoints', 'secrets', 'namespaces']),
       rule(READ, ['discovery.k8s.io'], ['endpointslices']),
       rule(['create', 'patch', 'update'], ['', 'events.k8s.io'], ['events']),
