@@ -11,6 +11,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'nats';
+import { Agent, request } from 'undici';
 import t from 'tap';
 import { natsServerOptions } from '../api/nats-url.ts';
 import { kubectlMissing, runKubectl } from '../harness/kubectl.ts';
@@ -20,7 +21,7 @@ interface ClusterFile {
   api: string;
   up: number;
   kubeconfig: string;
-  servers: { id: string; pid: number; api: string }[];
+  servers: { id: string; pid: number; api: string; data: string }[];
   natsServers: { pid: number }[];
   controllers: { pid: number }[];
   schedulers: { pid: number }[];
@@ -116,6 +117,17 @@ t.test('flotilla up: comes up, survives a server kill, stops on SIGTERM, resumes
   const status = await flotilla(cwd, ['cluster', 'status']);
   t.equal(status.code, 0, status.err);
   for (const what of ['controllers', 'scheduler', 'agent']) t.match(status.out, new RegExp(what, 'i'), `cluster status lists the ${what}`);
+
+  // Membership changes reach the leader from any server: followers forward them over HTTPS, trusting the cluster CA.
+  const ca = new Agent({ connect: { ca: readFileSync(join(cwd, '.flotilla', 'pki', 'ca.crt'), 'utf8') } });
+  const adminToken = readFileSync(join(c.servers[1]!.data, 'admin-token'), 'utf8').trim();
+  for (const s of cluster().servers) {
+    const r = await request(`${s.api}/cluster/members/no-such-member`, { method: 'DELETE', dispatcher: ca, headers: { authorization: `Bearer ${adminToken}` } });
+    const body = await r.body.json() as { role?: string; message?: string };
+    t.equal(r.statusCode, 200, `DELETE /cluster/members on ${s.id} answered by the leader: ${body.message ?? ''}`);
+    t.equal(body.role, 'leader');
+  }
+  await ca.close();
 
   // SIGTERM stops every child.
   const children = (() => {
