@@ -345,7 +345,7 @@ export async function main(argv: string[]): Promise<void> {
     `  API:          ${cluster.api} (balanced over the servers; the kubeconfig names it)`,
     pki ? `  TLS:          CA ${pki.ca}; every component has its own client certificate and kubeconfig in ${pki.dir}; authorization Node,RBAC`
       : '  TLS:          none (--insecure: plain HTTP, every request allowed)',
-    ...servers.map((s) => `  server ${s.id}: API ${s.api}  peer ${s.peer}  pid ${s.pid}`),
+    ...servers.map((s) => `  server ${s.id}: API ${pki ? s.api : `http://${s.api}`}  peer ${s.peer}  pid ${s.pid}`),
     `  controllers:  ${nControllers} (one leads through the Lease kube-system/flotilla-controller-manager; /metrics on ${cluster.controllers.map((c) => c.metrics).join(', ') || '-'})`,
     `  schedulers:   ${nSchedulers} (one leads through the Lease kube-system/kube-scheduler; /metrics on ${cluster.schedulers.map((c) => c.metrics).join(', ') || '-'})`,
     `  NATS:         ${redactNatsUrls(natsUrl)} (stream EVENTS, users in ${join(dir, 'nats-users.json')}${natsCount > 1 ? ', 3 replicas' : ''}; npx flotilla events --follow)`,
