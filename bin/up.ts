@@ -9,7 +9,10 @@
 // restart of `up` on the same dir: ports are fixed by --base-port so the
 // members find each other again. Nodes: --nodes N (2) agents on 127.0.0.11,
 // .12, … running pods as processes, or with --runtime sim N hollow nodes in
-// one agent process (127.0.64.1, …).
+// one agent process (127.0.64.1, …). By default the servers speak HTTPS
+// with Node,RBAC authorization and every component has its own client
+// certificate and kubeconfig (the PKI in <dir>/pki, made once: up-pki.ts);
+// --insecure runs the old plain-HTTP, AlwaysAllow cluster.
 import { randomBytes } from 'node:crypto';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
