@@ -14,18 +14,10 @@ import t from 'tap';
 import { Agent, request } from 'undici';
 import { createCA, issue } from '../agents/pki/pki.ts';
 import { kubectlMissing, runKubectl } from '../harness/kubectl.ts';
-import { FLOTILLA_BIN, freePort, waitFor } from '../harness/procs.ts';
+import { FLOTILLA_BIN, freePort, runFlotilla, waitFor } from '../harness/procs.ts';
 
-function flotilla(cwd: string, args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [FLOTILLA_BIN, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KUBECONFIG: '' } });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (err += d));
-    p.on('close', (code) => resolve({ code, out, err }));
-  });
-}
+// $KUBECONFIG of the caller must not pick the identity: cluster.json's kubeconfig does.
+const flotilla = (cwd: string, args: string[]) => runFlotilla(cwd, args, { ...process.env, KUBECONFIG: '' });
 
 t.test('flotilla up (secure by default): identities, refusals, and a cluster that still orchestrates', async (t) => {
   if (kubectlMissing(t)) return;

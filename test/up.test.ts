@@ -15,7 +15,7 @@ import { Agent, request } from 'undici';
 import t from 'tap';
 import { natsServerOptions } from '../api/nats-url.ts';
 import { kubectlMissing, runKubectl } from '../harness/kubectl.ts';
-import { FLOTILLA_BIN, freePort, waitFor } from '../harness/procs.ts';
+import { FLOTILLA_BIN, freePort, runFlotilla, waitFor } from '../harness/procs.ts';
 
 interface ClusterFile {
   api: string;
@@ -37,17 +37,8 @@ const alive = (pid: number) => {
   }
 };
 
-/** Runs a flotilla command in `cwd` without blocking the event loop; resolves with its exit code and output. */
-function flotilla(cwd: string, args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [FLOTILLA_BIN, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (err += d));
-    p.on('close', (code) => resolve({ code, out, err }));
-  });
-}
+// The caller's $KUBECONFIG must not pick the identity: cluster.json's kubeconfig does.
+const flotilla = (cwd: string, args: string[]) => runFlotilla(cwd, args, { ...process.env, KUBECONFIG: '' });
 
 t.test('flotilla up: comes up, survives a server kill, stops on SIGTERM, resumes its data, flotilla down', async (t) => {
   if (kubectlMissing(t)) return;
