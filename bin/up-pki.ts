@@ -9,16 +9,13 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type LeafSpec, ensureCA, ensureLeaf, fileNameFor, pairPaths } from '../agents/pki/pki.ts';
 import { kubeconfigYaml } from '../agents/client/kubeconfig.ts';
-import { DEFAULT_SERVICE_RANGES } from '../apiserver/service-allocation.ts';
 
-/** The first address of an IPv4 range: what the default/kubernetes Service gets (apiserver/service-allocation.ts), as in Kubernetes. */
-function firstServiceIP(cidr: string): string {
-  const [ip, bits] = cidr.split('/');
-  const n = ip.split('.').reduce((a, o) => a * 256 + Number(o), 0);
-  const size = 2 ** (32 - Number(bits));
-  const first = n - (n % size) + 1;
-  return [24, 16, 8, 0].map((sh) => Math.floor(first / 2 ** sh) % 256).join('.');
-}
+/**
+ * The ClusterIP of the in-cluster kubernetes Service: the first address of the
+ * servers' default --service-cluster-ip-range (127.1.0.0/16), which that
+ * Service is given, as in Kubernetes. test/up-secure.test.ts checks the two agree.
+ */
+export const KUBERNETES_SERVICE_IP = '127.1.0.1';
 
 /** The names a serving certificate covers besides its listen addresses (the in-cluster Service's, as kubeadm's). */
 const SERVICE_NAMES = ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local'];
@@ -63,7 +60,7 @@ export async function ensureUpPki(o: UpPkiOptions): Promise<UpPki> {
   const servers = new Map<string, { cert: string; key: string }>();
   for (const m of o.members) {
     // Its address, the balancer's, loopback and the in-cluster kubernetes Service's ClusterIP (up runs the servers with the default range).
-    const hosts = [...new Set([m.host, ...o.balancerHosts, '127.0.0.1', firstServiceIP(DEFAULT_SERVICE_RANGES.clusterIPRange)])];
+    const hosts = [...new Set([m.host, ...o.balancerHosts, '127.0.0.1', KUBERNETES_SERVICE_IP])];
     const name = `apiserver-${m.id}`;
     // serverAuth and clientAuth: a server is also a client of the others (forwarded membership changes).
     await ensureLeaf(dir, name, ca, {

@@ -7,12 +7,14 @@
 // Deployment's pods run on the nodes, `kubectl logs` reaches them through the
 // agent). The flotilla CLI verbs work against it through cluster.json.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { Agent, request } from 'undici';
 import { createCA, issue } from '../agents/pki/pki.ts';
+import { KUBERNETES_SERVICE_IP } from '../bin/up-pki.ts';
 import { kubectlMissing, runKubectl } from '../harness/kubectl.ts';
 import { FLOTILLA_BIN, freePort, runFlotilla, waitFor } from '../harness/procs.ts';
 
@@ -108,6 +110,12 @@ t.test('flotilla up (secure by default): identities, refusals, and a cluster tha
   t.not(dCreate.code, 0, 'the DNS server cannot create a ConfigMap');
   t.match(dCreate.err, /forbidden: User "system:flotilla-dns" cannot create resource "configmaps"/);
   t.equal((await dns('get', 'services', '-A')).code, 0, 'but lists Services');
+
+  // The serving certificate covers the in-cluster kubernetes Service's ClusterIP (bin/up-pki.ts assumes which one it gets).
+  const kubeIP = await waitFor('the kubernetes Service', async () => (await admin('get', 'service', 'kubernetes', '-o', 'jsonpath={.spec.clusterIP}')).out.trim() || undefined, 30_000, 500);
+  t.equal(kubeIP, KUBERNETES_SERVICE_IP, 'the kubernetes Service has the address up-pki.ts puts in the SANs');
+  const san = new X509Certificate(readFileSync(join(pki, 'apiserver-s1.crt'))).subjectAltName ?? '';
+  t.match(san, `IP Address:${kubeIP}`, 'and the serving certificate covers it');
 
   // The cluster orchestrates: a Deployment's pods run on the nodes; logs come through the agent.
   const create = await admin('create', 'deployment', 'hello', '--image=busybox', '--replicas=2', '--', 'sh', '-c', 'while true; do echo hello-from-pod; sleep 1; done');
