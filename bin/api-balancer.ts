@@ -3,9 +3,11 @@
 // the next server whose /readyz answered 200 at the last check (every
 // second), and on to another if that one refuses (agents/proxy/tcp.ts).
 // kubectl pointed at it keeps working when a server dies. Bytes are piped as
-// they are, so watches, upgrades (exec, port-forward) and keep-alive pass.
+// they are, so watches, upgrades (exec, port-forward) and keep-alive pass, and
+// TLS goes through untouched: the client's handshake (and its client
+// certificate) reaches the server, which the certificate's SANs name.
 import net from 'node:net';
-import { request } from 'undici';
+import { Agent, type Dispatcher, request } from 'undici';
 import { relayToFirst } from '../agents/proxy/tcp.ts';
 
 export interface ApiBalancerOptions {
@@ -13,6 +15,8 @@ export interface ApiBalancerOptions {
   backends: string[];
   /** Health check period (ms). */
   intervalMs?: number;
+  /** The CA of servers that speak HTTPS (the check then asks https://…/readyz, which needs no credentials). */
+  ca?: string;
 }
 
 function split(a: string): { host: string; port: number } {
@@ -27,8 +31,11 @@ export class ApiBalancer {
   private next = 0;
   /** Open client connections: a keep-alive client would otherwise hold close() open forever. */
   private readonly conns = new Set<net.Socket>();
+  private readonly dispatcher?: Dispatcher;
 
-  constructor(private readonly o: ApiBalancerOptions) {}
+  constructor(private readonly o: ApiBalancerOptions) {
+    if (o.ca) this.dispatcher = new Agent({ connect: { ca: o.ca } });
+  }
 
   async listen(host: string, port: number): Promise<void> {
     const server = net.createServer({ allowHalfOpen: true }, (c) => this.accept(c));
@@ -50,7 +57,7 @@ export class ApiBalancer {
   private async check(): Promise<void> {
     await Promise.all(this.o.backends.map(async (b) => {
       try {
-        const r = await request(`http://${b}/readyz`, { headersTimeout: 1000, bodyTimeout: 1000 });
+        const r = await request(`${this.o.ca ? 'https' : 'http'}://${b}/readyz`, { headersTimeout: 1000, bodyTimeout: 1000, dispatcher: this.dispatcher });
         await r.body.dump();
         if (r.statusCode === 200) this.healthy.add(b);
         else this.healthy.delete(b);
@@ -75,5 +82,6 @@ export class ApiBalancer {
     const closed = new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     for (const c of this.conns) c.destroy();
     await closed;
+    await this.dispatcher?.close();
   }
 }

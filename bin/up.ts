@@ -9,7 +9,10 @@
 // restart of `up` on the same dir: ports are fixed by --base-port so the
 // members find each other again. Nodes: --nodes N (2) agents on 127.0.0.11,
 // .12, … running pods as processes, or with --runtime sim N hollow nodes in
-// one agent process (127.0.64.1, …).
+// one agent process (127.0.64.1, …). By default the servers speak HTTPS
+// with Node,RBAC authorization and every component has its own client
+// certificate and kubeconfig (the PKI in <dir>/pki, made once: up-pki.ts);
+// --insecure runs the old plain-HTTP, AlwaysAllow cluster.
 import { randomBytes } from 'node:crypto';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -17,8 +20,9 @@ import net from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { request } from 'undici';
+import { Agent, type Dispatcher, request } from 'undici';
 import { ApiBalancer } from './api-balancer.ts';
+import { type UpPki, ensureUpPki } from './up-pki.ts';
 import { detach, stopLeftovers } from './up-lifecycle.ts';
 import { ensureEncryptionConfig } from '../api/encryption-config.ts';
 import { redactNatsUrls } from '../api/nats-url.ts';
@@ -71,6 +75,8 @@ export async function main(argv: string[]): Promise<void> {
       nodes: { type: 'string' },
       agents: { type: 'string' }, // the former name of --nodes
       runtime: { type: 'string', default: 'process' },
+      // Plain HTTP, every request allowed (no PKI): quick experiments only.
+      insecure: { type: 'boolean', default: false },
     },
     strict: true,
   });
@@ -134,6 +140,24 @@ export async function main(argv: string[]): Promise<void> {
   // ServiceAccount tokens are signed with this key, shared by every server (made once, owner-only).
   const serviceAccountKey = resolve(join(dir, 'sa.key'));
   ensureServiceAccountKey(serviceAccountKey);
+  // The PKI (made once in <dir>/pki, reused by every later run): servers speak HTTPS, every component has its own identity.
+  const apiAddress = `127.0.0.1:${base}`;
+  const pki: UpPki | undefined = values.insecure ? undefined : await ensureUpPki({
+    dir: join(dir, 'pki'), server: `https://${apiAddress}`,
+    members: members.map((m) => ({ id: m.id, host: m.api.slice(0, m.api.lastIndexOf(':')) })), balancerHosts: ['127.0.0.1'],
+    nodes: runtime === 'process' ? Array.from({ length: nNodes }, (_, i) => `node-${i + 1}`) : [],
+    hollow: runtime === 'sim' && nNodes > 0, controllers: nControllers > 0, schedulers: nSchedulers > 0,
+    // Made even when not started now: a later `up` on this directory may start them.
+    dns: true, ingress: true,
+  }).catch((e: Error) => {
+    writeFileSync(lockFile, '');
+    throw new Error(`cannot make the cluster's certificates in ${join(dir, 'pki')}: ${e.message}`);
+  });
+  // What `up` itself uses to reach the servers: the CA, and the admin's certificate for the API.
+  const adminDispatcher: Dispatcher | undefined = pki
+    ? new Agent({ connect: { ca: readFileSync(pki.ca, 'utf8'), cert: readFileSync(pki.admin.cert, 'utf8'), key: readFileSync(pki.admin.key, 'utf8') } })
+    : undefined;
+  const kubeconfigOf = (key: string): string[] => (pki ? ['--kubeconfig', pki.kubeconfigs.get(key)!] : []);
   const children: ChildProcess[] = [];
   let stopping = false;
   const spawnLogged = (name: string, args: string[], command?: string) => {
@@ -198,15 +222,19 @@ export async function main(argv: string[]): Promise<void> {
   const consumerNatsUrl = natsUrlFor('consumer', natsUsers, natsHostPorts);
   const agentNatsUrl = natsUrlFor('agent', natsUsers, natsHostPorts);
 
+  const scheme = pki ? 'https' : 'http';
   const servers = members.map((m) => {
     const data = resolve(join(dir, 'data', m.id));
-    const record = { ...m, pid: 0, data };
-    supervise(m.id, ['server', '--id', m.id, '--peers', peers, '--api', m.api, '--data', data, '--cluster-token', clusterToken, '--nats', natsUrl, '--encryption-provider-config', encryptionConfig, '--service-account-signing-key-file', serviceAccountKey], record);
+    // https:// URLs for a secure cluster; bare host:port as before for --insecure.
+    const record = { ...m, api: pki ? `https://${m.api}` : m.api, pid: 0, data };
+    const tlsArgs = pki
+      ? ['--tls-cert-file', pki.servers.get(m.id)!.cert, '--tls-private-key-file', pki.servers.get(m.id)!.key, '--client-ca-file', pki.ca, '--authorization-mode', 'Node,RBAC']
+      : [];
+    supervise(m.id, ['server', '--id', m.id, '--peers', peers, '--api', m.api, '--data', data, '--cluster-token', clusterToken, '--nats', natsUrl, '--encryption-provider-config', encryptionConfig, '--service-account-signing-key-file', serviceAccountKey, ...tlsArgs], record);
     return record;
   });
-  // The one API address: a balancer over the servers' API ports.
-  const apiAddress = `127.0.0.1:${base}`;
-  const balancer = new ApiBalancer({ backends: members.map((m) => m.api) });
+  // The one API address (apiAddress): a balancer over the servers' API ports.
+  const balancer = new ApiBalancer({ backends: members.map((m) => m.api), ca: pki && readFileSync(pki.ca, 'utf8') });
   try {
     await balancer.listen('127.0.0.1', base);
   } catch (e) {
@@ -214,7 +242,8 @@ export async function main(argv: string[]): Promise<void> {
   }
 
   const kubeconfig = join(dir, 'kubeconfig');
-  writeFileSync(kubeconfig, [
+  if (pki) writeFileSync(kubeconfig, readFileSync(pki.kubeconfigs.get('admin')!, 'utf8'), { mode: 0o600 });
+  else writeFileSync(kubeconfig, [
     'apiVersion: v1', 'kind: Config', 'current-context: flotilla', 'preferences: {}',
     'clusters:', '- name: flotilla', '  cluster:', `    server: http://${apiAddress}`,
     // Plain HTTP on loopback; client libraries (e.g. @kubernetes/client-node) refuse http:// without it.
@@ -223,7 +252,7 @@ export async function main(argv: string[]): Promise<void> {
     'users:', '- name: flotilla', '  user: {}', '',
   ].join('\n'));
   const cluster: ClusterFile = {
-    api: `http://${apiAddress}`, up: process.pid, natsServers,
+    api: `${scheme}://${apiAddress}`, up: process.pid, natsServers,
     servers, nats: consumerNatsUrl, kubeconfig, controllers: [], schedulers: [], agents: [],
   };
   // Owner-only: its NATS URL carries the consumer user's password.
@@ -233,7 +262,7 @@ export async function main(argv: string[]): Promise<void> {
   };
   writeClusterFile();
 
-  const apiUrls = members.map((m) => `http://${m.api}`).join(',');
+  const apiUrls = members.map((m) => `${scheme}://${m.api}`).join(',');
 
   const stop = async (code: number) => {
     if (stopping) return;
@@ -262,7 +291,7 @@ export async function main(argv: string[]): Promise<void> {
   for (const m of members) {
     for (;;) {
       try {
-        const r = await request(`http://${m.api}/readyz`, { headersTimeout: 1000 });
+        const r = await request(`${scheme}://${m.api}/readyz`, { headersTimeout: 1000, dispatcher: adminDispatcher });
         await r.body.dump();
         if (r.statusCode === 200) break;
       } catch {
@@ -279,29 +308,29 @@ export async function main(argv: string[]): Promise<void> {
     const record = { pid: 0, metrics: `127.0.0.1:${base + 301 + i}` };
     cluster.controllers.push(record);
     // The local-path provisioner's volumes live with the cluster's data, whatever directory `up` was started from.
-    supervise(`controllers${i + 1}`, ['controllers', '--server', apiUrls, '--nats', consumerNatsUrl, '--id', `controllers${i + 1}`, '--metrics-address', record.metrics,
-      '--volume-dir', resolve(join(dir, 'data', 'volumes'))], record);
+    supervise(`controllers${i + 1}`, ['controllers', '--server', apiUrls, ...kubeconfigOf('controllers'), '--nats', consumerNatsUrl, '--id', `controllers${i + 1}`, '--metrics-address', record.metrics,
+      '--volume-dir', resolve(join(dir, 'data', 'volumes')), ...(pki ? ['--root-ca-file', pki.ca] : [])], record);
   }
   if (values.dns !== 'none') {
     cluster.dns = { pid: 0, address: values.dns!, metrics: `127.0.0.1:${base + 401}` };
-    supervise('dns', ['dns', '--server', apiUrls, '--nats', consumerNatsUrl, '--listen', cluster.dns.address, '--metrics-address', cluster.dns.metrics], cluster.dns);
+    supervise('dns', ['dns', '--server', apiUrls, ...kubeconfigOf('dns'), '--nats', consumerNatsUrl, '--listen', cluster.dns.address, '--metrics-address', cluster.dns.metrics], cluster.dns);
   }
   if (values.ingress !== 'none') {
     cluster.ingress = { pid: 0, http: `${values.ingress}:80`, https: `${values.ingress}:443`, metrics: `127.0.0.1:${base + 402}` };
-    supervise('ingress', ['ingress', '--server', apiUrls, '--nats', consumerNatsUrl, '--listen', cluster.ingress.http, '--listen-tls', cluster.ingress.https,
+    supervise('ingress', ['ingress', '--server', apiUrls, ...kubeconfigOf('ingress'), '--nats', consumerNatsUrl, '--listen', cluster.ingress.http, '--listen-tls', cluster.ingress.https,
       '--metrics-address', cluster.ingress.metrics], cluster.ingress);
   }
   for (let i = 0; i < nSchedulers; i++) {
     const record = { pid: 0, metrics: `127.0.0.1:${base + 321 + i}` };
     cluster.schedulers.push(record);
-    supervise(`scheduler${i + 1}`, ['scheduler', '--server', apiUrls, '--nats', consumerNatsUrl, '--id', `scheduler${i + 1}`, '--metrics-address', record.metrics], record);
+    supervise(`scheduler${i + 1}`, ['scheduler', '--server', apiUrls, ...kubeconfigOf('scheduler'), '--nats', consumerNatsUrl, '--id', `scheduler${i + 1}`, '--metrics-address', record.metrics], record);
   }
   if (runtime === 'sim' && nNodes > 0) {
     // Hollow nodes: one agent process, one shared informer, N Node objects and Leases; pods only pretend to run.
     const address = '127.0.64.1';
     const record = { name: 'hollow', pid: 0, address, endpoint: `http://${address}:10250`, count: nNodes };
     cluster.agents.push(record);
-    supervise('agent-hollow', ['agent', '--runtime', 'sim', '--count', String(nNodes), '--name-prefix', 'hollow-', '--address', address, '--port', '10250', '--server', apiUrls], record);
+    supervise('agent-hollow', ['agent', '--runtime', 'sim', '--count', String(nNodes), '--name-prefix', 'hollow-', '--address', address, '--port', '10250', '--server', apiUrls, ...kubeconfigOf('hollow')], record);
   }
   // Node agents, one per node, each on its own loopback address (127.0.0.11, .12, …), so they can all use the kubelet's port.
   for (let i = 0; runtime === 'process' && i < nNodes; i++) {
@@ -310,14 +339,16 @@ export async function main(argv: string[]): Promise<void> {
     const record = { name, pid: 0, address, endpoint: `http://${address}:10250`, data: resolve(join(dir, 'data', `agent-${name}`)) };
     cluster.agents.push(record);
     // Containers outlive an agent that crashes (the next run adopts them), but not `flotilla up` stopping.
-    supervise(`agent-${name}`, ['agent', '--name', name, '--address', address, '--port', '10250', '--data', record.data, '--server', apiUrls, '--nats', agentNatsUrl, '--stop-containers-on-exit',
+    supervise(`agent-${name}`, ['agent', '--name', name, '--address', address, '--port', '10250', '--data', record.data, '--server', apiUrls, ...kubeconfigOf(`node:${name}`), '--nats', agentNatsUrl, '--stop-containers-on-exit',
       ...(cluster.dns ? ['--cluster-dns', cluster.dns.address.replace(/:53$/, '')] : [])], record);
   }
-  await waitForComponents(cluster, nNodes, () => stopping);
+  await waitForComponents(cluster, nNodes, () => stopping, adminDispatcher);
   process.stdout.write([
     `Flotilla is up: ${n} servers (data in ${join(dir, 'data')}, logs in ${join(dir, 'logs')})`,
-    `  API:          http://${apiAddress} (balanced over the servers; the kubeconfig names it)`,
-    ...servers.map((s) => `  server ${s.id}: API http://${s.api}  peer ${s.peer}  pid ${s.pid}`),
+    `  API:          ${cluster.api} (balanced over the servers; the kubeconfig names it)`,
+    pki ? `  TLS:          CA ${pki.ca}; every component has its own client certificate and kubeconfig in ${pki.dir}; authorization Node,RBAC`
+      : '  TLS:          none (--insecure: plain HTTP, every request allowed)',
+    ...servers.map((s) => `  server ${s.id}: API ${pki ? s.api : `http://${s.api}`}  peer ${s.peer}  pid ${s.pid}`),
     `  controllers:  ${nControllers} (one leads through the Lease kube-system/flotilla-controller-manager; /metrics on ${cluster.controllers.map((c) => c.metrics).join(', ') || '-'})`,
     `  schedulers:   ${nSchedulers} (one leads through the Lease kube-system/kube-scheduler; /metrics on ${cluster.schedulers.map((c) => c.metrics).join(', ') || '-'})`,
     `  NATS:         ${redactNatsUrls(natsUrl)} (stream EVENTS, users in ${join(dir, 'nats-users.json')}${natsCount > 1 ? ', 3 replicas' : ''}; npx flotilla events --follow)`,
@@ -338,7 +369,7 @@ export async function main(argv: string[]): Promise<void> {
  * Waits (up to 60 s, saying what it waits for) until every consumer answers
  * /readyz and the controller managers and schedulers have a leader.
  */
-async function waitForComponents(cluster: ClusterFile, nodes: number, stopping: () => boolean): Promise<void> {
+async function waitForComponents(cluster: ClusterFile, nodes: number, stopping: () => boolean, dispatcher?: Dispatcher): Promise<void> {
   const ready = async (address: string) => {
     try {
       const r = await request(`http://${address}/readyz`, { headersTimeout: 1000, bodyTimeout: 1000 });
@@ -365,7 +396,7 @@ async function waitForComponents(cluster: ClusterFile, nodes: number, stopping: 
   // Nodes count as up when their Node objects say Ready, as `kubectl get nodes` shows.
   const readyNodes = async () => {
     try {
-      const r = await request(`${cluster.api}/api/v1/nodes`, { headersTimeout: 2000, bodyTimeout: 5000 });
+      const r = await request(`${cluster.api}/api/v1/nodes`, { headersTimeout: 2000, bodyTimeout: 5000, dispatcher });
       const list = (await r.body.json()) as { items?: { status?: { conditions?: { type: string; status: string }[] } }[] };
       return (list.items ?? []).filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).length;
     } catch {

@@ -153,6 +153,18 @@ export function startFlotilla(args: string[], opts: { logFile: string; env?: Nod
   return startProcess(process.execPath, [FLOTILLA_BIN, ...args], opts);
 }
 
+/** Runs a flotilla command in `cwd` to its end without blocking the event loop; resolves with its exit code and output (never rejects). */
+export function runFlotilla(cwd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [FLOTILLA_BIN, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env });
+    let out = '';
+    let err = '';
+    p.stdout!.on('data', (d) => (out += d));
+    p.stderr!.on('data', (d) => (err += d));
+    p.on('close', (code) => resolve({ code, out, err }));
+  });
+}
+
 export async function sleep(ms: number): Promise<void> {
   await new Promise((r) => setTimeout(r, ms));
 }

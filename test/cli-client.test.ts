@@ -4,13 +4,16 @@
 import t from 'tap';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { tmpdir } from 'node:os';
+import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import {
   ApiClient, ApiClientError, ApiConnectionError, type WatchEvent, encodeQuery, resourcePath,
 } from '../agents/client/api.ts';
 import { ConfigError, loadClientConfig, normalizeServerUrl, parseServerList } from '../agents/client/config.ts';
 import { contains, threeWayMergePatch } from '../agents/client/merge-patch.ts';
+import { createCA, issue } from '../agents/pki/pki.ts';
 import { freePort } from '../harness/procs.ts';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, body: string) => unknown;
@@ -84,6 +87,37 @@ t.test('config: --server, then $FLOTILLA_SERVER, then .flotilla/cluster.json, el
   t.throws(() => normalizeServerUrl('ftp://x'), /only http and https/);
   t.throws(() => loadClientConfig({ server: ' , ', env: {}, cwd: dir }), /--server is empty/);
   t.same(parseServerList('a:1,a:1'), ['http://a:1']);
+});
+
+t.test('config: credentials from --kubeconfig, then $KUBECONFIG, then the kubeconfig cluster.json names', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'flotilla-cfg-'));
+  const kc = (name: string, server: string, token: string) => {
+    writeFileSync(join(dir, `${name}.crt`), `CA of ${name}`);
+    writeFileSync(join(dir, name), [
+      'apiVersion: v1', 'kind: Config', 'current-context: c', `clusters: [{name: c, cluster: {server: "${server}", certificate-authority: ${name}.crt}}]`,
+      'contexts: [{name: c, context: {cluster: c, user: u}}]', `users: [{name: u, user: {token: ${token}}}]`, '',
+    ].join('\n'));
+    return join(dir, name);
+  };
+  const a = kc('a.kubeconfig', 'https://a.example:6443', 'ta');
+  const b = kc('b.kubeconfig', 'https://b.example:6443', 'tb');
+  // --kubeconfig without --server: the kubeconfig's server, as kubectl.
+  const byFlag = loadClientConfig({ kubeconfig: a, env: { KUBECONFIG: b }, cwd: dir });
+  t.same(byFlag.servers, ['https://a.example:6443']);
+  t.same(byFlag.credentials, { ca: 'CA of a.kubeconfig', token: 'ta' }, 'its CA and token');
+  // --server chooses the servers; the credentials still come from the kubeconfig.
+  const both = loadClientConfig({ server: 'https://s1:1,https://s2:2', kubeconfig: a, env: {}, cwd: dir });
+  t.same(both.servers, ['https://s1:1', 'https://s2:2']);
+  t.equal(both.credentials?.token, 'ta');
+  t.equal(loadClientConfig({ server: 'https://s1:1', env: { KUBECONFIG: `/nonexistent:${b}` }, cwd: dir }).credentials?.token, 'tb', '$KUBECONFIG: its first existing file');
+  t.equal(loadClientConfig({ server: 'http://s1:1', env: {}, cwd: dir }).credentials, undefined, 'no kubeconfig anywhere: no credentials');
+  mkdirSync(join(dir, '.flotilla'));
+  writeFileSync(join(dir, '.flotilla', 'cluster.json'), JSON.stringify({ servers: [{ id: 's1', api: 'https://127.0.0.1:7101' }], kubeconfig: b }));
+  const fromFile = loadClientConfig({ env: {}, cwd: dir });
+  t.same(fromFile.servers, ['https://127.0.0.1:7101'], 'cluster.json names the servers');
+  t.equal(fromFile.credentials?.token, 'tb', 'and the kubeconfig');
+  t.equal(fromFile.kubeconfig, b);
+  t.throws(() => loadClientConfig({ kubeconfig: join(dir, 'missing'), env: {}, cwd: dir }), ConfigError, 'a kubeconfig that cannot be read is a ConfigError');
 });
 
 t.test('resourcePath: core vs named groups, namespaced vs cluster-scoped, subresources', async (t) => {
@@ -273,4 +307,33 @@ t.test('ApiClient.watch stops when its signal aborts', async (t) => {
     ac.abort();
   }, ac.signal);
   t.equal(n, 1);
+});
+
+t.test('ApiClient over HTTPS: trusts the given CA, presents the client certificate, sends the token only over https', async (t) => {
+  const ca = await createCA('test-ca');
+  const serving = await issue(ca, { commonName: 'server', ips: ['127.0.0.1'], usages: ['server'] });
+  const client = await issue(ca, { commonName: 'alice', organizations: ['team'], usages: ['client'] });
+  const seen: { user?: string; authorization?: string }[] = [];
+  const server = createHttpsServer({ cert: serving.cert, key: serving.key, ca: ca.cert, requestCert: true, rejectUnauthorized: false }, (req, res) => {
+    const peer = (req.socket as TLSSocket).getPeerCertificate();
+    seen.push({ user: (req.socket as TLSSocket).authorized ? String(peer.subject?.CN) : undefined, authorization: req.headers.authorization });
+    json(res, 200, { kind: 'Namespace', metadata: { name: 'x' } });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }));
+  const url = `https://127.0.0.1:${(server.address() as { port: number }).port}`;
+
+  const c = new ApiClient([url], { credentials: { ca: ca.cert, cert: client.cert, key: client.key, token: 'tok' }, deadlineMs: 3000 });
+  await c.get('/api/v1/namespaces/x');
+  await c.close();
+  t.same(seen.pop(), { user: 'alice', authorization: 'Bearer tok' }, 'the server sees the client certificate and the token');
+
+  const untrusting = new ApiClient([url], { deadlineMs: 1000, backoffMs: 50 });
+  await t.rejects(untrusting.get('/api/v1/namespaces/x'), ApiConnectionError, 'without the CA the server certificate is not trusted');
+  await untrusting.close();
+
+  const plain = await fake(t, (req, res) => json(res, 200, { authorization: req.headers.authorization ?? null }));
+  const overHttp = new ApiClient([plain.url], { credentials: { token: 'tok' } });
+  t.same(await overHttp.get('/x'), { authorization: null }, 'the token is never sent over plain HTTP');
+  await overHttp.close();
 });

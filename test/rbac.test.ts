@@ -150,7 +150,8 @@ t.test('RBAC and the Node authorizer', { timeout: 180_000 }, async (t) => {
   t.notOk(await can('system:kube-scheduler', { verb: 'create', resource: 'deployments', group: 'apps', namespace: 'team' }), 'the scheduler creates no Deployment');
   t.ok(await can('system:kube-controller-manager', { verb: 'create', resource: 'pods', namespace: 'team' }), 'the controller manager creates pods');
   t.ok(await can('system:kube-controller-manager', { verb: 'update', resource: 'deployments', subresource: 'status', group: 'apps', namespace: 'team' }), 'and writes Deployment status');
-  t.notOk(await can('system:kube-controller-manager', { verb: 'get', resource: 'secrets', namespace: 'team', name: 'pw' }), 'the controller manager reads no Secret');
+  // Its serviceaccount and token controllers list and watch Secrets (Kubernetes gives them their own ServiceAccounts; here one identity runs every controller).
+  t.ok(await can('system:kube-controller-manager', { verb: 'list', resource: 'secrets', namespace: 'team' }), 'the controller manager lists Secrets');
   t.notOk(await can('system:kube-controller-manager', { verb: 'create', resource: 'clusterrolebindings', group: 'rbac.authorization.k8s.io' }), 'nor grants rights');
   t.ok(await can('system:flotilla-ingress', { verb: 'get', resource: 'secrets', namespace: 'team', name: 'pw' }), 'the ingress proxy reads TLS Secrets');
   t.notOk(await can('system:flotilla-ingress', { verb: 'create', resource: 'pods', namespace: 'team' }), 'but writes no pod');
@@ -199,6 +200,21 @@ t.test('RBAC and the Node authorizer', { timeout: 180_000 }, async (t) => {
   await refused('n1 creates a pod', call('n1', 'POST', '/api/v1/namespaces/team/pods', pod('sneaky', 'n1')), 'cannot create resource "pods"');
   await refused('n1 deletes n2\'s pod', call('n1', 'DELETE', '/api/v1/namespaces/team/pods/on-n2'), 'cannot delete resource "pods"');
   await ok('n1 watches Services (its proxy)', call('n1', 'GET', '/api/v1/services'));
+  // What the agent really reads and writes besides: its pods' ServiceAccounts, kube-root-ca.crt where it has pods, its cluster-IP proxy's Lease.
+  const allowed = async (what: string, p: ReturnType<typeof call>) => {
+    const r = await p;
+    t.not(r.status, 403, `${what} (authorized: ${r.status})`);
+  };
+  await allowed('n1 reads the ServiceAccount its pod runs as', call('n1', 'GET', '/api/v1/namespaces/team/serviceaccounts/default'));
+  await refused('n1 reads another ServiceAccount', call('n1', 'GET', '/api/v1/namespaces/team/serviceaccounts/builder'), 'cannot get resource "serviceaccounts"');
+  await allowed('n1 reads kube-root-ca.crt where it has pods', call('n1', 'GET', '/api/v1/namespaces/team/configmaps/kube-root-ca.crt'));
+  await refused('n1 reads kube-root-ca.crt where it has none', call('n1', 'GET', '/api/v1/namespaces/kube-public/configmaps/kube-root-ca.crt'), 'cannot get resource "configmaps"');
+  const proxyLease = (name: string) => ({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace: 'kube-system' }, spec: { holderIdentity: 'n1' } });
+  await ok('n1 creates a cluster-IP proxy Lease', call('n1', 'POST', '/apis/coordination.k8s.io/v1/namespaces/kube-system/leases', proxyLease('flotilla-proxy-host1')));
+  await ok('n1 reads it', call('n1', 'GET', '/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/flotilla-proxy-host1'));
+  await refused('n1 creates another kube-system Lease', call('n1', 'POST', '/apis/coordination.k8s.io/v1/namespaces/kube-system/leases', proxyLease('kube-scheduler')),
+    'node "n1" can only create the cluster-IP proxy\'s leases (flotilla-proxy-*) in kube-system');
+  await refused('n1 reads the scheduler\'s Lease', call('n1', 'GET', '/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kube-scheduler'), 'cannot get resource "leases"');
 
   // The graph follows the store: once the pod is gone, so is the right to its Secret.
   await ok('admin deletes the pod on n1', call('admin', 'DELETE', '/api/v1/namespaces/team/pods/on-n1?gracePeriodSeconds=0'));

@@ -11,16 +11,17 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'nats';
+import { Agent, request } from 'undici';
 import t from 'tap';
 import { natsServerOptions } from '../api/nats-url.ts';
 import { kubectlMissing, runKubectl } from '../harness/kubectl.ts';
-import { FLOTILLA_BIN, freePort, waitFor } from '../harness/procs.ts';
+import { FLOTILLA_BIN, freePort, runFlotilla, waitFor } from '../harness/procs.ts';
 
 interface ClusterFile {
   api: string;
   up: number;
   kubeconfig: string;
-  servers: { id: string; pid: number }[];
+  servers: { id: string; pid: number; api: string; data: string }[];
   natsServers: { pid: number }[];
   controllers: { pid: number }[];
   schedulers: { pid: number }[];
@@ -36,17 +37,8 @@ const alive = (pid: number) => {
   }
 };
 
-/** Runs a flotilla command in `cwd` without blocking the event loop; resolves with its exit code and output. */
-function flotilla(cwd: string, args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [FLOTILLA_BIN, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (err += d));
-    p.on('close', (code) => resolve({ code, out, err }));
-  });
-}
+// The caller's $KUBECONFIG must not pick the identity: cluster.json's kubeconfig does.
+const flotilla = (cwd: string, args: string[]) => runFlotilla(cwd, args, { ...process.env, KUBECONFIG: '' });
 
 t.test('flotilla up: comes up, survives a server kill, stops on SIGTERM, resumes its data, flotilla down', async (t) => {
   if (kubectlMissing(t)) return;
@@ -74,7 +66,10 @@ t.test('flotilla up: comes up, survives a server kill, stops on SIGTERM, resumes
   start();
   await waitFor('up prints its summary', () => out.includes('Flotilla is up'), 120_000, 200);
   const c = cluster();
-  t.equal(c.api, `http://127.0.0.1:${base}`, 'cluster.json names the stable API address');
+  t.equal(c.api, `https://127.0.0.1:${base}`, 'cluster.json names the stable API address (HTTPS by default)');
+  t.ok(c.servers.every((s) => s.api.startsWith('https://127.0.0.1:')), 'and each server\'s https:// address');
+  const caBefore = readFileSync(join(cwd, '.flotilla', 'pki', 'ca.crt'), 'utf8');
+  t.equal(statSync(join(cwd, '.flotilla', 'pki', 'ca.key')).mode & 0o777, 0o600, 'the CA key is owner-only');
   t.equal(c.servers.length, 3, 'three servers');
   t.same(c.agents.map((a) => a.count), [2], 'one agent entry with its hollow-node count');
   const nodes = await kubectl('get', 'nodes', '-o', 'name');
@@ -114,6 +109,17 @@ t.test('flotilla up: comes up, survives a server kill, stops on SIGTERM, resumes
   t.equal(status.code, 0, status.err);
   for (const what of ['controllers', 'scheduler', 'agent']) t.match(status.out, new RegExp(what, 'i'), `cluster status lists the ${what}`);
 
+  // Membership changes reach the leader from any server: followers forward them over HTTPS, trusting the cluster CA.
+  const ca = new Agent({ connect: { ca: readFileSync(join(cwd, '.flotilla', 'pki', 'ca.crt'), 'utf8') } });
+  const adminToken = readFileSync(join(c.servers[1]!.data, 'admin-token'), 'utf8').trim();
+  for (const s of cluster().servers) {
+    const r = await request(`${s.api}/cluster/members/no-such-member`, { method: 'DELETE', dispatcher: ca, headers: { authorization: `Bearer ${adminToken}` } });
+    const body = await r.body.json() as { role?: string; message?: string };
+    t.equal(r.statusCode, 200, `DELETE /cluster/members on ${s.id} answered by the leader: ${body.message ?? ''}`);
+    t.equal(body.role, 'leader');
+  }
+  await ca.close();
+
   // SIGTERM stops every child.
   const children = (() => {
     const f = cluster();
@@ -130,6 +136,7 @@ t.test('flotilla up: comes up, survives a server kill, stops on SIGTERM, resumes
   t.match(detached.out, /Flotilla is up/, 'up --detach returns once the cluster is up');
   const again = await kubectl('get', 'configmap', 'kept', '-o', 'jsonpath={.data.a}');
   t.equal(again.out, '1', 'a second up on the same directory resumes the same data');
+  t.equal(readFileSync(join(cwd, '.flotilla', 'pki', 'ca.crt'), 'utf8'), caBefore, 'and keeps the CA it made the first time');
   const upPid = cluster().up;
   const down = await flotilla(cwd, ['down']);
   t.equal(down.code, 0, down.err);

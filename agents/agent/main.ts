@@ -59,7 +59,7 @@ export async function main(argv: string[]): Promise<void> {
     values = parseArgs({
       args: argv, strict: true, allowPositionals: false,
       options: {
-        server: { type: 'string' }, name: { type: 'string' }, address: { type: 'string' },
+        server: { type: 'string' }, kubeconfig: { type: 'string' }, name: { type: 'string' }, address: { type: 'string' },
         port: { type: 'string', default: '10250' }, data: { type: 'string' }, zone: { type: 'string' },
         'node-labels': { type: 'string' }, capacity: { type: 'string' }, 'system-reserved': { type: 'string' },
         'kube-reserved': { type: 'string' }, 'pod-cidr': { type: 'string' },
@@ -114,8 +114,8 @@ export async function main(argv: string[]): Promise<void> {
   const tls = loadTls(str('tls-cert-file'), str('tls-private-key-file'), str('client-ca-file'));
   if (str('endpoint-users') !== undefined && !tls?.clientCA) throw new Error('--endpoint-users needs --client-ca-file (and TLS): without it anyone who reaches the port may use the endpoints');
   const endpointUsers = str('endpoint-users')?.split(',').map((u) => u.trim()).filter(Boolean);
-  const cfg = loadClientConfig({ server: str('server'), nats: str('nats') });
-  const api = new ApiClient(cfg.servers, { userAgent: `flotilla-agent/${name}` });
+  const cfg = loadClientConfig({ server: str('server'), kubeconfig: str('kubeconfig'), nats: str('nats') });
+  const api = new ApiClient(cfg.servers, { credentials: cfg.credentials, userAgent: `flotilla-agent/${name}` });
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry });
 
@@ -195,8 +195,8 @@ async function runSim(str: (k: string) => string | undefined): Promise<void> {
   // Hollow nodes measure no machine: 4 cores, 16Gi, 110 pods, 100Gi unless --capacity says otherwise.
   const capacity = { cpu: 4, memory: 16 * 2 ** 30, pods: 110, 'ephemeral-storage': 100 * 2 ** 30, ...parseReserved(str('capacity'), '--capacity') };
   const alloc = allocatable(capacity, parseReserved(str('system-reserved'), '--system-reserved'), parseReserved(str('kube-reserved'), '--kube-reserved'));
-  const cfg = loadClientConfig({ server: str('server') });
-  const api = new ApiClient(cfg.servers, { userAgent: `flotilla-agent/sim-${prefix}` });
+  const cfg = loadClientConfig({ server: str('server'), kubeconfig: str('kubeconfig') });
+  const api = new ApiClient(cfg.servers, { credentials: cfg.credentials, userAgent: `flotilla-agent/sim-${prefix}` });
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry });
   let sim: SimNodes | undefined;

@@ -23,6 +23,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { Agent, type Dispatcher, request } from 'undici';
 import type { KindDef, KubeObject } from '../../api/schema/types.ts';
 import { apiVersionOf } from '../../api/kinds/index.ts';
+import type { ClientCredentials } from './kubeconfig.ts';
 
 export type QueryValue = string | number | boolean | null | undefined | readonly string[];
 export type Query = Record<string, QueryValue>;
@@ -110,6 +111,13 @@ export interface ApiClientOptions {
   onWarning?: (message: string) => void;
   /** A shared dispatcher; by default the client owns an Agent and close() closes it. */
   dispatcher?: Dispatcher;
+  /**
+   * TLS trust and credentials (from a kubeconfig): the CA the servers'
+   * certificates chain to, a client certificate and key (x509 authentication)
+   * and/or a bearer token. Like client-go, the token and the certificate are
+   * only sent over https:// (never over plain HTTP).
+   */
+  credentials?: ClientCredentials;
 }
 
 export interface RequestOptions {
@@ -317,7 +325,11 @@ export class ApiClient {
   private preferred: number;
   private readonly dispatcher: Dispatcher;
   private readonly ownsDispatcher: boolean;
-  private readonly o: Required<Omit<ApiClientOptions, 'onWarning' | 'dispatcher'>> & Pick<ApiClientOptions, 'onWarning'>;
+  private readonly o: Required<Omit<ApiClientOptions, 'onWarning' | 'dispatcher' | 'credentials'>> & Pick<ApiClientOptions, 'onWarning'>;
+  /** The bearer token, sent to https:// servers only. */
+  private readonly token?: string;
+  /** What the client was made with (for a client of one member of the same cluster). */
+  readonly credentials?: ClientCredentials;
 
   constructor(servers: readonly string[], opts: ApiClientOptions = {}) {
     if (!servers.length) throw new Error('ApiClient needs at least one server URL');
@@ -333,7 +345,15 @@ export class ApiClient {
       onWarning: opts.onWarning,
     };
     this.ownsDispatcher = !opts.dispatcher;
-    this.dispatcher = opts.dispatcher ?? new Agent({ connect: { timeout: this.o.connectTimeoutMs }, keepAliveTimeout: 10_000 });
+    const c = opts.credentials ?? {};
+    this.token = c.token;
+    this.credentials = opts.credentials;
+    // The TLS options only apply to https:// servers; a plain-HTTP connection ignores them.
+    const tls = {
+      ...(c.ca ? { ca: c.ca } : {}), ...(c.cert && c.key ? { cert: c.cert, key: c.key } : {}),
+      ...(c.insecureSkipTlsVerify ? { rejectUnauthorized: false } : {}),
+    };
+    this.dispatcher = opts.dispatcher ?? new Agent({ connect: { timeout: this.o.connectTimeoutMs, ...tls }, keepAliveTimeout: 10_000 });
   }
 
   /** Releases pooled connections (so a CLI process can exit promptly). */
@@ -548,8 +568,9 @@ export class ApiClient {
         if (remaining <= 0) break;
         let res: Dispatcher.ResponseData;
         try {
+          const withToken = this.token && !opts.headers?.authorization && server.startsWith('https:') ? { ...headers, authorization: `Bearer ${this.token}` } : headers;
           res = await request(`${server}${url}`, {
-            dispatcher: this.dispatcher, method: method as Dispatcher.HttpMethod, headers, body, signal: opts.signal,
+            dispatcher: this.dispatcher, method: method as Dispatcher.HttpMethod, headers: withToken, body, signal: opts.signal,
             headersTimeout: Math.max(1, Math.min(remaining, opts.timeoutMs ?? this.o.attemptTimeoutMs)),
             // Watches may be silent for minutes; other bodies arrive right after the headers.
             bodyTimeout: mode.stream ? 0 : Math.max(1, Math.min(remaining, opts.timeoutMs ?? this.o.attemptTimeoutMs)),

@@ -9,8 +9,14 @@
 //
 // The NATS URL (for informers reading the EVENTS stream) comes from an explicit
 // value, then `$FLOTILLA_NATS`, then cluster.json's `nats`.
-import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+//
+// Credentials and TLS trust come from a kubeconfig, as kubectl's do:
+// `--kubeconfig FILE`, then `$KUBECONFIG`, then the kubeconfig cluster.json
+// names (when the servers came from cluster.json). A kubeconfig given with
+// --kubeconfig and no --server also names the server (its current cluster's).
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { type ClientCredentials, KubeconfigError, loadKubeconfig } from './kubeconfig.ts';
 
 /** The cluster.json that `flotilla up` writes (only the fields clients read). */
 export const CLUSTER_FILE = join('.flotilla', 'cluster.json');
@@ -22,6 +28,10 @@ export interface ClientConfig {
   nats?: string;
   /** Where `servers` came from, for messages ("--server", "$FLOTILLA_SERVER" or the file's path). */
   source: string;
+  /** CA, client certificate and key, token (from a kubeconfig); none for a plain-HTTP cluster. */
+  credentials?: ClientCredentials;
+  /** The kubeconfig the credentials came from. */
+  kubeconfig?: string;
 }
 
 export interface LoadConfigOptions {
@@ -29,6 +39,8 @@ export interface LoadConfigOptions {
   server?: string;
   /** The value of `--nats`, if the flag was given. */
   nats?: string;
+  /** The value of `--kubeconfig`, if the flag was given. */
+  kubeconfig?: string;
   /** Defaults to process.env. */
   env?: NodeJS.ProcessEnv;
   /** Directory holding `.flotilla/` (defaults to the current directory). */
@@ -73,6 +85,7 @@ export function parseServerList(list: string): string[] {
 interface ClusterFile {
   servers?: { id?: string; api?: string }[];
   nats?: string;
+  kubeconfig?: string;
 }
 
 function readClusterFile(path: string): ClusterFile | undefined {
@@ -95,9 +108,30 @@ function readClusterFile(path: string): ClusterFile | undefined {
 const HOW_TO = 'point the client at a cluster with --server URL[,URL…], set $FLOTILLA_SERVER, '
   + `or run it in the directory where \`flotilla up\` wrote ${CLUSTER_FILE}`;
 
-/** Resolves the cluster to talk to; throws ConfigError when there is none. */
+/** Reads a kubeconfig's credentials (and server) as a ConfigError when it cannot be used. */
+function readKubeconfig(path: string): { server: string; credentials: ClientCredentials } {
+  try {
+    const k = loadKubeconfig(path);
+    return { server: k.server, credentials: k.credentials };
+  } catch (e) {
+    if (e instanceof KubeconfigError) throw new ConfigError(e.message);
+    throw e;
+  }
+}
+
+/** Resolves the cluster to talk to and the credentials to use; throws ConfigError when there is none. */
 export function loadClientConfig(opts: LoadConfigOptions = {}): ClientConfig {
   const env = opts.env ?? process.env;
+  const cfg = resolveServers(opts, env);
+  // --kubeconfig, then $KUBECONFIG (its first file, as kubeconfig.ts reads it), then cluster.json's.
+  const explicit = opts.kubeconfig?.trim() || env.KUBECONFIG?.split(':').map((s) => s.trim()).find((f) => f && existsSync(resolve(opts.cwd ?? process.cwd(), f)));
+  const path = explicit ? resolve(opts.cwd ?? process.cwd(), explicit) : cfg.clusterKubeconfig;
+  if (!path) return cfg.config;
+  const k = readKubeconfig(path);
+  return { ...cfg.config, credentials: k.credentials, kubeconfig: path };
+}
+
+function resolveServers(opts: LoadConfigOptions, env: NodeJS.ProcessEnv): { config: ClientConfig; clusterKubeconfig?: string } {
   const file = resolve(opts.cwd ?? process.cwd(), CLUSTER_FILE);
   const natsOverride = opts.nats?.trim() || env.FLOTILLA_NATS?.trim() || undefined;
 
@@ -106,12 +140,17 @@ export function loadClientConfig(opts: LoadConfigOptions = {}): ClientConfig {
     if (!servers.length) throw new ConfigError(`--server is empty; ${HOW_TO}`);
     // cluster.json is not consulted for NATS here: an explicit --server may name
     // a different cluster than the one in the current directory.
-    return { servers, nats: natsOverride, source: '--server' };
+    return { config: { servers, nats: natsOverride, source: '--server' } };
+  }
+  if (opts.kubeconfig?.trim()) {
+    // kubectl's way: the kubeconfig names the server.
+    const path = resolve(opts.cwd ?? process.cwd(), opts.kubeconfig.trim());
+    return { config: { servers: [normalizeServerUrl(readKubeconfig(path).server)], nats: natsOverride, source: path } };
   }
   const fromEnv = env.FLOTILLA_SERVER?.trim();
   if (fromEnv) {
     const servers = parseServerList(fromEnv);
-    if (servers.length) return { servers, nats: natsOverride, source: '$FLOTILLA_SERVER' };
+    if (servers.length) return { config: { servers, nats: natsOverride, source: '$FLOTILLA_SERVER' } };
   }
   const cf = readClusterFile(file);
   if (!cf) throw new ConfigError(`no Flotilla server configured: ${HOW_TO}`);
@@ -125,5 +164,7 @@ export function loadClientConfig(opts: LoadConfigOptions = {}): ClientConfig {
     }
   }))];
   const nats = natsOverride ?? (typeof cf.nats === 'string' && cf.nats.trim() ? cf.nats.trim() : undefined);
-  return { servers, nats, source: file };
+  // The kubeconfig `flotilla up` wrote (relative paths are relative to the .flotilla directory's parent, like `data`).
+  const kc = typeof cf.kubeconfig === 'string' && cf.kubeconfig.trim() ? resolve(dirname(file), '..', cf.kubeconfig.trim()) : undefined;
+  return { config: { servers, nats, source: file }, clusterKubeconfig: kc && existsSync(kc) ? kc : undefined };
 }

@@ -60,7 +60,7 @@ function configFrom(values: Record<string, string | boolean | undefined>): Contr
 
 export async function main(argv: string[]): Promise<void> {
   const options: FlagOptions = {
-    server: { type: 'string' }, nats: { type: 'string' }, id: { type: 'string' },
+    server: { type: 'string' }, kubeconfig: { type: 'string' }, nats: { type: 'string' }, id: { type: 'string' },
     controllers: { type: 'string', default: '*' },
     'metrics-address': { type: 'string', default: '127.0.0.1:0' },
     ...leaderElectFlags('flotilla-controller-manager'),
@@ -75,9 +75,9 @@ export async function main(argv: string[]): Promise<void> {
   const selected = selectControllers(str('controllers'));
   const leaderElect = parseBool(str('leader-elect'), 'leader-elect');
   const identity = str('id') || `${hostname()}_${randomBytes(4).toString('hex')}`;
-  const cfg = loadClientConfig({ server: str('server') });
+  const cfg = loadClientConfig({ server: str('server'), kubeconfig: str('kubeconfig') });
   const nats = resolveNatsUrl(str('nats'));
-  const api = new ApiClient(cfg.servers, { userAgent: `flotilla-controllers/${identity}` });
+  const api = new ApiClient(cfg.servers, { credentials: cfg.credentials, userAgent: `flotilla-controllers/${identity}` });
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry });
   const ctx = newControllerContext({ client: api, nats, config, log, registry, host: identity });

@@ -34,7 +34,7 @@ export function informerView(services: { get(ns: string, name: string): KubeObje
 
 export async function main(argv: string[]): Promise<void> {
   const values = parseFlags(argv, {
-    server: { type: 'string' }, nats: { type: 'string' },
+    server: { type: 'string' }, kubeconfig: { type: 'string' }, nats: { type: 'string' },
     listen: { type: 'string', default: DEFAULT_DNS_ADDRESS },
     'cluster-domain': { type: 'string', default: 'cluster.local' },
     upstream: { type: 'string' },
@@ -63,8 +63,8 @@ export async function main(argv: string[]): Promise<void> {
     }
   }
 
-  const cfg = loadClientConfig({ server: str('server') });
-  const api = new ApiClient(cfg.servers, { userAgent: 'flotilla-dns' });
+  const cfg = loadClientConfig({ server: str('server'), kubeconfig: str('kubeconfig') });
+  const api = new ApiClient(cfg.servers, { credentials: cfg.credentials, userAgent: 'flotilla-dns' });
   const informers = new SharedInformerFactory({ client: api, nats: resolveNatsUrl(str('nats')), logger: log, name: 'flotilla-dns' });
   const view = informerView(informers.informer('services'), informers.informer('endpointslices'), informers.informer('namespaces'));
 

@@ -51,7 +51,7 @@ function splitAddress(a: string, flag: string): { host: string; port: number } {
 
 export async function main(argv: string[]): Promise<void> {
   const values = parseFlags(argv, {
-    server: { type: 'string' }, nats: { type: 'string' },
+    server: { type: 'string' }, kubeconfig: { type: 'string' }, nats: { type: 'string' },
     listen: { type: 'string', default: '127.0.0.1:8080' },
     'listen-tls': { type: 'string', default: 'none' },
     'ingress-class': { type: 'string', default: 'flotilla' },
@@ -67,8 +67,8 @@ export async function main(argv: string[]): Promise<void> {
   const className = str('ingress-class');
   const publish = str('publish-address') || http.host;
 
-  const cfg = loadClientConfig({ server: str('server') });
-  const api = new ApiClient(cfg.servers, { userAgent: 'flotilla-ingress' });
+  const cfg = loadClientConfig({ server: str('server'), kubeconfig: str('kubeconfig') });
+  const api = new ApiClient(cfg.servers, { credentials: cfg.credentials, userAgent: 'flotilla-ingress' });
   const informers = new SharedInformerFactory({ client: api, nats: resolveNatsUrl(str('nats')), logger: log, name: 'flotilla-ingress' });
   const ingresses = informers.informer('ingresses');
   const classes = informers.informer('ingressclasses');

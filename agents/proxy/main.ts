@@ -20,7 +20,7 @@ const USAGE = `usage: flotilla proxy --address NODE_IP [--node NAME] [--server U
 
 export async function main(argv: string[]): Promise<void> {
   const values = parseFlags(argv, {
-    server: { type: 'string' }, nats: { type: 'string' },
+    server: { type: 'string' }, kubeconfig: { type: 'string' }, nats: { type: 'string' },
     address: { type: 'string' }, node: { type: 'string' },
     'cluster-ip-lease': { type: 'string', default: `flotilla-proxy-${hostname()}` },
     'lease-duration': { type: 'string', default: '15s' },
@@ -34,8 +34,8 @@ export async function main(argv: string[]): Promise<void> {
   if (!str('address')) throw new Error(`--address is required\n${USAGE}`);
   const node = str('node') || str('address');
   const log = pino({ name: 'proxy', level: str('log-level'), base: { node } });
-  const cfg = loadClientConfig({ server: str('server') });
-  const api = new ApiClient(cfg.servers, { userAgent: `flotilla-proxy/${node}` });
+  const cfg = loadClientConfig({ server: str('server'), kubeconfig: str('kubeconfig') });
+  const api = new ApiClient(cfg.servers, { credentials: cfg.credentials, userAgent: `flotilla-proxy/${node}` });
   const informers = new SharedInformerFactory({ client: api, nats: resolveNatsUrl(str('nats')), logger: log, name: 'flotilla-proxy' });
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry });

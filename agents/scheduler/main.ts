@@ -37,7 +37,7 @@ function parseInt(v: string, flag: string, min: number, max: number): number {
 
 export async function main(argv: string[]): Promise<void> {
   const values = parseFlags(argv, {
-    server: { type: 'string' }, nats: { type: 'string' }, id: { type: 'string' },
+    server: { type: 'string' }, kubeconfig: { type: 'string' }, nats: { type: 'string' }, id: { type: 'string' },
     'metrics-address': { type: 'string', default: '127.0.0.1:0' },
     'parallel-bindings': { type: 'string', default: '64' },
     'percentage-of-nodes-to-score': { type: 'string', default: '0' },
@@ -51,9 +51,9 @@ export async function main(argv: string[]): Promise<void> {
   const parallelBindings = parseInt(str('parallel-bindings'), 'parallel-bindings', 1, 10_000);
   const percentageOfNodesToScore = parseInt(str('percentage-of-nodes-to-score'), 'percentage-of-nodes-to-score', 0, 100);
   const identity = str('id') || `${hostname()}_${randomBytes(4).toString('hex')}`;
-  const cfg = loadClientConfig({ server: str('server') });
+  const cfg = loadClientConfig({ server: str('server'), kubeconfig: str('kubeconfig') });
   const nats = resolveNatsUrl(str('nats'));
-  const api = new ApiClient(cfg.servers, { userAgent: `flotilla-scheduler/${identity}` });
+  const api = new ApiClient(cfg.servers, { credentials: cfg.credentials, userAgent: `flotilla-scheduler/${identity}` });
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry });
   const informers = new SharedInformerFactory({ client: api, nats, logger: log.child({ component: 'informer' }) as Logger, name: 'flotilla-scheduler' });

@@ -14,6 +14,7 @@ import { type JetStreamClient, type NatsConnection, StorageType, connect, nanos 
 import type { Logger } from 'pino';
 import client from 'prom-client';
 import { KINDS } from '../../api/kinds/index.ts';
+import { natsServerOptions } from '../../api/nats-url.ts';
 import type { ApiError } from '../errors.ts';
 import { requestAttributes } from '../auth/request-info.ts';
 import type { UserInfo } from '../auth/rules.ts';
@@ -133,13 +134,14 @@ export class RefusedAudit {
     if (this.js && this.nc && !this.nc.isClosed()) return Promise.resolve();
     this.connecting ??= (async () => {
       try {
+        // The server URLs may carry a NATS user and password (bin/nats-auth.ts): the same options as the event publisher's.
         const nc = await connect({
-          servers: this.o.servers, name: `flotilla-audit-${this.o.serverId}`, reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout: 2000,
+          ...natsServerOptions(this.o.servers), name: `flotilla-audit-${this.o.serverId}`, reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout: 2000,
         });
         const jsm = await nc.jetstreamManager();
         const config = {
           name: AUDIT_STREAM, subjects: [`${AUDIT_SUBJECT_PREFIX}.>`], storage: StorageType.File,
-          num_replicas: Math.min(3, this.o.servers.length), max_age: nanos(this.o.maxAgeMs),
+          num_replicas: Math.min(3, natsServerOptions(this.o.servers).servers.length), max_age: nanos(this.o.maxAgeMs),
         };
         try {
           await jsm.streams.info(AUDIT_STREAM);

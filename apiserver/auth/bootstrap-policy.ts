@@ -107,9 +107,10 @@ export const CLUSTER_ROLES: ClusterRoleSpec[] = [
     // controllers own; deletes anything, for the garbage collector and namespace deletion.
     name: 'system:kube-controller-manager',
     rules: [
-      rule(READ, [''], ['pods', 'nodes', 'namespaces', 'services', 'endpoints', 'configmaps', 'events', 'persistentvolumeclaims', 'persistentvolumes', 'replicationcontrollers', 'resourcequotas', 'limitranges', 'serviceaccounts', 'podtemplates']),
+      // secrets: the serviceaccount and token controllers list and watch them (and write the token Secrets).
+      rule(READ, [''], ['pods', 'nodes', 'namespaces', 'services', 'endpoints', 'configmaps', 'events', 'persistentvolumeclaims', 'persistentvolumes', 'replicationcontrollers', 'resourcequotas', 'limitranges', 'serviceaccounts', 'podtemplates', 'secrets']),
       rule(READ, ['apps', 'batch', 'autoscaling', 'policy', 'discovery.k8s.io', 'coordination.k8s.io', 'storage.k8s.io', 'networking.k8s.io', 'scheduling.k8s.io', 'rbac.authorization.k8s.io', 'events.k8s.io', 'node.k8s.io'], ['*']),
-      rule(['create', 'update', 'patch'], [''], ['pods', 'pods/status', 'nodes', 'nodes/status', 'namespaces', 'namespaces/status', 'namespaces/finalize', 'services', 'services/status', 'endpoints', 'events', 'persistentvolumeclaims', 'persistentvolumeclaims/status', 'persistentvolumes', 'persistentvolumes/status', 'replicationcontrollers', 'replicationcontrollers/status', 'resourcequotas', 'resourcequotas/status', 'serviceaccounts', 'configmaps']),
+      rule(['create', 'update', 'patch'], [''], ['pods', 'pods/status', 'nodes', 'nodes/status', 'namespaces', 'namespaces/status', 'namespaces/finalize', 'services', 'services/status', 'endpoints', 'events', 'persistentvolumeclaims', 'persistentvolumeclaims/status', 'persistentvolumes', 'persistentvolumes/status', 'replicationcontrollers', 'replicationcontrollers/status', 'resourcequotas', 'resourcequotas/status', 'serviceaccounts', 'configmaps', 'secrets']),
       rule(['create'], [''], ['pods/eviction', 'pods/binding', 'serviceaccounts/token']),
       rule(['create', 'update', 'patch'], ['apps', 'batch', 'autoscaling', 'policy', 'discovery.k8s.io', 'coordination.k8s.io', 'storage.k8s.io', 'events.k8s.io'], ['*']),
       rule(['delete', 'deletecollection'], ['*'], ['*']),
@@ -133,6 +134,8 @@ export const CLUSTER_ROLES: ClusterRoleSpec[] = [
     rules: [
       rule(READ, ['networking.k8s.io'], ['ingresses', 'ingressclasses']),
       rule(['update', 'patch'], ['networking.k8s.io'], ['ingresses/status']),
+      // Its own IngressClass, made at start when missing (create only: it cannot change or delete another class).
+      rule(['create'], ['networking.k8s.io'], ['ingressclasses']),
       rule(READ, [''], ['services', 'endpoints', 'secrets', 'namespaces']),
       rule(READ, ['discovery.k8s.io'], ['endpointslices']),
       rule(['create', 'patch', 'update'], ['', 'events.k8s.io'], ['events']),

@@ -12,6 +12,10 @@
 //   pods bound here; no creates (there are no mirror pods here).
 // - Its own Node (create, update, patch, nodes/status) and its own Lease in
 //   kube-node-lease; every Node may be read.
+// - The ServiceAccounts its pods run as (`get`, and TokenRequest), the
+//   kube-root-ca.crt ConfigMap of every namespace it has pods in (projected
+//   into service account token volumes), and the kube-system Leases named
+//   flotilla-proxy-* (the per-machine cluster-IP proxy's leader election).
 // - What the kubelet and the node's service proxy read cluster-wide
 //   (services, endpoint slices, namespaces...) and events it writes, as the
 //   static system:node rules.
@@ -25,6 +29,9 @@ import type { ObjectStore, StoreEvent } from '../store.ts';
 import { type Attributes, type PolicyRule, type UserInfo, ruleAllows } from './rules.ts';
 
 const NODE_PREFIX = 'system:node:';
+/** The cluster-IP proxy's Leases in kube-system (agents/proxy/cluster-ips.ts). */
+const PROXY_LEASE_PREFIX = 'flotilla-proxy-';
+const ROOT_CA_CONFIGMAP = 'kube-root-ca.crt';
 export const NODES_GROUP = 'system:nodes';
 const PODS = '/pods';
 const PVCS = '/persistentvolumeclaims';
@@ -158,6 +165,14 @@ export class NodeAuthorizer {
     return (this.byNode.get(node)?.get(r) ?? 0) > 0;
   }
 
+  /** Whether a pod bound to `node` is in namespace `ns` (every pod references its ServiceAccount). */
+  private hasPodsIn(node: string, ns: string): boolean {
+    this.graph();
+    const prefix = `serviceaccounts/${ns}/`;
+    for (const r of this.byNode.get(node)?.keys() ?? []) if (r.startsWith(prefix)) return true;
+    return false;
+  }
+
   private podOn(node: string, ns: string, name: string): boolean {
     return this.graph().get(`${ns}/${name}`)?.node === node;
   }
@@ -170,8 +185,10 @@ export class NodeAuthorizer {
     const { verb, apiGroup, resource, subresource, namespace: ns, name } = a;
     if (apiGroup === '') {
       switch (resource) {
-        case 'secrets':
         case 'configmaps':
+          if (name === ROOT_CA_CONFIGMAP && verb === 'get' && !subresource) return this.hasPodsIn(node, ns);
+          return verb === 'get' && !subresource && this.uses(node, ref(resource, ns, name));
+        case 'secrets':
         case 'persistentvolumeclaims':
           return verb === 'get' && !subresource && this.uses(node, ref(resource, ns, name));
         case 'persistentvolumes': {
@@ -179,7 +196,8 @@ export class NodeAuthorizer {
           return this.boundClaimsOf(node).has(name);
         }
         case 'serviceaccounts':
-          // TokenRequest for a ServiceAccount a pod here runs as (the token is bound to that pod by the caller).
+          // The ServiceAccount a pod here runs as, and TokenRequest for it (the token is bound to that pod by the caller).
+          if (!subresource && verb === 'get') return this.uses(node, ref('serviceaccounts', ns, name));
           return subresource === 'token' && verb === 'create' && this.uses(node, ref('serviceaccounts', ns, name));
         case 'pods':
           if (!subresource) {
@@ -199,6 +217,10 @@ export class NodeAuthorizer {
     if (apiGroup === 'coordination.k8s.io' && resource === 'leases' && ns === 'kube-node-lease') {
       if (verb === 'create' && !name) return true; // as above, the name is checked at admission
       return name === node && ['get', 'update', 'patch', 'delete'].includes(verb);
+    }
+    if (apiGroup === 'coordination.k8s.io' && resource === 'leases' && ns === 'kube-system' && !subresource) {
+      if (verb === 'create' && !name) return true; // the name is checked at admission (checkNodeRestriction)
+      if (name.startsWith(PROXY_LEASE_PREFIX) && ['get', 'update', 'patch'].includes(verb)) return true;
     }
     return NODE_RULES.some((r) => ruleAllows(a, r));
   }
@@ -238,6 +260,13 @@ export function checkNodeRestriction(u: UserInfo, r: { group: string; namespace:
   if (!node) return;
   const name = obj.metadata?.name ?? '';
   const plural = r.kind.plural;
+  if (r.group === 'coordination.k8s.io' && plural === 'leases' && r.namespace === 'kube-system') {
+    if (!name.startsWith(PROXY_LEASE_PREFIX)) {
+      throw new ApiError(403, 'Forbidden', `leases.coordination.k8s.io "${name}" is forbidden: node "${node}" can only create the cluster-IP proxy's leases (${PROXY_LEASE_PREFIX}*) in kube-system`,
+        { name, group: r.group, kind: plural });
+    }
+    return;
+  }
   const own = r.group === '' && plural === 'nodes' ? 'node'
     : r.group === 'coordination.k8s.io' && plural === 'leases' && r.namespace === 'kube-node-lease' ? 'lease' : undefined;
   if (own && name !== node) {

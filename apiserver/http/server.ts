@@ -11,7 +11,7 @@ import { proxyPodUpgrade, refuseUpgrade } from './pod-exec.ts';
 import type { AgentDialer } from './agent-dialer.ts';
 import type { Logger } from 'pino';
 import client from 'prom-client';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
 import type { RaftNode } from '../../raft/node.ts';
 import { RaftError, Role } from '../../raft/types.ts';
 import { ApiError, errors } from '../errors.ts';
@@ -377,16 +377,20 @@ export class ApiHttpServer {
       const path = op === 'add' ? '/cluster/members' : `/cluster/members/${encodeURIComponent(id!)}`;
       // Longer than the leader's own wait for a new member to catch up (60 s).
       let r;
+      // Over HTTPS the leader's serving certificate chains to the cluster CA, the one --client-ca-file names.
+      const dispatcher = leaderApi.startsWith('https:') && this.o.tls?.clientCA ? new Agent({ connect: { ca: this.o.tls.clientCA } }) : undefined;
       try {
         r = await request(`${leaderApi}${path}`, {
-          method: op === 'add' ? 'POST' : 'DELETE', body: op === 'add' ? JSON.stringify(body) : undefined, headersTimeout: 90_000, bodyTimeout: 90_000,
+          dispatcher, method: op === 'add' ? 'POST' : 'DELETE', body: op === 'add' ? JSON.stringify(body) : undefined, headersTimeout: 90_000, bodyTimeout: 90_000,
           headers: { authorization: String(req.headers.authorization), 'content-type': 'application/json' },
         });
       } catch (e) {
+        await dispatcher?.close();
         throw errors.unavailable(`could not reach the leader (${node.leader}) at ${leaderApi}: ${(e as Error).message}`, 1);
       }
       res.writeHead(r.statusCode, { 'content-type': 'application/json' });
       res.end(await r.body.text());
+      await dispatcher?.close();
       return;
     }
     try {

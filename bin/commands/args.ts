@@ -17,6 +17,7 @@ export class UsageError extends Error {
 /** Flags every client verb accepts. */
 export const COMMON_OPTIONS = {
   server: { type: 'string' },
+  kubeconfig: { type: 'string' },
   'request-timeout': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies Options;
@@ -24,7 +25,9 @@ export const COMMON_OPTIONS = {
 /** The help text of COMMON_OPTIONS, appended to every verb's usage. */
 export const CONNECTION_HELP = `
 Connection options:
-      --server           server URL[,URL…] (default: $FLOTILLA_SERVER, then ./.flotilla/cluster.json)
+      --server           server URL[,URL…] (default: the --kubeconfig's server, $FLOTILLA_SERVER, then ./.flotilla/cluster.json)
+      --kubeconfig       credentials and CA (and, without --server, the server), as kubectl's
+                         (default: $KUBECONFIG, then the kubeconfig ./.flotilla/cluster.json names)
       --request-timeout  how long one request may keep retrying unavailable servers (default 30s)
   -h, --help             this help
 `;

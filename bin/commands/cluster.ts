@@ -145,7 +145,7 @@ export async function memberReports(c: ApiClient): Promise<MemberReport[]> {
   return Promise.all((st.members ?? []).map(async (m): Promise<MemberReport> => {
     const r: MemberReport = { id: m.id, peer: m.peer, api: m.api, voter: m.voter };
     if (!m.api) return { ...r, error: 'API address not published yet' };
-    const one = new ApiClient([normalizeServerUrl(m.api)], { deadlineMs: 2000, attemptTimeoutMs: 2000, connectTimeoutMs: 1000 });
+    const one = new ApiClient([normalizeServerUrl(m.api)], { credentials: c.credentials, deadlineMs: 2000, attemptTimeoutMs: 2000, connectTimeoutMs: 1000 });
     try {
       const s = await one.clusterStatus();
       r.status = { role: s.role, term: s.term, leader: s.leader, commitIndex: s.commitIndex, appliedIndex: s.appliedIndex };

@@ -84,6 +84,7 @@ export async function runVerb<P extends { values: { help?: boolean } }>(
 /** The connection flags every verb has. */
 export interface ConnectionFlags {
   server?: string;
+  kubeconfig?: string;
   'request-timeout'?: string;
 }
 
@@ -92,9 +93,10 @@ export interface ConnectionFlags {
  * bounds how long one call keeps failing over and backing off (default 30 s).
  */
 export function connect(io: Io, flags: ConnectionFlags): ApiClient {
-  const cfg = loadClientConfig({ server: flags.server });
+  const cfg = loadClientConfig({ server: flags.server, kubeconfig: flags.kubeconfig });
   const deadlineMs = flags['request-timeout'] ? parseDuration(flags['request-timeout'], '--request-timeout') : undefined;
   return new ApiClient(cfg.servers, {
+    credentials: cfg.credentials,
     userAgent: 'flotilla/0.1.0',
     deadlineMs,
     attemptTimeoutMs: deadlineMs,

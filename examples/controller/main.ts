@@ -11,7 +11,7 @@ import { loadClientConfig } from '../../agents/client/config.ts';
 import { resolveNatsUrl } from '../../agents/informer/index.ts';
 import { CONTROLLER_NAME, SummaryController } from './controller.ts';
 
-const USAGE = `usage: node --import=tsx examples/controller/main.ts [--server URL[,URL…]] [--nats URL[,URL…]]
+const USAGE = `usage: node --import=tsx examples/controller/main.ts [--server URL[,URL…]] [--kubeconfig FILE] [--nats URL[,URL…]]
           [-n NAMESPACE] [--summary-name NAME] [--workers N] [--resync-seconds S] [--log-level info|debug|warn]`;
 
 async function main(argv: string[]): Promise<void> {
@@ -19,6 +19,7 @@ async function main(argv: string[]): Promise<void> {
     args: argv,
     options: {
       server: { type: 'string' },
+      kubeconfig: { type: 'string' },
       nats: { type: 'string' },
       namespace: { type: 'string', short: 'n' },
       'summary-name': { type: 'string', default: 'summary' },
@@ -34,9 +35,9 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   const log = pino({ name: CONTROLLER_NAME, level: values['log-level'] });
-  const cfg = loadClientConfig({ server: values.server });
+  const cfg = loadClientConfig({ server: values.server, kubeconfig: values.kubeconfig });
   const nats = resolveNatsUrl(values.nats);
-  const client = new ApiClient(cfg.servers, { userAgent: `${CONTROLLER_NAME}/0.1.0` });
+  const client = new ApiClient(cfg.servers, { credentials: cfg.credentials, userAgent: `${CONTROLLER_NAME}/0.1.0` });
   const controller = new SummaryController({
     client, nats, namespace: values.namespace, summaryName: values['summary-name'],
     workers: Number(values.workers), resyncMs: Number(values['resync-seconds']) * 1000, logger: log,
