@@ -7,7 +7,7 @@
 // as <dir>/kubeconfig.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type LeafSpec, ensureCA, ensureLeaf, fileNameFor, pairPaths } from '../agents/pki/pki.ts';
+import { type LeafSpec, ensureCA, ensureLeaf, ensurePeerCert, fileNameFor, pairPaths } from '../agents/pki/pki.ts';
 import { kubeconfigYaml } from '../agents/client/kubeconfig.ts';
 
 /**
@@ -34,7 +34,16 @@ export interface UpPki {
   kubeconfigs: Map<string, string>;
   /** The admin's client pair (for `up`'s own checks). */
   admin: { cert: string; key: string };
+  /** Each server's Raft peer certificate (CN flotilla-member-<id>), by member id. */
+  peers: Map<string, { cert: string; key: string }>;
+  /** The identity the servers present to node agents (kube-apiserver-kubelet-client, the only user the agents' endpoints take). */
+  agentClient: { cert: string; key: string };
+  /** Each process node agent's pair: serving its endpoint (its address and name) and its client identity, by node name. */
+  nodes: Map<string, { cert: string; key: string }>;
 }
+
+/** The user the node agents' endpoints accept (agents/agent/endpoint-auth.ts' default). */
+export const AGENT_CLIENT_USER = 'kube-apiserver-kubelet-client';
 
 export interface UpPkiOptions {
   dir: string;
@@ -44,7 +53,8 @@ export interface UpPkiOptions {
   members: { id: string; host: string }[];
   /** Hosts the balancer answers on. */
   balancerHosts: string[];
-  nodes: string[];
+  /** Process node agents: name and the loopback address each serves on. */
+  nodes: { name: string; address: string }[];
   hollow: boolean;
   controllers: boolean;
   schedulers: boolean;
@@ -75,7 +85,8 @@ export async function ensureUpPki(o: UpPkiOptions): Promise<UpPki> {
   if (o.dns) identities.push(['dns', { commonName: 'system:flotilla-dns', usages: ['client'] }]);
   if (o.ingress) identities.push(['ingress', { commonName: 'system:flotilla-ingress', usages: ['client'] }]);
   if (o.hollow) identities.push(['hollow', { commonName: HOLLOW_USER, organizations: ['system:masters'], usages: ['client'] }]);
-  for (const n of o.nodes) identities.push([`node:${n}`, { commonName: `system:node:${n}`, organizations: ['system:nodes'], usages: ['client'] }]);
+  // A node's pair is also its endpoint's serving certificate (the API server checks it against the CA when it proxies logs and exec).
+  for (const n of o.nodes) identities.push([`node:${n.name}`, { commonName: `system:node:${n.name}`, organizations: ['system:nodes'], usages: ['server', 'client'], ips: [n.address], dnsNames: [n.name] }]);
   const kubeconfigs = new Map<string, string>();
   let admin = { cert: '', key: '' };
   for (const [key, spec] of identities) {
@@ -87,5 +98,9 @@ export async function ensureUpPki(o: UpPkiOptions): Promise<UpPki> {
     writeFileSync(file, kubeconfigYaml({ server: o.server, ca: caFile, cert: p.cert, key: p.key, user: spec.commonName }), { mode: 0o600 });
     kubeconfigs.set(key, file);
   }
-  return { dir, ca: caFile, servers, kubeconfigs, admin };
+  const peers = new Map<string, { cert: string; key: string }>();
+  for (const m of o.members) peers.set(m.id, (await ensurePeerCert(dir, ca, m.id)).paths);
+  await ensureLeaf(dir, fileNameFor(AGENT_CLIENT_USER), ca, { commonName: AGENT_CLIENT_USER, usages: ['client'] });
+  const nodes = new Map(o.nodes.map((n) => [n.name, pairPaths(dir, fileNameFor(`system:node:${n.name}`))]));
+  return { dir, ca: caFile, servers, kubeconfigs, admin, peers, agentClient: pairPaths(dir, fileNameFor(AGENT_CLIENT_USER)), nodes };
 }

@@ -54,6 +54,11 @@ interface ClusterFile {
   agents: { name: string; pid: number; address?: string; endpoint?: string; data?: string; count?: number }[];
 }
 
+
+/** The loopback address of the i-th process node agent (127.0.0.11, .12, …): each its own, so all use the kubelet's port. */
+function agentAddress(i: number): string {
+  return `127.0.0.${11 + i}`;
+}
 export async function main(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
@@ -145,7 +150,7 @@ export async function main(argv: string[]): Promise<void> {
   const pki: UpPki | undefined = values.insecure ? undefined : await ensureUpPki({
     dir: join(dir, 'pki'), server: `https://${apiAddress}`,
     members: members.map((m) => ({ id: m.id, host: m.api.slice(0, m.api.lastIndexOf(':')) })), balancerHosts: ['127.0.0.1'],
-    nodes: runtime === 'process' ? Array.from({ length: nNodes }, (_, i) => `node-${i + 1}`) : [],
+    nodes: runtime === 'process' ? Array.from({ length: nNodes }, (_, i) => ({ name: `node-${i + 1}`, address: agentAddress(i) })) : [],
     hollow: runtime === 'sim' && nNodes > 0, controllers: nControllers > 0, schedulers: nSchedulers > 0,
     // Made even when not started now: a later `up` on this directory may start them.
     dns: true, ingress: true,
@@ -228,7 +233,10 @@ export async function main(argv: string[]): Promise<void> {
     // https:// URLs for a secure cluster; bare host:port as before for --insecure.
     const record = { ...m, api: pki ? `https://${m.api}` : m.api, pid: 0, data };
     const tlsArgs = pki
-      ? ['--tls-cert-file', pki.servers.get(m.id)!.cert, '--tls-private-key-file', pki.servers.get(m.id)!.key, '--client-ca-file', pki.ca, '--authorization-mode', 'Node,RBAC']
+      ? ['--tls-cert-file', pki.servers.get(m.id)!.cert, '--tls-private-key-file', pki.servers.get(m.id)!.key, '--client-ca-file', pki.ca, '--authorization-mode', 'Node,RBAC',
+        // Raft members talk mutual TLS; node agents are reached over TLS with the servers' own identity.
+        '--peer-cert-file', pki.peers.get(m.id)!.cert, '--peer-key-file', pki.peers.get(m.id)!.key, '--peer-trusted-ca-file', pki.ca,
+        '--kubelet-client-certificate', pki.agentClient.cert, '--kubelet-client-key', pki.agentClient.key, '--kubelet-certificate-authority', pki.ca]
       : [];
     supervise(m.id, ['server', '--id', m.id, '--peers', peers, '--api', m.api, '--data', data, '--cluster-token', clusterToken, '--nats', natsUrl, '--encryption-provider-config', encryptionConfig, '--service-account-signing-key-file', serviceAccountKey, ...tlsArgs], record);
     return record;
@@ -335,12 +343,14 @@ export async function main(argv: string[]): Promise<void> {
   // Node agents, one per node, each on its own loopback address (127.0.0.11, .12, …), so they can all use the kubelet's port.
   for (let i = 0; runtime === 'process' && i < nNodes; i++) {
     const name = `node-${i + 1}`;
-    const address = `127.0.0.${11 + i}`;
-    const record = { name, pid: 0, address, endpoint: `http://${address}:10250`, data: resolve(join(dir, 'data', `agent-${name}`)) };
+    const address = agentAddress(i);
+    const record = { name, pid: 0, address, endpoint: `${pki ? 'https' : 'http'}://${address}:10250`, data: resolve(join(dir, 'data', `agent-${name}`)) };
+    // Its endpoint (logs, exec, attach, port-forward) serves TLS and takes only the servers' client certificate.
+    const tlsArgs = pki ? ['--tls-cert-file', pki.nodes.get(name)!.cert, '--tls-private-key-file', pki.nodes.get(name)!.key, '--client-ca-file', pki.ca] : [];
     cluster.agents.push(record);
     // Containers outlive an agent that crashes (the next run adopts them), but not `flotilla up` stopping.
     supervise(`agent-${name}`, ['agent', '--name', name, '--address', address, '--port', '10250', '--data', record.data, '--server', apiUrls, ...kubeconfigOf(`node:${name}`), '--nats', agentNatsUrl, '--stop-containers-on-exit',
-      ...(cluster.dns ? ['--cluster-dns', cluster.dns.address.replace(/:53$/, '')] : [])], record);
+      ...(cluster.dns ? ['--cluster-dns', cluster.dns.address.replace(/:53$/, '')] : []), ...tlsArgs], record);
   }
   await waitForComponents(cluster, nNodes, () => stopping, adminDispatcher);
   process.stdout.write([
@@ -372,7 +382,9 @@ export async function main(argv: string[]): Promise<void> {
 async function waitForComponents(cluster: ClusterFile, nodes: number, stopping: () => boolean, dispatcher?: Dispatcher): Promise<void> {
   const ready = async (address: string) => {
     try {
-      const r = await request(`http://${address}/readyz`, { headersTimeout: 1000, bodyTimeout: 1000 });
+      // Agents of a secure cluster serve HTTPS (their certificates are the cluster CA's, which `dispatcher` trusts).
+      const url = /^https?:\/\//.test(address) ? address : `http://${address}`;
+      const r = await request(`${url}/readyz`, { headersTimeout: 1000, bodyTimeout: 1000, ...(url.startsWith('https:') && dispatcher ? { dispatcher } : {}) });
       await r.body.dump();
       return r.statusCode === 200;
     } catch {
@@ -392,7 +404,7 @@ async function waitForComponents(cluster: ClusterFile, nodes: number, stopping: 
   cluster.schedulers.forEach((c, i) => c.metrics && named.push([`scheduler${i + 1}`, c.metrics]));
   if (cluster.dns) named.push(['dns', cluster.dns.metrics]);
   if (cluster.ingress) named.push(['ingress', cluster.ingress.metrics]);
-  for (const a of cluster.agents) if (a.endpoint) named.push([a.count ? `${a.count} hollow nodes` : `agent ${a.name}`, a.endpoint.replace(/^http:\/\//, '')]);
+  for (const a of cluster.agents) if (a.endpoint) named.push([a.count ? `${a.count} hollow nodes` : `agent ${a.name}`, a.endpoint]);
   // Nodes count as up when their Node objects say Ready, as `kubectl get nodes` shows.
   const readyNodes = async () => {
     try {

@@ -8,6 +8,7 @@
 // agent). The flotilla CLI verbs work against it through cluster.json.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
+import { connect as connectTcp } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -131,6 +132,29 @@ t.test('flotilla up (secure by default): identities, refusals, and a cluster tha
     return r.out.includes('hello-from-pod') ? r : undefined;
   }, 30_000, 500);
   t.match(logs.out, /hello-from-pod/, 'kubectl logs reaches the pod through the agent');
+  // …which the servers reach over TLS with their own identity: without it, the agent's endpoint refuses.
+  const clusterFile = JSON.parse(readFileSync(join(cwd, '.flotilla', 'cluster.json'), 'utf8')) as { agents: { name: string; endpoint?: string }[]; servers: { peer: string }[] };
+  const agentEndpoint = clusterFile.agents.find((a) => a.name === 'node-1')!.endpoint!;
+  t.match(agentEndpoint, /^https:\/\//, 'the agent serves HTTPS');
+  const direct = await request(`${agentEndpoint}/containerLogs/default/x/c`, { dispatcher: anyone });
+  t.equal(direct.statusCode, 401, 'the agent\'s endpoint refuses a caller without the servers\' certificate');
+  await direct.body.dump();
+  const asAdmin = new Agent({ connect: { ca: readFileSync(join(pki, 'ca.crt')), cert: readFileSync(join(pki, 'admin.crt')), key: readFileSync(join(pki, 'admin.key')) } });
+  t.teardown(() => asAdmin.close());
+  // Raft peers talk mutual TLS: a connection without a member certificate is refused and counted.
+  const [peerHost, peerPort] = clusterFile.servers[0].peer.split(':');
+  await new Promise<void>((resolve) => {
+    const s = connectTcp({ host: peerHost, port: Number(peerPort) }, () => s.write(Buffer.from([0, 0, 0, 4, 1, 2, 3, 4])));
+    s.on('error', () => resolve());
+    s.on('close', () => resolve());
+    s.setTimeout(5000, () => s.destroy());
+  });
+  const refusedPeers = await waitFor('the plain peer connection counted', async () => {
+    const r = await request(`${api}/metrics`, { dispatcher: asAdmin });
+    const m = /^raft_transport_refused_connections\{reason="tls-handshake"\} (\d+)/m.exec(await r.body.text());
+    return m && Number(m[1]) > 0 ? Number(m[1]) : undefined;
+  }, 10_000, 200);
+  t.ok(refusedPeers > 0, 'a plain TCP connection to the peer port is refused (raft_transport_refused_connections{reason="tls-handshake"})');
 
   // The flotilla CLI, through cluster.json's kubeconfig.
   const get = await flotilla(cwd, ['get', 'pods', '-l', 'app=hello']);
