@@ -113,9 +113,13 @@ t.test('flotilla up: comes up, survives a server kill, stops on SIGTERM, resumes
   const ca = new Agent({ connect: { ca: readFileSync(join(cwd, '.flotilla', 'pki', 'ca.crt'), 'utf8') } });
   const adminToken = readFileSync(join(c.servers[1]!.data, 'admin-token'), 'utf8').trim();
   for (const s of cluster().servers) {
-    const r = await request(`${s.api}/cluster/members/no-such-member`, { method: 'DELETE', dispatcher: ca, headers: { authorization: `Bearer ${adminToken}` } });
-    const body = await r.body.json() as { role?: string; message?: string };
-    t.equal(r.statusCode, 200, `DELETE /cluster/members on ${s.id} answered by the leader: ${body.message ?? ''}`);
+    // The server just restarted answers 503 "retry" until it has heard from the leader (over a new TLS link): ask again then.
+    const { status, body } = await waitFor(`${s.id} knows the leader`, async () => {
+      const r = await request(`${s.api}/cluster/members/no-such-member`, { method: 'DELETE', dispatcher: ca, headers: { authorization: `Bearer ${adminToken}` } });
+      const b = await r.body.json() as { role?: string; message?: string };
+      return r.statusCode === 503 && /retry/.test(b.message ?? '') ? undefined : { status: r.statusCode, body: b };
+    }, 20_000, 250);
+    t.equal(status, 200, `DELETE /cluster/members on ${s.id} answered by the leader: ${body.message ?? ''}`);
     t.equal(body.role, 'leader');
   }
   await ca.close();

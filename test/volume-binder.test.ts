@@ -123,6 +123,8 @@ t.test('against a real server', async (t) => {
 
   t.test('reclaim: Retain keeps a Released volume, Delete removes it', async (t) => {
     await mkPV('pv-del', '7Gi', { policy: 'Delete' });
+    // The binder picks among the volumes it has seen: make sure it has seen this one (it marks it Available) before the claim.
+    await waitFor('pv-del Available', async () => (await getPV('pv-del')).status?.phase === 'Available');
     await mkPVC('c-del', '6Gi');
     t.equal(await waitFor('c-del bound', () => boundTo('c-del')), 'pv-del');
     await client.delete(resourcePath(PVCS, 'default', 'c-mid'));
