@@ -91,6 +91,12 @@ t.test('against a real server', async (t) => {
     await client.patch(resourcePath(resolveKind('endpoints')!, 'default', 'kubernetes'), { subsets: [] }, 'application/merge-patch+json');
     await waitFor('Endpoints repaired', async () => JSON.stringify((await get<typeof ep>(resourcePath(resolveKind('endpoints')!, 'default', 'kubernetes')))?.subsets) === JSON.stringify(ep.subsets), 15_000, 50);
     t.pass('a changed Endpoints is put back');
+    // An EndpointSlice too: the node proxies route the cluster IP from slices (in-cluster clients use it).
+    const SLICES = resolveKind('endpointslices')!;
+    const slice = await waitFor('EndpointSlice', () => get<KubeObject & { endpoints?: unknown[]; ports?: unknown[]; addressType?: string }>(resourcePath(SLICES, 'default', 'kubernetes')), 15_000, 50);
+    t.match(slice, { addressType: 'IPv4', metadata: { labels: { 'kubernetes.io/service-name': 'kubernetes' } }, endpoints: [{ addresses: ['127.0.0.1'], conditions: { ready: true } }], ports: [{ name: 'https', port, protocol: 'TCP' }] });
+    await new Promise((r) => setTimeout(r, 1500));
+    t.equal((await get<KubeObject>(resourcePath(SLICES, 'default', 'kubernetes')))?.metadata?.resourceVersion, slice.metadata?.resourceVersion, 'and it is not rewritten when nothing changed');
   });
 
   await t.test('Events are deleted after the TTL, counted from their last update', async (t) => {

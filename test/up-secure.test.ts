@@ -12,12 +12,13 @@ import { connect as connectTcp } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import t from 'tap';
 import { Agent, request } from 'undici';
 import { createCA, issue } from '../agents/pki/pki.ts';
 import { KUBERNETES_SERVICE_IP } from '../bin/up-pki.ts';
 import { kubectlMissing, runKubectl } from '../harness/kubectl.ts';
-import { FLOTILLA_BIN, freePort, runFlotilla, waitFor } from '../harness/procs.ts';
+import { FLOTILLA_BIN, ROOT, freePort, runFlotilla, waitFor } from '../harness/procs.ts';
 
 // $KUBECONFIG of the caller must not pick the identity: cluster.json's kubeconfig does.
 const flotilla = (cwd: string, args: string[]) => runFlotilla(cwd, args, { ...process.env, KUBECONFIG: '' });
@@ -132,6 +133,24 @@ t.test('flotilla up (secure by default): identities, refusals, and a cluster tha
     return r.out.includes('hello-from-pod') ? r : undefined;
   }, 30_000, 500);
   t.match(logs.out, /hello-from-pod/, 'kubectl logs reaches the pod through the agent');
+
+  // A pod using the JavaScript client's in-cluster config (its ServiceAccount token and ca.crt, KUBERNETES_SERVICE_HOST:
+  // the kubernetes Service's cluster IP, routed by the node proxy to a server) lists pods, once RBAC lets its account.
+  t.equal((await admin('create', 'rolebinding', 'default-sa-view', '--clusterrole=view', '--serviceaccount=default:default')).code, 0, 'bind view to default/default');
+  const clientModule = pathToFileURL(join(ROOT, 'node_modules', '@kubernetes', 'client-node', 'dist', 'index.js')).href;
+  const script = `const k8s = await import(${JSON.stringify(clientModule)}); const kc = new k8s.KubeConfig(); kc.loadFromCluster();`
+    + ` const r = await kc.makeApiClient(k8s.CoreV1Api).listNamespacedPod({ namespace: 'default' });`
+    + ' console.log("in-cluster server " + kc.getCurrentCluster().server + " pods " + r.items.map((p) => p.metadata.name).join(","));';
+  const manifest0 = join(cwd, 'in-cluster.json');
+  writeFileSync(manifest0, JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'in-cluster' }, spec: { restartPolicy: 'Never', containers: [{ name: 'c', image: 'node', command: ['node', '--input-type=module', '-e', script] }] } }));
+  t.equal((await admin('apply', '-f', manifest0)).code, 0, 'the in-cluster client pod is created');
+  const phase = await waitFor('the in-cluster client pod finished', async () => {
+    const r = await admin('get', 'pod', 'in-cluster', '-o', 'jsonpath={.status.phase}');
+    return r.out === 'Succeeded' || r.out === 'Failed' ? r.out : undefined;
+  }, 60_000, 500);
+  const inCluster = await admin('logs', 'in-cluster');
+  t.equal(phase, 'Succeeded', `the in-cluster client ran: ${inCluster.out}${inCluster.err}`);
+  t.match(inCluster.out, new RegExp(`in-cluster server https://${KUBERNETES_SERVICE_IP.replace(/\./g, '\\.')}:443 pods .*hello-`), 'it reached the API through the kubernetes Service and listed the pods');
   // …which the servers reach over TLS with their own identity: without it, the agent's endpoint refuses.
   const clusterFile = JSON.parse(readFileSync(join(cwd, '.flotilla', 'cluster.json'), 'utf8')) as { agents: { name: string; endpoint?: string }[]; servers: { peer: string }[] };
   const agentEndpoint = clusterFile.agents.find((a) => a.name === 'node-1')!.endpoint!;

@@ -54,3 +54,28 @@ export function desiredServiceSpec(addrs: readonly ApiAddress[]): { type: 'Clust
 }
 
 export const SERVICE_LABELS = { component: 'apiserver', provider: 'kubernetes' };
+
+/** Who manages default/kubernetes' EndpointSlices (the endpointslice controller leaves Services without a selector alone). */
+export const SLICE_MANAGER = 'kubernetes-service.flotilla.io';
+
+export interface EndpointSliceShape {
+  name: string;
+  addressType: 'IPv4';
+  endpoints: { addresses: string[]; conditions: { ready: true; serving: true; terminating: false } }[];
+  ports: { name: string; port: number; protocol: 'TCP' }[];
+}
+
+/**
+ * The EndpointSlices of default/kubernetes, one per subset (a slice has one
+ * port list, as a subset does): the node proxies route the Service's cluster
+ * IP from slices, so in-cluster clients (KUBERNETES_SERVICE_HOST) reach the
+ * servers. Kubernetes' API server writes its slice the same way.
+ */
+export function desiredSlices(addrs: readonly ApiAddress[]): EndpointSliceShape[] {
+  return desiredSubsets(addrs).map((s, i) => ({
+    name: i === 0 ? KUBERNETES_SERVICE : `${KUBERNETES_SERVICE}-${s.ports[0].port}`,
+    addressType: 'IPv4',
+    endpoints: s.addresses.map((a) => ({ addresses: [a.ip], conditions: { ready: true, serving: true, terminating: false } })),
+    ports: s.ports,
+  }));
+}
