@@ -17,6 +17,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSy
 import { dirname, join, normalize } from 'node:path';
 import type { Pod } from '../../informer/types.ts';
 import { ContainerConfigError, fieldRefValue } from './env.ts';
+import { parseQuantity } from '../../../api/schema/validate.ts';
 
 export interface VolumeSources {
   configMap(namespace: string, name: string): Promise<Record<string, string> | undefined>;
@@ -88,6 +89,18 @@ export interface Mount {
 type Volume = Record<string, any> & { name: string };
 
 /** Mounts a tmpfs at dir (once). */
+/** A Memory emptyDir's sizeLimit (a quantity such as "1Mi") in bytes, the tmpfs size; none or unparsable: unlimited (validation refuses a malformed one). */
+function memoryLimit(q: unknown): number | undefined {
+  if (typeof q !== 'string' && typeof q !== 'number') return undefined;
+  let n: number;
+  try {
+    n = Math.ceil(parseQuantity(q));
+  } catch {
+    return undefined;
+  }
+  return Number.isFinite(n) && n > 0 ? n : undefined;
+}
+
 function tmpfs(dir: string, sizeBytes?: number): void {
   mkdirSync(dir, { recursive: true });
   if (readFileSync('/proc/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === dir)) return;
@@ -167,7 +180,7 @@ export async function preparePodVolumes(pod: Pod, podDir: string, src: VolumeSou
   for (const v of ((pod.spec as { volumes?: Volume[] } | undefined)?.volumes ?? [])) {
     const dir = join(podDir, 'volumes', v.name);
     if (v.emptyDir) {
-      if (v.emptyDir.medium === 'Memory') tmpfs(dir, v.emptyDir.sizeLimit ? Number(v.emptyDir.sizeLimit) || undefined : undefined);
+      if (v.emptyDir.medium === 'Memory') tmpfs(dir, memoryLimit(v.emptyDir.sizeLimit));
       else mkdirSync(dir, { recursive: true });
       out.set(v.name, dir);
     } else if (v.configMap) {
