@@ -244,6 +244,25 @@ t.test('node agent', async (t) => {
     t.notOk(readFileSync('/proc/mounts', 'utf8').includes(`/pods/${uid}/volumes/`), 'its tmpfs volumes are unmounted when the pod goes');
   });
 
+  await t.test('an emptyDir on disk over its sizeLimit evicts the pod, as the kubelet does', async (t) => {
+    const root = `/tmp/flotilla-evict-${octet}`;
+    t.teardown(() => rmSync(root, { recursive: true, force: true }));
+    await c.create(path, pod('hog', [{
+      name: 'c', image: 'busybox', command: ['sh', '-c', `head -c 2097152 /dev/zero > ${root}/scratch/big; exec sleep 600`],
+      volumeMounts: [{ name: 'scratch', mountPath: `${root}/scratch` }],
+    }], { volumes: [{ name: 'scratch', emptyDir: { sizeLimit: '1Mi' } }], terminationGracePeriodSeconds: 1 }));
+    const p = await waitPod('hog', 'evicted', (x) => x.status?.phase === 'Failed', 30_000);
+    t.equal(p.status?.reason, 'Evicted');
+    t.equal(p.status?.message, 'Usage of EmptyDir volume "scratch" exceeds the limit "1Mi". ');
+    t.match((p.status?.conditions as { type: string }[] | undefined)?.find((x) => x.type === 'DisruptionTarget'), { status: 'True', reason: 'TerminationByKubelet' }, 'a DisruptionTarget condition');
+    t.notOk(cs(p)?.state?.running, 'its container is stopped');
+    await sleep(2500);
+    const later = await getPod('hog');
+    t.equal(later.status?.phase, 'Failed', 'and stays stopped: an evicted pod is not restarted');
+    t.notOk(cs(later)?.state?.running);
+    await c.delete(`${path}/hog`);
+  });
+
   await t.test('resource metrics: kubectl top pods and nodes', { skip: kubectlMissing(t) ?? false }, async (t) => {
     const pm = await waitFor('PodMetrics of web', async () => {
       try {

@@ -16,7 +16,7 @@ import type { Container, Pod } from '../informer/types.ts';
 import { type ContainerRuntimeState, type Terminated, podPhase, podStatus } from './pod-status.ts';
 import { type Cgroups, type PodCgroup, podResources, processGroupRss } from './runtime/cgroups.ts';
 import { ContainerConfigError, type EnvSources, containerEnv } from './runtime/env.ts';
-import { type VolumeSources, cleanupPodVolumes, containerMounts, mountScript, preparePodVolumes, withServiceAccountVolume } from './runtime/volumes.ts';
+import { type VolumeSources, cleanupPodVolumes, containerMounts, emptyDirOverLimit, mountScript, preparePodVolumes, withServiceAccountVolume } from './runtime/volumes.ts';
 import { type ClusterDns, writePodDnsFiles } from './runtime/dns-config.ts';
 import { expand } from './runtime/expand.ts';
 import { IMAGE_PATH, containerArgv } from './runtime/images.ts';
@@ -156,6 +156,8 @@ export class PodWorker {
   private startTime?: string;
   private lastStatus?: string;
   private terminating?: Promise<void>;
+  /** Set once the pod is evicted (an emptyDir over its sizeLimit): its containers are stopped for good and it is Failed. */
+  private evicted?: string;
   private cgroup?: PodCgroup;
   private cgroupFailed = false;
   /** Host directory of each volume, once prepared. */
@@ -427,6 +429,22 @@ export class PodWorker {
         return this.volumes;
       });
     }
+    // The kubelet's eviction manager: a disk-backed emptyDir over its sizeLimit evicts the pod (checked at every sync).
+    if (!this.evicted && this.volumes) {
+      const over = emptyDirOverLimit(pod, this.volumes);
+      if (over) {
+        this.evicted = over;
+        this.event('Warning', 'Evicted', over);
+        this.ctx.log.info({ pod: this.name(), reason: over }, 'evicting the pod');
+      }
+    }
+    if (this.evicted) {
+      const grace = ((pod.spec as { terminationGracePeriodSeconds?: number }).terminationGracePeriodSeconds ?? 30) * 1000;
+      await Promise.all([...init, ...main].filter((x) => x.proc?.running).map((x) => x.proc!.stop(grace)));
+      this.releaseCgroup();
+      await this.writeStatus(pod, init, main);
+      return;
+    }
     const phase = podPhase(this.view(pod, init, main));
     if (phase === 'Succeeded' || phase === 'Failed') {
       // The regular containers are done for good: the sidecars stop too.
@@ -635,7 +653,16 @@ export class PodWorker {
 
   /** Writes the status when it differs from the last one written. */
   private async writeStatus(pod: Pod, init: Slot[], main: Slot[]): Promise<void> {
-    const status = podStatus(this.view(pod, init, main), this.lastWritten ?? pod.status, iso());
+    let status = podStatus(this.view(pod, init, main), this.lastWritten ?? pod.status, iso());
+    // Evicted, as the kubelet reports it: Failed with reason Evicted and the why, and a DisruptionTarget condition.
+    if (this.evicted) {
+      const prevConds = ((status as { conditions?: { type: string }[] }).conditions ?? []).filter((c) => c.type !== 'DisruptionTarget');
+      const was = (this.lastWritten?.conditions as { type: string; lastTransitionTime?: string }[] | undefined)?.find((c) => c.type === 'DisruptionTarget');
+      status = {
+        ...status, phase: 'Failed', reason: 'Evicted', message: this.evicted,
+        conditions: [...prevConds, { type: 'DisruptionTarget', status: 'True', reason: 'TerminationByKubelet', message: this.evicted, lastTransitionTime: was?.lastTransitionTime ?? iso() }],
+      };
+    }
     const text = JSON.stringify(status);
     // Another writer (the node lifecycle controller marking pods not ready) may have changed the API's copy: then the kubelet writes its own again.
     const conds = (x: unknown) => ((x as { conditions?: { type: string; status: string }[] } | undefined)?.conditions ?? []).filter((c) => c.type === 'Ready' || c.type === 'ContainersReady').map((c) => `${c.type}=${c.status}`).sort().join();

@@ -13,7 +13,7 @@
 // the same atomic swap, so containers see the new files (not through a
 // subPath mount, as in Kubernetes).
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, normalize } from 'node:path';
 import type { Pod } from '../../informer/types.ts';
 import { ContainerConfigError, fieldRefValue } from './env.ts';
@@ -89,7 +89,7 @@ export interface Mount {
 type Volume = Record<string, any> & { name: string };
 
 /** Mounts a tmpfs at dir (once). */
-/** A Memory emptyDir's sizeLimit (a quantity such as "1Mi") in bytes, the tmpfs size; none or unparsable: unlimited (validation refuses a malformed one). */
+/** An emptyDir's sizeLimit (a quantity such as "1Mi") in bytes; none or unparsable: unlimited (validation refuses a malformed one). */
 function memoryLimit(q: unknown): number | undefined {
   if (typeof q !== 'string' && typeof q !== 'number') return undefined;
   let n: number;
@@ -295,4 +295,46 @@ export function cleanupPodVolumes(podDir: string): void {
     }
   }
   rmSync(vols, { recursive: true, force: true });
+}
+
+/** Bytes a directory tree takes on disk (allocated blocks, as `du`); what cannot be read counts as nothing. */
+export function diskUsage(dir: string): number {
+  let total = 0;
+  const walk = (d: string) => {
+    let names: string[];
+    try {
+      names = readdirSync(d);
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      const p = join(d, n);
+      let st: ReturnType<typeof lstatSync>;
+      try {
+        st = lstatSync(p);
+      } catch {
+        continue;
+      }
+      total += Number(st.blocks) * 512;
+      if (st.isDirectory()) walk(p);
+    }
+  };
+  walk(dir);
+  return total;
+}
+
+/**
+ * The first disk-backed emptyDir of the pod over its sizeLimit, as the
+ * kubelet's eviction manager finds it (its message), or undefined. A Memory
+ * emptyDir needs no check: its tmpfs is that size.
+ */
+export function emptyDirOverLimit(pod: Pod, volumes: ReadonlyMap<string, string>): string | undefined {
+  for (const v of ((pod.spec as { volumes?: Volume[] } | undefined)?.volumes ?? [])) {
+    if (!v.emptyDir || v.emptyDir.medium === 'Memory' || v.emptyDir.sizeLimit === undefined) continue;
+    const limit = memoryLimit(v.emptyDir.sizeLimit);
+    const dir = volumes.get(v.name);
+    if (limit === undefined || !dir) continue;
+    if (diskUsage(dir) > limit) return `Usage of EmptyDir volume "${v.name}" exceeds the limit "${String(v.emptyDir.sizeLimit)}". `;
+  }
+  return undefined;
 }
