@@ -41,6 +41,25 @@ export function httpError(socket: Duplex, code: number, message: string): void {
   socket.end(`HTTP/1.1 ${code} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }
 
+/**
+ * The sending half of a channel session: `send` frames data on a channel;
+ * `finish` sends the final Status once and closes the connection.
+ */
+function channelSession(ws: WebSocketConnection): { send: (channel: number, data: Buffer) => void; finish: (status: Record<string, unknown>) => void; finished: () => boolean } {
+  const send = (channel: number, data: Buffer) => ws.send(Buffer.concat([Buffer.from([channel]), data]));
+  let done = false;
+  return {
+    send,
+    finish: (status) => {
+      if (done) return;
+      done = true;
+      send(ERROR, Buffer.from(JSON.stringify(status)));
+      ws.close(1000);
+    },
+    finished: () => done,
+  };
+}
+
 export function serveExec(req: IncomingMessage, socket: Duplex, query: URLSearchParams, target: { env: Record<string, string>; cwd: string; procsFiles: string[]; prefix: string[] }): void {
   const command = query.getAll('command');
   if (!command.length) return httpError(socket, 400, 'you must specify at least one command for the container');
@@ -51,14 +70,7 @@ export function serveExec(req: IncomingMessage, socket: Duplex, query: URLSearch
   const argv = [...target.prefix, ...(target.procsFiles.length ? inCgroups(target.procsFiles, command) : command)];
   if (want('tty')) return void execOnTerminal(ws, argv, command, target, want('stdin'));
   const child = spawn(argv[0], argv.slice(1), { cwd: target.cwd, env: target.env, stdio: [want('stdin') ? 'pipe' : 'ignore', 'pipe', 'pipe'], detached: true });
-  const send = (channel: number, data: Buffer) => ws.send(Buffer.concat([Buffer.from([channel]), data]));
-  let finished = false;
-  const finish = (status: Record<string, unknown>) => {
-    if (finished) return;
-    finished = true;
-    send(ERROR, Buffer.from(JSON.stringify(status)));
-    ws.close(1000);
-  };
+  const { send, finish, finished } = channelSession(ws);
   if (want('stdout') || want('tty')) child.stdout!.on('data', (b: Buffer) => send(STDOUT, b));
   else child.stdout!.resume();
   if (want('stderr')) child.stderr!.on('data', (b: Buffer) => send(STDERR, b));
@@ -75,7 +87,7 @@ export function serveExec(req: IncomingMessage, socket: Duplex, query: URLSearch
   };
   ws.onClose = () => {
     // The client went away: so does the command (its whole process group).
-    if (!finished && child.pid) {
+    if (!finished() && child.pid) {
       try {
         process.kill(-child.pid, 'SIGKILL');
       } catch {
@@ -97,17 +109,11 @@ function parseResize(data: Buffer): { cols: number; rows: number } | undefined {
 
 async function execOnTerminal(ws: WebSocketConnection, argv: string[], command: string[], target: { env: Record<string, string>; cwd: string }, stdin: boolean): Promise<void> {
   const v5 = ws.protocol === 'v5.channel.k8s.io';
-  const send = (channel: number, data: Buffer) => ws.send(Buffer.concat([Buffer.from([channel]), data]));
-  let finished = false;
-  const finish = (status: Record<string, unknown>) => {
-    if (finished) return;
-    finished = true;
-    send(ERROR, Buffer.from(JSON.stringify(status)));
-    ws.close(1000);
-  };
+  const { send, finish, finished } = channelSession(ws);
   // Messages that arrive while the terminal opens (kubectl sends its size at once) are applied once it exists.
   const early: Buffer[] = [];
-  ws.onMessage = (msg) => void early.push(msg);
+  // Bounded: opening takes milliseconds, and a client that floods meanwhile loses the excess, not the agent its memory.
+  ws.onMessage = (msg) => void (early.length < 64 && early.push(msg));
   let term: Awaited<ReturnType<typeof openTerminal>>;
   try {
     term = await openTerminal(argv, { cwd: target.cwd, env: target.env });
@@ -133,6 +139,6 @@ async function execOnTerminal(ws: WebSocketConnection, argv: string[], command: 
   });
   ws.onClose = () => {
     // The client went away: so does the command (the terminal's whole session).
-    if (!finished && !gone) term.kill('SIGKILL');
+    if (!finished() && !gone) term.kill('SIGKILL');
   };
 }
